@@ -1,0 +1,5 @@
+import sys
+
+from probekit.cli import main
+
+sys.exit(main())

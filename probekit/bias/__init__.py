@@ -1,0 +1,1 @@
+"""probekit.bias (see docs/)."""

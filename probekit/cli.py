@@ -1,0 +1,63 @@
+"""The ``probekit`` command line.
+
+Each subcommand lives beside the code it drives and registers itself here through a
+``register(subparsers)`` function, so adding a command means editing one list below.
+Errors that probekit raises on purpose (:class:`probekit.ProbekitError`) print one line and
+exit with status 2; anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from probekit import __version__
+from probekit.errors import ProbekitError
+
+#: Modules that provide ``register(subparsers)``; a missing one is skipped only if its
+#: optional dependency is absent.
+COMMAND_MODULES = [
+    "probekit.corpus.cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="probekit",
+        description="Layer-by-layer probes for speaker-group unfairness in speech encoders.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  probekit demo\n  probekit corpus synth --preset small --out corpus/\n"
+               "  probekit encoders list",
+    )
+    parser.add_argument("--version", action="version", version=f"probekit {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        rc = args.func(args)
+    except ProbekitError as exc:
+        print(f"probekit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("probekit: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

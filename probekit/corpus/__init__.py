@@ -1,0 +1,5 @@
+"""Corpora: utterances with speakers, group labels, transcripts and time alignments."""
+
+from probekit.corpus.model import MANIFEST_NAME, AudioSource, Corpus, Segment, Utterance
+
+__all__ = ["AudioSource", "Corpus", "Segment", "Utterance", "MANIFEST_NAME"]

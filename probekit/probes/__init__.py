@@ -1,0 +1,1 @@
+"""probekit.probes (see docs/)."""

@@ -1,0 +1,1 @@
+"""probekit.store (see docs/)."""

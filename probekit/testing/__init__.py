@@ -1,0 +1,1 @@
+"""probekit.testing (see docs/)."""

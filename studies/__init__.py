@@ -1,0 +1,1 @@
+"""studies: configs and thin scripts that run probekit for one paper-style question."""
