@@ -23,7 +23,7 @@ import numpy as np
 
 from probekit.errors import CorpusError
 
-__all__ = ["Segment", "AudioSource", "Utterance", "Corpus", "MANIFEST_NAME"]
+__all__ = ["Segment", "Mispronunciation", "AudioSource", "Utterance", "Corpus", "MANIFEST_NAME"]
 
 #: File name of a corpus manifest inside a corpus folder.
 MANIFEST_NAME = "manifest.jsonl"
@@ -74,6 +74,58 @@ class Segment:
             return cls(str(item["symbol"]), float(item["start"]), float(item["end"]))
         symbol, start, end = item
         return cls(str(symbol), float(start), float(end))
+
+
+#: Error types of a :class:`Mispronunciation`.
+MISPRONUNCIATION_ERRORS = ("substitution", "deletion", "addition")
+
+
+@dataclass(frozen=True)
+class Mispronunciation:
+    """A human-annotated pronunciation error over a time span (e.g. L2-ARCTIC's annotations).
+
+    The phone tier of an utterance keeps the canonical (expected) phone as its label; this
+    record says what was heard instead.
+
+    Parameters
+    ----------
+    start, end : float
+        Seconds from the beginning of the utterance; ``end >= start``.
+    canonical : str or None
+        Expected phone (``None`` for an addition: nothing was expected).
+    perceived : str or None
+        Phone the annotator heard (``None`` for a deletion).
+    error : str
+        One of ``"substitution"``, ``"deletion"``, ``"addition"``.
+    """
+
+    start: float
+    end: float
+    canonical: str | None
+    perceived: str | None
+    error: str
+
+    def __post_init__(self) -> None:
+        if self.error not in MISPRONUNCIATION_ERRORS:
+            raise CorpusError(
+                f"mispronunciation error type must be one of {MISPRONUNCIATION_ERRORS}, "
+                f"got {self.error!r}"
+            )
+        # Reuse Segment's checks of the time span (finite, end >= start).
+        Segment(self.canonical or "", self.start, self.end)
+
+    def to_dict(self) -> dict:
+        return {"start": round(float(self.start), 6), "end": round(float(self.end), 6),
+                "canonical": self.canonical, "perceived": self.perceived, "error": self.error}
+
+    @classmethod
+    def from_any(cls, item: Any) -> "Mispronunciation":
+        if isinstance(item, Mispronunciation):
+            return item
+        if not isinstance(item, Mapping):
+            raise CorpusError(f"a mispronunciation must be a mapping, got {item!r}")
+        return cls(float(item["start"]), float(item["end"]), item.get("canonical"),
+                   item.get("perceived"), str(item["error"]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,6 +251,8 @@ class Utterance:
     sentence_id : str or None
         Identifies the prompt when several speakers read the same sentence (content probes
         must not test on sentences seen in training).
+    mispronunciations : tuple of Mispronunciation
+        Annotated pronunciation errors (seconds from the start of the utterance; may be empty).
     """
 
     id: str
@@ -210,6 +264,7 @@ class Utterance:
     phones: tuple[Segment, ...] = ()
     duration: float | None = None
     sentence_id: str | None = None
+    mispronunciations: tuple[Mispronunciation, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -221,6 +276,8 @@ class Utterance:
         object.__setattr__(self, "groups", _frozen_mapping(self.groups))
         object.__setattr__(self, "words", tuple(Segment.from_any(s) for s in self.words))
         object.__setattr__(self, "phones", tuple(Segment.from_any(s) for s in self.phones))
+        object.__setattr__(self, "mispronunciations",
+                           tuple(Mispronunciation.from_any(m) for m in self.mispronunciations))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Utterance):
@@ -279,6 +336,8 @@ class Utterance:
             d["words"] = [s.to_list() for s in self.words]
         if self.phones:
             d["phones"] = [s.to_list() for s in self.phones]
+        if self.mispronunciations:
+            d["mispronunciations"] = [m.to_dict() for m in self.mispronunciations]
         return d
 
     @classmethod
@@ -309,6 +368,7 @@ class Utterance:
                 phones=tuple(d.get("phones") or ()),
                 duration=d.get("duration"),
                 sentence_id=d.get("sentence_id"),
+                mispronunciations=tuple(d.get("mispronunciations") or ()),
             )
         except CorpusError as exc:
             raise CorpusError(f"utterance {uid}: {exc}") from exc
