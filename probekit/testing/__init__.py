@@ -1,1 +1,1 @@
-"""probekit.testing (see docs/)."""
+"""Test helpers that ship with the package: tiny models and corpora (random, not findings)."""
