@@ -20,6 +20,8 @@ from probekit.errors import ProbekitError
 #: optional dependency is absent.
 COMMAND_MODULES = [
     "probekit.corpus.cli",
+    "probekit.encoders.cli",
+    "probekit.demo",
 ]
 
 

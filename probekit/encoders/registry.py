@@ -36,7 +36,7 @@ def register_encoder(name: str, model_types: tuple[str, ...] = ()):
 
 def _ensure_builtin_families() -> None:
     # Imported lazily so that `import probekit` stays light; importing registers them.
-    from probekit.encoders import hf_ssl, whisper  # noqa: F401
+    from probekit.encoders import hf_ssl, w2v_bert, whisper  # noqa: F401
 
 
 def available_encoders() -> dict[str, list[str]]:
@@ -85,6 +85,12 @@ def _read_model_type(name: str) -> str | None:
         ) from None
 
 
+def _handles(cls, name: str) -> bool:
+    if hasattr(cls, "handles"):
+        return bool(cls.handles(name))
+    return name in getattr(cls, "known_names", lambda: [])()
+
+
 def load_encoder(name: str, *, family: str | None = None, device="auto", dtype=None, **kwargs):
     """Build an encoder from a known name, a hub id or a local folder.
 
@@ -105,7 +111,7 @@ def load_encoder(name: str, *, family: str | None = None, device="auto", dtype=N
     _ensure_builtin_families()
     if family is None:
         for fam, cls in _FAMILIES.items():
-            if name in getattr(cls, "known_names", lambda: [])():
+            if _handles(cls, name):
                 family = fam
                 break
     if family is None:

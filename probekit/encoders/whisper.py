@@ -61,6 +61,11 @@ class WhisperEncoder(Encoder):
     def known_names() -> list[str]:
         return list(WHISPER_NAMES)
 
+    @staticmethod
+    def handles(name: str) -> bool:
+        """Short names and OpenAI hub ids (``whisper-base``, ``openai/whisper-base``)."""
+        return name.removeprefix("openai/") in WHISPER_NAMES
+
     @classmethod
     def from_name(cls, name: str, *, device="auto", dtype=None, long_form: str = "error",
                   sources=None, **kwargs) -> "WhisperEncoder":

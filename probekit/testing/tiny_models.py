@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["SSL_FAMILIES", "save_tiny_ssl", "save_tiny_whisper"]
+__all__ = ["SSL_FAMILIES", "save_tiny_ssl", "save_tiny_whisper", "save_tiny_w2v_bert"]
 
 _CONV = dict(conv_dim=(32,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2))
 _BODY = dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96,
@@ -55,4 +55,18 @@ def save_tiny_whisper(folder: str | Path, *, seed: int = 0, layers: int = 2) -> 
     folder = Path(folder)
     transformers.WhisperForConditionalGeneration(cfg).save_pretrained(folder)
     transformers.WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_w2v_bert(folder: str | Path, *, seed: int = 0) -> Path:
+    """Save a tiny random w2v-BERT 2.0 (Seamless-M4T v2 speech encoder) and its features."""
+    import transformers
+
+    torch.manual_seed(seed)
+    cfg = transformers.Wav2Vec2BertConfig(
+        hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96,
+        conv_depthwise_kernel_size=5, feature_projection_input_dim=160, vocab_size=32)
+    folder = Path(folder)
+    transformers.Wav2Vec2BertModel(cfg).save_pretrained(folder)
+    transformers.SeamlessM4TFeatureExtractor().save_pretrained(folder)
     return folder

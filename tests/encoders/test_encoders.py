@@ -8,11 +8,14 @@ import torch
 
 from probekit.encoders import available_encoders, load_encoder
 from probekit.encoders.hf_ssl import SSLEncoder
+from probekit.encoders.w2v_bert import W2VBertEncoder
 from probekit.encoders.whisper import WhisperEncoder
 from probekit.errors import EncoderError
-from probekit.testing.tiny_models import SSL_FAMILIES, save_tiny_ssl, save_tiny_whisper
+from probekit.testing.tiny_models import (SSL_FAMILIES, save_tiny_ssl, save_tiny_w2v_bert,
+                                          save_tiny_whisper)
 
-FAMILIES = list(SSL_FAMILIES) + ["whisper"]
+FAMILIES = list(SSL_FAMILIES) + ["whisper", "w2v-bert"]
+EXPECTED_CLASS = {"whisper": WhisperEncoder, "w2v-bert": W2VBertEncoder}
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -20,6 +23,8 @@ def tiny(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
     if request.param == "whisper":
         save_tiny_whisper(folder)
+    elif request.param == "w2v-bert":
+        save_tiny_w2v_bert(folder)
     else:
         save_tiny_ssl(request.param, folder)
     return request.param, load_encoder(str(folder), device="cpu")
@@ -34,8 +39,7 @@ def _waves(lengths, seed=0):
 
 def test_registry_routes_every_family_through_from_pretrained(tiny):
     family, enc = tiny
-    expected = WhisperEncoder if family == "whisper" else SSLEncoder
-    assert type(enc) is expected
+    assert type(enc) is EXPECTED_CLASS.get(family, SSLEncoder)
     assert enc.layer_names == ["conv"] + [f"block{i}" for i in range(1, enc.num_layers + 1)]
     assert enc.num_layers == (2 if family == "whisper" else 3)
     assert enc.frame_shift == pytest.approx(0.02)
@@ -80,16 +84,23 @@ def test_padding_would_change_group_norm_models_without_our_front_end(tmp_path):
     assert (alone - batched).abs().max().item() > 1e-3
 
 
-@pytest.mark.parametrize("n", [400, 401, 1599, 16000, 16001, 23457])
+MIN_SAMPLES = {"whisper": 1, "w2v-bert": 560}
+
+
+@pytest.mark.parametrize("n", [399, 400, 401, 1599, 16000, 16001, 23457])
 def test_frame_counts_for_odd_lengths(tiny, n):
     family, enc = tiny
-    if n < 400 and family != "whisper":
-        pytest.skip("shorter than one SSL frame")
+    if n < MIN_SAMPLES.get(family, 400):  # shorter than one frame: an error naming it
+        with pytest.raises(EncoderError, match="shorter|minimum"):
+            enc.encode(_waves([n]), ids=["short"])
+        return
     out = enc.encode(_waves([n]))
     assert int(out.lengths[0]) == enc.num_frames(n)
     assert out.hidden_states.shape == (enc.num_layers + 1, 1, enc.num_frames(n), enc.hidden_size)
     if family == "whisper":
         assert enc.num_frames(n) == max(1, -(-(n // 160) // 2))  # 50 frames per second
+    elif family == "w2v-bert":  # 25 ms / 10 ms filterbank frames stacked in pairs
+        assert enc.num_frames(n) == -(-(1 + (n - 400) // 160) // 2)
     else:  # conv stack without padding: floor((n - 400) / 320) + 1
         assert enc.num_frames(n) == (n - 400) // 320 + 1
 
