@@ -1,0 +1,92 @@
+"""Readers that turn corpora on disk into a :class:`~probekit.corpus.Corpus`.
+
+One registry names every reader; :func:`read_corpus` picks one by name or recognises the
+layout of a folder. Adding a reader: write a module with a function
+``read_<kind>(path, **options) -> Corpus`` decorated with ``@register_reader("<kind>", detect)``
+and import it at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from probekit.corpus.model import Corpus
+from probekit.errors import CorpusError
+
+__all__ = ["read_corpus", "register_reader", "available_readers", "detect_kind"]
+
+
+@dataclass(frozen=True)
+class _Reader:
+    name: str
+    read: Callable[..., Corpus]
+    detect: Callable[[Path], bool]
+    summary: str
+
+
+_READERS: dict[str, _Reader] = {}
+
+
+def register_reader(name: str, detect: Callable[[Path], bool]):
+    """Decorator registering ``read(path, **options) -> Corpus`` under ``name``.
+
+    ``detect(path)`` says, cheaply, whether ``path`` looks like this reader's layout.
+    """
+
+    def deco(fn: Callable[..., Corpus]) -> Callable[..., Corpus]:
+        if name in _READERS:
+            raise ValueError(f"a corpus reader named {name!r} is already registered")
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        _READERS[name] = _Reader(name, fn, detect, summary)
+        return fn
+
+    return deco
+
+
+def available_readers() -> dict[str, str]:
+    """Reader names with a one-line description each."""
+    return {name: r.summary for name, r in sorted(_READERS.items())}
+
+
+def detect_kind(path: str | os.PathLike) -> str:
+    """Name of the reader whose layout ``path`` matches (``CorpusError`` if none or several)."""
+    p = Path(path)
+    if not p.exists():
+        raise CorpusError(f"corpus path not found: {p}")
+    hits = [name for name, r in _READERS.items() if r.detect(p)]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise CorpusError(
+            f"cannot tell which corpus layout {p} is; pass kind= one of {sorted(_READERS)}"
+        )
+    raise CorpusError(f"{p} matches several layouts {sorted(hits)}; pass kind= to choose")
+
+
+def read_corpus(path: str | os.PathLike, kind: str | None = None, **options) -> Corpus:
+    """Read a corpus from disk.
+
+    Parameters
+    ----------
+    path : path
+        A manifest file or a corpus folder.
+    kind : str or None
+        Reader name (see :func:`available_readers`); ``None`` recognises the layout.
+    **options
+        Passed to the reader (e.g. ``mic="mic1"`` for VCTK).
+
+    Returns
+    -------
+    Corpus
+    """
+    kind = detect_kind(path) if kind is None else kind
+    if kind not in _READERS:
+        raise CorpusError(f"unknown corpus kind {kind!r}; available: {sorted(_READERS)}")
+    return _READERS[kind].read(path, **options)
+
+
+# Imported for their registration side effect; order does not matter.
+from probekit.corpus.readers import l2arctic, lhotse, manifest, timit, vctk  # noqa: E402,F401
