@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the converted folder's content changes, so old caches get rebuilt.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 SUPPORTED_BINARY_VERSIONS = (6,)
 
@@ -499,9 +499,10 @@ def load_checked(model, tensors: dict, path: Path, *, assign: bool = False) -> N
 def _generation_config(config, source_dir: Path, ckpt: CT2Checkpoint):
     """Generation settings mirroring OpenAI's hub folders, so ``model.generate`` works.
 
-    Multilingual models get ``lang_to_id``/``task_to_id`` so generate() builds the prompt
-    <|startoftranscript|><|lang|><|task|><|notimestamps|> (e.g. 50258 50259 50359 50363
-    for base in English); English-only models need only <|notimestamps|>.
+    Multilingual models get ``lang_to_id``/``task_to_id`` and default to English
+    transcription, so generate() builds the prompt <|startoftranscript|><|en|>
+    <|transcribe|><|notimestamps|> (50258 50259 50359 50363 for base); English-only
+    models need only <|notimestamps|>.
     """
     from transformers import GenerationConfig
 
@@ -535,6 +536,12 @@ def _generation_config(config, source_dir: Path, ckpt: CT2Checkpoint):
             "transcribe": _token_id(special, "<|transcribe|>", tokenizer_json),
             "translate": _token_id(special, "<|translate|>", tokenizer_json),
         }
+        # Without these, generate() detects the language and omits the task token
+        # (prompt 50258 <|lang|> 50363), which transcribes worse. probekit studies English
+        # speech, including strongly accented speech that language detection may label as
+        # another language; pass language=... to generate() to override.
+        gen.language = "<|en|>"
+        gen.task = "transcribe"
     return gen
 
 
