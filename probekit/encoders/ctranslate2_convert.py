@@ -496,7 +496,7 @@ def load_checked(model, tensors: dict, path: Path, *, assign: bool = False) -> N
 # ------------------------------------------------------------------------- writing
 
 
-def _generation_config(config, source_dir: Path, ckpt: CT2Checkpoint):
+def _generation_config(config, source_dir: Path):
     """Generation settings mirroring OpenAI's hub folders, so ``model.generate`` works.
 
     Multilingual models get ``lang_to_id``/``task_to_id`` and default to English
@@ -545,7 +545,7 @@ def _generation_config(config, source_dir: Path, ckpt: CT2Checkpoint):
     return gen
 
 
-def _write_tokenizer_files(source_dir: Path, out_dir: Path, config) -> None:
+def _write_tokenizer_files(source_dir: Path, out_dir: Path) -> None:
     """Copy ``tokenizer.json`` and add the small JSON files transformers expects."""
     shutil.copyfile(source_dir / "tokenizer.json", out_dir / "tokenizer.json")
     tokenizer_config = {
@@ -618,11 +618,11 @@ def convert_ctranslate2_whisper(
     load_checked(model, tensors, ckpt.path, assign=True)
     model.tie_weights()
     model.eval()
-    model.generation_config = _generation_config(config, source_dir, ckpt)
+    model.generation_config = _generation_config(config, source_dir)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    _write_tokenizer_files(source_dir, out_dir, config)
+    _write_tokenizer_files(source_dir, out_dir)
     _write_feature_extractor(out_dir, config)
     return out_dir
 
