@@ -36,7 +36,8 @@ from probekit.corpus.model import MANIFEST_NAME, AudioSource, Corpus, Utterance
 from probekit.errors import CorpusError
 
 __all__ = ["ACCENTS", "PRESETS", "SyntheticConfig", "build_synthetic_corpus",
-           "harvard_sentences", "speaker_plan", "sentence_plan", "STAMP_NAME", "cache_root"]
+           "harvard_sentences", "speaker_plan", "sentence_plan", "STAMP_NAME", "cache_root",
+           "resolve_config", "finished_fingerprint"]
 
 log = logging.getLogger(__name__)
 
