@@ -188,3 +188,22 @@ def test_fingerprint_identifies_weights_not_folders(tmp_path):
     c = load_encoder(str(save_tiny_ssl("hubert", tmp_path / "c", seed=0)), device="cpu")
     assert a.fingerprint == c.fingerprint
     assert a.fingerprint != b.fingerprint
+
+
+def test_real_whisper_tiny_en_layers_and_batching(whisper_tiny_en):
+    """The packaged real model: 4 blocks of width 384, 50 frames/s, batch-invariant."""
+    from probekit.corpus.espeak import synthesize
+
+    enc = whisper_tiny_en
+    assert (enc.num_layers, enc.hidden_size, enc.frame_shift) == (4, 384, 0.02)
+    clips = [synthesize(t, voice=v) for t, v in [("The birch canoe slid on the smooth planks.", "en-us"),
+                                                 ("Glue the sheet to the dark blue background.", "es")]]
+    waves = [c.samples for c in clips]
+    batch = enc.encode(waves, sample_rate=clips[0].sample_rate)
+    for i, w in enumerate(waves):
+        assert int(batch.lengths[i]) == -(-(len(w) // 160) // 2)
+        single = enc.encode([w]).utterance(0)
+        torch.testing.assert_close(batch.utterance(i), single, atol=1e-4, rtol=1e-4)
+    # layers differ from each other (a copy-the-same-layer bug would pass the shape checks)
+    h = batch.utterance(0)
+    assert all((h[k] - h[k + 1]).abs().mean() > 1e-2 for k in range(enc.num_layers))
