@@ -37,6 +37,22 @@ __all__ = ["SSLEncoder"]
 _PADDING_LEAKS = frozenset({"data2vec-audio"})
 
 
+def load_auto_parts(name: str, **kwargs):
+    """``(model, feature_extractor or None)`` from a hub id or folder via the Auto classes;
+    a model that cannot be loaded is an ``EncoderError`` naming it."""
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    try:
+        model = AutoModel.from_pretrained(name, **kwargs)
+    except OSError as exc:
+        raise EncoderError(f"cannot load encoder {name!r}: {str(exc).splitlines()[0]}") from None
+    try:
+        fe = AutoFeatureExtractor.from_pretrained(name)
+    except (OSError, ValueError):
+        fe = None
+    return model, fe
+
+
 class _PrecomputedFrontEnd(torch.nn.Module):
     """Stands in for the model's CNN during one forward and returns features computed per
     utterance (see the module docstring)."""
@@ -78,17 +94,11 @@ class SSLEncoder(Encoder):
     @classmethod
     def from_name(cls, name: str, *, device="auto", dtype=None, **kwargs) -> "SSLEncoder":
         """Load with ``AutoModel.from_pretrained`` (hub id or local folder)."""
-        from transformers import AutoFeatureExtractor, AutoModel
-
-        try:
-            model = AutoModel.from_pretrained(name, **kwargs)
-        except OSError as exc:
-            raise EncoderError(f"cannot load encoder {name!r}: {str(exc).splitlines()[0]}") from None
-        try:
-            fe = AutoFeatureExtractor.from_pretrained(name)
+        model, fe = load_auto_parts(name, **kwargs)
+        if fe is not None:
             do_normalize = bool(getattr(fe, "do_normalize", True))
             sr = int(getattr(fe, "sampling_rate", 16000))
-        except (OSError, ValueError):
+        else:
             log.warning("%s has no preprocessor_config.json; assuming 16 kHz input and "
                         "per-utterance normalisation", name)
             do_normalize, sr = True, 16000

@@ -37,17 +37,12 @@ class W2VBertEncoder(Encoder):
 
     @classmethod
     def from_name(cls, name: str, *, device="auto", dtype=None, **kwargs) -> "W2VBertEncoder":
-        from transformers import AutoFeatureExtractor, AutoModel, SeamlessM4TFeatureExtractor
+        from transformers import SeamlessM4TFeatureExtractor
 
-        try:
-            model = AutoModel.from_pretrained(name, **kwargs)
-        except OSError as exc:
-            raise EncoderError(f"cannot load encoder {name!r}: {str(exc).splitlines()[0]}") from None
-        try:
-            fe = AutoFeatureExtractor.from_pretrained(name)
-        except (OSError, ValueError):
-            fe = SeamlessM4TFeatureExtractor()
-        return cls(name, model, fe, device=device, dtype=dtype)
+        from probekit.encoders.hf_ssl import load_auto_parts
+
+        model, fe = load_auto_parts(name, **kwargs)
+        return cls(name, model, fe or SeamlessM4TFeatureExtractor(), device=device, dtype=dtype)
 
     @property
     def num_layers(self) -> int:
