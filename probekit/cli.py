@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "probekit.corpus.cli",
     "probekit.encoders.cli",
     "probekit.demo",
+    "probekit.store.cli",
 ]
 
 

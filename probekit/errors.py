@@ -15,3 +15,7 @@ class EncoderError(ProbekitError, ValueError):
 
 class WeightsError(ProbekitError, RuntimeError):
     """Model weights cannot be found, verified or converted."""
+
+
+class StoreError(ProbekitError, RuntimeError):
+    """An embedding store cannot be written or read, or does not match what was asked for."""

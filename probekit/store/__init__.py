@@ -1,1 +1,13 @@
-"""probekit.store (see docs/)."""
+"""Extraction and the on-disk embedding store (see docs/store.md).
+
+``extract(encoder, corpus, out_dir)`` writes every layer's hidden states pooled per utterance,
+per aligned phone and/or as raw frames; ``EmbeddingStore.open(out_dir)`` reads them back
+memory-mapped, one layer at a time.
+"""
+
+from probekit.store.extract import extract, resolve_layers, store_fingerprint
+from probekit.store.pooling import phone_frame_ranges, phone_means, utterance_mean
+from probekit.store.store import POOLINGS, EmbeddingStore, corpus_hash
+
+__all__ = ["extract", "EmbeddingStore", "POOLINGS", "resolve_layers", "store_fingerprint",
+           "corpus_hash", "utterance_mean", "phone_frame_ranges", "phone_means"]

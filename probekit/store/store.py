@@ -1,0 +1,251 @@
+"""The on-disk embedding store: layout, fingerprint, and reading.
+
+Layout of a store folder::
+
+    fingerprint.json              what the store was computed from; written before any shard
+    shards/00000/                 one folder per shard, renamed into place when complete
+        <layer>.<pooling>.npy     (rows, hidden) float16/float32, e.g. ``block3.phone.npy``
+        <pooling>.csv             metadata: one row per array row (shared by all layers)
+    store.json                    the index; written last (its presence means: complete)
+
+Rows of a shard are in corpus order. ``utterance`` rows are utterances, ``phone`` rows are
+aligned phones, ``frames`` rows are encoder frames with ``offset``/``n_frames`` per utterance
+in ``frames.csv``. Arrays are opened memory-mapped and files are per layer, so reading one
+layer never touches another layer's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probekit.errors import StoreError
+
+__all__ = ["EmbeddingStore", "POOLINGS", "FINGERPRINT_NAME", "INDEX_NAME", "SHARDS_DIR",
+           "corpus_hash", "shard_name", "write_json_atomic", "fingerprint_diff"]
+
+#: Pooling names: per utterance, per aligned phone, raw frames.
+POOLINGS = ("utterance", "phone", "frames")
+FINGERPRINT_NAME = "fingerprint.json"
+INDEX_NAME = "store.json"
+SHARDS_DIR = "shards"
+#: Bump when the pooling rule or file layout changes (part of the fingerprint).
+FORMAT_VERSION = 1
+
+# Metadata columns that are numbers; every other column is read back as a string.
+_INT_COLUMNS = ("row", "corpus_index", "phone_index", "frame_start", "frame_stop", "offset", "n_frames")
+_FLOAT_COLUMNS = ("start", "end", "duration")
+
+
+def shard_name(index: int) -> str:
+    return f"{index:05d}"
+
+
+def corpus_hash(corpus) -> str:
+    """SHA-256 (16 hex digits) of the corpus's manifest records in order.
+
+    Audio paths are relative to the corpus root, so moving a corpus folder keeps its hash;
+    in-memory audio is hashed by its samples.
+    """
+    h = hashlib.sha256()
+    for u in corpus:
+        if u.audio.path is None:
+            d = u.replace(audio=type(u.audio)(path="<memory>")).to_dict()
+            h.update(np.ascontiguousarray(u.audio.array).tobytes())
+            d["audio"]["sample_rate"] = u.audio.sample_rate
+        else:
+            d = u.to_dict()
+        h.update(json.dumps(d, sort_keys=True).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a reader sees the old file or the whole new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def fingerprint_diff(old: dict, new: dict) -> list[str]:
+    """Human-readable differences between two fingerprints (empty when equal)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return out
+
+
+def _read_meta(path: Path):
+    import pandas as pd
+
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for c in df.columns:
+        if c in _INT_COLUMNS:
+            df[c] = df[c].astype(np.int64)
+        elif c in _FLOAT_COLUMNS:
+            df[c] = df[c].astype(np.float64)
+    return df
+
+
+@dataclass(frozen=True)
+class EmbeddingStore:
+    """A finished embedding store (see the module docstring for the layout).
+
+    Open with :meth:`open`; :func:`probekit.store.extract` returns one too.
+
+    Attributes
+    ----------
+    root : Path
+    index : dict
+        The parsed ``store.json``: ``layers`` (names), ``hidden_size``, ``poolings``,
+        ``dtype``, ``frame_shift`` (seconds), ``shards`` (name and rows per pooling),
+        ``rows`` (totals per pooling) and ``fingerprint``.
+    """
+
+    root: Path
+    index: dict
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> "EmbeddingStore":
+        root = Path(root)
+        path = root / INDEX_NAME
+        if not path.exists():
+            hint = (" (extraction has not finished: rerun it to resume)"
+                    if (root / FINGERPRINT_NAME).exists() else "")
+            raise StoreError(f"{root} is not a finished embedding store: no {INDEX_NAME}{hint}")
+        return cls(root, json.loads(path.read_text()))
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[str]:
+        return list(self.index["layers"])
+
+    @property
+    def poolings(self) -> list[str]:
+        return list(self.index["poolings"])
+
+    @property
+    def frame_shift(self) -> float:
+        """Seconds between frames of the ``frames`` pooling."""
+        return float(self.index["frame_shift"])
+
+    @property
+    def fingerprint(self) -> dict:
+        return dict(self.index["fingerprint"])
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of every file in the store."""
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def layer_name(self, layer: int | str) -> str:
+        """The stored layer name for a name or an index into the *encoder's* layers."""
+        names = self.layers
+        if isinstance(layer, str) and not layer.lstrip("-").isdigit():
+            if layer not in names:
+                raise StoreError(f"layer {layer!r} is not in the store; stored layers: {names}")
+            return layer
+        all_names = self.index["encoder_layer_names"]
+        i = int(layer)
+        if not -len(all_names) <= i < len(all_names):
+            raise StoreError(f"layer index {i} out of range for the encoder's layers {all_names}")
+        if all_names[i] not in names:
+            raise StoreError(f"layer {i} ({all_names[i]!r}) is not in the store; "
+                             f"stored layers: {names}")
+        return all_names[i]
+
+    def _check_pooling(self, pooling: str) -> None:
+        if pooling not in self.poolings:
+            raise StoreError(f"pooling {pooling!r} was not extracted; stored: {self.poolings}")
+
+    # -- reading ----------------------------------------------------------------------------
+    def shard_paths(self) -> list[Path]:
+        return [self.root / SHARDS_DIR / s["name"] for s in self.index["shards"]]
+
+    def read(self, layer: int | str, pooling: str = "utterance"):
+        """Embeddings and metadata of one layer and pooling.
+
+        Parameters
+        ----------
+        layer : int or str
+            Encoder layer index (0 = ``"conv"``) or name (``"block3"``).
+        pooling : ``"utterance"``, ``"phone"`` or ``"frames"``
+
+        Returns
+        -------
+        X : numpy.ndarray, shape (rows, hidden_size)
+            Stored dtype. A read-only memory map when the store has one shard, else the
+            shards' memory maps concatenated (only this layer is read).
+        meta : pandas.DataFrame
+            One row per row of ``X``; ``row`` is the global row index. ``frames`` metadata
+            has one row per utterance with ``offset`` and ``n_frames`` into ``X``.
+        """
+        import pandas as pd
+
+        name = self.layer_name(layer)
+        self._check_pooling(pooling)
+        arrays, metas, offset, frame_offset = [], [], 0, 0
+        for shard in self.shard_paths():
+            path = shard / f"{name}.{pooling}.npy"
+            try:
+                arrays.append(np.load(path, mmap_mode="r"))
+            except FileNotFoundError:
+                raise StoreError(f"store file missing: {path}") from None
+            meta = _read_meta(shard / f"{pooling}.csv")
+            meta["row"] += offset
+            if pooling == "frames":
+                meta["offset"] += frame_offset
+                frame_offset += arrays[-1].shape[0]
+            offset += len(meta)
+            metas.append(meta)
+        X = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
+        return X, pd.concat(metas, ignore_index=True)
+
+    def load_task(self, layer: int | str, task: str):
+        """``X, y, meta`` for a probing task.
+
+        Parameters
+        ----------
+        layer : int or str
+        task : str
+            ``"phone"`` (phone pooling, y = phone label), ``"speaker"`` (utterance pooling,
+            y = speaker id) or ``"group:<attribute>"`` (utterance pooling, y = that label,
+            e.g. ``"group:accent"``).
+
+        Returns
+        -------
+        X : numpy.ndarray, shape (rows, hidden_size)
+        y : numpy.ndarray of str, shape (rows,)
+        meta : pandas.DataFrame
+        """
+        if task == "phone":
+            X, meta = self.read(layer, "phone")
+            return X, meta["phone"].to_numpy(), meta
+        if task == "speaker":
+            X, meta = self.read(layer, "utterance")
+            return X, meta["speaker"].to_numpy(), meta
+        if task.startswith("group:"):
+            attr = task.split(":", 1)[1]
+            known = self.index["attributes"]
+            if attr not in known:
+                raise StoreError(f"task {task!r}: the corpus has no group attribute {attr!r}; "
+                                 f"attributes: {known}")
+            X, meta = self.read(layer, "utterance")
+            return X, meta[f"group:{attr}"].to_numpy(), meta
+        raise StoreError(f"unknown task {task!r}; tasks: 'phone', 'speaker', 'group:<attribute>' "
+                         f"with attribute in {self.index['attributes']}")
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"{k}={v}" for k, v in self.index["rows"].items())
+        return (f"EmbeddingStore({str(self.root)!r}, encoder={self.fingerprint['encoder']!r}, "
+                f"layers={len(self.layers)}, {rows}, dtype={self.index['dtype']})")
