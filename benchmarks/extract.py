@@ -1,0 +1,155 @@
+"""Extraction overhead, speed-up over the naive loop, memory growth and store size.
+
+One run, one corpus (the first utterances of the synthetic ``default`` preset), one encoder
+(whisper-tiny.en on the CPU), utterance + phone pooling of every layer in float16:
+
+* **ours**: :func:`probekit.store.extract` (decode, sort into batches, encode, pool, write).
+* **bare**: ``encoder.encode`` over exactly the same batches of already-decoded waveforms,
+  nothing pooled or written: ``ours / bare`` is the cost of pooling and storage.
+* **naive**: what most research code does: one utterance at a time through ``transformers``
+  with ``output_hidden_states=True``, pooling in Python/NumPy loops, ``np.save`` per
+  utterance and layer.
+* **peak RSS** of ``extract`` at N and 4N utterances, each in a fresh subprocess
+  (``resource.getrusage(...).ru_maxrss``).
+* **store size** on disk per hour of audio per layer.
+
+Usage: python benchmarks/extract.py [--utterances 32] [--shard-size 32] [--batch 8]
+Last line: ``BENCH overhead=<ours/bare> naive_speedup=<naive/ours> rss_growth=<4N/N>
+mb_per_hour_layer=<MB>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _encoder():
+    from probekit.encoders import load_encoder
+
+    return load_encoder("whisper-tiny.en", device="cpu", sources=("local", "hf-cache", "package"))
+
+
+def _corpus(n: int):
+    from probekit.corpus.synthetic import build_synthetic_corpus
+
+    corpus = build_synthetic_corpus("default", progress=False)
+    if n > len(corpus):
+        raise SystemExit(f"the default preset has {len(corpus)} utterances, asked for {n}")
+    return corpus[:n]
+
+
+def _rss_child(n: int, out: str, shard_size: int, batch: int) -> None:
+    """Run in a fresh process: extract n utterances, print peak RSS (MB) and store facts."""
+    from probekit.store import extract
+
+    enc, corpus = _encoder(), _corpus(n)
+    store = extract(enc, corpus, out, shard_size=shard_size, batch_size=batch, progress=False)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(json.dumps({"rss_mb": rss_mb, "bytes": store.size_bytes(),
+                      "audio_seconds": store.index["audio_seconds"],
+                      "layers": len(store.layers)}))
+
+
+def _naive(enc, corpus, out: Path) -> None:
+    """One utterance at a time, pooling in Python loops, np.save per utterance and layer."""
+    import soundfile as sf
+    import torch
+
+    model, fe = enc.model, enc.feature_extractor
+    shift = enc.frame_shift
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        for u in corpus:
+            wave, sr = sf.read(str(u.audio.resolve(corpus.root)), dtype="float32")
+            feats = fe(wave, sampling_rate=sr, return_tensors="pt").input_features
+            hs = model(feats, output_hidden_states=True).hidden_states
+            n = enc.num_frames(len(wave))
+            for li, h in enumerate(hs):
+                frames = h[0, :n].numpy()
+                utt = frames.mean(axis=0)
+                phones = []
+                for p in u.phones:
+                    idx = [k for k in range(n) if k * shift < p.end and (k + 1) * shift > p.start]
+                    if not idx:
+                        idx = [min(n - 1, int((p.start + p.end) / 2 / shift))]
+                    phones.append(np.mean([frames[k] for k in idx], axis=0))
+                np.save(out / f"{u.id}_layer{li}_utt.npy", utt.astype(np.float16))
+                np.save(out / f"{u.id}_layer{li}_phones.npy", np.array(phones, np.float16))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--utterances", type=int, default=32, help="N (RSS is also measured at 4N)")
+    ap.add_argument("--shard-size", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--rss-child", nargs=2, metavar=("N", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.rss_child:
+        _rss_child(int(args.rss_child[0]), args.rss_child[1], args.shard_size, args.batch)
+        return
+
+    import torch
+
+    from probekit.store import extract
+    from probekit.store.extract import _batches
+
+    n = args.utterances
+    enc, corpus = _encoder(), _corpus(4 * n)  # builds (or reuses) the cached corpus once
+    corpus = corpus[:n]
+    audio = [u.load_audio(corpus.root) for u in corpus]
+    secs = [len(w) / sr for w, sr in audio]
+    # The exact batches extract() forms: per shard, sorted by length.
+    batches = []
+    for lo in range(0, n, args.shard_size):
+        idx = list(range(lo, min(n, lo + args.shard_size)))
+        batches += [[idx[i] for i in b] for b in _batches([secs[i] for i in idx], args.batch, None)]
+
+    def bare() -> None:
+        for b in batches:
+            enc.encode([audio[i][0] for i in b], sample_rate=[audio[i][1] for i in b])
+
+    tmp = Path(tempfile.mkdtemp(prefix="probekit-bench-"))
+    enc.encode([audio[0][0]], sample_rate=audio[0][1])  # warm-up (allocator, threads)
+    t0 = time.perf_counter(); bare(); t_bare = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    extract(enc, corpus, tmp / "ours", shard_size=args.shard_size, batch_size=args.batch,
+            progress=False)
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter(); _naive(enc, corpus, tmp / "naive"); t_naive = time.perf_counter() - t0
+
+    rss = {}
+    for k in (n, 4 * n):
+        run = subprocess.run([sys.executable, __file__, "--shard-size", str(args.shard_size),
+                              "--batch", str(args.batch), "--rss-child", str(k),
+                              str(tmp / f"rss{k}")], capture_output=True, text=True, check=True)
+        rss[k] = json.loads(run.stdout.strip().splitlines()[-1])
+    big = rss[4 * n]
+    mb_hour_layer = big["bytes"] / 1e6 / (big["audio_seconds"] / 3600) / big["layers"]
+
+    audio_s = sum(secs)
+    print(f"encoder=whisper-tiny.en utterances={n} audio={audio_s:.1f}s batches={len(batches)} "
+          f"threads={torch.get_num_threads()}")
+    print(f"bare encode  : {t_bare:7.2f} s  {n / t_bare:6.2f} utt/s")
+    print(f"probekit     : {t_ours:7.2f} s  {n / t_ours:6.2f} utt/s  (decode+encode+pool+store)")
+    print(f"naive loop   : {t_naive:7.2f} s  {n / t_naive:6.2f} utt/s  (1 utt/forward, Python "
+          f"pooling, np.save per utterance)")
+    print(f"peak RSS     : {rss[n]['rss_mb']:.0f} MB at {n} utt, {big['rss_mb']:.0f} MB at "
+          f"{4 * n} utt")
+    print(f"store        : {big['bytes'] / 1e6:.2f} MB for {big['audio_seconds'] / 60:.1f} min "
+          f"of audio, {big['layers']} layers (utterance+phone, float16)")
+    print(f"BENCH overhead={t_ours / t_bare:.3f} naive_speedup={t_naive / t_ours:.2f} "
+          f"rss_growth={big['rss_mb'] / rss[n]['rss_mb']:.3f} "
+          f"mb_per_hour_layer={mb_hour_layer:.2f}")
+
+
+if __name__ == "__main__":
+    main()
