@@ -108,14 +108,15 @@ class Encoder(ABC):
 
     # -- geometry, derived from the model ---------------------------------------------------
     @property
-    @abstractmethod
     def num_layers(self) -> int:
-        """Number of transformer blocks (layers returned: ``num_layers + 1``)."""
+        """Number of transformer blocks (layers returned: ``num_layers + 1``); read from a
+        transformers config's ``num_hidden_layers`` unless a family overrides it."""
+        return int(self.model.config.num_hidden_layers)
 
     @property
-    @abstractmethod
     def hidden_size(self) -> int:
-        """Width of every returned layer."""
+        """Width of every returned layer (a transformers config's ``hidden_size``)."""
+        return int(self.model.config.hidden_size)
 
     @property
     @abstractmethod

@@ -112,14 +112,6 @@ class SSLEncoder(Encoder):
 
     # -- geometry ---------------------------------------------------------------------------
     @property
-    def num_layers(self) -> int:
-        return int(self.model.config.num_hidden_layers)
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.model.config.hidden_size)
-
-    @property
     def sample_rate(self) -> int:
         return self._sampling_rate
 

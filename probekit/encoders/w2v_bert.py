@@ -45,14 +45,6 @@ class W2VBertEncoder(Encoder):
         return cls(name, model, fe or SeamlessM4TFeatureExtractor(), device=device, dtype=dtype)
 
     @property
-    def num_layers(self) -> int:
-        return int(self.model.config.num_hidden_layers)
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.model.config.hidden_size)
-
-    @property
     def sample_rate(self) -> int:
         return int(self.feature_extractor.sampling_rate)
 
