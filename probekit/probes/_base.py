@@ -1,0 +1,75 @@
+"""Shared input checks, label encoding and standardisation for the probe estimators.
+
+Every probe inherits :class:`ProbeBase`, so all of them validate input the same way
+(sklearn's ``validate_data``: NaN/inf, ragged or mismatched lengths, too few rows, all
+raise ``ValueError``) and map arbitrary hashable labels to ``0..K-1`` the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+# float16 (what the embedding store holds) is not in this list, so it is upcast to
+# float64: sums of squares over 1e5 rows overflow / lose all precision in float16.
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+class ProbeBase(ClassifierMixin, BaseEstimator):
+    """Validation and prediction plumbing; subclasses implement ``fit`` and ``decision_function``."""
+
+    def _validate_fit(self, X, y):
+        """Check ``X`` (n, d) and ``y`` (n,); set ``classes_`` and ``n_features_in_``.
+
+        Returns
+        -------
+        X : ndarray (n, d), float32 or float64
+        y_idx : ndarray (n,), int64 indices into ``classes_``
+        """
+        X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, ensure_min_samples=2)
+        check_classification_targets(y)
+        classes, y_idx = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes in y; got only {classes.tolist()!r}"
+            )
+        self.classes_ = classes
+        return X, y_idx.astype(np.int64)
+
+    def _validate_predict(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=FLOAT_DTYPES)
+
+    def predict(self, X):
+        """Most probable class per row. X: (n, d) -> (n,) labels from ``classes_``."""
+        scores = self.decision_function(X)  # checks fitted-ness before classes_ is touched
+        return self.classes_[np.argmax(scores, axis=1)]
+
+
+def standardizer(X, enabled):
+    """Mean (d,) and scale (d,) with sklearn ``StandardScaler`` conventions (ddof=0).
+
+    Constant features get scale 1 so they map to 0 instead of NaN. With ``enabled=False``
+    returns the identity (zeros, ones).
+    """
+    d = X.shape[1]
+    if not enabled:
+        return np.zeros(d), np.ones(d)
+    mean = X.mean(axis=0, dtype=np.float64)
+    scale = X.std(axis=0, dtype=np.float64)
+    return mean, safe_scale(scale)
+
+
+def safe_scale(scale):
+    scale = np.asarray(scale, dtype=np.float64).copy()
+    scale[~(scale > 1e-12 * max(1.0, float(np.max(scale, initial=0.0))))] = 1.0
+    return scale
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
