@@ -1,5 +1,8 @@
-"""probekit.probes: probe estimators following scikit-learn's contract (see docs/)."""
+"""probekit.probes: probe estimators (scikit-learn contract), tasks, the grid runner and the
+results table that analysis reads."""
 
 from .estimators import LinearProbe, MLPProbe, SufficientStats, TorchLogisticProbe, fit_logistic_batched
+from .results import CELL_KEYS, RESULT_COLUMNS, ResultsError, ResultsTable, validate_results
 
-__all__ = ["LinearProbe", "MLPProbe", "SufficientStats", "TorchLogisticProbe", "fit_logistic_batched"]
+__all__ = ["LinearProbe", "MLPProbe", "SufficientStats", "TorchLogisticProbe", "fit_logistic_batched",
+           "CELL_KEYS", "RESULT_COLUMNS", "ResultsError", "ResultsTable", "validate_results"]
