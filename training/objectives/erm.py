@@ -1,0 +1,20 @@
+"""Empirical risk minimisation: the plain fine-tuning loss."""
+
+from __future__ import annotations
+
+from training.objectives.base import Objective, ObjectiveInput, register_objective, utterance_risks
+
+
+@register_objective("erm")
+class ERM(Objective):
+    """Token cross-entropy averaged per utterance, then over the batch.
+
+    Vapnik (1992); as used by arXiv 2510.18374, Sec. 2.4:
+    ``L_ERM = 1/B sum_i 1/T_i sum_t -log p(y_it | y_<t, x_i)``.
+
+    Returns ``{"loss", "erm"}`` (equal).
+    """
+
+    def __call__(self, batch: ObjectiveInput):
+        risk = utterance_risks(batch.logits, batch.labels).mean()
+        return {"loss": risk, "erm": risk}
