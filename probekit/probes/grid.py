@@ -1,0 +1,197 @@
+"""The probe grid: layers x training sets x seeds for one task, written to the results table.
+
+For a content task (``phone``) every training set (each single group, all groups pooled,
+all-but-one group; equal sizes, :func:`~probekit.probes.splits.equal_training_sets`) trains
+one probe per layer and seed, and every probe is evaluated on every group's held-out speakers
+and sentences. ``speaker`` (SID) and ``group:<attribute>`` (group-ID) train on ``all`` only:
+a speaker-ID probe can only name speakers it was trained on, and a group-ID probe trained on
+one group has one class. Seeds resample the speaker (and sentence) split and seed the probe.
+
+Rows are per test speaker (``unit`` = speaker id) and per test group (``unit="all"``); test
+labels never seen in training count as errors (a probe cannot predict them), never dropped.
+Finished cells (:data:`~probekit.probes.results.CELL_KEYS`) already in the table are skipped,
+so a re-run or an interrupted run only computes what is missing; each (layer, seed) is
+appended as one part file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from probekit.errors import ProbekitError
+from probekit.probes.results import ResultsTable, cell_key, validate_results
+from probekit.probes.splits import Split, content_split, equal_training_sets, speaker_id_split
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PROBES", "register_probe", "make_probe", "run_grid", "GridError", "TASKS"]
+
+#: Task names the grid knows (``group:<attribute>`` for any attribute of the store).
+TASKS = ("phone", "speaker", "group:<attribute>")
+
+
+class GridError(ProbekitError, ValueError):
+    """The grid cannot run on this store/task/configuration."""
+
+
+def _linear(seed):
+    from probekit.probes.estimators import LinearProbe
+    return LinearProbe(alpha=1.0, random_state=seed)
+
+
+def _logistic(seed):
+    from probekit.probes.estimators import TorchLogisticProbe
+    return TorchLogisticProbe(C=1.0, max_iter=100, random_state=seed)
+
+
+def _mlp(seed):
+    from probekit.probes.estimators import MLPProbe
+    return MLPProbe(hidden_size=256, random_state=seed)
+
+
+#: Probe factories by name: ``seed -> unfitted estimator`` (scikit-learn contract).
+PROBES: dict[str, Callable[[int], object]] = {"linear": _linear, "logistic": _logistic, "mlp": _mlp}
+
+
+def register_probe(name: str, factory: Callable[[int], object]) -> None:
+    """Add a probe: ``factory(seed)`` returns an unfitted scikit-learn-style classifier."""
+    PROBES[name] = factory
+
+
+def make_probe(probe, seed: int):
+    """An unfitted estimator from a registered name or an estimator instance (cloned, with
+    ``random_state=seed`` when it has that parameter)."""
+    if isinstance(probe, str):
+        try:
+            return PROBES[probe](seed)
+        except KeyError:
+            raise GridError(f"unknown probe {probe!r}; registered: {sorted(PROBES)}") from None
+    est = clone(probe)
+    if "random_state" in est.get_params():
+        est.set_params(random_state=seed)
+    return est
+
+
+def _probe_name(probe) -> str:
+    return probe if isinstance(probe, str) else type(probe).__name__
+
+
+def _error_rows(meta: pd.DataFrame, test: np.ndarray, wrong: np.ndarray, group_col: str,
+                base: dict) -> list[dict]:
+    tm = meta.iloc[test]
+    frame = pd.DataFrame({"speaker": tm["speaker"].to_numpy(), "group": tm[group_col].astype(str).to_numpy(),
+                          "wrong": wrong.astype(float)})
+    rows = []
+    for (g, spk), d in frame.groupby(["group", "speaker"], sort=True):
+        rows.append({**base, "test_group": g, "unit": spk, "metric": "error",
+                     "value": d["wrong"].mean(), "n": len(d)})
+    for g, d in frame.groupby("group", sort=True):
+        rows.append({**base, "test_group": g, "unit": "all", "metric": "error",
+                     "value": d["wrong"].mean(), "n": len(d)})
+    return rows
+
+
+def _task_split(task: str, meta: pd.DataFrame, group_col: str, seed: int) -> Split:
+    if task == "speaker":
+        return speaker_id_split(meta, seed)
+    return content_split(meta, group_col, seed)
+
+
+def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: str = "accent",
+             probes: Sequence = ("linear",), layers: Sequence | None = None,
+             seeds: Sequence[int] = (0, 1, 2), train_sets: Sequence[str] = ("single", "all", "all-but"),
+             encoder: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Train and evaluate probes over layers x training sets x seeds; append to ``results``.
+
+    Parameters
+    ----------
+    store : EmbeddingStore
+    task : str
+        ``"phone"``, ``"speaker"`` or ``"group:<attribute>"``.
+    results : path or ResultsTable
+        Results folder; cells already in it are skipped.
+    group_attribute : str
+        Attribute that defines the speaker groups (e.g. ``"accent"``, ``"gender"``).
+    probes : sequence of str or estimators
+        Registered names (:data:`PROBES`) or scikit-learn-style estimators.
+    layers : sequence of int or str, optional
+        Default: every stored layer.
+    seeds : sequence of int
+    train_sets : kinds for content tasks (see :func:`equal_training_sets`).
+    encoder : str, optional
+        Name in the table; default: the store's encoder name.
+
+    Returns
+    -------
+    DataFrame
+        The rows written by this call (empty when everything was already done).
+    """
+    from tqdm.auto import tqdm
+
+    table = results if isinstance(results, ResultsTable) else ResultsTable(results)
+    encoder = encoder or store.fingerprint["encoder"]
+    if group_attribute not in store.index["attributes"]:
+        raise GridError(f"the store's corpus has no group attribute {group_attribute!r}; "
+                        f"attributes: {store.index['attributes']}")
+    group_col = f"group:{group_attribute}"
+    layer_names = [store.layer_name(l) for l in (layers if layers is not None else store.layers)]
+    kinds = tuple(train_sets) if task == "phone" else ("all",)
+    done = table.done_cells()
+    written = []
+    # Metadata is shared by every layer of a pooling; read it once via the first layer.
+    _, y, meta = store.load_task(layer_names[0], task)
+    splits = {s: _task_split(task, meta, group_col, s) for s in seeds}
+    sets = {s: (equal_training_sets(meta, splits[s].train, group_col, s, kinds)
+                if task == "phone" else _pooled_all(meta, splits[s].train, group_col, s, task))
+            for s in seeds}
+    cells = [(layer, s, ts, p) for layer in layer_names for s in seeds for ts in sets[s] for p in probes]
+    bar = tqdm(total=len(cells), desc=f"probe {task}", disable=not progress, unit="cell")
+    for li, layer in enumerate(layer_names):
+        X = None
+        for s in seeds:
+            rows: list[dict] = []
+            split = splits[s]
+            for ts in sets[s]:
+                for p in probes:
+                    base = {"encoder": encoder, "layer": layer, "layer_index": store.layers.index(layer),
+                            "task": task, "probe": _probe_name(p), "group_attribute": group_attribute,
+                            "train_set": ts.name, "seed": s, "n_train": len(ts.rows),
+                            "n_train_speakers": ts.n_speakers}
+                    bar.update(1)
+                    if cell_key(base) in done:
+                        continue
+                    if X is None:
+                        X = np.asarray(store.load_task(layer, task)[0], dtype=np.float32)
+                    y_train = y[ts.rows]
+                    if len(np.unique(y_train)) < 2:
+                        raise GridError(f"training set {ts.name!r} (seed {s}) has one class "
+                                        f"({y_train[0]!r}) for task {task!r}")
+                    est = make_probe(p, s).fit(X[ts.rows], y_train)
+                    wrong = est.predict(X[split.test]) != y[split.test]
+                    rows.extend(_error_rows(meta, split.test, wrong, group_col, base))
+            if rows:
+                df = validate_results(pd.DataFrame(rows))
+                table.append(df)
+                written.append(df)
+    bar.close()
+    return pd.concat(written, ignore_index=True) if written else table.load().iloc[0:0]
+
+
+def _pooled_all(meta: pd.DataFrame, train: np.ndarray, group_col: str, seed: int, task: str):
+    """The single ``all`` training set for SID and group-ID: balanced across groups, and for
+    SID the same number of training utterances per speaker."""
+    from probekit.probes.splits import TrainingSet
+
+    rng = np.random.default_rng(seed + 104729)
+    tm = meta.iloc[train]
+    key = "speaker" if task == "speaker" else group_col
+    counts = tm.groupby(key).size()
+    n = int(counts.min())
+    picked = np.sort(np.concatenate([rng.choice(train[(tm[key] == k).to_numpy()], size=n, replace=False)
+                                     for k in counts.index]))
+    return [TrainingSet("all", picked, int(meta["speaker"].iloc[picked].nunique()))]

@@ -1,0 +1,247 @@
+"""Leakage-free train/test splits and equal-size training sets for probing.
+
+Rules (issue 5, and the project's statistics standard):
+
+* **Content tasks** (phone, ASR, group-ID) test on speakers never seen in training. When the
+  corpus repeats sentences across speakers, they also test on sentences never seen in
+  training: the sentence pool is split too, and only (train speaker, train sentence) rows
+  train, only (test speaker, test sentence) rows test.
+* **Speaker identification** trains and tests on the same speakers with disjoint utterances;
+  sentence-disjoint when every speaker keeps at least one utterance on each side of a
+  sentence split, utterance-disjoint otherwise (logged).
+* Every split is checked by :func:`check_leakage`; a split that puts a speaker (content
+  tasks) or a sentence (when sentence-disjoint) on both sides is a :class:`SplitError`.
+* Training sets for group comparisons (:func:`equal_training_sets`) all have the same number
+  of examples; single-group sets also have the same number of speakers. Pooled sets ("all",
+  "all-but:<g>") draw their examples evenly from the member groups' sampled speakers, so they
+  are broader in speakers but never larger in examples. Sizes are returned for the table.
+
+All randomness comes from ``numpy.random.default_rng(seed)``; a seed resamples the splits.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from probekit.errors import ProbekitError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Split", "SplitError", "content_split", "speaker_id_split", "check_leakage",
+           "equal_training_sets", "TrainingSet"]
+
+
+class SplitError(ProbekitError, ValueError):
+    """A split is impossible or would leak speakers/sentences across train and test."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices of a train/test split.
+
+    Attributes
+    ----------
+    train, test : numpy.ndarray of int
+        Row indices into the task's metadata.
+    speakers_disjoint, sentences_disjoint : bool
+        What the split guarantees (checked by :func:`check_leakage`).
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    speakers_disjoint: bool
+    sentences_disjoint: bool
+
+
+def _speaker_groups(meta: pd.DataFrame, group_col: str) -> pd.Series:
+    if group_col not in meta.columns:
+        raise SplitError(f"metadata has no column {group_col!r}; columns: {list(meta.columns)}")
+    sg = meta.groupby("speaker")[group_col].agg(lambda s: set(s))
+    two = sg[sg.map(len) > 1]
+    if len(two):
+        raise SplitError(f"speaker {two.index[0]} has several {group_col} labels: {sorted(two.iloc[0])}")
+    return sg.map(lambda s: next(iter(s)))
+
+
+def _has_repeated_sentences(meta: pd.DataFrame) -> bool:
+    if "sentence_id" not in meta.columns:
+        return False
+    sid = meta["sentence_id"].astype(str)
+    if sid.isin(["", "nan", "None"]).all():
+        return False
+    return bool((meta.assign(_s=sid).groupby("_s")["speaker"].nunique() > 1).any())
+
+
+def content_split(meta: pd.DataFrame, group_col: str, seed: int, *, test_speakers: float = 1 / 3,
+                  test_sentences: float = 0.5) -> Split:
+    """Speaker-disjoint (and, where sentences repeat, sentence-disjoint) split.
+
+    Within each group, ``max(1, round(test_speakers * n))`` speakers (leaving at least one for
+    training) are held out, so every group is on both sides.
+
+    Parameters
+    ----------
+    meta : DataFrame
+        One row per example with ``speaker``, ``group_col`` and optionally ``sentence_id``.
+    group_col : str
+        e.g. ``"group:accent"``.
+
+    Raises
+    ------
+    SplitError
+        A group with fewer than 2 speakers (named), or a leak.
+    """
+    rng = np.random.default_rng(seed)
+    spk_group = _speaker_groups(meta, group_col)
+    test_spk: set = set()
+    for g, spks in spk_group.groupby(spk_group):
+        names = sorted(spks.index)
+        if len(names) < 2:
+            raise SplitError(f"group {g!r} has {len(names)} speaker ({names[0]}); a "
+                             "speaker-disjoint split needs at least 2 speakers per group")
+        k = min(len(names) - 1, max(1, int(round(test_speakers * len(names)))))
+        test_spk.update(rng.permutation(names)[:k].tolist())
+    is_test_spk = meta["speaker"].isin(test_spk).to_numpy()
+    sentence_disjoint = _has_repeated_sentences(meta)
+    if sentence_disjoint:
+        sentences = np.array(sorted(meta["sentence_id"].astype(str).unique()))
+        k = min(len(sentences) - 1, max(1, int(round(test_sentences * len(sentences)))))
+        test_sent = set(rng.permutation(sentences)[:k].tolist())
+        is_test_sent = meta["sentence_id"].astype(str).isin(test_sent).to_numpy()
+        train = np.flatnonzero(~is_test_spk & ~is_test_sent)
+        test = np.flatnonzero(is_test_spk & is_test_sent)
+    else:
+        train, test = np.flatnonzero(~is_test_spk), np.flatnonzero(is_test_spk)
+    split = Split(train, test, speakers_disjoint=True, sentences_disjoint=sentence_disjoint)
+    check_leakage(meta, split)
+    missing = set(spk_group.index) - set(meta["speaker"].iloc[test]) - set(meta["speaker"].iloc[train])
+    if missing:
+        log.warning("%d speaker(s) have no rows on either side after the sentence split: %s",
+                    len(missing), sorted(missing)[:5])
+    return split
+
+
+def speaker_id_split(meta: pd.DataFrame, seed: int, *, test_fraction: float = 0.25) -> Split:
+    """Same speakers on both sides, disjoint utterances (sentence-disjoint when possible).
+
+    ``meta`` has one row per utterance (``utt_id``, ``speaker``, optional ``sentence_id``).
+    Every speaker needs at least 2 utterances (named otherwise).
+    """
+    rng = np.random.default_rng(seed)
+    counts = meta.groupby("speaker")["utt_id"].nunique()
+    few = counts[counts < 2]
+    if len(few):
+        raise SplitError(f"speaker {few.index[0]} has {int(few.iloc[0])} utterance; speaker "
+                         "identification needs at least 2 per speaker")
+    if _has_repeated_sentences(meta):
+        sent = meta["sentence_id"].astype(str)
+        sentences = np.array(sorted(sent.unique()))
+        for _ in range(20):  # a few draws: every speaker must keep both sides
+            k = max(1, int(round(test_fraction * len(sentences))))
+            is_test = sent.isin(set(rng.permutation(sentences)[:k].tolist())).to_numpy()
+            sides = meta.assign(_t=is_test).groupby("speaker")["_t"].agg(["min", "max"])
+            if (sides["min"] == False).all() and (sides["max"] == True).all():  # noqa: E712
+                split = Split(np.flatnonzero(~is_test), np.flatnonzero(is_test), False, True)
+                check_leakage(meta, split)
+                return split
+        log.info("no sentence split leaves every speaker on both sides; splitting utterances")
+    is_test = np.zeros(len(meta), dtype=bool)
+    for _, idx in meta.groupby("speaker").indices.items():
+        utts = np.array(sorted(set(meta["utt_id"].iloc[idx])))
+        k = min(len(utts) - 1, max(1, int(round(test_fraction * len(utts)))))
+        chosen = set(rng.permutation(utts)[:k].tolist())
+        is_test[idx] = meta["utt_id"].iloc[idx].isin(chosen).to_numpy()
+    split = Split(np.flatnonzero(~is_test), np.flatnonzero(is_test), False, False)
+    check_leakage(meta, split)
+    return split
+
+
+def check_leakage(meta: pd.DataFrame, split: Split) -> None:
+    """Refuse a split that shares what it promises to keep apart.
+
+    Always: no example on both sides, no utterance on both sides. If
+    ``split.speakers_disjoint``: no speaker on both sides. If ``split.sentences_disjoint``:
+    no sentence on both sides. Raises :class:`SplitError` naming the first shared item.
+    """
+    if np.intersect1d(split.train, split.test).size:
+        raise SplitError("a row is in both the training and the test set")
+    if len(split.train) == 0 or len(split.test) == 0:
+        raise SplitError(f"empty side: {len(split.train)} training and {len(split.test)} test rows")
+    checks = [("utt_id", "utterance")]
+    if split.speakers_disjoint:
+        checks.append(("speaker", "speaker"))
+    if split.sentences_disjoint:
+        checks.append(("sentence_id", "sentence"))
+    for col, what in checks:
+        if col not in meta.columns:
+            continue
+        shared = set(meta[col].iloc[split.train].astype(str)) & set(meta[col].iloc[split.test].astype(str))
+        if shared:
+            raise SplitError(f"leaky split: {what} {sorted(shared)[0]!r} is in both the training "
+                             f"and the test set ({len(shared)} shared)")
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Rows of one training set and its size (recorded in the results table)."""
+
+    name: str
+    rows: np.ndarray
+    n_speakers: int
+
+
+def equal_training_sets(meta: pd.DataFrame, train: np.ndarray, group_col: str, seed: int,
+                        kinds: tuple[str, ...] = ("single", "all", "all-but")) -> list[TrainingSet]:
+    """Training sets of equal size drawn from the training rows of a split.
+
+    Parameters
+    ----------
+    kinds : tuple of {"single", "all", "all-but"}
+        ``single``: one set per group; ``all``: every group pooled; ``all-but``: one set per
+        group leaving that group out (named ``"all-but:<group>"``).
+
+    Returns
+    -------
+    list of TrainingSet
+        Every set has ``n = min`` available examples; single-group sets all have the same number
+        of speakers (the smallest group's training speakers).
+    """
+    rng = np.random.default_rng(seed + 7919)  # decorrelated from the split's draw
+    tm = meta.iloc[train]
+    groups = sorted(tm[group_col].astype(str).unique())
+    by_group_spk = {g: sorted(tm.loc[tm[group_col].astype(str) == g, "speaker"].unique()) for g in groups}
+    n_spk = min(len(v) for v in by_group_spk.values())
+    chosen_spk = {g: set(rng.permutation(v)[:n_spk].tolist()) for g, v in by_group_spk.items()}
+    rows_of = {g: train[(tm[group_col].astype(str) == g).to_numpy() & tm["speaker"].isin(chosen_spk[g]).to_numpy()]
+               for g in groups}
+    members: dict[str, list[str]] = {}
+    if "single" in kinds:
+        members.update({g: [g] for g in groups})
+    if "all" in kinds and len(groups) > 1:
+        members["all"] = groups
+    if "all-but" in kinds and len(groups) > 2:
+        members.update({f"all-but:{g}": [h for h in groups if h != g] for g in groups})
+    if not members:
+        raise SplitError(f"no training set of kinds {kinds} can be formed from groups {groups}")
+    n = min(sum(len(rows_of[g]) for g in m) for m in members.values())
+    if n < 2:
+        raise SplitError(f"training sets would hold {n} example(s); the split left too little data")
+    sets = []
+    for name, m in members.items():
+        # Even share per member group; the remainder goes to randomly chosen groups.
+        share = np.full(len(m), n // len(m))
+        share[rng.permutation(len(m))[: n - share.sum()]] += 1
+        if any(share[i] > len(rows_of[g]) for i, g in enumerate(m)):
+            # A small group cannot give its even share: take all of it, spread the rest.
+            pool = np.concatenate([rows_of[g] for g in m])
+            picked = rng.choice(pool, size=n, replace=False)
+        else:
+            picked = np.concatenate([rng.choice(rows_of[g], size=share[i], replace=False)
+                                     for i, g in enumerate(m)])
+        picked = np.sort(picked)
+        sets.append(TrainingSet(name, picked, int(meta["speaker"].iloc[picked].nunique())))
+    return sets
