@@ -1,0 +1,210 @@
+"""Group metrics in the spirit of fairlearn's MetricFrame, with speaker-level uncertainty.
+
+Every metric of the results table is an error rate, so the group error is the micro average
+``e_g = sum_{s in g} k_s / sum_{s in g} n_s`` (k: error count, n: items), exactly what
+fairlearn's MetricFrame gives on the items. Gaps, their confidence intervals (a cluster
+bootstrap over speakers, stratified by group) and permutation p-values (group labels shuffled
+across speakers) are computed once, in ``__init__``, with numpy index arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from probekit.bias.errors import BiasInputError
+from probekit.bias.permutation import group_vs_rest, permutation_pvalue
+from probekit.bias.resample import (percentile_ci, speaker_bootstrap_indices,
+                                    speaker_permutation_indices)
+from probekit.bias.speakers import SpeakerMatrix, speaker_matrix
+
+__all__ = ["GroupMetrics", "gap_statistics", "GAP_STATISTICS", "SUMMARY_STATISTICS"]
+
+#: Statistics that measure inequality (larger = more unequal, except ``ratio``: 1 = parity).
+GAP_STATISTICS = ("difference", "ratio", "relative_gap", "std")
+SUMMARY_STATISTICS = ("overall", "macro", "worst") + GAP_STATISTICS
+
+
+def gap_statistics(Kg: np.ndarray, Ng: np.ndarray) -> dict[str, np.ndarray]:
+    """Summary and gap statistics from per-group error and item counts (..., G).
+
+    ``overall`` micro error; ``macro`` unweighted mean of group errors; ``worst`` max group
+    error; ``difference`` max - min; ``ratio`` min / max (fairlearn's convention, 1 = parity);
+    ``relative_gap`` (max - min) / macro; ``std`` population std of group errors.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = Kg / Ng
+        mx, mn, macro = e.max(-1), e.min(-1), e.mean(-1)
+        return {"overall": Kg.sum(-1) / Ng.sum(-1), "macro": macro, "worst": mx,
+                "difference": mx - mn, "ratio": np.where(mx > 0, mn / mx, np.nan),
+                "relative_gap": np.where(macro > 0, (mx - mn) / macro, np.nan),
+                "std": e.std(-1), "by_group": e}
+
+
+class GroupMetrics:
+    """Per-group error of one results slice with cluster-bootstrap CIs and permutation p-values.
+
+    Parameters
+    ----------
+    errors, n : array-like, shape (S,)
+        Error count and number of items of each speaker (pooled over seeds).
+    groups : array-like of str, shape (S,)
+        Group of each speaker.
+    speakers : array-like of str, optional
+        Speaker ids (default ``"s0"``, ``"s1"``, ...).
+    n_boot, n_perm : int
+        Bootstrap replicates and permutations.
+    alpha : float
+        CIs have level ``1 - alpha``.
+    seed : int
+        Everything is deterministic given the seed.
+
+    Attributes
+    ----------
+    overall : float
+    by_group : pandas.Series (float, index ``group``)
+    n_speakers : pandas.Series (int, index ``group``)
+    """
+
+    def __init__(self, errors, n, groups, speakers=None, *, n_boot: int = 1000,
+                 n_perm: int = 1000, alpha: float = 0.05, seed: int = 0, min_speakers: int = 2):
+        errors, n = np.asarray(errors, float), np.asarray(n, float)
+        groups = np.asarray(groups).astype(str)
+        if not (errors.shape == n.shape == groups.shape) or errors.ndim != 1:
+            raise BiasInputError(f"errors, n and groups must be 1-d of one length, got shapes "
+                                 f"{errors.shape}, {n.shape}, {groups.shape}")
+        speakers = (np.array([f"s{i}" for i in range(errors.size)]) if speakers is None
+                    else np.asarray(speakers).astype(str))
+        dup = pd.Index(speakers).duplicated()
+        if dup.any():
+            raise BiasInputError(f"speaker {speakers[dup][0]!r} is given twice; pool its counts")
+        bad = (n <= 0) | (errors < 0) | ~np.isfinite(errors)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise BiasInputError(f"speaker {speakers[i]!r}: need errors >= 0 and n > 0, got "
+                                 f"errors={errors[i]}, n={n[i]}")
+        df = pd.DataFrame({"unit": speakers, "test_group": groups, "value": errors / n, "n": n})
+        self._m = speaker_matrix(df, min_speakers=min_speakers)
+        # speaker_matrix reorders speakers by group; keep the exact counts in that order
+        pos = pd.Series(np.arange(speakers.size), index=speakers).reindex(self._m.speakers).to_numpy()
+        self._K, self._N = errors[pos], n[pos]
+        self.alpha, self.seed = alpha, seed
+        self._compute(n_boot, n_perm)
+
+    @classmethod
+    def from_results(cls, df: pd.DataFrame, *, group_col: str = "test_group", **kw) -> "GroupMetrics":
+        """Group metrics of one slice of a results table (one encoder/layer/task/probe/
+        train_set/metric; seeds are pooled per speaker).
+
+        Raises
+        ------
+        BiasInputError
+            When the slice mixes several values of a column that must be fixed (named).
+        """
+        for col in ("encoder", "layer", "task", "probe", "train_set", "metric", "group_attribute"):
+            if col in df.columns and df[col].nunique() > 1:
+                raise BiasInputError(f"results slice mixes {df[col].nunique()} values of {col!r} "
+                                     f"({sorted(map(str, df[col].unique()))[:4]}...); select one")
+        m = speaker_matrix(df, group_col=group_col, min_speakers=kw.pop("min_speakers", 2))
+        return cls.from_matrix(m, **kw)
+
+    @classmethod
+    def from_matrix(cls, m: SpeakerMatrix, row: int = 0, **kw) -> "GroupMetrics":
+        """Group metrics of row ``row`` of a :class:`SpeakerMatrix`."""
+        return cls(m.errors[row], m.n[row], m.groups, m.speakers, **kw)
+
+    # -- computation (once) ------------------------------------------------------------------
+    def _compute(self, n_boot: int, n_perm: int) -> None:
+        m, K, N = self._m, self._K, self._N
+        G = len(m.group_names)
+        onehot = np.eye(G)[m.codes]
+        rng = np.random.default_rng(self.seed)
+        self._obs = gap_statistics(K @ onehot, N @ onehot)
+        bidx = speaker_bootstrap_indices(m.codes, n_boot, rng)
+        self._boot = gap_statistics(K[bidx] @ onehot, N[bidx] @ onehot)
+        pidx = speaker_permutation_indices(K.size, n_perm, rng)
+        null = gap_statistics(K[pidx] @ onehot, N[pidx] @ onehot)
+        self._p = {s: float(permutation_pvalue(self._obs[s], null[s])) for s in
+                   ("difference", "relative_gap", "std", "worst")}
+        self._p["ratio"] = float(permutation_pvalue(-self._obs["ratio"], -null["ratio"]))
+        rates = K / N
+        _, pg = group_vs_rest(rates, m.codes, statistic="mean", n_perm=n_perm, rng=rng,
+                              alternative="two-sided")
+        self._p_group = pg
+
+    # -- reading ------------------------------------------------------------------------------
+    @property
+    def groups(self) -> pd.Index:
+        return pd.Index(self._m.group_names, name="group")
+
+    @property
+    def overall(self) -> float:
+        """Micro-averaged error over every item."""
+        return float(self._obs["overall"])
+
+    @property
+    def macro(self) -> float:
+        """Unweighted mean of the group errors."""
+        return float(self._obs["macro"])
+
+    @property
+    def by_group(self) -> pd.Series:
+        """Micro error of each group."""
+        return pd.Series(self._obs["by_group"], index=self.groups, name="error", dtype=float)
+
+    @property
+    def n_speakers(self) -> pd.Series:
+        return self._m.n_speakers
+
+    @property
+    def worst_group(self) -> str:
+        return str(self.by_group.idxmax())
+
+    def difference(self) -> float:
+        """Max minus min group error (fairlearn's ``between_groups`` difference)."""
+        return float(self._obs["difference"])
+
+    def ratio(self) -> float:
+        """Min over max group error (fairlearn's convention: 1 is parity)."""
+        return float(self._obs["ratio"])
+
+    def relative_gap(self) -> float:
+        return float(self._obs["relative_gap"])
+
+    def std(self) -> float:
+        return float(self._obs["std"])
+
+    def p_values(self) -> pd.Series:
+        """Permutation p-value of each gap statistic (labels shuffled across speakers)."""
+        return pd.Series({s: self._p[s] for s in ("worst",) + GAP_STATISTICS}, name="p_value",
+                         dtype=float)
+
+    def ci(self) -> pd.DataFrame:
+        """Cluster-bootstrap percentile CIs: index ``statistic`` (summaries then
+        ``group:<g>``), columns ``estimate, ci_low, ci_high``."""
+        names = list(SUMMARY_STATISTICS) + [f"group:{g}" for g in self.groups]
+        est = [self._obs[s] for s in SUMMARY_STATISTICS] + list(self._obs["by_group"])
+        reps = np.column_stack([self._boot[s] for s in SUMMARY_STATISTICS] + [self._boot["by_group"]])
+        lo, hi = percentile_ci(reps, self.alpha)
+        return pd.DataFrame({"estimate": np.asarray(est, float), "ci_low": lo, "ci_high": hi},
+                            index=pd.Index(names, name="statistic"))
+
+    def summary(self) -> pd.DataFrame:
+        """One tidy frame: every statistic with estimate, CI, p-value and speaker count.
+
+        Per-group rows carry the two-sided studentized permutation p-value of that group
+        against all other speakers.
+        """
+        out = self.ci().reset_index()
+        p = self.p_values().to_dict()
+        p.update({f"group:{g}": float(v) for g, v in zip(self.groups, self._p_group)})
+        out["p_value"] = out["statistic"].map(p).astype(float)
+        ns = self.n_speakers
+        out["n_speakers"] = [int(ns[s[6:]]) if s.startswith("group:") else int(ns.sum())
+                             for s in out["statistic"]]
+        return out
+
+    def __repr__(self) -> str:
+        return (f"GroupMetrics(overall={self.overall:.4f}, difference={self.difference():.4f}, "
+                f"worst={self.worst_group!r}, groups={len(self.groups)}, "
+                f"speakers={int(self.n_speakers.sum())})")
