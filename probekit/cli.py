@@ -21,6 +21,7 @@ from probekit.errors import ProbekitError
 COMMAND_MODULES = [
     "probekit.corpus.cli",
     "probekit.encoders.cli",
+    "probekit.probes.cli",
     "probekit.demo",
     "probekit.store.cli",
 ]

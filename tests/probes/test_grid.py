@@ -217,3 +217,18 @@ def test_grid_on_a_real_store(tmp_path, tiny_store):
     assert set(df.layer) == set(tiny_store.layers)
     assert set(df.test_group) == set(tiny_store.read(0, "utterance")[1]["group:accent"])
     assert ((df.value >= 0) & (df.value <= 1)).all()
+
+
+def test_cli_probe_runs_and_resumes(tmp_path, tiny_store, capsys):
+    from probekit.cli import main
+
+    args = ["-q", "probe", "--store", str(tiny_store.root), "--task", "phone,group:accent",
+            "--out", str(tmp_path / "r"), "--seeds", "0", "--layers", "0,block1"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "phone:" in first and "new cell" in first
+    assert main(args) == 0
+    assert "phone: 0 new cell(s)" in capsys.readouterr().out
+    df = ResultsTable(tmp_path / "r").load()
+    assert set(df.layer) == {"conv", "block1"} and set(df.task) == {"phone", "group:accent"}
+    assert main(["probe", "--store", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2

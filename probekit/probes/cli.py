@@ -1,0 +1,48 @@
+"""``probekit probe``: run the probe grid on an embedding store."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _csv(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from probekit.probes.grid import run_grid
+    from probekit.probes.results import ResultsTable
+    from probekit.store import EmbeddingStore
+
+    store = EmbeddingStore.open(args.store)
+    layers = [int(x) if x.isdigit() else x for x in _csv(args.layers)] if args.layers else None
+    for task in _csv(args.task):
+        df = run_grid(store, task, args.out, group_attribute=args.group, probes=_csv(args.probe),
+                      layers=layers, seeds=[int(s) for s in _csv(args.seeds)],
+                      train_sets=_csv(args.train_sets), progress=not args.quiet)
+        cells = 0 if df.empty else len(df.drop_duplicates(["layer", "train_set", "seed", "probe"]))
+        print(f"{task}: {cells} new cell(s), {len(df)} row(s)")
+    print(f"results: {args.out} ({len(ResultsTable(args.out).load())} rows in total)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "probe", help="train and evaluate probes over layers, groups and seeds",
+        description="Run the probe grid on an embedding store and append to a results table. "
+                    "Finished cells are skipped, so re-running resumes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  probekit probe --store store/ --task phone --out results/\n"
+               "  probekit probe --store store/ --task phone,speaker,group:accent --probe linear,logistic "
+               "--out results/")
+    p.add_argument("--store", required=True, help="embedding store folder (probekit extract)")
+    p.add_argument("--task", default="phone",
+                   help="comma list of phone, speaker, group:<attribute> (default: phone)")
+    p.add_argument("--out", required=True, help="results folder (appended to)")
+    p.add_argument("--group", default="accent", help="attribute defining speaker groups")
+    p.add_argument("--probe", default="linear", help="comma list of linear, logistic, mlp")
+    p.add_argument("--layers", help="comma list of layer indices or names (default: all)")
+    p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (resample the split)")
+    p.add_argument("--train-sets", default="single,all,all-but",
+                   help="training-set kinds for content tasks")
+    p.set_defaults(func=_probe)
