@@ -1,6 +1,7 @@
 """probekit.probes: probe estimators (scikit-learn contract), tasks, the grid runner and the
 results table that analysis reads."""
 
+from .ctc import CTCProbe, aggregate_errors, ctc_errors, frames_by_utterance, normalize_text
 from .estimators import LinearProbe, MLPProbe, SufficientStats, TorchLogisticProbe, fit_logistic_batched
 from .results import CELL_KEYS, RESULT_COLUMNS, ResultsError, ResultsTable, validate_results
 

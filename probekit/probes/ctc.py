@@ -1,0 +1,494 @@
+"""ASR probe: a CTC head on frozen frame embeddings, greedy decoding, CER/WER with ``jiwer``.
+
+This is the "ASR error per layer" probe: a linear (or one-hidden-layer) map from each frame's
+embedding to characters (or phones) plus a CTC blank, trained with the CTC loss (Graves et
+al., 2006, "Connectionist Temporal Classification", ICML, eq. 14) and decoded greedily
+(best path: argmax per frame, collapse repeats, drop blanks).
+
+- :func:`normalize_text`: the one text normalisation used for training targets and references.
+- :class:`CTCProbe`: the estimator (scikit-learn contract).
+- :func:`ctc_errors` / :func:`aggregate_errors`: per-utterance CER/WER with counts, and
+  corpus-level rates as sum of errors / sum of reference lengths.
+- :func:`frames_by_utterance`: the store's ``frames`` pooling as per-utterance sequences.
+
+Error rates follow the results-table contract (``results.py``): ``value * n`` is an error
+count, ``n`` the number of reference characters (spaces included, as ``jiwer`` counts them)
+or words.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import unicodedata
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import safe_scale
+from .logistic import resolve_device
+
+__all__ = ["CTCProbe", "normalize_text", "ctc_errors", "aggregate_errors", "frames_by_utterance",
+           "BLANK", "WORD_SEPARATOR"]
+
+#: Vocabulary entry 0, the CTC blank.
+BLANK = "<blank>"
+#: Vocabulary entry for the space between words (character units only).
+WORD_SEPARATOR = "|"
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+
+def normalize_text(text: str) -> str:
+    """Normalise a transcript for character-level ASR scoring.
+
+    NFKC, lowercase, typographic apostrophes to ``'``, every other punctuation or symbol
+    character (Unicode categories ``P*`` and ``S*``) replaced by a space (so ``"well-known"``
+    becomes ``"well known"``), whitespace collapsed to single spaces, ends stripped. Digits
+    and letters of any script are kept as they are.
+
+    >>> normalize_text("  Don’t STOP -- now, please!  ")
+    "don't stop now please"
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"normalize_text expects a str; got {type(text).__name__}")
+    text = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
+    text = "".join(" " if c != "'" and unicodedata.category(c)[0] in "PS" else c for c in text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _phone_list(item, i):
+    if isinstance(item, str):
+        return item.split()
+    syms = [str(s) for s in item]
+    for s in syms:
+        if not s or any(c.isspace() for c in s):
+            raise ValueError(f"phone target {i}: symbol {s!r} is empty or contains whitespace")
+    return syms
+
+
+# -- error metrics ----------------------------------------------------------------------------
+def ctc_errors(hypotheses: Sequence[str], references: Sequence[str], ids=None,
+               normalize: bool = True):
+    """Per-utterance character and word errors, computed with ``jiwer``.
+
+    Parameters
+    ----------
+    hypotheses, references : sequence of str, same length
+    ids : sequence of str, optional
+        Utterance ids, used as the index (default ``0..n-1``).
+    normalize : bool, default True
+        Apply :func:`normalize_text` to both sides first. Pass False for phone strings
+        (space-separated symbols), where ``wer`` is then the phone error rate.
+
+    Returns
+    -------
+    pandas.DataFrame, one row per utterance
+        ``cer``, ``wer`` (error rates; NaN for an empty reference), ``n_chars``, ``n_words``
+        (reference lengths, spaces count as characters), ``char_errors``, ``word_errors``
+        (substitutions + deletions + insertions). Aggregate with :func:`aggregate_errors`.
+    """
+    import jiwer
+    import pandas as pd
+
+    hypotheses, references = list(hypotheses), list(references)
+    if len(hypotheses) != len(references):
+        raise ValueError(f"ctc_errors: {len(hypotheses)} hypotheses but {len(references)} references")
+    if ids is not None:
+        ids = list(ids)
+        if len(ids) != len(references):
+            raise ValueError(f"ctc_errors: {len(ids)} ids for {len(references)} references")
+    rows = []
+    for i, (h, r) in enumerate(zip(hypotheses, references)):
+        if not isinstance(h, str) or not isinstance(r, str):
+            raise TypeError(f"ctc_errors: item {ids[i] if ids else i} is not a pair of str")
+        if normalize:
+            h, r = normalize_text(h), normalize_text(r)
+        c = jiwer.process_characters(r, h)
+        w = jiwer.process_words(r, h)
+        n_c = c.hits + c.substitutions + c.deletions
+        n_w = w.hits + w.substitutions + w.deletions
+        e_c = c.substitutions + c.deletions + c.insertions
+        e_w = w.substitutions + w.deletions + w.insertions
+        rows.append({"cer": e_c / n_c if n_c else np.nan, "wer": e_w / n_w if n_w else np.nan,
+                     "n_chars": n_c, "n_words": n_w, "char_errors": e_c, "word_errors": e_w})
+    df = pd.DataFrame.from_records(
+        rows, columns=["cer", "wer", "n_chars", "n_words", "char_errors", "word_errors"])
+    if ids is not None:
+        df.index = pd.Index(ids, name="utt_id")
+    return df
+
+
+def aggregate_errors(errors, by=None):
+    """Corpus-level CER/WER: sum of errors / sum of reference lengths (micro average).
+
+    Parameters
+    ----------
+    errors : pandas.DataFrame from :func:`ctc_errors` (possibly with extra columns)
+    by : str or list of str, optional
+        Columns to group by (e.g. ``"speaker"``); None aggregates everything into one row.
+
+    Returns
+    -------
+    pandas.DataFrame with ``cer``, ``wer``, ``n_chars``, ``n_words`` (one row per group).
+    """
+    import pandas as pd
+
+    cols = ["n_chars", "n_words", "char_errors", "word_errors"]
+    sums = (errors[cols].sum().to_frame().T if by is None
+            else errors.groupby(by, sort=True)[cols].sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = pd.DataFrame({"cer": sums["char_errors"] / sums["n_chars"].where(sums["n_chars"] > 0),
+                            "wer": sums["word_errors"] / sums["n_words"].where(sums["n_words"] > 0),
+                            "n_chars": sums["n_chars"].astype(np.int64),
+                            "n_words": sums["n_words"].astype(np.int64)})
+    return out
+
+
+# -- the store's frames as sequences ----------------------------------------------------------
+def frames_by_utterance(store, layer, corpus=None, check_corpus: bool = True):
+    """Per-utterance frame sequences of one layer, from the store's ``frames`` pooling.
+
+    The store's metadata has no transcripts (``utt_id``, ``speaker``, ``sentence_id`` and
+    group columns only), so texts come from ``corpus`` by ``utt_id``.
+
+    Parameters
+    ----------
+    store : EmbeddingStore
+    layer : int or str
+    corpus : Corpus or Mapping[str, str], optional
+        The corpus the store was extracted from (its manifest): adds ``text`` and, when the
+        utterances have phone alignments, ``phones`` (tuple of symbols) to ``meta``. A plain
+        mapping ``utt_id -> text`` adds ``text`` only.
+    check_corpus : bool, default True
+        For a Corpus, refuse one whose manifest hash differs from the store's fingerprint.
+
+    Returns
+    -------
+    sequences : list of numpy.ndarray, each (n_frames_i, hidden_size)
+        Views into the (memory-mapped) stored array, stored dtype, in utterance (corpus) order.
+    meta : pandas.DataFrame, one row per utterance
+        The ``frames.csv`` rows (``utt_id``, ``speaker``, groups, ``offset``, ``n_frames``...).
+
+    Raises
+    ------
+    StoreError
+        The store lacks the ``frames`` pooling, its offsets do not fit the array, the corpus is
+        not the store's, or an utterance id is missing from ``corpus``.
+    """
+    from probekit.errors import StoreError
+
+    X, meta = store.read(layer, "frames")
+    meta = meta.sort_values("row", kind="stable").reset_index(drop=True)
+    seqs = []
+    for uid, off, n in zip(meta["utt_id"], meta["offset"], meta["n_frames"]):
+        if off < 0 or n < 0 or off + n > X.shape[0]:
+            raise StoreError(f"utterance {uid!r}: frames [{off}, {off + n}) outside the stored "
+                             f"{X.shape[0]} frames of layer {layer!r}")
+        seqs.append(X[off:off + n])
+    if corpus is not None:
+        if isinstance(corpus, Mapping):
+            lookup = {k: str(v) for k, v in corpus.items()}
+            phones = None
+        else:
+            if check_corpus:
+                from probekit.store.store import corpus_hash
+
+                fp = store.fingerprint.get("corpus")
+                if fp is not None and corpus_hash(corpus) != fp:
+                    raise StoreError(f"corpus {getattr(corpus, 'name', corpus)!r} is not the one "
+                                     f"store {store.root} was extracted from (manifest hash "
+                                     f"differs); pass check_corpus=False to match by utt_id")
+            by_id = {u.id: u for u in corpus}
+            lookup = {k: u.text for k, u in by_id.items()}
+            phones = {k: tuple(p.symbol for p in u.phones) for k, u in by_id.items()}
+        missing = [u for u in meta["utt_id"] if u not in lookup]
+        if missing:
+            raise StoreError(f"{len(missing)} stored utterance(s) not in the corpus, e.g. "
+                             f"{missing[0]!r}")
+        meta["text"] = [lookup[u] for u in meta["utt_id"]]
+        if phones is not None and any(phones[u] for u in meta["utt_id"]):
+            meta["phones"] = [phones[u] for u in meta["utt_id"]]
+    return seqs, meta
+
+
+# -- the estimator ----------------------------------------------------------------------------
+class CTCProbe(BaseEstimator):
+    """CTC head on frame embeddings: ``log_softmax(head(z_t))`` per frame, greedy decoding.
+
+    ``z_t`` is the standardised frame (mean and scale over all training frames, sklearn
+    ``StandardScaler`` conventions); ``head`` is linear, or ``Linear-ReLU-Linear`` when
+    ``hidden_size`` is set. Trained with ``torch.nn.CTCLoss(blank=0, zero_infinity=True,
+    reduction="mean")`` (Graves et al., 2006, eq. 14; per-utterance loss divided by target
+    length, then averaged) with Adam on shuffled minibatches, padded per batch.
+
+    Targets. ``units="chars"``: transcripts are normalised with :func:`normalize_text`; the
+    vocabulary ``vocab_`` is ``[BLANK, WORD_SEPARATOR] + sorted characters`` of the training
+    texts, the space mapped to ``WORD_SEPARATOR``. Training characters outside it cannot
+    occur; characters of *test* references unseen in training are never dropped: the probe
+    cannot emit them, so they count as errors in :meth:`score` and :func:`ctc_errors`.
+    ``units="phones"``: each target is a sequence of phone symbols (or a space-separated
+    string); ``vocab_`` is ``[BLANK] + sorted symbols``; predictions are space-joined symbols
+    and :meth:`score` uses the phone error rate.
+
+    Infeasible targets. CTC needs at least ``len(target) + (number of adjacent repeats)``
+    frames. Shorter utterances have zero probability; ``zero_infinity=True`` makes their loss
+    and gradient zero, so they are effectively skipped in training (counted in
+    ``n_infeasible_``, with a warning). At test time they are scored like any other utterance.
+
+    With ``early_stopping`` a ``validation_fraction`` of the training utterances (drawn with
+    ``random_state``) is held out; training stops after ``n_iter_no_change`` epochs without a
+    lower validation CTC loss and the best weights are kept. Deterministic given
+    ``random_state``: the split, initialisation and shuffling use generators seeded by it.
+
+    Parameters
+    ----------
+    units : "chars" | "phones", default "chars"
+    hidden_size : int or None, default None   None = linear head
+    learning_rate : float, default 3e-3
+    weight_decay : float, default 0.0          Adam's L2 term
+    batch_size : int, default 16               utterances per minibatch
+    max_epochs : int, default 60
+    early_stopping : bool, default True
+    validation_fraction : float, default 0.1
+    n_iter_no_change : int, default 5
+    standardize : bool, default True
+    device : "cpu" | "cuda" | "auto"
+    random_state : int or None
+
+    Attributes
+    ----------
+    vocab_ : list of str; n_features_in_ : int; mean_, scale_ : ndarray (d,)
+    model_ : torch.nn.Module (CPU); n_iter_ : int (epochs run); best_val_loss_ : float or None
+    n_infeasible_ : int, training utterances with fewer frames than CTC needs
+    """
+
+    def __init__(self, units="chars", hidden_size=None, learning_rate=3e-3, weight_decay=0.0,
+                 batch_size=16, max_epochs=60, early_stopping=True, validation_fraction=0.1,
+                 n_iter_no_change=5, standardize=True, device="cpu", random_state=None):
+        self.units = units
+        self.hidden_size = hidden_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.standardize = standardize
+        self.device = device
+        self.random_state = random_state
+
+    # -- validation -------------------------------------------------------------------------
+    def _check_sequences(self, sequences, reset):
+        if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
+            raise ValueError(f"{type(self).__name__} expects a list of (frames, hidden) arrays, "
+                             f"one per utterance; got a single 2-D array")
+        seqs = list(sequences)
+        if not seqs:
+            raise ValueError(f"{type(self).__name__}: no sequences (empty input)")
+        d = seqs[0].shape[1] if getattr(seqs[0], "ndim", 0) == 2 else None
+        out = []
+        for i, x in enumerate(seqs):
+            x = np.asarray(x)
+            if x.ndim != 2 or x.shape[0] == 0 or not np.issubdtype(x.dtype, np.number):
+                raise ValueError(f"sequence {i}: expected a non-empty numeric (frames, hidden) "
+                                 f"array; got shape {x.shape}, dtype {x.dtype}")
+            if x.shape[1] != d:
+                raise ValueError(f"sequence {i} has {x.shape[1]} features; sequence 0 has {d}")
+            if not np.isfinite(x).all():
+                raise ValueError(f"sequence {i} contains NaN or infinity")
+            out.append(x)
+        if reset:
+            self.n_features_in_ = d
+        elif d != self.n_features_in_:
+            raise ValueError(f"sequences have {d} features, but {type(self).__name__} was "
+                             f"fitted with {self.n_features_in_}")
+        return out
+
+    def _tokens(self, targets, n):
+        targets = list(targets) if not isinstance(targets, str) else None
+        if targets is None or len(targets) != n:
+            raise ValueError(f"{type(self).__name__}: {n} sequences but "
+                             f"{'a single string' if targets is None else len(targets)} targets")
+        if self.units == "chars":
+            out = []
+            for i, t in enumerate(targets):
+                if not isinstance(t, str):
+                    raise ValueError(f"target {i}: expected a transcript str; got {type(t).__name__}")
+                out.append([WORD_SEPARATOR if c == " " else c for c in normalize_text(t)])
+            return out
+        if self.units == "phones":
+            return [_phone_list(t, i) for i, t in enumerate(targets)]
+        raise ValueError(f"units must be 'chars' or 'phones'; got {self.units!r}")
+
+    def _reference(self, target, i):
+        if self.units == "chars":
+            return normalize_text(target)
+        return " ".join(_phone_list(target, i))
+
+    # -- fitting ----------------------------------------------------------------------------
+    def fit(self, sequences, texts):
+        """Fit on ``sequences`` (list of (frames_i, d) arrays) and ``texts`` (list). Returns self."""
+        seqs = self._check_sequences(sequences, reset=True)
+        tokens = self._tokens(texts, len(seqs))
+        if self.units == "chars":
+            symbols = sorted({c for t in tokens for c in t} - {WORD_SEPARATOR})
+            vocab = [BLANK, WORD_SEPARATOR] + symbols
+        else:
+            vocab = [BLANK] + sorted({s for t in tokens for s in t})
+        index = {s: k for k, s in enumerate(vocab)}
+        targets = [np.array([index[s] for s in t], dtype=np.int64) for t in tokens]
+        lengths = np.array([len(x) for x in seqs])
+        need = np.array([len(t) + int(np.sum(t[1:] == t[:-1])) for t in targets])
+        n_infeasible = int(np.sum(lengths < need))
+        if n_infeasible:
+            warnings.warn(f"{n_infeasible} of {len(seqs)} training utterances have fewer frames "
+                          f"than their CTC target needs; their loss is zeroed (zero_infinity)",
+                          RuntimeWarning, stacklevel=2)
+
+        rng = np.random.RandomState(self.random_state)
+        seed = int(rng.randint(2**31 - 1))
+        mean, scale = self._standardizer(seqs)
+        tr, va = np.arange(len(seqs)), None
+        if self.early_stopping:
+            n_val = int(np.ceil(self.validation_fraction * len(seqs)))
+            if not 0 < n_val < len(seqs):
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no training or "
+                    f"validation utterances out of {len(seqs)}; set early_stopping=False")
+            perm = np.random.RandomState(seed).permutation(len(seqs))
+            va, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+
+        dev = resolve_device(self.device)
+        gen = torch.Generator().manual_seed(seed)
+        model = self._build(len(seqs[0][0]), len(vocab), gen).to(dev)
+        ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True, reduction="mean")
+        opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate,
+                               weight_decay=self.weight_decay)
+        m32, s32 = mean.astype(np.float32), scale.astype(np.float32)
+
+        def batch_loss(idx):
+            x, lens = _pad([seqs[i] for i in idx], m32, s32)
+            logp = model(x.to(dev)).log_softmax(-1).transpose(0, 1)  # (T, B, C)
+            tg = torch.from_numpy(np.concatenate([targets[i] for i in idx])).to(dev)
+            tl = torch.tensor([len(targets[i]) for i in idx], dtype=torch.long)
+            return ctc(logp, tg, lens, tl)
+
+        best, best_state, stale, epoch = np.inf, None, 0, 0
+        for epoch in range(1, int(self.max_epochs) + 1):
+            model.train()
+            order = tr[torch.randperm(len(tr), generator=gen).numpy()]
+            for start in range(0, len(order), self.batch_size):
+                opt.zero_grad()
+                batch_loss(order[start:start + self.batch_size]).backward()
+                opt.step()
+            if va is None:
+                continue
+            model.eval()
+            with torch.no_grad():
+                chunks = [va[s:s + self.batch_size] for s in range(0, len(va), self.batch_size)]
+                loss = sum(float(batch_loss(c)) * len(c) for c in chunks) / len(va)
+            if loss < best - 1e-4 * abs(best if np.isfinite(best) else 1.0):
+                best, best_state, stale = loss, copy.deepcopy(model.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= self.n_iter_no_change:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        self.model_ = model.cpu().eval()
+        self.vocab_ = vocab
+        self.mean_, self.scale_ = mean, scale
+        self.n_iter_ = epoch
+        self.best_val_loss_ = None if va is None else float(best)
+        self.n_infeasible_ = n_infeasible
+        return self
+
+    def _standardizer(self, seqs):
+        d = seqs[0].shape[1]
+        if not self.standardize:
+            return np.zeros(d), np.ones(d)
+        # Streamed float64 sums: no concatenated copy of every training frame.
+        n, s = 0, np.zeros(d)
+        for x in seqs:
+            n += len(x)
+            s += x.sum(axis=0, dtype=np.float64)
+        mean = s / n
+        ss = np.zeros(d)
+        for x in seqs:
+            ss += ((x.astype(np.float64) - mean) ** 2).sum(axis=0)
+        return mean, safe_scale(np.sqrt(ss / n))
+
+    def _build(self, d, k, gen):
+        if self.hidden_size is None:
+            model = torch.nn.Sequential(torch.nn.Linear(d, k))
+        else:
+            if int(self.hidden_size) < 1:
+                raise ValueError(f"hidden_size must be None or >= 1; got {self.hidden_size!r}")
+            model = torch.nn.Sequential(torch.nn.Linear(d, int(self.hidden_size)), torch.nn.ReLU(),
+                                        torch.nn.Linear(int(self.hidden_size), k))
+        # Re-draw torch's default init from our generator, not the global RNG.
+        with torch.no_grad():
+            for layer in model:
+                if isinstance(layer, torch.nn.Linear):
+                    bound = 1.0 / np.sqrt(layer.in_features)
+                    layer.weight.uniform_(-bound, bound, generator=gen)
+                    layer.bias.uniform_(-bound, bound, generator=gen)
+        return model
+
+    # -- inference --------------------------------------------------------------------------
+    def predict_log_proba(self, sequences):
+        """Per-frame log-probabilities over ``vocab_``: list of (frames_i, len(vocab_)) arrays."""
+        check_is_fitted(self)
+        seqs = self._check_sequences(sequences, reset=False)
+        m32, s32 = self.mean_.astype(np.float32), self.scale_.astype(np.float32)
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(seqs), 64):
+                x, lens = _pad(seqs[start:start + 64], m32, s32)
+                logp = self.model_(x).log_softmax(-1).numpy()
+                out.extend(logp[b, :n] for b, n in enumerate(lens.tolist()))
+        return out
+
+    def predict(self, sequences):
+        """Greedy (best-path) transcripts: argmax per frame, collapse repeats, drop blanks.
+
+        Returns list of str: normalised text for ``units="chars"``, space-joined symbols for
+        ``units="phones"``.
+        """
+        out = []
+        for logp in self.predict_log_proba(sequences):
+            best = logp.argmax(axis=1)
+            keep = np.ones(len(best), dtype=bool)
+            keep[1:] = best[1:] != best[:-1]
+            syms = [self.vocab_[k] for k in best[keep] if k != 0]
+            if self.units == "chars":
+                text = "".join(" " if s == WORD_SEPARATOR else s for s in syms)
+                out.append(re.sub(r" +", " ", text).strip())
+            else:
+                out.append(" ".join(syms))
+        return out
+
+    def score(self, sequences, texts):
+        """``1 - CER`` (chars) or ``1 - PER`` (phones), pooled over utterances (micro average)."""
+        hyps = self.predict(sequences)
+        texts = list(texts) if not isinstance(texts, str) else [texts]
+        if len(texts) != len(hyps):
+            raise ValueError(f"{len(hyps)} sequences but {len(texts)} targets")
+        refs = [self._reference(t, i) for i, t in enumerate(texts)]
+        agg = aggregate_errors(ctc_errors(hyps, refs, normalize=False)).iloc[0]
+        return float(1.0 - (agg["cer"] if self.units == "chars" else agg["wer"]))
+
+
+def _pad(seqs, mean, scale):
+    """Standardised float32 batch (B, T_max, d), zero-padded, and lengths (B,) int64."""
+    lens = torch.tensor([len(x) for x in seqs], dtype=torch.long)
+    x = np.zeros((len(seqs), int(lens.max()), seqs[0].shape[1]), dtype=np.float32)
+    for b, s in enumerate(seqs):
+        x[b, :len(s)] = (np.asarray(s, dtype=np.float32) - mean) / scale
+    return torch.from_numpy(x), lens
