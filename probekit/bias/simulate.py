@@ -35,7 +35,8 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
                      concentration: float = 30.0,
                      variance_inflation: Mapping[str, float] | None = None,
                      own_group_advantage: Mapping[str, float] | None = None,
-                     unseen_penalty: float = 0.0, seed_sd: float = 0.005,
+                     unseen_penalty: float = 0.0,
+                     train_offset: Mapping[str, float] | None = None, seed_sd: float = 0.005,
                      include_all_rows: bool = True, encoder: str = "sim", task: str = "phone",
                      probe: str = "linear", group_attribute: str = "accent",
                      random_state: int = 0) -> pd.DataFrame:
@@ -62,6 +63,9 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
         Subtracted from the error of the probe trained on group ``g`` when tested on ``g``.
     unseen_penalty : float
         Added to the error of ``all-but:<g>`` on group ``g``.
+    train_offset : {group: float}
+        Added to the error of the probe trained on group ``g`` on every *other* group (how
+        well a group's probe generalises).
     seed_sd : float
         Standard deviation of a probe-seed shift of each cell's error rates.
     """
@@ -89,7 +93,9 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
         for ts in tsets:
             shift = np.zeros(S)
             if ts in groups:
-                shift -= np.where(codes == groups.index(ts), adv.get(ts, 0.0), 0.0)
+                own = codes == groups.index(ts)
+                shift -= np.where(own, adv.get(ts, 0.0), 0.0)
+                shift += np.where(own, 0.0, (train_offset or {}).get(ts, 0.0))
             elif ts.startswith("all-but:") and ts[8:] in groups:
                 shift += np.where(codes == groups.index(ts[8:]), unseen_penalty, 0.0)
             for sd in seeds:
