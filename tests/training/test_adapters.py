@@ -25,7 +25,7 @@ def randomise_b(model, seed=1):
 
 def inputs(batch=2, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return dict(input_features=torch.randn(batch, 80, 3000, generator=g),
+    return dict(input_features=torch.randn(batch, 80, 400, generator=g),
                 decoder_input_ids=torch.tensor([[50257, 50362, 11, 12]] * batch))
 
 

@@ -1,0 +1,155 @@
+"""Transcribe with an (adapted) Whisper model and score WER by group.
+
+Text normalisation (applied to references and hypotheses alike, before ``jiwer``): Unicode
+NFKC, lowercase, every punctuation character (Unicode category P*) and symbol (S*) replaced by
+a space, whitespace collapsed. Numbers are not spelled out and spelling variants are not
+unified (Whisper's English normaliser does both; the synthetic corpus reads Harvard sentences,
+which contain no digits).
+
+Metrics (seed 000's definitions): a group's WER is its corpus-level WER (errors summed over
+its utterances / reference words summed); overall is the same over all utterances (micro);
+macro-WER the unweighted mean of the group WERs; gap = max - min group WER; worst = the group
+with the highest WER. Values are percentages.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from training.adapters import lora_layers, mixture_weights, set_mixture
+from training.data import AudioCache
+
+__all__ = ["normalize_text", "transcribe", "WERReport", "wer_report"]
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Lowercase, strip punctuation and symbols, collapse whitespace (see the module doc)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in text)
+    return _SPACES.sub(" ", text).strip()
+
+
+@torch.no_grad()
+def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens: int = 96,
+               attribute: str = "accent", known_accent_d: float | None = None,
+               audio: AudioCache | None = None, progress: bool = False) -> pd.DataFrame:
+    """Greedy transcripts (``model.generate``, one beam, no sampling).
+
+    Parameters
+    ----------
+    model : WhisperForConditionalGeneration, optionally carrying (MAS-)LoRA adapters
+    processor : WhisperProcessor (tokenizer + feature extractor)
+    corpus : probekit.corpus.Corpus
+    known_accent_d : float, optional
+        MAS-LoRA only: mix the experts with the 1/d rule on each utterance's own accent
+        (accent known). ``None``: the mixture set on the model (uniform unless changed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per utterance: ``id``, ``speaker``, one column per group attribute, ``ref``,
+        ``hyp`` (raw) and ``ref_norm``, ``hyp_norm``.
+    """
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    audio = audio or AudioCache(corpus, processor.feature_extractor.sampling_rate)
+    experts = getattr(getattr(model, "adapter_config", None), "experts", ())
+    if known_accent_d is not None and experts:
+        chunks = [[u for u in corpus if u.group(attribute) == g] for g in corpus.groups(attribute)]
+    else:
+        chunks = [list(corpus)]
+    saved_mix = {n: m.mix.clone() for n, m in lora_layers(model).items()}
+    rows = []
+    bar = tqdm(total=len(corpus), desc="transcribe", disable=not progress, leave=False)
+    try:
+        for chunk in chunks:
+            if known_accent_d is not None and experts and chunk:
+                set_mixture(model, mixture_weights(experts, chunk[0].group(attribute),
+                                                   known_accent_d))
+            for i in range(0, len(chunk), batch_size):
+                utts = chunk[i: i + batch_size]
+                feats = processor.feature_extractor(
+                    [audio(u) for u in utts], sampling_rate=audio.sample_rate,
+                    return_tensors="pt", padding="max_length").input_features
+                dev = next(model.parameters()).device
+                ids = model.generate(feats.to(dev), max_new_tokens=max_new_tokens, num_beams=1,
+                                     do_sample=False)
+                hyps = processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
+                for u, h in zip(utts, hyps):
+                    rows.append({"id": u.id, "speaker": u.speaker, **dict(u.groups),
+                                 "ref": u.text, "hyp": h.strip(),
+                                 "ref_norm": normalize_text(u.text),
+                                 "hyp_norm": normalize_text(h)})
+                bar.update(len(utts))
+    finally:
+        bar.close()
+        for n, m in lora_layers(model).items():
+            m.mix = saved_mix[n]
+        model.train(was_training)
+    return pd.DataFrame(rows)
+
+
+def _wer(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, int, int]:
+    import jiwer
+
+    pairs = [(r, h) for r, h in zip(refs, hyps) if r]
+    if not pairs:
+        return float("nan"), 0, 0
+    out = jiwer.process_words([r for r, _ in pairs], [h if h else "" for _, h in pairs])
+    errors = out.substitutions + out.deletions + out.insertions
+    n_ref = out.hits + out.substitutions + out.deletions
+    return 100.0 * errors / n_ref, errors, n_ref
+
+
+@dataclass(frozen=True)
+class WERReport:
+    """WER by group, read many ways.
+
+    Attributes
+    ----------
+    by_group : pandas.DataFrame
+        Index: group; columns ``wer`` (%), ``errors``, ``ref_words``, ``n_utts``.
+    overall, macro, gap : float
+        Micro WER over all utterances, unweighted mean of group WERs, max - min group WER (%).
+    worst : str
+        Group with the highest WER.
+    """
+
+    by_group: pd.DataFrame
+    overall: float
+    macro: float
+    gap: float
+    worst: str
+
+    def summary(self) -> dict:
+        return {"overall": self.overall, "macro": self.macro, "gap": self.gap,
+                "worst": self.worst, **{f"wer_{g}": w for g, w in self.by_group["wer"].items()}}
+
+
+def wer_report(transcripts: pd.DataFrame, attribute: str = "accent",
+               groups: Sequence[str] | None = None) -> WERReport:
+    """Per-group, overall, macro WER, gap and worst group from :func:`transcribe`'s output.
+
+    ``groups`` restricts the macro/gap/worst to those groups (e.g. the trained accents);
+    ``by_group`` always lists every group.
+    """
+    rows = {}
+    for g, df in transcripts.groupby(attribute, sort=True):
+        wer, err, n = _wer(df["ref_norm"].tolist(), df["hyp_norm"].tolist())
+        rows[g] = {"wer": wer, "errors": err, "ref_words": n, "n_utts": len(df)}
+    by_group = pd.DataFrame.from_dict(rows, orient="index")
+    by_group.index.name = attribute
+    overall = _wer(transcripts["ref_norm"].tolist(), transcripts["hyp_norm"].tolist())[0]
+    sel = by_group.loc[list(groups)] if groups is not None else by_group
+    return WERReport(by_group, overall, float(sel["wer"].mean()),
+                     float(sel["wer"].max() - sel["wer"].min()), str(sel["wer"].idxmax()))
