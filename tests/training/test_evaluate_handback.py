@@ -1,0 +1,77 @@
+"""Evaluation metrics on hand-made transcripts, transcription, and the hand-back encoder."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from training.adapters import AdapterConfig, apply_mas_lora, inject_adapters, lora_layers
+from training.encoder import adapted_encoder, register_adapted_encoder, save_adapted_model
+from training.evaluate import normalize_text, transcribe, wer_report
+
+
+def test_normalisation_lowercases_and_strips_punctuation():
+    assert normalize_text("The Birch  canoe, slid!  \"Don't\"") == "the birch canoe slid don t"
+
+
+def test_wer_report_by_group_macro_gap_and_worst():
+    df = pd.DataFrame({
+        "accent": ["a", "a", "b"],
+        "ref_norm": ["one two", "three four", "five six seven eight"],
+        "hyp_norm": ["one two", "three", "five six"],
+    })
+    rep = wer_report(df)
+    # a: 1 error / 4 words = 25 %; b: 2 / 4 = 50 %; overall 3 / 8
+    assert rep.by_group.loc["a", "wer"] == pytest.approx(25.0)
+    assert rep.by_group.loc["b", "wer"] == pytest.approx(50.0)
+    assert rep.overall == pytest.approx(37.5)
+    assert rep.macro == pytest.approx(37.5) and rep.gap == pytest.approx(25.0)
+    assert rep.worst == "b"
+    df2 = pd.concat([df, df.iloc[[2]]])  # one more b utterance: micro moves, macro does not
+    rep2 = wer_report(df2)
+    assert rep2.macro == pytest.approx(37.5) and rep2.overall == pytest.approx(100 * 5 / 12)
+
+
+def load(folder):
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    return (WhisperForConditionalGeneration.from_pretrained(folder).eval(),
+            WhisperProcessor.from_pretrained(folder))
+
+
+def test_transcribe_returns_one_row_per_utterance(tiny_whisper_dir, small_corpus):
+    model, proc = load(tiny_whisper_dir)
+    apply_mas_lora(model, small_corpus.groups("accent")[:2], seed=0)
+    sub = small_corpus.filter(speakers=small_corpus.speakers[:3])
+    df = transcribe(model, proc, sub, max_new_tokens=4, known_accent_d=2.0)
+    assert sorted(df["id"]) == sorted(u.id for u in sub)
+    assert {"accent", "ref", "hyp", "ref_norm", "hyp_norm"} <= set(df.columns)
+    assert all(torch.allclose(m.mix, torch.full_like(m.mix, 1 / m.n_experts))
+               for m in lora_layers(model).values())  # the mixture is restored
+
+
+def test_hand_back_encoder_loads_through_probekit_and_differs_from_base(tiny_whisper_dir,
+                                                                       tmp_path):
+    from probekit.encoders import available_encoders, load_encoder
+
+    model, proc = load(tiny_whisper_dir)
+    inject_adapters(model, AdapterConfig(r=4), seed=0)
+    with torch.no_grad():  # stands in for training: any non-zero B changes the encoder
+        for m in lora_layers(model).values():
+            m.lora_B.normal_(0, 0.1, generator=torch.Generator().manual_seed(0))
+    folder = save_adapted_model(model, proc, tmp_path / "adapted", info={"objective": "erm"})
+    register_adapted_encoder("tiny-adapted", folder)
+    assert "tiny-adapted" in available_encoders()["whisper-adapted"]
+    enc = load_encoder("tiny-adapted", device="cpu")
+    base = load_encoder(str(tiny_whisper_dir), device="cpu")
+    wave = np.random.default_rng(0).standard_normal(16000).astype("float32") * 0.1
+    a, b = enc.encode([wave]), base.encode([wave])
+    assert enc.name == "tiny-adapted" and enc.layer_names == base.layer_names
+    assert torch.allclose(a.layer("conv"), b.layer("conv"))  # the front end is not adapted
+    for layer in enc.layer_names[1:]:
+        assert not torch.allclose(a.layer(layer), b.layer(layer), atol=1e-4), layer
+    # in memory, unmerged: the same states as the merged folder
+    live = adapted_encoder(model, proc.feature_extractor, "live", merge=False)
+    torch.testing.assert_close(live.encode([wave]).hidden_states, a.hidden_states,
+                               atol=1e-5, rtol=1e-4)
+    assert enc.fingerprint != base.fingerprint

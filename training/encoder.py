@@ -1,0 +1,91 @@
+"""Hand an adapted model back to probekit as an ordinary :class:`~probekit.encoders.Encoder`.
+
+Two ways, both giving the same hidden states:
+
+* in memory: :func:`adapted_encoder` wraps the model's encoder (merged into plain weights, or
+  still carrying its adapters and current mixture) in :class:`probekit.encoders.whisper.WhisperEncoder`;
+* on disk: :func:`save_adapted_model` writes the merged model as a transformers folder that
+  ``probekit.encoders.load_encoder(folder)`` loads like any Whisper checkpoint, and
+  :func:`register_adapted_encoder` gives the folder a short name for ``load_encoder(name)``.
+
+Extraction, probes and bias analysis then run on it unchanged, so "before vs after
+fine-tuning" is the same pipeline run twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from probekit.encoders.registry import register_encoder
+from probekit.encoders.whisper import WhisperEncoder
+from probekit.errors import EncoderError
+from training.adapters import merge_adapters
+
+__all__ = ["adapted_encoder", "save_adapted_model", "register_adapted_encoder",
+           "AdaptedWhisperEncoder"]
+
+_ALIASES: dict[str, Path] = {}
+
+
+def adapted_encoder(model, feature_extractor, name: str, *, merge: bool = True,
+                    device="cpu") -> WhisperEncoder:
+    """An Encoder over (a copy of) ``model``'s encoder.
+
+    ``merge=True`` folds the adapters (with their current mixture weights) into the weights
+    first, so the encoder costs what the base model costs; ``merge=False`` keeps the LoRA
+    modules (same states within float tolerance).
+    """
+    m = copy.deepcopy(model)
+    if merge and getattr(m, "adapter_config", None) is not None:
+        merge_adapters(m)
+    return WhisperEncoder(name, m.get_encoder(), feature_extractor, device=device)
+
+
+def save_adapted_model(model, processor, out_dir, *, info: dict | None = None) -> Path:
+    """Save the merged model + processor files as a folder ``load_encoder`` can open.
+
+    ``info`` (method, objective, mixture, ...) is written to ``adaptation.json`` beside it.
+    """
+    out = Path(out_dir)
+    m = copy.deepcopy(model)
+    cfg = getattr(m, "adapter_config", None)
+    if cfg is not None:
+        merge_adapters(m)
+    m.save_pretrained(out)
+    processor.save_pretrained(out)
+    meta = {"adapters": cfg.to_dict() if cfg is not None else None, **(info or {})}
+    (out / "adaptation.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    return out
+
+
+def register_adapted_encoder(name: str, folder) -> None:
+    """Make ``load_encoder(name)`` open the adapted model saved in ``folder``."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise EncoderError(f"{folder}: not a saved model folder (no config.json)")
+    _ALIASES[name] = folder
+
+
+@register_encoder("whisper-adapted")
+class AdaptedWhisperEncoder(WhisperEncoder):
+    """Whisper models adapted by :mod:`training`, known by the names given to
+    :func:`register_adapted_encoder`."""
+
+    @staticmethod
+    def known_names() -> list[str]:
+        return sorted(_ALIASES)
+
+    @staticmethod
+    def handles(name: str) -> bool:
+        return name in _ALIASES
+
+    @classmethod
+    def from_name(cls, name: str, **kwargs) -> "AdaptedWhisperEncoder":
+        if name not in _ALIASES:
+            raise EncoderError(f"no adapted encoder registered as {name!r}; known: "
+                               f"{sorted(_ALIASES)}")
+        enc = WhisperEncoder.from_name(str(_ALIASES[name]), sources=("local",), **kwargs)
+        enc.name = name
+        return enc
