@@ -24,7 +24,7 @@ import pandas as pd
 
 from probekit.bias._slices import iter_slices
 from probekit.bias.errors import BiasInputError
-from probekit.bias.permutation import group_vs_rest, holm
+from probekit.bias.permutation import group_vs_rest, holm, speaker_icc
 from probekit.bias.speakers import speaker_matrix
 
 __all__ = ["type_groups", "TYPES", "typing_rule"]
@@ -48,8 +48,8 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
     dispersion : DataFrame, optional
         Per-speaker embedding dispersion with columns ``layer, group_attribute, speaker,
         group, dispersion`` (from :func:`probekit.bias.dispersion.speaker_dispersion`, one
-        frame per layer, concatenated). Used as the random-variance evidence for the layers
-        and attribute it covers.
+        frame per layer, concatenated). Used as the random-variance evidence for the phone
+        task at the layers and attribute it covers.
 
     Returns
     -------
@@ -66,12 +66,11 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
         t_icc, p_icc = group_vs_rest(rates, m.codes, statistic="icc", n=m.n, n_perm=n_perm, rng=rng)
         M = np.eye(G)[m.codes]
         cnt = M.sum(0)
-        from probekit.bias.permutation import speaker_icc
         icc = speaker_icc(rates, 1.0 / m.n, M, cnt)
         gerr = (m.errors @ M) / (m.n @ M)
         for r, (li, layer) in enumerate(m.keys[["layer_index", "layer"]].itertuples(index=False)):
             t_r, p_r, src = t_icc[r], p_icc[r], "speaker_icc"
-            if dispersion is not None:
+            if dispersion is not None and key["task"] == "phone":
                 dl = dispersion[(dispersion["layer"].astype(str) == str(layer)) &
                                 (dispersion["group_attribute"].astype(str) == key["group_attribute"])]
                 if len(dl):

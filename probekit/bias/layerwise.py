@@ -17,8 +17,8 @@ import pandas as pd
 from probekit.bias._slices import iter_slices, spearman
 from probekit.bias.metrics import GAP_STATISTICS, SUMMARY_STATISTICS, gap_statistics
 from probekit.bias.permutation import group_vs_rest, permutation_pvalue
-from probekit.bias.resample import (percentile_ci, speaker_bootstrap_indices,
-                                    speaker_permutation_indices)
+from probekit.bias.resample import (clusters_behind, percentile_ci,
+                                    speaker_bootstrap_indices, speaker_permutation_indices)
 from probekit.bias.speakers import speaker_matrix
 
 __all__ = ["LayerwiseBias", "layerwise_bias", "BIAS_MEASURES"]
@@ -73,13 +73,14 @@ def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 10
         _, pg = group_vs_rest(m.rates, m.codes, n_perm=n_perm, rng=rng, alternative="two-sided")
         n_spk = m.n_speakers
         for s in SUMMARY_STATISTICS:
-            lo, hi = percentile_ci(boot[s], alpha, axis=1)
+            lo, hi = percentile_ci(boot[s], alpha, axis=1, n_clusters=clusters_behind(s, n_spk))
             curves.append(pd.DataFrame({**key, "train_set": train_set, **m.keys, "statistic": s,
                                         "estimate": obs[s], "ci_low": lo, "ci_high": hi,
                                         "p_value": p.get(s, np.full(L, np.nan)),
                                         "n_speakers": int(n_spk.sum())}))
         for gi, g in enumerate(m.group_names):
-            lo, hi = percentile_ci(boot["by_group"][..., gi], alpha, axis=1)
+            lo, hi = percentile_ci(boot["by_group"][..., gi], alpha, axis=1,
+                                   n_clusters=int(n_spk[g]))
             curves.append(pd.DataFrame({**key, "train_set": train_set, **m.keys,
                                         "statistic": f"group:{g}", "estimate": obs["by_group"][:, gi],
                                         "ci_low": lo, "ci_high": hi, "p_value": pg[:, gi],
@@ -88,7 +89,8 @@ def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 10
         for b in BIAS_MEASURES:
             rho = float(spearman(obs["overall"], obs[b])) if L >= 3 else np.nan
             rb = spearman(boot["overall"], boot[b], axis=0) if L >= 3 else np.full(n_boot, np.nan)
-            lo, hi = percentile_ci(rb, alpha) if L >= 3 else (np.nan, np.nan)
+            lo, hi = (percentile_ci(rb, alpha, n_clusters=int(n_spk.min())) if L >= 3
+                      else (np.nan, np.nan))
             summaries.append({**key, "train_set": train_set, "bias_measure": b, "n_layers": L,
                               "n_speakers": int(n_spk.sum()),
                               "min_error_layer": layers[np.nanargmin(obs["overall"])],

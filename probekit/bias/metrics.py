@@ -14,8 +14,8 @@ import pandas as pd
 
 from probekit.bias.errors import BiasInputError
 from probekit.bias.permutation import group_vs_rest, permutation_pvalue
-from probekit.bias.resample import (percentile_ci, speaker_bootstrap_indices,
-                                    speaker_permutation_indices)
+from probekit.bias.resample import (clusters_behind, percentile_ci,
+                                    speaker_bootstrap_indices, speaker_permutation_indices)
 from probekit.bias.speakers import SpeakerMatrix, speaker_matrix
 
 __all__ = ["GroupMetrics", "gap_statistics", "GAP_STATISTICS", "SUMMARY_STATISTICS"]
@@ -58,6 +58,10 @@ class GroupMetrics:
         CIs have level ``1 - alpha``.
     seed : int
         Everything is deterministic given the seed.
+    ci_method : {"expanded", "percentile"}
+        ``"expanded"`` (default) widens the percentile interval for few speakers
+        (Hesterberg 2015; see :func:`probekit.bias.resample.expanded_level`); ``"percentile"``
+        is the plain percentile interval.
 
     Attributes
     ----------
@@ -67,7 +71,8 @@ class GroupMetrics:
     """
 
     def __init__(self, errors, n, groups, speakers=None, *, n_boot: int = 1000,
-                 n_perm: int = 1000, alpha: float = 0.05, seed: int = 0, min_speakers: int = 2):
+                 n_perm: int = 1000, alpha: float = 0.05, seed: int = 0, min_speakers: int = 2,
+                 ci_method: str = "expanded"):
         errors, n = np.asarray(errors, float), np.asarray(n, float)
         groups = np.asarray(groups).astype(str)
         if not (errors.shape == n.shape == groups.shape) or errors.ndim != 1:
@@ -88,7 +93,9 @@ class GroupMetrics:
         # speaker_matrix reorders speakers by group; keep the exact counts in that order
         pos = pd.Series(np.arange(speakers.size), index=speakers).reindex(self._m.speakers).to_numpy()
         self._K, self._N = errors[pos], n[pos]
-        self.alpha, self.seed = alpha, seed
+        if ci_method not in ("expanded", "percentile"):
+            raise BiasInputError(f"ci_method {ci_method!r}: use 'expanded' or 'percentile'")
+        self.alpha, self.seed, self.ci_method = alpha, seed, ci_method
         self._compute(n_boot, n_perm)
 
     @classmethod
@@ -180,12 +187,16 @@ class GroupMetrics:
                          dtype=float)
 
     def ci(self) -> pd.DataFrame:
-        """Cluster-bootstrap percentile CIs: index ``statistic`` (summaries then
+        """Cluster-bootstrap (expanded) percentile CIs: index ``statistic`` (summaries then
         ``group:<g>``), columns ``estimate, ci_low, ci_high``."""
         names = list(SUMMARY_STATISTICS) + [f"group:{g}" for g in self.groups]
         est = [self._obs[s] for s in SUMMARY_STATISTICS] + list(self._obs["by_group"])
         reps = np.column_stack([self._boot[s] for s in SUMMARY_STATISTICS] + [self._boot["by_group"]])
-        lo, hi = percentile_ci(reps, self.alpha)
+        ns = self.n_speakers
+        lo, hi = np.empty(len(names)), np.empty(len(names))
+        for j, s in enumerate(names):
+            n = clusters_behind(s, ns) if self.ci_method == "expanded" else None
+            lo[j], hi[j] = percentile_ci(reps[:, j], self.alpha, n_clusters=n)
         return pd.DataFrame({"estimate": np.asarray(est, float), "ci_low": lo, "ci_high": hi},
                             index=pd.Index(names, name="statistic"))
 

@@ -9,9 +9,10 @@ a linear model on rates is our choice: it needs no link and its group effects ar
 differences). A group's effect is ``beta_g - mean_h beta_h`` with a Wald CI from the fixed-
 effect covariance. The share of between-speaker variance explained by group is
 ``1 - sigma_s^2(group model) / sigma_s^2(intercept-only model)`` (the proportional reduction
-in variance, Raudenbush & Bryk), clipped to [0, 1]. With one row per speaker (a single seed)
-``sigma_s^2`` and ``sigma_e^2`` are not separable; the model is then ordinary least squares
-and the residual variance is reported as the speaker variance.
+in variance, Raudenbush & Bryk), clipped to [0, 1]. With one row per speaker (a single seed,
+or seeds that never change a speaker's rate) ``sigma_s^2`` and ``sigma_e^2`` are not
+separable; the model is then ordinary least squares on speaker means and the residual
+variance is reported as the speaker variance.
 """
 
 from __future__ import annotations
@@ -59,9 +60,19 @@ def mixed_effects(df: pd.DataFrame, *, train_set: str = "all", alpha: float = 0.
         d["rate"] = d["k"] / d["n"]
         d = d.rename(columns={"unit": "speaker", "test_group": "group"})
         for (li, layer), dl in d.groupby(["layer_index", "layer"]):
-            mixed = bool(dl.groupby("speaker").size().min() >= 2)
-            res, s2, e2, conv = _fit(dl, "rate ~ 0 + C(group)", mixed)
-            _, s20, _, conv0 = _fit(dl, "rate ~ 1", mixed)
+            # seeds that do not move a speaker's rate (e.g. a closed-form probe) leave no
+            # within-speaker variance to separate: then fit OLS on speaker means
+            within = dl.groupby("speaker")["rate"].var().fillna(0).max()
+            mixed = bool(dl.groupby("speaker").size().min() >= 2 and within > 1e-12)
+            try:
+                res, s2, e2, conv = _fit(dl, "rate ~ 0 + C(group)", mixed)
+                _, s20, _, conv0 = _fit(dl, "rate ~ 1", mixed)
+            except (np.linalg.LinAlgError, ValueError):
+                mixed = False
+            if not mixed:
+                dl = dl.groupby(["speaker", "group"], as_index=False)["rate"].mean()
+                res, s2, e2, conv = _fit(dl, "rate ~ 0 + C(group)", False)
+                _, s20, _, conv0 = _fit(dl, "rate ~ 1", False)
             names = sorted(dl["group"].unique())
             fe = [f"C(group)[{g}]" for g in names]
             beta = res.params[fe].to_numpy()

@@ -44,7 +44,10 @@ class Transfer:
         n_speakers``.
     own_vs_broad : one row per (slice, layer, group, reference in {"all", "all-but"}):
         ``own_error, reference_error, difference`` (own - reference), ``ci_low, ci_high,
-        p_value, n_speakers``.
+        p_value`` (sign flip), ``seeds_won`` (fraction of probe seeds in which the own-group
+        probe had the lower group error), ``reliable_win`` (difference < 0, p <= alpha and
+        every seed won: the decision rule, since a CI from 3-5 speakers is fragile and the
+        sign-flip test cannot reach alpha = 0.05 with fewer than 6 speakers), ``n_speakers``.
     generalisation : one row per (slice, layer): ``spearman`` (own error vs relative
         off-diagonal accuracy) with ``ci_low, ci_high, p_value, n_groups``.
     """
@@ -79,8 +82,11 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
         bidx = speaker_bootstrap_indices(m.codes, n_boot, rng)
         E = (m.errors @ M) / (m.n @ M)                                     # (R, G)
         Eb = (m.errors[:, bidx] @ M) / (m.n[:, bidx] @ M)                  # (R, B, G)
-        lo, hi = percentile_ci(Eb, alpha, axis=1)
         n_spk = m.n_speakers.to_numpy()
+        lo, hi = np.empty_like(E), np.empty_like(E)
+        for gi in range(G):
+            lo[:, gi], hi[:, gi] = percentile_ci(Eb[..., gi], alpha, axis=1,
+                                                 n_clusters=int(n_spk[gi]))
         for gi, g in enumerate(m.group_names):
             mats.append(pd.DataFrame({**key, **keys, "test_group": g, "error": E[:, gi],
                                       "ci_low": lo[:, gi], "ci_high": hi[:, gi],
@@ -98,12 +104,15 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
                     d = rates[ts[g], pos] - rates[ts[ref], pos]
                     mean, p = paired_signflip(d, n_perm=n_perm, rng=rng)
                     dboot = d[rng.integers(0, d.size, (n_boot, d.size))].mean(1)
-                    blo, bhi = percentile_ci(dboot, alpha)
+                    blo, bhi = percentile_ci(dboot, alpha, n_clusters=d.size)
+                    won = _seeds_won(sub, layer, g, ref)
                     owns.append({**key, "layer_index": li, "layer": layer, "group": g,
                                  "reference": ref_name, "own_error": E[ts[g], gi],
                                  "reference_error": E[ts[ref], gi], "difference": float(mean),
                                  "ci_low": float(blo), "ci_high": float(bhi),
-                                 "p_value": float(p), "n_speakers": int(pos.size)})
+                                 "p_value": float(p), "seeds_won": won,
+                                 "reliable_win": bool(mean < 0 and p <= alpha and won == 1.0),
+                                 "n_speakers": int(pos.size)})
             gtr = [g for g in m.group_names if g in ts]
             if len(gtr) < 3:
                 continue
@@ -114,7 +123,8 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
             rho = float(spearman(own, acc))
             perm = _pairing_null(len(gtr), n_perm, rng)
             null = spearman(np.broadcast_to(own, perm.shape), acc[perm], axis=1)
-            glo, ghi = percentile_ci(spearman(ownb, accb, axis=1), alpha)
+            glo, ghi = percentile_ci(spearman(ownb, accb, axis=1), alpha,
+                                     n_clusters=int(n_spk.min()))
             gens.append({**key, "layer_index": li, "layer": layer, "spearman": rho,
                          "ci_low": float(glo), "ci_high": float(ghi),
                          "p_value": float(permutation_pvalue(abs(rho), np.abs(null))),
@@ -124,6 +134,17 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
                              "test_group label): cross-group transfer needs them")
     return Transfer(matrix=pd.concat(mats, ignore_index=True), own_vs_broad=pd.DataFrame(owns),
                     generalisation=pd.DataFrame(gens))
+
+
+def _seeds_won(sub: pd.DataFrame, layer, group: str, ref: str) -> float:
+    """Fraction of probe seeds whose own-group probe has lower error on the group than ``ref``."""
+    d = sub[(sub["layer"] == layer) & (sub["test_group"].astype(str) == group) &
+            (sub["unit"].astype(str) != "all") & sub["train_set"].isin([group, ref])]
+    e = (d.assign(k=d["value"] * d["n"]).groupby(["seed", "train_set"])[["k", "n"]].sum())
+    e = (e["k"] / e["n"]).unstack("train_set")
+    if group not in e or ref not in e:
+        return float("nan")
+    return float((e[group] < e[ref]).mean())
 
 
 def _own_and_relative_accuracy(E: np.ndarray):

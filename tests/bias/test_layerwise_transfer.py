@@ -16,7 +16,7 @@ L = 6
 @pytest.mark.parametrize("profile,sign", [(np.linspace(0, 1, L), -1), (np.linspace(1, 0, L), 1)])
 def test_layerwise_error_bias_correlation_sign(profile, sign):
     # error falls with depth; the planted gap grows (sign -1) or shrinks (sign +1) with depth
-    df = simulate_results(n_groups=4, speakers_per_group=8, n_layers=L, seeds=(0, 1),
+    df = simulate_results(n_groups=4, speakers_per_group=12, n_layers=L, seeds=(0, 1),
                           base_error=np.linspace(0.45, 0.2, L), group_offset={"g1": 0.2},
                           offset_profile=profile, items_per_speaker=200, concentration=60)
     r = layerwise_bias(df, n_boot=300, n_perm=300)

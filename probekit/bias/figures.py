@@ -1,0 +1,155 @@
+"""Seaborn figures of the bias tables; every axis has units and every title the speaker count.
+
+Each function takes the tidy tables of :func:`probekit.bias.analysis.analyze` and returns a
+matplotlib Figure (the caller saves or shows it).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+__all__ = ["layer_curves", "transfer_heatmaps", "dispersion_scatter", "decomposition_bars",
+           "TYPE_COLORS"]
+
+TYPE_COLORS = {"neither": "#bbbbbb", "systematic": "#d95f02", "random": "#7570b3",
+               "both": "#1b9e77"}
+
+
+def _theme():
+    sns.set_theme(style="whitegrid", context="paper")
+
+
+def layer_curves(curves: pd.DataFrame, *, bias: str = "difference") -> plt.Figure:
+    """Per-layer error by group (left) and the bias measure (right), CI bands, one slice.
+
+    ``curves`` is ``layer_curves`` restricted to one task/probe/metric/attribute; several
+    encoders are drawn on the same axes (line style) so before/after comparisons share them.
+    """
+    _theme()
+    metric, task = curves["metric"].iloc[0], curves["task"].iloc[0]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    groups = sorted(s[6:] for s in curves["statistic"].unique() if s.startswith("group:"))
+    pal = dict(zip(groups, sns.color_palette("husl", len(groups))))
+    styles = ["-", "--", ":", "-."]
+    n_spk = []
+    for ei, (enc, c) in enumerate(curves.groupby("encoder", sort=True)):
+        ls = styles[ei % len(styles)]
+        x = lambda d: d.sort_values("layer_index")
+        for g in groups:
+            d = x(c[c["statistic"] == f"group:{g}"])
+            a1.plot(d["layer_index"], d["estimate"], ls, color=pal[g], lw=1, alpha=0.8,
+                    label=g if ei == 0 else None)
+        o = x(c[c["statistic"] == "overall"])
+        a1.plot(o["layer_index"], o["estimate"], ls, color="k", lw=2,
+                label=f"overall ({enc})")
+        a1.fill_between(o["layer_index"], o["ci_low"], o["ci_high"], color="k", alpha=0.15)
+        b = x(c[c["statistic"] == bias])
+        a2.plot(b["layer_index"], b["estimate"], ls, marker="o", color="C3", label=enc)
+        a2.fill_between(b["layer_index"], b["ci_low"], b["ci_high"], color="C3", alpha=0.15)
+        sig = b["p_value"] <= 0.05
+        a2.scatter(b.loc[sig, "layer_index"], b.loc[sig, "estimate"], s=80, facecolors="none",
+                   edgecolors="k", zorder=3, label="p <= 0.05 (permutation)" if ei == 0 else None)
+        n_spk.append(int(o["n_speakers"].iloc[0]))
+        labels = o[["layer_index", "layer"]].drop_duplicates()
+    for a in (a1, a2):
+        a.set_xticks(labels["layer_index"], labels["layer"], rotation=45, ha="right")
+        a.set_xlabel("layer")
+    a1.set_ylabel(f"{metric} rate (fraction of {task} items wrong)")
+    a1.set_title(f"{task}: error per group, 95% speaker-bootstrap CI")
+    a2.set_ylabel(f"{bias} of group {metric} rates" + (" (absolute)" if bias == "difference" else ""))
+    a2.set_title(f"bias across layers ({bias})")
+    a1.legend(fontsize=6, ncol=2)
+    a2.legend(fontsize=7)
+    fig.suptitle(f"{', '.join(sorted(curves['encoder'].unique()))} | {task} probe "
+                 f"{curves['probe'].iloc[0]} | groups: {curves['group_attribute'].iloc[0]} "
+                 f"({len(groups)}) | n = {max(n_spk)} test speakers")
+    return fig
+
+
+def transfer_heatmaps(matrix: pd.DataFrame, layers=None) -> plt.Figure:
+    """Train-set x test-group error heatmaps, one panel per layer (one slice)."""
+    _theme()
+    layers = layers or list(matrix.sort_values("layer_index")["layer"].unique())
+    k = len(layers)
+    cols = min(k, 3)
+    rows = int(np.ceil(k / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.4 * rows), squeeze=False,
+                             constrained_layout=True)
+    vmin, vmax = matrix["error"].min(), matrix["error"].max()
+    groups = sorted(matrix["test_group"].unique())
+    order = (["all"] + [g for g in groups if g in set(matrix["train_set"])] +
+             [f"all-but:{g}" for g in groups if f"all-but:{g}" in set(matrix["train_set"])])
+    for ax, layer in zip(axes.flat, layers):
+        m = matrix[matrix["layer"] == layer].pivot(index="train_set", columns="test_group",
+                                                   values="error")
+        m = m.reindex(index=[o for o in order if o in m.index], columns=groups)
+        sns.heatmap(m, ax=ax, vmin=vmin, vmax=vmax, cmap="rocket_r", annot=len(groups) <= 6,
+                    fmt=".2f", cbar_kws={"label": f"{matrix['metric'].iloc[0]} rate"})
+        ax.set_title(f"layer {layer}")
+        ax.set_xlabel("test group (speakers)")
+        ax.set_ylabel("probe trained on")
+    for ax in list(axes.flat)[k:]:
+        ax.axis("off")
+    n = int(matrix.drop_duplicates("test_group")["n_speakers"].sum())
+    fig.suptitle(f"{matrix['encoder'].iloc[0]} | {matrix['task'].iloc[0]} | cross-group transfer "
+                 f"| n = {n} test speakers in {len(groups)} groups")
+    return fig
+
+
+def dispersion_scatter(speakers: pd.DataFrame, accuracy: str = "accuracy") -> plt.Figure:
+    """Per-speaker phone-embedding dispersion vs phone accuracy, one panel per layer."""
+    _theme()
+    layers = list(dict.fromkeys(speakers["layer"]))
+    cols = min(len(layers), 3)
+    rows = int(np.ceil(len(layers) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4 * rows), squeeze=False,
+                             constrained_layout=True)
+    for i, (ax, layer) in enumerate(zip(axes.flat, layers)):
+        d = speakers[speakers["layer"] == layer]
+        sns.scatterplot(data=d, x="dispersion", y=accuracy, hue="group", ax=ax, s=25,
+                        legend=i == 0)
+        from scipy.stats import spearmanr
+        rho = spearmanr(d["dispersion"], d[accuracy])[0]
+        ax.set_title(f"layer {layer}: Spearman {rho:+.2f}, n = {len(d)} speakers")
+        ax.set_xlabel("within-/between-phone variance (unitless)")
+        ax.set_ylabel("phone accuracy (fraction, leave-speaker-out\nnearest centroid)"
+                      if accuracy == "accuracy" else f"{accuracy} (fraction)")
+    if len(layers):
+        axes.flat[0].legend(fontsize=6, ncol=2, title=speakers["group_attribute"].iloc[0])
+    for ax in list(axes.flat)[len(layers):]:
+        ax.axis("off")
+    fig.suptitle("random variance: phone-embedding dispersion per speaker")
+    return fig
+
+
+def decomposition_bars(mixed: pd.DataFrame, typing: pd.DataFrame) -> plt.Figure:
+    """MixedLM group effects with 95% CIs per layer, coloured by the typing (one slice)."""
+    _theme()
+    d = mixed.merge(typing[["layer", "group", "type"]], on=["layer", "group"], how="left")
+    layers = list(d.sort_values("layer_index")["layer"].unique())
+    cols = min(len(layers), 4)
+    rows = int(np.ceil(len(layers) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False,
+                             sharey=True, constrained_layout=True)
+    for ax, layer in zip(axes.flat, layers):
+        x = d[d["layer"] == layer].sort_values("group")
+        pos = np.arange(len(x))
+        ax.bar(pos, x["effect"], color=[TYPE_COLORS.get(t, "#000") for t in x["type"]],
+               yerr=[x["effect"] - x["ci_low"], x["ci_high"] - x["effect"]], capsize=2)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(pos, x["group"], rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{layer}: share by group {x['share_explained'].iloc[0]:.2f}", fontsize=9)
+        ax.set_ylabel("group effect on error rate\n(vs mean of groups, absolute)")
+    for ax in list(axes.flat)[len(layers):]:
+        ax.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in TYPE_COLORS.values()]
+    fig.legend(handles, TYPE_COLORS.keys(), loc="outside lower center", ncol=4, fontsize=8)
+    fig.suptitle(f"{d['encoder'].iloc[0]} | {d['task'].iloc[0]} | systematic (MixedLM) vs random "
+                 f"| n = {int(d.drop_duplicates('group')['n_speakers'].sum())} speakers")
+    return fig
