@@ -33,14 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Finished cells are skipped, so re-running resumes.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  probekit probe --store store/ --task phone --out results/\n"
-               "  probekit probe --store store/ --task phone,speaker,group:accent --probe linear,logistic "
+               "  probekit probe --store store/ --task phone,speaker,group:accent --probe lda,logistic "
                "--out results/")
     p.add_argument("--store", required=True, help="embedding store folder (probekit extract)")
     p.add_argument("--task", default="phone",
                    help="comma list of phone, speaker, group:<attribute> (default: phone)")
     p.add_argument("--out", required=True, help="results folder (appended to)")
     p.add_argument("--group", default="accent", help="attribute defining speaker groups")
-    p.add_argument("--probe", default="linear", help="comma list of linear, logistic, mlp")
+    p.add_argument("--probe", default="lda", help="comma list of lda, ridge, logistic, mlp")
     p.add_argument("--layers", help="comma list of layer indices or names (default: all)")
     p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (resample the split)")
     p.add_argument("--train-sets", default="single,all,all-but",

@@ -39,9 +39,14 @@ class GridError(ProbekitError, ValueError):
     """The grid cannot run on this store/task/configuration."""
 
 
-def _linear(seed):
+def _lda(seed):
+    from probekit.probes.estimators import LDAProbe
+    return LDAProbe(shrinkage="oas", random_state=seed)
+
+
+def _ridge(seed):
     from probekit.probes.estimators import LinearProbe
-    return LinearProbe(alpha=1.0, random_state=seed)
+    return LinearProbe(alpha=30.0, random_state=seed)
 
 
 def _logistic(seed):
@@ -55,7 +60,8 @@ def _mlp(seed):
 
 
 #: Probe factories by name: ``seed -> unfitted estimator`` (scikit-learn contract).
-PROBES: dict[str, Callable[[int], object]] = {"linear": _linear, "logistic": _logistic, "mlp": _mlp}
+PROBES: dict[str, Callable[[int], object]] = {"lda": _lda, "ridge": _ridge, "logistic": _logistic,
+                                              "mlp": _mlp}
 
 
 def register_probe(name: str, factory: Callable[[int], object]) -> None:
@@ -103,7 +109,7 @@ def _task_split(task: str, meta: pd.DataFrame, group_col: str, seed: int) -> Spl
 
 
 def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: str = "accent",
-             probes: Sequence = ("linear",), layers: Sequence | None = None,
+             probes: Sequence = ("lda",), layers: Sequence | None = None,
              seeds: Sequence[int] = (0, 1, 2), train_sets: Sequence[str] = ("single", "all", "all-but"),
              encoder: str | None = None, progress: bool = True) -> pd.DataFrame:
     """Train and evaluate probes over layers x training sets x seeds; append to ``results``.
