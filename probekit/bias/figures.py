@@ -72,10 +72,18 @@ def layer_curves(curves: pd.DataFrame, *, bias: str = "difference") -> plt.Figur
     return fig
 
 
-def transfer_heatmaps(matrix: pd.DataFrame, layers=None) -> plt.Figure:
-    """Train-set x test-group error heatmaps, one panel per layer (one slice)."""
+def transfer_heatmaps(matrix: pd.DataFrame, layers=None, max_layers: int = 4) -> plt.Figure:
+    """Train-set x test-group error heatmaps, one panel per layer (one slice).
+
+    Without ``layers``, at most ``max_layers`` evenly spaced layers (first and last included)
+    are drawn; every layer is in the CSV.
+    """
     _theme()
-    layers = layers or list(matrix.sort_values("layer_index")["layer"].unique())
+    if layers is None:
+        all_layers = list(matrix.sort_values("layer_index")["layer"].unique())
+        pick = np.unique(np.linspace(0, len(all_layers) - 1, min(max_layers, len(all_layers)))
+                         .round().astype(int))
+        layers = [all_layers[i] for i in pick]
     k = len(layers)
     cols = min(k, 3)
     rows = int(np.ceil(k / cols))

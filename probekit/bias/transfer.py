@@ -92,6 +92,10 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
                                       "ci_low": lo[:, gi], "ci_high": hi[:, gi],
                                       "n_speakers": int(n_spk[gi])}))
         rates = m.rates
+        spk = sub[sub["unit"].astype(str) != "all"]
+        seed_err = (spk.assign(k=spk["value"] * spk["n"])
+                       .groupby(["layer", "train_set", "test_group", "seed"])[["k", "n"]].sum())
+        seed_err = seed_err["k"] / seed_err["n"]
         for (li, layer), idx in keys.groupby(["layer_index", "layer"]).groups.items():
             ts = dict(zip(keys.loc[idx, "train_set"], idx))
             for gi, g in enumerate(m.group_names):
@@ -105,7 +109,7 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
                     mean, p = paired_signflip(d, n_perm=n_perm, rng=rng)
                     dboot = d[rng.integers(0, d.size, (n_boot, d.size))].mean(1)
                     blo, bhi = percentile_ci(dboot, alpha, n_clusters=d.size)
-                    won = _seeds_won(sub, layer, g, ref)
+                    won = _seeds_won(seed_err, layer, g, ref)
                     owns.append({**key, "layer_index": li, "layer": layer, "group": g,
                                  "reference": ref_name, "own_error": E[ts[g], gi],
                                  "reference_error": E[ts[ref], gi], "difference": float(mean),
@@ -136,15 +140,16 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
                     generalisation=pd.DataFrame(gens))
 
 
-def _seeds_won(sub: pd.DataFrame, layer, group: str, ref: str) -> float:
-    """Fraction of probe seeds whose own-group probe has lower error on the group than ``ref``."""
-    d = sub[(sub["layer"] == layer) & (sub["test_group"].astype(str) == group) &
-            (sub["unit"].astype(str) != "all") & sub["train_set"].isin([group, ref])]
-    e = (d.assign(k=d["value"] * d["n"]).groupby(["seed", "train_set"])[["k", "n"]].sum())
-    e = (e["k"] / e["n"]).unstack("train_set")
-    if group not in e or ref not in e:
+def _seeds_won(seed_err: pd.Series, layer, group: str, ref: str) -> float:
+    """Fraction of probe seeds whose own-group probe has lower error on the group than ``ref``.
+
+    ``seed_err``: group error indexed by (layer, train_set, test_group, seed)."""
+    try:
+        own, other = seed_err.loc[(layer, group, group)], seed_err.loc[(layer, ref, group)]
+    except KeyError:
         return float("nan")
-    return float((e[group] < e[ref]).mean())
+    both = pd.concat([own, other], axis=1, keys=["own", "ref"]).dropna()
+    return float((both["own"] < both["ref"]).mean()) if len(both) else float("nan")
 
 
 def _own_and_relative_accuracy(E: np.ndarray):
