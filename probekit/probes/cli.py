@@ -16,10 +16,16 @@ def _probe(args: argparse.Namespace) -> int:
 
     store = EmbeddingStore.open(args.store)
     layers = [int(x) if x.isdigit() else x for x in _csv(args.layers)] if args.layers else None
+    corpus = None
+    if args.corpus:
+        from probekit.corpus.readers import read_corpus
+        corpus = read_corpus(args.corpus)
     for task in _csv(args.task):
-        df = run_grid(store, task, args.out, group_attribute=args.group, probes=_csv(args.probe),
-                      layers=layers, seeds=[int(s) for s in _csv(args.seeds)],
-                      train_sets=_csv(args.train_sets), progress=not args.quiet)
+        df = run_grid(store, task, args.out, group_attribute=args.group,
+                      probes=_csv(args.probe) if args.probe else None, layers=layers,
+                      seeds=[int(s) for s in _csv(args.seeds)],
+                      train_sets=_csv(args.train_sets) if args.train_sets else None,
+                      corpus=corpus, progress=not args.quiet)
         cells = 0 if df.empty else len(df.drop_duplicates(["layer", "train_set", "seed", "probe"]))
         print(f"{task}: {cells} new cell(s), {len(df)} row(s)")
     print(f"results: {args.out} ({len(ResultsTable(args.out).load())} rows in total)")
@@ -37,12 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                "--out results/")
     p.add_argument("--store", required=True, help="embedding store folder (probekit extract)")
     p.add_argument("--task", default="phone",
-                   help="comma list of phone, speaker, group:<attribute> (default: phone)")
+                   help="comma list of phone, speaker, group:<attribute>, asr (default: phone)")
     p.add_argument("--out", required=True, help="results folder (appended to)")
     p.add_argument("--group", default="accent", help="attribute defining speaker groups")
-    p.add_argument("--probe", default="lda", help="comma list of lda, ridge, logistic, mlp")
+    p.add_argument("--probe", help="comma list of lda, ridge, logistic, mlp (default lda; ctc for asr)")
+    p.add_argument("--corpus", help="the store's corpus (needed for --task asr: transcripts)")
     p.add_argument("--layers", help="comma list of layer indices or names (default: all)")
     p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (resample the split)")
-    p.add_argument("--train-sets", default="single,all,all-but",
-                   help="training-set kinds for content tasks")
+    p.add_argument("--train-sets",
+                   help="training-set kinds for content tasks (default: single,all,all-but for phone; "
+                        "all for asr)")
     p.set_defaults(func=_probe)

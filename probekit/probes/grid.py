@@ -32,7 +32,11 @@ log = logging.getLogger(__name__)
 __all__ = ["PROBES", "register_probe", "make_probe", "run_grid", "GridError", "TASKS"]
 
 #: Task names the grid knows (``group:<attribute>`` for any attribute of the store).
-TASKS = ("phone", "speaker", "group:<attribute>")
+TASKS = ("phone", "speaker", "group:<attribute>", "asr")
+#: Training-set kinds per task when not given. ``asr`` trains one CTC head per layer and seed
+#: on all groups (the layerwise-unfairness paper's ASR error per layer); single-group ASR
+#: probes are available with ``train_sets=("single", ...)`` at several times the cost.
+DEFAULT_TRAIN_SETS = {"phone": ("single", "all", "all-but"), "asr": ("all",)}
 
 
 class GridError(ProbekitError, ValueError):
@@ -61,7 +65,7 @@ def _mlp(seed):
 
 #: Probe factories by name: ``seed -> unfitted estimator`` (scikit-learn contract).
 PROBES: dict[str, Callable[[int], object]] = {"lda": _lda, "ridge": _ridge, "logistic": _logistic,
-                                              "mlp": _mlp}
+                                              "mlp": _mlp, "ctc": lambda seed: _ctc(seed)}  # noqa: E731
 
 
 def register_probe(name: str, factory: Callable[[int], object]) -> None:
@@ -102,6 +106,32 @@ def _error_rows(meta: pd.DataFrame, test: np.ndarray, wrong: np.ndarray, group_c
     return rows
 
 
+def _ctc(seed):
+    from probekit.probes.ctc import CTCProbe
+    return CTCProbe(random_state=seed)
+
+
+def _asr_rows(meta: pd.DataFrame, test: np.ndarray, hyps: list[str], group_col: str,
+              base: dict) -> list[dict]:
+    """CER and WER per test speaker and per test group; n = reference characters / words."""
+    from probekit.probes.ctc import aggregate_errors, ctc_errors
+
+    tm = meta.iloc[test]
+    errs = ctc_errors(hyps, tm["text"].tolist(), ids=tm["utt_id"].tolist())
+    errs["speaker"] = tm["speaker"].to_numpy()
+    errs["group"] = tm[group_col].astype(str).to_numpy()
+    rows = []
+    for by, unit_of in ((["group", "speaker"], lambda k: k[1]), (["group"], lambda k: "all")):
+        agg = aggregate_errors(errs, by=by).reset_index()
+        for _, r in agg.iterrows():
+            key = tuple(r[c] for c in by)
+            for metric, n_col in (("cer", "n_chars"), ("wer", "n_words")):
+                if r[n_col] > 0:
+                    rows.append({**base, "test_group": key[0], "unit": unit_of(key), "metric": metric,
+                                 "value": float(r[metric]), "n": int(r[n_col])})
+    return rows
+
+
 def _task_split(task: str, meta: pd.DataFrame, group_col: str, seed: int) -> Split:
     if task == "speaker":
         return speaker_id_split(meta, seed)
@@ -109,26 +139,31 @@ def _task_split(task: str, meta: pd.DataFrame, group_col: str, seed: int) -> Spl
 
 
 def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: str = "accent",
-             probes: Sequence = ("lda",), layers: Sequence | None = None,
-             seeds: Sequence[int] = (0, 1, 2), train_sets: Sequence[str] = ("single", "all", "all-but"),
-             encoder: str | None = None, progress: bool = True) -> pd.DataFrame:
+             probes: Sequence | None = None, layers: Sequence | None = None,
+             seeds: Sequence[int] = (0, 1, 2), train_sets: Sequence[str] | None = None,
+             encoder: str | None = None, corpus=None, progress: bool = True) -> pd.DataFrame:
     """Train and evaluate probes over layers x training sets x seeds; append to ``results``.
 
     Parameters
     ----------
     store : EmbeddingStore
     task : str
-        ``"phone"``, ``"speaker"`` or ``"group:<attribute>"``.
+        ``"phone"``, ``"speaker"``, ``"group:<attribute>"`` or ``"asr"`` (a CTC head on the
+        store's ``frames``; needs ``corpus`` for the transcripts).
     results : path or ResultsTable
         Results folder; cells already in it are skipped.
     group_attribute : str
         Attribute that defines the speaker groups (e.g. ``"accent"``, ``"gender"``).
-    probes : sequence of str or estimators
-        Registered names (:data:`PROBES`) or scikit-learn-style estimators.
+    probes : sequence of str or estimators, optional
+        Registered names (:data:`PROBES`) or scikit-learn-style estimators; default
+        ``("lda",)``, and ``("ctc",)`` for ``asr``.
     layers : sequence of int or str, optional
         Default: every stored layer.
     seeds : sequence of int
-    train_sets : kinds for content tasks (see :func:`equal_training_sets`).
+    train_sets : kinds for content tasks (see :func:`equal_training_sets`); default
+        :data:`DEFAULT_TRAIN_SETS`. SID and group-ID always train on ``all``.
+    corpus : Corpus, optional
+        The store's corpus; required for ``asr`` (transcripts are not in the store).
     encoder : str, optional
         Name in the table; default: the store's encoder name.
 
@@ -146,14 +181,30 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                         f"attributes: {store.index['attributes']}")
     group_col = f"group:{group_attribute}"
     layer_names = [store.layer_name(l) for l in (layers if layers is not None else store.layers)]
-    kinds = tuple(train_sets) if task == "phone" else ("all",)
+    content = task in ("phone", "asr")
+    kinds = tuple(train_sets or DEFAULT_TRAIN_SETS[task]) if content else ("all",)
     done = table.done_cells()
     written = []
     # Metadata is shared by every layer of a pooling; read it once via the first layer.
-    _, y, meta = store.load_task(layer_names[0], task)
+    if task == "asr":
+        if corpus is None:
+            raise GridError("task 'asr' needs the corpus (transcripts are not stored): pass corpus=")
+        if "frames" not in store.poolings:
+            raise GridError(f"task 'asr' needs the 'frames' pooling; store {store.root} has "
+                            f"{store.poolings} (re-extract with --pooling ...,frames)")
+        from probekit.probes.ctc import frames_by_utterance
+        _, meta = frames_by_utterance(store, layer_names[0], corpus)
+        y = meta["text"].to_numpy()
+        probes = tuple(probes or ("ctc",))
+        frame_level = [p for p in probes if isinstance(p, str) and p != "ctc"]
+        if frame_level:
+            raise GridError(f"task 'asr' takes sequence probes (e.g. 'ctc'), not {frame_level}")
+    else:
+        probes = tuple(probes or ("lda",))
+        _, y, meta = store.load_task(layer_names[0], task)
     splits = {s: _task_split(task, meta, group_col, s) for s in seeds}
     sets = {s: (equal_training_sets(meta, splits[s].train, group_col, s, kinds)
-                if task == "phone" else _pooled_all(meta, splits[s].train, group_col, s, task))
+                if content else _pooled_all(meta, splits[s].train, group_col, s, task))
             for s in seeds}
     cells = [(layer, s, ts, p) for layer in layer_names for s in seeds for ts in sets[s] for p in probes]
     bar = tqdm(total=len(cells), desc=f"probe {task}", disable=not progress, unit="cell")
@@ -170,6 +221,13 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                             "n_train_speakers": ts.n_speakers}
                     bar.update(1)
                     if cell_key(base) in done:
+                        continue
+                    if task == "asr":
+                        if X is None:
+                            X = frames_by_utterance(store, layer)[0]
+                        est = make_probe(p, s).fit([X[i] for i in ts.rows], list(y[ts.rows]))
+                        hyps = est.predict([X[i] for i in split.test])
+                        rows.extend(_asr_rows(meta, split.test, hyps, group_col, base))
                         continue
                     if X is None:
                         X = np.asarray(store.load_task(layer, task)[0], dtype=np.float32)

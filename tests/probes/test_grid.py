@@ -232,3 +232,33 @@ def test_cli_probe_runs_and_resumes(tmp_path, tiny_store, capsys):
     df = ResultsTable(tmp_path / "r").load()
     assert set(df.layer) == {"conv", "block1"} and set(df.task) == {"phone", "group:accent"}
     assert main(["probe", "--store", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
+
+
+def test_asr_task_writes_cer_and_wer_per_speaker(tmp_path, tiny_frames_store):
+    store, corpus = tiny_frames_store
+    with pytest.raises(GridError, match="needs the corpus"):
+        run_grid(store, "asr", tmp_path / "r", progress=False)
+    with pytest.raises(GridError, match="sequence probes"):
+        run_grid(store, "asr", tmp_path / "r", probes=("lda",), corpus=corpus, progress=False)
+    df = run_grid(store, "asr", tmp_path / "r", corpus=corpus, seeds=(0,), layers=["conv"],
+                  progress=False)
+    assert set(df.metric) == {"cer", "wer"} and set(df.probe) == {"ctc"}
+    assert set(df.train_set) == {"all"}
+    # per-speaker rows pool exactly into the group rows (value * n is an error count)
+    for metric in ("cer", "wer"):
+        d = df[df.metric == metric]
+        spk = d[d.unit != "all"].assign(e=lambda x: x.value * x.n).groupby("test_group")[["e", "n"]].sum()
+        grp = d[d.unit == "all"].set_index("test_group")
+        np.testing.assert_allclose((spk.e / spk.n).sort_index(), grp.value.sort_index())
+        np.testing.assert_array_equal(spk.n.sort_index(), grp.n.sort_index())
+    # references: every test utterance's characters are counted once
+    n_chars = df[(df.metric == "cer") & (df.unit == "all")].n.sum()
+    assert n_chars > 0
+
+
+def test_phone_task_refuses_a_store_without_phones(tmp_path, tiny_frames_store):
+    store, _ = tiny_frames_store
+    from probekit.errors import StoreError
+
+    with pytest.raises((StoreError, GridError), match="phone"):
+        run_grid(store, "phone", tmp_path / "r", progress=False)
