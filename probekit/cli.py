@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "probekit.probes.cli",
     "probekit.demo",
     "probekit.store.cli",
+    "training.cli",
     "probekit.bias.cli",
 ]
 

@@ -1,0 +1,98 @@
+"""MAS-LoRA cost: its training step vs plain LoRA's, and its merged model vs the base model.
+
+Training: one optimizer step (forward, ERM loss, backward, AdamW) on the same batch of
+log-mel features and labels, with LoRA (one adapter) vs MAS-LoRA (one expert per accent,
+each sample routed to its own expert) in the encoder's q and v and plain LoRA in the decoder.
+Inference: the encoder forward of the base model vs the MAS-LoRA model whose uniform mixture
+was merged into the weights (a merged model is a plain transformers model, so ~1.0 is
+expected; the unmerged mixture is timed too, for reference). Medians of several repeats,
+interleaved, in this one run.
+
+Usage: python benchmarks/train.py [--model whisper-tiny.en] [--batch 4] [--experts 8]
+Last line: ``BENCH maslora_step_ratio=<MAS-LoRA/LoRA> merged_infer_ratio=<merged/base>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="whisper-tiny.en")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--experts", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from transformers import WhisperForConditionalGeneration
+
+    from probekit.encoders.weights import resolve_whisper
+    from training.adapters import (AdapterConfig, inject_adapters, merge_adapters, routed,
+                                   set_mixture, mixture_weights)
+    from training.objectives import ObjectiveInput, build_objective
+
+    folder = resolve_whisper(args.model, sources=("local", "hf-cache", "package"))
+    base = WhisperForConditionalGeneration.from_pretrained(folder).eval()
+    accents = [f"accent{k}" for k in range(args.experts)]
+    g = torch.Generator().manual_seed(0)
+    n_mel = base.config.num_mel_bins
+    feats = torch.randn(args.batch, n_mel, 2 * base.config.max_source_positions, generator=g)
+    labels = torch.randint(0, 1000, (args.batch, 20), generator=g)
+    dec = torch.cat([torch.full((args.batch, 1), base.config.decoder_start_token_id),
+                     labels[:, :-1]], 1)
+    groups = [accents[i % args.experts] for i in range(args.batch)]
+    erm = build_objective("erm")
+
+    def trainee(experts):
+        m = inject_adapters(copy.deepcopy(base), AdapterConfig(experts=tuple(experts)), seed=0)
+        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+        return m.train(), opt
+
+    lora, mas = trainee(()), trainee(accents)
+
+    def step(model, opt):
+        with routed(model, groups):
+            logits = model(input_features=feats, decoder_input_ids=dec).logits
+        erm(ObjectiveInput(logits, labels, groups))["loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    merged = copy.deepcopy(mas[0]).eval()
+    set_mixture(merged, mixture_weights(accents))
+    unmerged = copy.deepcopy(merged)
+    merge_adapters(merged)
+
+    def infer(model):
+        with torch.no_grad():
+            model.model.encoder(feats)
+
+    timings: dict[str, list[float]] = {k: [] for k in ("lora", "mas", "base", "merged",
+                                                        "unmerged")}
+    jobs = {"lora": lambda: step(*lora), "mas": lambda: step(*mas), "base": lambda: infer(base),
+            "merged": lambda: infer(merged), "unmerged": lambda: infer(unmerged)}
+    for fn in jobs.values():  # warm-up
+        fn()
+    for _ in range(args.repeats):
+        for k, fn in jobs.items():
+            t = time.perf_counter()
+            fn()
+            timings[k].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    for k, v in med.items():
+        print(f"{k:>9}: {v * 1000:8.1f} ms (median of {args.repeats})")
+    print(f"model {args.model}, batch {args.batch}, {args.experts} experts, "
+          f"{args.threads} threads; unmerged/base = {med['unmerged'] / med['base']:.3f}")
+    print(f"BENCH maslora_step_ratio={med['mas'] / med['lora']:.3f} "
+          f"merged_infer_ratio={med['merged'] / med['base']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
