@@ -20,6 +20,8 @@ pipeline, not findings about accented speech, and every report says so.
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import logging
 import os
@@ -76,16 +78,23 @@ def make_splits(corpus, cfg: dict):
 
 
 # -- models ---------------------------------------------------------------------------------
-def load_base(cfg):
+@functools.lru_cache(maxsize=1)
+def _load_base(model_name: str):
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     from probekit.encoders.weights import resolve_whisper
 
-    folder = Path(cfg["model"])
+    folder = Path(model_name)
     if not folder.is_dir():
-        folder = resolve_whisper(cfg["model"], sources=("local", "hf-cache", "package"))
+        folder = resolve_whisper(model_name, sources=("local", "hf-cache", "package"))
     return (WhisperForConditionalGeneration.from_pretrained(folder).eval(),
             WhisperProcessor.from_pretrained(folder))
+
+
+def load_base(cfg):
+    """A fresh copy of the base model (loaded from disk once) and its processor."""
+    model, proc = _load_base(cfg["model"])
+    return copy.deepcopy(model), proc
 
 
 def train_method(method: str, cfg: dict, train, val, out: Path):
