@@ -137,11 +137,19 @@ def paired_signflip(diff: np.ndarray, n_perm: int = 999, rng: np.random.Generato
 
     ``diff`` (..., S): per-speaker difference between two probes on the same speakers. Under
     the null the two probes are exchangeable for each speaker, so each difference's sign is
-    a coin flip. Returns (mean difference, p-value), each of shape (...).
+    a coin flip. With ``2**S <= n_perm`` every sign pattern is enumerated and the p-value
+    is the exact ``#{|T*| >= |T|} / 2**S`` (so 5 speakers can never give p < 0.0625);
+    otherwise ``n_perm`` random patterns. Returns (mean difference, p-value), each (...).
     """
     rng = rng or np.random.default_rng(0)
     diff = np.asarray(diff, float)
+    S = diff.shape[-1]
     obs = diff.mean(-1)
-    signs = rng.choice([-1.0, 1.0], size=(n_perm, diff.shape[-1]))
-    null = np.moveaxis(np.einsum("...s,ps->p...", diff, signs) / diff.shape[-1], 0, 0)
+    if 2 ** S <= n_perm:
+        signs = 1.0 - 2.0 * ((np.arange(2 ** S)[:, None] >> np.arange(S)) & 1)
+        null = np.einsum("...s,ps->p...", diff, signs) / S
+        tol = 1e-12 * np.maximum(1.0, np.abs(obs))
+        return obs, (np.abs(null) >= np.abs(obs) - tol).mean(axis=0)
+    signs = rng.choice([-1.0, 1.0], size=(n_perm, S))
+    null = np.einsum("...s,ps->p...", diff, signs) / S
     return obs, permutation_pvalue(np.abs(obs), np.abs(null))

@@ -31,7 +31,10 @@ from probekit.bias.permutation import paired_signflip, permutation_pvalue
 from probekit.bias.resample import percentile_ci, speaker_bootstrap_indices
 from probekit.bias.speakers import speaker_matrix
 
-__all__ = ["Transfer", "cross_group_transfer"]
+__all__ = ["Transfer", "cross_group_transfer", "POOLED"]
+
+#: ``group`` label of the own-vs-broad rows that pool every group's speakers.
+POOLED = "(pooled)"
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class Transfer:
         probe had the lower group error), ``reliable_win`` (difference < 0, p <= alpha and
         every seed won: the decision rule, since a CI from 3-5 speakers is fragile and the
         sign-flip test cannot reach alpha = 0.05 with fewer than 6 speakers), ``n_speakers``.
+        Rows with ``group == "(pooled)"`` pool every group's speakers (each against its own
+        group's probe); their ``seeds_won`` is the fraction of (group, seed) pairs won and
+        their ``reliable_win`` needs only mean < 0 and p <= alpha.
     generalisation : one row per (slice, layer): ``spearman`` (own error vs relative
         off-diagonal accuracy) with ``ci_low, ci_high, p_value, n_groups``.
     """
@@ -98,6 +104,7 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
         seed_err = seed_err["k"] / seed_err["n"]
         for (li, layer), idx in keys.groupby(["layer_index", "layer"]).groups.items():
             ts = dict(zip(keys.loc[idx, "train_set"], idx))
+            pooled = {"all": ([], [], [], [], [], []), "all-but": ([], [], [], [], [], [])}
             for gi, g in enumerate(m.group_names):
                 if g not in ts:
                     continue
@@ -110,6 +117,10 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
                     dboot = d[rng.integers(0, d.size, (n_boot, d.size))].mean(1)
                     blo, bhi = percentile_ci(dboot, alpha, n_clusters=d.size)
                     won = _seeds_won(seed_err, layer, g, ref)
+                    for lst, v in zip(pooled[ref_name], (d, [won], m.errors[ts[g], pos],
+                                                         m.n[ts[g], pos], m.errors[ts[ref], pos],
+                                                         m.n[ts[ref], pos])):
+                        lst.append(np.asarray(v, float))
                     owns.append({**key, "layer_index": li, "layer": layer, "group": g,
                                  "reference": ref_name, "own_error": E[ts[g], gi],
                                  "reference_error": E[ts[ref], gi], "difference": float(mean),
@@ -117,6 +128,25 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
                                  "p_value": float(p), "seeds_won": won,
                                  "reliable_win": bool(mean < 0 and p <= alpha and won == 1.0),
                                  "n_speakers": int(pos.size)})
+            for ref_name, (ds, wons, ko, no, kr, nr) in pooled.items():
+                if len(ds) < 2:
+                    continue
+                # every group's speakers together: is there an own-group advantage overall?
+                d = np.concatenate(ds)
+                mean, p = paired_signflip(d, n_perm=n_perm, rng=rng)
+                grp_codes = np.concatenate([np.full(x.size, i) for i, x in enumerate(ds)])
+                bidx = speaker_bootstrap_indices(grp_codes, n_boot, rng)
+                blo, bhi = percentile_ci(d[bidx].mean(1), alpha, n_clusters=d.size)
+                won = float(np.nanmean(np.concatenate(wons)))
+                tot = lambda parts: float(np.concatenate(parts).sum())
+                owns.append({**key, "layer_index": li, "layer": layer, "group": POOLED,
+                             "reference": ref_name,
+                             "own_error": tot(ko) / tot(no),
+                             "reference_error": tot(kr) / tot(nr),
+                             "difference": float(mean), "ci_low": float(blo),
+                             "ci_high": float(bhi), "p_value": float(p), "seeds_won": won,
+                             "reliable_win": bool(mean < 0 and p <= alpha),
+                             "n_speakers": int(d.size)})
             gtr = [g for g in m.group_names if g in ts]
             if len(gtr) < 3:
                 continue

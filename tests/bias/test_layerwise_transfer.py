@@ -56,8 +56,15 @@ def test_own_group_probe_that_wins_is_found():
         row = o.loc[(layer, "g2")]
         assert row["ci_high"] < 0 and row["p_value"] <= 0.05
         assert row["difference"] == pytest.approx(-0.08, abs=0.03)
-    others = o.drop(index="g2", level="group")
+    others = o.drop(index=["g2", "(pooled)"], level="group")
     assert (others["ci_low"] <= 0.01).all()
+    # pooled over groups the own-group advantage is still visible, and absent without it
+    assert o.loc[("layer0", "(pooled)"), "difference"] < 0
+    t0 = cross_group_transfer(simulate_results(n_groups=4, speakers_per_group=8, n_layers=2,
+                                               seeds=(0, 1), train_sets="full",
+                                               items_per_speaker=200), n_boot=100, n_perm=300)
+    p0 = t0.own_vs_broad.set_index(["group", "reference"]).loc[("(pooled)", "all")]
+    assert (~p0["reliable_win"]).all()
     m = t.matrix
     assert set(m["train_set"]) == {"all", "g0", "g1", "g2", "g3", "all-but:g0", "all-but:g1",
                                    "all-but:g2", "all-but:g3"}

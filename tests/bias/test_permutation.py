@@ -84,3 +84,9 @@ def test_signflip_null_and_power():
     assert LO - 0.02 <= np.mean(p0 <= ALPHA) <= HI + 0.02
     _, p1 = paired_signflip(d0 + 1.5, n_perm=199, rng=rng)
     assert np.mean(p1 <= ALPHA) > 0.9
+
+
+def test_signflip_exact_for_few_speakers():
+    d = np.array([-0.2, -0.1, -0.3, -0.15, -0.25])     # all five speakers favour one side
+    _, p = paired_signflip(d, n_perm=999)
+    assert p == pytest.approx(2 / 32)                  # the smallest two-sided p with 5
