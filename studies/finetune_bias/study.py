@@ -62,6 +62,10 @@ def make_splits(corpus, cfg: dict):
     test_sids = {sid for b in cfg["test_blocks"] for sid, _ in blocks[b]}
     test_spk = {u.speaker for u in corpus if u.sentence_id in test_sids}
     test = corpus.filter(speakers=sorted(test_spk))
+    if cfg.get("test_per_speaker"):
+        keep = [u.id for s in test.speakers
+                for u in [u for u in test if u.speaker == s][: cfg["test_per_speaker"]]]
+        test = test.filter(ids=keep)
     rest = [s for s in corpus.speakers if s not in test_spk]
     pool = corpus.filter(speakers=rest)
     pool = pool.filter(ids=[u.id for u in pool if u.group("accent") in cfg["train_groups"]])
@@ -163,6 +167,19 @@ def wer_table(transcripts: dict[str, pd.DataFrame], cfg: dict) -> pd.DataFrame:
 
 
 # -- probes before vs after -----------------------------------------------------------------
+def probe_corpus(corpus, cfg: dict):
+    """The corpus the probes see: ``probe_speakers_per_group`` speakers of every group (all
+    when unset), chosen so they read different sentence blocks."""
+    n = cfg.get("probe_speakers_per_group")
+    if not n:
+        return corpus
+    by_group: dict[str, list[str]] = {}
+    for spk, g in sorted(corpus.speaker_groups("accent").items()):
+        by_group.setdefault(g, []).append(spk)
+    keep = [s for g in sorted(by_group) for s in by_group[g][:n]]
+    return corpus.filter(speakers=keep)
+
+
 def probe_before_after(models: dict, corpus, cfg: dict, out: Path) -> dict[str, pd.DataFrame]:
     """Extract a store per encoder (base + each adapted, merged), run the probe grid, and
     summarise the per-layer error and bias with speaker-bootstrap CIs."""
@@ -257,7 +274,7 @@ def run(cfg: dict, out: str | Path | None = None) -> dict:
         timings[method] = round(time.perf_counter() - t, 1)
     table = wer_table(transcripts, cfg)
     table.to_csv(out / "wer_table.csv")
-    probes = probe_before_after(models, corpus, cfg, out)
+    probes = probe_before_after(models, probe_corpus(corpus, cfg), cfg, out)
     probes["curves"].to_csv(out / "probe_curves.csv", index=False)
     probes["summary"].to_csv(out / "probe_summary.csv", index=False)
     layer_tables = {}

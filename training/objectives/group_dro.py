@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from training.objectives.base import (Objective, ObjectiveError, ObjectiveInput, group_risks,
@@ -63,7 +65,7 @@ class GroupDRO(Objective):
                 self.q.setdefault(g, 1.0 / max(len(self.q), 1))
             with torch.no_grad():
                 for g, r in zip(names, per_group.tolist()):
-                    self.q[g] *= float(torch.exp(torch.tensor(self.dro_eta * r)))
+                    self.q[g] *= math.exp(self.dro_eta * r)
                 total = sum(self.q.values())
                 self.q = {g: v / total for g, v in self.q.items()}
             q = torch.tensor([self.q[g] for g in names], device=per_group.device)
