@@ -18,9 +18,20 @@ def _slug(*parts) -> str:
 
 def findings(an) -> str:
     """A short markdown note of what the tables say (statements carry their CIs/p-values)."""
-    t, lines = an.tables, ["# Bias analysis findings", ""]
+    t, lines = an.tables, ["# Bias analysis findings", "",
+                           "Statements hold for this results table's corpus, speakers and probes "
+                           "only; on a synthetic corpus they describe the synthesis, not real "
+                           "accents. Intervals resample speakers; p-values permute group labels "
+                           "across speakers (docs/concepts.md).", ""]
     for note in an.notes:
         lines.append(f"- note: {note}")
+    if "layer_curves" in t:
+        c = t["layer_curves"]
+        small = c[c["statistic"].str.startswith("group:") & (c["n_speakers"] < 8)]
+        if len(small):
+            lines.append(f"- caution: {small['statistic'].nunique()} group(s) have fewer than 8 "
+                         f"test speakers (fewest {int(small['n_speakers'].min())}); their "
+                         "intervals are wide and per-group tests have little power")
     if "layer_summary" in t:
         lines += ["", "## Layerwise (probes trained on every group)", ""]
         for _, r in t["layer_summary"][t["layer_summary"]["bias_measure"] == "difference"].iterrows():
@@ -31,6 +42,12 @@ def findings(an) -> str:
                          f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]")
         c = t["layer_curves"]
         d = c[c["statistic"] == "difference"]
+        g = c[c["statistic"].str.startswith("group:")]
+        for (enc, task), x in g.groupby(["encoder", "task"]):
+            worst = x.loc[x.groupby("layer_index")["estimate"].idxmax()]
+            lines.append(f"- {enc} / {task}: worst group per layer: " + ", ".join(
+                f"{r.layer} {r.statistic[6:]} {r.estimate:.3f} (p {r.p_value:.3f})"
+                for r in worst.itertuples()))
         for (enc, task), x in d.groupby(["encoder", "task"]):
             sig = x[x["p_value"] <= 0.05]["layer"].tolist()
             lines.append(f"- {enc} / {task}: gap exceeds speaker variation (permutation p <= 0.05) "
