@@ -175,13 +175,15 @@ PRESETS: dict[str, SyntheticConfig] = {
     # Tests: three clearly different groups, one male and one female speaker each.
     "small": SyntheticConfig(name="small", groups=("en-us", "en-gb-scotland", "es"),
                              speakers_per_group=2, sentences_per_speaker=3, sentence_pool=6),
-    # The demo: 10 groups x 6 speakers x 8 sentences = 480 utterances (about 20 minutes of
-    # audio; Whisper tiny encodes it in about 3 minutes on 2 CPU cores).
+    # The demo: 10 groups x 10 speakers (5 male, 5 female) x 5 sentences = 500 utterances
+    # (about 19 minutes of audio; Whisper tiny encodes it in about 3 minutes on 2 CPU cores).
+    # Ten speakers per group leave five unseen test speakers per group in a half/half speaker
+    # split: with fewer, a paired sign-flip test over speakers cannot reach p < 0.05.
     "default": SyntheticConfig(
         name="default",
         groups=("en-us", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbcwmd",
                 "es", "it", "pl", "de", "pt"),
-        speakers_per_group=6, sentences_per_speaker=8, sentence_pool=40),
+        speakers_per_group=10, sentences_per_speaker=5, sentence_pool=40),
 }
 
 

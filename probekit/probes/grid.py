@@ -132,16 +132,18 @@ def _asr_rows(meta: pd.DataFrame, test: np.ndarray, hyps: list[str], group_col: 
     return rows
 
 
-def _task_split(task: str, meta: pd.DataFrame, group_col: str, seed: int) -> Split:
+def _task_split(task: str, meta: pd.DataFrame, group_col: str, seed: int,
+                test_speakers: float) -> Split:
     if task == "speaker":
         return speaker_id_split(meta, seed)
-    return content_split(meta, group_col, seed)
+    return content_split(meta, group_col, seed, test_speakers=test_speakers)
 
 
 def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: str = "accent",
              probes: Sequence | None = None, layers: Sequence | None = None,
              seeds: Sequence[int] = (0, 1, 2), train_sets: Sequence[str] | None = None,
-             encoder: str | None = None, corpus=None, progress: bool = True) -> pd.DataFrame:
+             encoder: str | None = None, corpus=None, test_speakers: float = 0.5,
+             progress: bool = True) -> pd.DataFrame:
     """Train and evaluate probes over layers x training sets x seeds; append to ``results``.
 
     Parameters
@@ -164,6 +166,9 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
         :data:`DEFAULT_TRAIN_SETS`. SID and group-ID always train on ``all``.
     corpus : Corpus, optional
         The store's corpus; required for ``asr`` (transcripts are not in the store).
+    test_speakers : float
+        Share of each group's speakers held out for content tasks (default half: per-group
+        statistics over test speakers need several speakers per group).
     encoder : str, optional
         Name in the table; default: the store's encoder name.
 
@@ -202,7 +207,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     else:
         probes = tuple(probes or ("lda",))
         _, y, meta = store.load_task(layer_names[0], task)
-    splits = {s: _task_split(task, meta, group_col, s) for s in seeds}
+    splits = {s: _task_split(task, meta, group_col, s, test_speakers) for s in seeds}
     sets = {s: (equal_training_sets(meta, splits[s].train, group_col, s, kinds)
                 if content else _pooled_all(meta, splits[s].train, group_col, s, task))
             for s in seeds}

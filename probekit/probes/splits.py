@@ -76,7 +76,7 @@ def _has_repeated_sentences(meta: pd.DataFrame) -> bool:
     return bool((meta.assign(_s=sid).groupby("_s")["speaker"].nunique() > 1).any())
 
 
-def content_split(meta: pd.DataFrame, group_col: str, seed: int, *, test_speakers: float = 1 / 3,
+def content_split(meta: pd.DataFrame, group_col: str, seed: int, *, test_speakers: float = 0.5,
                   test_sentences: float = 0.5) -> Split:
     """Speaker-disjoint (and, where sentences repeat, sentence-disjoint) split.
 
