@@ -315,10 +315,15 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--config", default=None, help="a TOML file of presets")
     ap.add_argument("--out", default=None, help="output folder (default: the probekit cache)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a preset value (TOML syntax), e.g. --set steps=12")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.preset, args.config, progress=not args.no_progress)
+    overrides = {}
+    for item in args.set:
+        overrides.update(tomllib.loads(item))
+    cfg = load_config(args.preset, args.config, progress=not args.no_progress, **overrides)
     run(cfg, args.out)
     return 0
 
