@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "probekit.store.cli",
     "training.cli",
     "probekit.bias.cli",
+    "probekit.report.cli",
+    "probekit.study.cli",
 ]
 
 

@@ -1,0 +1,188 @@
+"""Study configuration: one TOML file says which corpus, which encoders, which probe grids
+and how much resampling; :func:`load_config` turns it into a :class:`StudyConfig`.
+
+Example (``studies/layerwise_bias/config.toml`` is a complete one)::
+
+    name = "layerwise_bias"
+    [corpus]
+    synthetic = "default"          # or: path = "manifests/timit/", reader = "lhotse"
+    group_attribute = "accent"
+    [[encoders]]
+    name = "whisper-tiny.en"
+    [tasks.phone]
+    seeds = [0, 1, 2]
+    [analysis]
+    n_boot = 1000
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from probekit.errors import ProbekitError
+
+__all__ = ["StudyConfig", "EncoderSpec", "TaskSpec", "StudyConfigError", "load_config",
+           "config_from_dict", "KNOWN_TASKS"]
+
+#: Grid tasks a study may list (``group:<attribute>`` for any corpus attribute).
+KNOWN_TASKS = ("phone", "speaker", "asr")
+
+
+class StudyConfigError(ProbekitError, ValueError):
+    """A study config is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One encoder of a study.
+
+    ``name`` is a registered name, a hub id or a local folder (see ``probekit encoders``);
+    ``sources`` limits where weights may come from (the demo never allows ``"hub"``);
+    ``random_init`` marks a randomly initialised model so the report says so.
+    """
+
+    name: str
+    label: str | None = None
+    sources: tuple[str, ...] = ("local", "hf-cache", "package", "hub")
+    layers: tuple | None = None
+    random_init: bool = False
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One probe grid: task name, probes, seeds and training-set kinds (content tasks).
+
+    ``max_epochs`` only applies to the CTC probe of ``asr`` (fewer epochs = faster, noisier).
+    """
+
+    task: str
+    probes: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] = (0, 1, 2)
+    train_sets: tuple[str, ...] | None = None
+    max_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a study run depends on (hashed into :meth:`fingerprint`)."""
+
+    name: str
+    corpus: dict
+    encoders: tuple[EncoderSpec, ...]
+    tasks: tuple[TaskSpec, ...]
+    group_attribute: str = "accent"
+    poolings: tuple[str, ...] = ("utterance", "phone", "frames")
+    n_boot: int = 1000
+    n_perm: int = 1000
+    alpha: float = 0.05
+    seed: int = 0
+    device: str = "cpu"
+    title: str | None = None
+    question: str | None = None
+    source: str | None = None  # the file it came from (not hashed)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("source")
+        return json.loads(json.dumps(d))  # tuples -> lists
+
+    def fingerprint(self) -> str:
+        """Short hash of everything that changes the results (not the device or file path)."""
+        d = self.to_dict()
+        d.pop("device")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def synthetic(self) -> bool:
+        return "synthetic" in self.corpus
+
+
+def _tuple(v, where, typ=None):
+    if v is None:
+        return None
+    if not isinstance(v, (list, tuple)):
+        v = [v]
+    if typ and not all(isinstance(x, typ) for x in v):
+        raise StudyConfigError(f"{where}: expected a list of {typ.__name__}, got {v!r}")
+    return tuple(v)
+
+
+def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyConfig:
+    """Validate a parsed TOML mapping; ``overrides`` replace top-level fields."""
+    where = source or "<config>"
+    d = {**d, **{k: v for k, v in overrides.items() if v is not None}}
+    known = {"name", "title", "question", "corpus", "encoders", "tasks", "analysis", "poolings",
+             "device", "seed"}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise StudyConfigError(f"{where}: unknown top-level key(s) {unknown}; known: {sorted(known)}")
+    corpus = dict(d.get("corpus") or {"synthetic": "default"})
+    group = corpus.pop("group_attribute", "accent")
+    if ("synthetic" in corpus) == ("path" in corpus):
+        raise StudyConfigError(f"{where}: [corpus] needs exactly one of 'synthetic' (a preset) "
+                               "or 'path' (a corpus folder or manifest)")
+    if "path" in corpus and source and not os.path.isabs(corpus["path"]):
+        corpus["path"] = str((Path(source).parent / corpus["path"]).resolve())
+    encs = d.get("encoders")
+    if not encs:
+        raise StudyConfigError(f"{where}: no [[encoders]] listed")
+    encoders = []
+    for i, e in enumerate(encs):
+        if isinstance(e, str):
+            e = {"name": e}
+        bad = sorted(set(e) - {"name", "label", "sources", "layers", "random_init"})
+        if bad or "name" not in e:
+            raise StudyConfigError(f"{where}: encoders[{i}]: needs 'name'; unknown key(s) {bad}")
+        encoders.append(EncoderSpec(
+            name=str(e["name"]), label=e.get("label"),
+            sources=_tuple(e.get("sources", EncoderSpec.sources), f"encoders[{i}].sources", str),
+            layers=_tuple(e.get("layers"), f"encoders[{i}].layers"),
+            random_init=bool(e.get("random_init", False))))
+    labels = [e.display for e in encoders]
+    if len(set(labels)) != len(labels):
+        raise StudyConfigError(f"{where}: encoder names/labels must be distinct, got {labels}")
+    tasks = []
+    for name, t in (d.get("tasks") or {"phone": {}}).items():
+        if name not in KNOWN_TASKS and not name.startswith("group:"):
+            raise StudyConfigError(f"{where}: unknown task [tasks.{name!r}]; known: "
+                                   f"{list(KNOWN_TASKS)} and 'group:<attribute>'")
+        bad = sorted(set(t) - {"probes", "seeds", "train_sets", "max_epochs"})
+        if bad:
+            raise StudyConfigError(f"{where}: [tasks.{name!r}]: unknown key(s) {bad}")
+        tasks.append(TaskSpec(task=name, probes=_tuple(t.get("probes"), f"tasks.{name}.probes", str),
+                              seeds=_tuple(t.get("seeds", [0, 1, 2]), f"tasks.{name}.seeds", int),
+                              train_sets=_tuple(t.get("train_sets"), f"tasks.{name}.train_sets", str),
+                              max_epochs=t.get("max_epochs")))
+    an = dict(d.get("analysis") or {})
+    bad = sorted(set(an) - {"n_boot", "n_perm", "alpha"})
+    if bad:
+        raise StudyConfigError(f"{where}: [analysis]: unknown key(s) {bad}")
+    return StudyConfig(
+        name=str(d.get("name") or (Path(source).parent.name if source else "study")),
+        title=d.get("title"), question=d.get("question"), corpus=corpus,
+        encoders=tuple(encoders), tasks=tuple(tasks), group_attribute=group,
+        poolings=_tuple(d.get("poolings", ["utterance", "phone", "frames"]), f"{where}: poolings", str),
+        n_boot=int(an.get("n_boot", 1000)), n_perm=int(an.get("n_perm", 1000)),
+        alpha=float(an.get("alpha", 0.05)), seed=int(d.get("seed", 0)),
+        device=str(d.get("device", "cpu")), source=source)
+
+
+def load_config(path: str | os.PathLike, **overrides) -> StudyConfig:
+    """Read and validate a study TOML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise StudyConfigError(f"study config not found: {p}")
+    try:
+        d = tomllib.loads(p.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyConfigError(f"{p}: not valid TOML: {exc}") from None
+    return config_from_dict(d, source=str(p), **overrides)

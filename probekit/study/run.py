@@ -1,0 +1,212 @@
+"""Run a study end to end: corpus -> store (every encoder) -> probe grids -> bias analysis ->
+report. Every stage is cached in the output folder and skipped when already done, so a
+second run of the same config only rebuilds the report.
+
+Output folder layout::
+
+    OUT/study.json          the config and its fingerprint (a different config is refused)
+    OUT/work/stores/<enc>/  embedding stores (probekit.store)
+    OUT/work/results/       the probe results table (part-*.csv)
+    OUT/analysis/           bias tables (CSV), figures (PNG) and findings.md (probekit analyze)
+    OUT/report.html         the self-contained report; OUT/report.md its markdown twin
+    OUT/run.json            timings, fingerprints and versions of the last run
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from probekit.errors import ProbekitError
+from probekit.study.config import StudyConfig
+
+__all__ = ["StudyError", "StudyRun", "run_study", "prepare_output", "load_study_corpus"]
+
+log = logging.getLogger(__name__)
+STUDY_STAMP = "study.json"
+
+
+class StudyError(ProbekitError):
+    """A study cannot run (e.g. its output folder holds a different run)."""
+
+
+@dataclass
+class StudyRun:
+    """Where a finished study's outputs are, and how long each stage took (seconds)."""
+
+    out: Path
+    report_html: Path
+    report_md: Path
+    analysis: Path
+    timings: dict = field(default_factory=dict)
+    reused: bool = False
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-") or "encoder"
+
+
+def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
+    """Make ``out`` ready for ``config``; True when it already belongs to the same config.
+
+    A folder holding another run (or anything else) is refused unless ``overwrite``.
+    """
+    stamp = out / STUDY_STAMP
+    fp = config.fingerprint()
+    if stamp.exists():
+        old = json.loads(stamp.read_text())
+        if old.get("fingerprint") == fp:
+            return True
+        if not overwrite:
+            changed = sorted(k for k in set(old.get("config", {})) | set(config.to_dict())
+                             if old.get("config", {}).get(k) != config.to_dict().get(k))
+            raise StudyError(f"{out} holds a different run (config {old.get('fingerprint')}, "
+                             f"this one {fp}; differs in: {', '.join(changed) or '?'}); "
+                             "choose another --out or pass --overwrite")
+    elif out.exists() and any(out.iterdir()) and not overwrite:
+        raise StudyError(f"{out} is not empty and is not a probekit study folder; choose another "
+                         "--out or pass --overwrite")
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"fingerprint": fp, "config": config.to_dict()}, indent=1) + "\n")
+    return False
+
+
+def load_study_corpus(config: StudyConfig, progress: bool = True):
+    """The study's corpus: a (cached) synthetic preset with overrides, or a corpus on disk."""
+    c = dict(config.corpus)
+    if "synthetic" in c:
+        from probekit.corpus.synthetic import build_synthetic_corpus, resolve_config
+        preset = c.pop("synthetic")
+        return build_synthetic_corpus(resolve_config(preset, **c), progress=progress)
+    from probekit.corpus.readers import read_corpus
+    path = c.pop("path")
+    return read_corpus(path, **c)
+
+
+def _probes_for(task) -> tuple | None:
+    if task.task != "asr" or task.max_epochs is None:
+        return task.probes
+    # The grid takes sequence probes as instances (it refuses other registered names for asr);
+    # the table then names it "CTCProbe". The epochs are in the study fingerprint.
+    from probekit.probes.ctc import CTCProbe
+
+    return (CTCProbe(max_epochs=int(task.max_epochs)),)
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from probekit import __version__
+    v = {"probekit": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("torch", "transformers", "numpy", "pandas", "scipy"):
+        try:
+            v[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return v
+
+
+def _analysis_done(folder: Path, n_rows: int, config: StudyConfig) -> bool:
+    stamp = folder / "analysis.json"
+    if not stamp.exists() or not (folder / "findings.md").exists():
+        return False
+    s = json.loads(stamp.read_text())
+    return s.get("n_rows") == n_rows and s.get("fingerprint") == config.fingerprint()
+
+
+def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
+              progress: bool = True, device: str | None = None) -> StudyRun:
+    """Run ``config`` into ``out`` (see the module docstring); resumable and idempotent.
+
+    Parameters
+    ----------
+    config : StudyConfig
+    out : path
+        Output folder; reused when it holds the same config, refused when it holds another
+        unless ``overwrite`` (which deletes it first).
+    progress : bool
+        tqdm progress bars for synthesis, extraction and the probe grids.
+    device : str, optional
+        ``auto``, ``cpu`` or ``cuda``; default the config's.
+
+    Returns
+    -------
+    StudyRun
+    """
+    from probekit.cli import main as cli_main
+    from probekit.encoders import load_encoder
+    from probekit.probes.grid import run_grid
+    from probekit.probes.results import ResultsTable
+    from probekit.report import build_report
+    from probekit.store import extract
+    from probekit.store.store import corpus_hash
+
+    out = Path(out).expanduser().absolute()
+    reused = prepare_output(out, config, overwrite)
+    timings: dict[str, float] = {}
+    t_all = t = time.perf_counter()
+    corpus = load_study_corpus(config, progress)
+    timings["corpus"] = time.perf_counter() - t
+    say = print if progress else log.info
+    say(f"corpus: {len(corpus)} utterances ({timings['corpus']:.1f} s)")
+    results_dir = out / "work" / "results"
+    stores, fingerprints = {}, {"config": config.fingerprint(), "corpus": corpus_hash(corpus)}
+    for spec in config.encoders:
+        t = time.perf_counter()
+        enc = load_encoder(spec.name, device=device or config.device, sources=spec.sources)
+        store = extract(enc, corpus, out / "work" / "stores" / _slug(spec.display),
+                        layers=list(spec.layers) if spec.layers else None,
+                        poolings=config.poolings, progress=progress)
+        del enc
+        stores[spec.display] = store
+        fingerprints[f"encoder:{spec.display}"] = store.fingerprint["encoder_weights"]
+        timings[f"extract:{spec.display}"] = time.perf_counter() - t
+        say(f"store {spec.display}: {len(store.layers)} layers ({timings[f'extract:{spec.display}']:.1f} s)")
+        for task in config.tasks:
+            t = time.perf_counter()
+            run_grid(store, task.task, results_dir, group_attribute=config.group_attribute,
+                     probes=_probes_for(task), seeds=task.seeds, train_sets=task.train_sets,
+                     encoder=spec.display, corpus=corpus if task.task == "asr" else None,
+                     progress=progress)
+            timings[f"grid:{spec.display}:{task.task}"] = time.perf_counter() - t
+            say(f"grid {spec.display} / {task.task}: {timings[f'grid:{spec.display}:{task.task}']:.1f} s")
+    t = time.perf_counter()
+    n_rows = len(ResultsTable(results_dir).load())
+    analysis = out / "analysis"
+    if not _analysis_done(analysis, n_rows, config):
+        shutil.rmtree(analysis, ignore_errors=True)
+        argv = ["-q" if not progress else "-v", "analyze", str(results_dir), "--out", str(analysis),
+                "--n-boot", str(config.n_boot), "--n-perm", str(config.n_perm),
+                "--alpha", str(config.alpha), "--seed", str(config.seed)]
+        if len(stores) == 1 and "phone" in config.poolings:
+            argv += ["--store", str(next(iter(stores.values())).root)]
+        rc = cli_main(argv)
+        if rc:
+            raise StudyError(f"bias analysis failed (exit {rc}) on {results_dir}")
+        (analysis / "analysis.json").write_text(json.dumps(
+            {"n_rows": n_rows, "fingerprint": config.fingerprint()}) + "\n")
+    timings["analysis"] = time.perf_counter() - t
+    say(f"bias analysis: {timings['analysis']:.1f} s")
+    t = time.perf_counter()
+    meta = {"config": config.to_dict(), "config_file": config.source, "fingerprints": fingerprints,
+            "stores": {k: v.fingerprint for k, v in stores.items()}, "versions": _versions(),
+            "synthetic": config.synthetic,
+            "random_init": [e.display for e in config.encoders if e.random_init],
+            "n_utterances": len(corpus), "n_result_rows": n_rows,
+            "timings": {k: round(v, 1) for k, v in timings.items()}}
+    html, md = build_report(analysis, out, meta)
+    timings["report"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t_all
+    meta["timings"] = {k: round(v, 1) for k, v in timings.items()}
+    (out / "run.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    return StudyRun(out=out, report_html=html, report_md=md, analysis=analysis, timings=timings,
+                    reused=reused)
