@@ -129,6 +129,10 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     question = meta.get("config", {}).get("question")
     points = summary_points(tables, alpha=alpha)
     figs = sorted((analysis / "figures").glob("*.png"))
+    # ASR has CER and WER figures; the report shows CER (its tables use CER too), the WER
+    # figures stay in the analysis folder.
+    if any("_cer_" in f.stem for f in figs):
+        figs = [f for f in figs if "_wer_" not in f.stem]
     order = ["layer_curves", "decomposition", "transfer", "dispersion"]
     figs.sort(key=lambda p: (next((i for i, k in enumerate(order) if p.stem.startswith(k)), 9), p.stem))
     group_tables = []
@@ -168,7 +172,8 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     md_path.write_text("\n".join(md))
 
     # -- html -----------------------------------------------------------------------------
-    e = html.escape
+    def e(s: str) -> str:
+        return html.escape(s, quote=False)
     h = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
          '<meta name="viewport" content="width=device-width, initial-scale=1">',
          f"<title>{e(title)}</title><style>{CSS}</style></head><body>", f"<h1>{e(title)}</h1>"]

@@ -1,0 +1,74 @@
+"""The report builder on a real analysis folder (simulated results): order, banners, numbers
+from the tables, self-containment, and the ``probekit report`` command."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from probekit.cli import main
+from probekit.report import build_report, group_error_table, load_tables, summary_points
+
+
+def test_summary_names_the_planted_group_and_its_layers(sim_analysis):
+    points = summary_points(load_tables(sim_analysis))
+    text = "\n".join(points)
+    assert "most often worst are: g2" in text
+    curves = pd.read_csv(sim_analysis / "layer_curves.csv")
+    gap = curves[curves["statistic"] == "difference"]
+    n_sig = int((gap["p_value"] <= 0.05).sum())
+    assert f"at {n_sig} of {len(gap)} layers" in text
+    assert "How sure: at most 4 test speakers per group" in text
+
+
+def test_summary_without_curves_says_so():
+    assert "nothing to summarise" in summary_points({})[0]
+
+
+@pytest.mark.parametrize("meta, expected, absent", [
+    ({"synthetic": True}, ["SYNTHETIC DATA"], ["RANDOMLY INITIALISED"]),
+    ({"random_init": ["m1"]}, ["RANDOMLY INITIALISED MODEL: m1"], ["SYNTHETIC DATA"]),
+    ({}, [], ["SYNTHETIC DATA", "RANDOMLY INITIALISED"]),
+])
+def test_banners(sim_analysis, tmp_path, meta, expected, absent):
+    html, md = build_report(sim_analysis, tmp_path, meta)
+    for p in (html, md):
+        t = p.read_text()
+        assert all(e in t for e in expected) and not any(a in t for a in absent)
+    if expected:
+        assert 'class="banner"' in html.read_text()
+
+
+def test_html_is_self_contained_and_ordered(sim_analysis, tmp_path):
+    html, md = build_report(sim_analysis, tmp_path, {"synthetic": True, "versions": {"probekit": "9.9"}})
+    t = html.read_text()
+    assert not re.search(r'(src|href)="(?!data:)', t), "external resource in the HTML"
+    assert "<script" not in t
+    n = len(list((sim_analysis / "figures").glob("*.png")))
+    assert n >= 2 and t.count("data:image/png;base64,") == n
+    assert t.index('id="summary"') < t.index('id="figures"') < t.index('id="tables"') < t.index('id="config"')
+    assert '"probekit": "9.9"' in t
+    for link in re.findall(r"\]\((.+?\.png)\)", md.read_text()):
+        assert (tmp_path / link).exists(), link
+
+
+def test_group_table_carries_the_analysis_numbers(sim_analysis):
+    curves = pd.read_csv(sim_analysis / "layer_curves.csv")
+    df = group_error_table(curves, ("sim", "phone", "linear", "error"))
+    assert list(df.index[:3]) == ["g0", "g1", "g2"]
+    r = curves[(curves["statistic"] == "group:g2") & (curves["layer"] == "layer1")].iloc[0]
+    cell = df.loc["g2", "layer1"]
+    assert cell.strip("*") == f"{r.estimate:.3f}"
+    assert cell.startswith("**") == (r.p_value <= 0.05)
+
+
+def test_report_cli_refuses_to_overwrite(sim_analysis, tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["report", str(sim_analysis), "--out", str(out), "--synthetic"]) == 0
+    assert "SYNTHETIC DATA" in (out / "report.html").read_text()
+    assert main(["report", str(sim_analysis), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["report", str(sim_analysis), "--out", str(out), "--overwrite"]) == 0
+    assert main(["report", str(tmp_path), "--out", str(out)]) == 2
