@@ -73,7 +73,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny_whisper_dir, trai
     def run(out, stop_after=None):
         model, proc = load(tiny_whisper_dir)
         inject_adapters(model, AdapterConfig(r=4, alpha=8), seed=0)
-        obj = build_objective("fused", dro_mode="online")  # stateful: its weights resume too
+        obj = build_objective("group_dro", dro_mode="online")  # stateful: its q resumes too
         return Trainer(model, proc, obj, train_set, cfg(out, steps=4)).fit(stop_after=stop_after)
 
     full = run(tmp_path / "full")
