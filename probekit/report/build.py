@@ -26,7 +26,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-to
 figcaption{color:#555;font-size:.9em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}.sig{font-weight:700;color:#a00}
-pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}.muted{color:#666;font-size:.9em}"""
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em;white-space:pre-wrap}.muted{color:#666;font-size:.9em}"""
 
 
 def banners(meta: dict) -> list[str]:
@@ -134,7 +134,9 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     if any("_cer_" in f.stem for f in figs):
         figs = [f for f in figs if "_wer_" not in f.stem]
     order = ["layer_curves", "decomposition", "transfer", "dispersion"]
-    figs.sort(key=lambda p: (next((i for i, k in enumerate(order) if p.stem.startswith(k)), 9), p.stem))
+    tasks = ["_phone_", "_asr_", "_speaker_", "_group-"]  # the summary's reading order
+    figs.sort(key=lambda p: (next((i for i, k in enumerate(order) if p.stem.startswith(k)), 9),
+                             next((i for i, k in enumerate(tasks) if k in p.stem), 9), p.stem))
     group_tables = []
     if "layer_curves" in tables:
         for key in primary_slices(tables["layer_curves"]):

@@ -129,8 +129,9 @@ def _slice_points(t, key, alpha) -> list[str]:
                        + (f": {_layers(wins['layer'])} - a sign of systematic bias." if len(wins)
                           else "."))
     if n_min < 8:
-        pts.append(f"  How sure: at most {n_min} test speakers per group, so per-group intervals "
-                   "are wide; trust the pooled and permutation results more than single cells.")
+        pts.append(f"  How sure: as few as {n_min} test speakers in a group, so per-group "
+                   "intervals are wide; trust the pooled and permutation results more than "
+                   "single cells.")
     return pts
 
 

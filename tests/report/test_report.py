@@ -20,7 +20,7 @@ def test_summary_names_the_planted_group_and_its_layers(sim_analysis):
     gap = curves[curves["statistic"] == "difference"]
     n_sig = int((gap["p_value"] <= 0.05).sum())
     assert f"at {n_sig} of {len(gap)} layers" in text
-    assert "How sure: at most 4 test speakers per group" in text
+    assert "How sure: as few as 4 test speakers in a group" in text
 
 
 def test_summary_without_curves_says_so():
