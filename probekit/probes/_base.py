@@ -73,3 +73,17 @@ def softmax(z):
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z
+
+
+class LinearScoresBase(ProbeBase):
+    """Probes whose scores are ``X @ coef_.T + intercept_`` on the raw features (ridge, LDA,
+    logistic): one place for the decision function and its softmax."""
+
+    def decision_function(self, X):
+        """Scores, (n, d) -> (n, K)."""
+        X = self._validate_predict(X)
+        return X.astype(np.float64, copy=False) @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X):
+        """Softmax of the scores, (n, d) -> (n, K); rows sum to 1."""
+        return softmax(self.decision_function(X))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._base import ProbeBase, safe_scale, softmax
+from ._base import LinearScoresBase, safe_scale
 from .linear import SufficientStats
 
 __all__ = ["LDAProbe"]
@@ -29,7 +29,7 @@ def oas_shrinkage(cov: np.ndarray, n: int) -> float:
     return 1.0 if den <= 0 else float(min((alpha + mu ** 2) / den, 1.0))
 
 
-class LDAProbe(ProbeBase):
+class LDAProbe(LinearScoresBase):
     """Shared-covariance LDA with shrinkage, solved in closed form.
 
     With class means ``m_k``, priors ``pi_k = n_k / n`` and the pooled within-class
@@ -104,11 +104,3 @@ class LDAProbe(ProbeBase):
         self.means_, self.priors_, self.shrinkage_, self.stats_ = means, priors, rho, stats
         return self
 
-    def decision_function(self, X):
-        """Discriminant scores, (n, d) -> (n, K)."""
-        X = self._validate_predict(X)
-        return X.astype(np.float64, copy=False) @ self.coef_.T + self.intercept_
-
-    def predict_proba(self, X):
-        """Posterior class probabilities under the Gaussian model, (n, d) -> (n, K)."""
-        return softmax(self.decision_function(X))

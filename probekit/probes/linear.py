@@ -15,7 +15,7 @@ import scipy.linalg
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array
 
-from ._base import FLOAT_DTYPES, ProbeBase, safe_scale, softmax
+from ._base import FLOAT_DTYPES, LinearScoresBase, safe_scale
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class SufficientStats:
                                self.sum_xx - other.sum_xx, ca - cb, xa - xb)
 
 
-class LinearProbe(ProbeBase):
+class LinearProbe(LinearScoresBase):
     """Ridge regression on one-hot targets, solved in closed form from :class:`SufficientStats`.
 
     With features standardised (``z = (x - mean) / scale``, population std as in sklearn's
@@ -191,11 +191,3 @@ class LinearProbe(ProbeBase):
         self.mean_, self.scale_, self.stats_ = mean, scale, s
         return self
 
-    def decision_function(self, X):
-        """Ridge scores, (n, d) -> (n, K)."""
-        X = self._validate_predict(X)
-        return X.astype(np.float64, copy=False) @ self.coef_.T + self.intercept_
-
-    def predict_proba(self, X):
-        """Softmax of the ridge scores, (n, d) -> (n, K); rows sum to 1 (not calibrated)."""
-        return softmax(self.decision_function(X))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._base import ProbeBase, softmax, standardizer
+from ._base import LinearScoresBase, standardizer
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -104,7 +104,7 @@ def fit_logistic_batched(X, y, n_classes, *, weights=None, C=1.0, max_iter=100, 
     return W.detach().cpu().numpy(), b.detach().cpu().numpy(), int(n_iter)
 
 
-class TorchLogisticProbe(ProbeBase):
+class TorchLogisticProbe(LinearScoresBase):
     """Multinomial logistic regression with an L2 penalty, trained by full-batch L-BFGS in torch.
 
     Minimises sklearn's objective (``LogisticRegression(solver="lbfgs")``)
@@ -160,11 +160,3 @@ class TorchLogisticProbe(ProbeBase):
         self.mean_, self.scale_ = mean, scale
         return self
 
-    def decision_function(self, X):
-        """Logits, (n, d) -> (n, K)."""
-        X = self._validate_predict(X)
-        return X.astype(np.float64, copy=False) @ self.coef_.T + self.intercept_
-
-    def predict_proba(self, X):
-        """Class probabilities, (n, d) -> (n, K)."""
-        return softmax(self.decision_function(X))
