@@ -89,8 +89,11 @@ def _vs_rest(rates, onehot, counts, statistic, inv_n):
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(se > 0, (m - m_r) / se, 0.0)
     rho = speaker_icc(rates, inv_n, onehot, counts)
-    others = (np.nansum(rho, -1, keepdims=True) - rho) / (G - 1)
-    return rho - others
+    # A group whose spread is undefined (rho inf/nan, e.g. CER > 1) gives nan here and is
+    # typed "neither" downstream; the arithmetic on it should not warn.
+    with np.errstate(invalid="ignore"):
+        others = (np.nansum(rho, -1, keepdims=True) - rho) / (G - 1)
+        return rho - others
 
 
 def group_vs_rest(rates: np.ndarray, codes: np.ndarray, *, statistic: str = "mean",
