@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.probekit-installed
 
-.PHONY: demo test env clean-env
+.PHONY: demo test env clean-env browser
 
 env: $(STAMP)
 
@@ -22,7 +22,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/probekit demo
 
-test: $(STAMP)
+# The report's browser test needs headless Chromium (Debian's `chromium`): installed quietly
+# when missing and apt is usable; otherwise that test fails and says how to install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+	  command -v apt-get >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	  || echo "note: could not install chromium; the report's browser test will fail"; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 clean-env:
