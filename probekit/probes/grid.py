@@ -25,7 +25,8 @@ from sklearn.base import clone
 
 from probekit.errors import ProbekitError
 from probekit.probes.results import ResultsTable, cell_key, validate_results
-from probekit.probes.splits import Split, content_split, equal_training_sets, speaker_id_split
+from probekit.probes.splits import (Split, TrainingSet, content_split, equal_training_sets,
+                                   speaker_id_split)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ def _logistic(seed):
     return TorchLogisticProbe(C=1.0, max_iter=100, random_state=seed)
 
 
+def _ctc(seed):
+    from probekit.probes.ctc import CTCProbe
+    return CTCProbe(random_state=seed)
+
+
 def _mlp(seed):
     from probekit.probes.estimators import MLPProbe
     return MLPProbe(hidden_size=256, random_state=seed)
@@ -65,7 +71,7 @@ def _mlp(seed):
 
 #: Probe factories by name: ``seed -> unfitted estimator`` (scikit-learn contract).
 PROBES: dict[str, Callable[[int], object]] = {"lda": _lda, "ridge": _ridge, "logistic": _logistic,
-                                              "mlp": _mlp, "ctc": lambda seed: _ctc(seed)}  # noqa: E731
+                                              "mlp": _mlp, "ctc": _ctc}
 
 
 def register_probe(name: str, factory: Callable[[int], object]) -> None:
@@ -104,11 +110,6 @@ def _error_rows(meta: pd.DataFrame, test: np.ndarray, wrong: np.ndarray, group_c
         rows.append({**base, "test_group": g, "unit": "all", "metric": "error",
                      "value": d["wrong"].mean(), "n": len(d)})
     return rows
-
-
-def _ctc(seed):
-    from probekit.probes.ctc import CTCProbe
-    return CTCProbe(random_state=seed)
 
 
 def _asr_rows(meta: pd.DataFrame, test: np.ndarray, hyps: list[str], group_col: str,
@@ -254,8 +255,6 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
 def _pooled_all(meta: pd.DataFrame, train: np.ndarray, group_col: str, seed: int, task: str):
     """The single ``all`` training set for SID and group-ID: balanced across groups, and for
     SID the same number of training utterances per speaker."""
-    from probekit.probes.splits import TrainingSet
-
     rng = np.random.default_rng(seed + 104729)
     tm = meta.iloc[train]
     key = "speaker" if task == "speaker" else group_col
