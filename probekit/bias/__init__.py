@@ -9,18 +9,20 @@ Entry points: :class:`GroupMetrics` (one slice), :func:`layerwise_bias`,
 
 from probekit.bias.analysis import Analysis, analyze
 from probekit.bias.decomposition import TYPES, type_groups, typing_rule
+from probekit.bias.design import SplitMatrix, split_matrix
 from probekit.bias.dispersion import speaker_dispersion
 from probekit.bias.errors import BiasInputError, TooFewSpeakersError
+from probekit.bias.inference import holm, maxt_adjust, twoway_cluster_t
 from probekit.bias.layerwise import LayerwiseBias, layerwise_bias
 from probekit.bias.metrics import GroupMetrics, gap_statistics
-from probekit.bias.mixed import mixed_effects
-from probekit.bias.permutation import group_vs_rest, holm, paired_signflip
+from probekit.bias.permutation import group_vs_rest, paired_signflip
 from probekit.bias.simulate import simulate_embeddings, simulate_results
 from probekit.bias.speakers import SpeakerMatrix, speaker_matrix
 from probekit.bias.transfer import POOLED, Transfer, cross_group_transfer
 
 __all__ = ["Analysis", "analyze", "TYPES", "type_groups", "typing_rule", "speaker_dispersion",
            "BiasInputError", "TooFewSpeakersError", "LayerwiseBias", "layerwise_bias",
-           "GroupMetrics", "gap_statistics", "mixed_effects", "group_vs_rest", "holm",
-           "paired_signflip", "simulate_embeddings", "simulate_results", "SpeakerMatrix",
-           "speaker_matrix", "POOLED", "Transfer", "cross_group_transfer"]
+           "GroupMetrics", "gap_statistics", "group_vs_rest", "holm", "maxt_adjust",
+           "twoway_cluster_t", "paired_signflip", "simulate_embeddings", "simulate_results",
+           "SpeakerMatrix", "speaker_matrix", "SplitMatrix", "split_matrix", "POOLED",
+           "Transfer", "cross_group_transfer"]

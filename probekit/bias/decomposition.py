@@ -1,20 +1,34 @@
-"""Random variance vs systematic bias: two separately tested quantities and a typing rule.
+"""Random variance vs systematic bias, as seed 001 defines them, and the typing rule.
 
-For every slice, layer and group (probes trained on every group, ``train_set="all"``):
+For every slice of a task whose groups have their own probes (phone; CTC/ASR when the grid
+trained single-group ASR probes), layer and group, three families of tests:
 
-* **systematic**: is the group's speaker-mean error above the other speakers'? One-sided
-  studentized (Welch t) permutation test, group labels shuffled across speakers;
-* **random**: is the group's between-speaker spread above the other groups'? The statistic
-  is the group's beta-binomial speaker intraclass correlation minus the mean of the other
-  groups' (``"speaker_icc"``, from the results table), or, when phone-embedding dispersion
-  for that layer is given, the Welch t of the group's mean dispersion ``D_s`` against the
-  other speakers (``"embedding"``), one-sided, same permutation scheme.
+* **worse**: the group's speakers have a higher mean error than the other speakers under the
+  probe trained on every group (one-sided Welch t, permutation of group labels across
+  speakers, Westfall-Young max-T over layers x groups);
+* **systematic** (seed 001): the group's *own* probe beats the broadly trained probe on the
+  group's held-out speakers, with equal training data (``all-matched``: the same number of
+  speakers and examples, when the grid has it; else ``all``: the same examples), tested with
+  the training draw as a unit (two-way speaker x split cluster-robust t, one-sided, Holm
+  over layers x groups);
+* **random** (seed 001): the group's speakers have a larger within-phone embedding spread
+  ``D_s`` (Mahalanobis, equal weight per phone, cross-fitted: see
+  :func:`probekit.bias.dispersion.speaker_dispersion`) than the other speakers (one-sided
+  Welch t, permutation, max-T over layers x groups) *and*, within groups, a larger spread
+  goes with more errors at that layer (pooled within-group correlation of ``D_s`` with the
+  cross-fitted error, permutation of ``D`` within groups, max-T over layers). Needs the
+  embedding store; without it "random" is not assessed.
 
-Holm's correction is applied across the groups of one layer for each of the two tests. The
-typing rule (our choice, documented in docs/concepts.md) at level ``alpha``:
+Each family is tested at ``alpha / 3`` (Bonferroni over the three families), so the chance of
+any typed label anywhere in the slice under the global null is at most ``alpha``. Types:
 
-    systematic and random -> "both";  systematic only -> "systematic";
-    random only -> "random";          neither -> "neither".
+    systematic and random -> "both";   systematic only -> "systematic";
+    random only -> "random";           worse but neither -> "worse, unexplained";
+    otherwise -> "neither".
+
+``share_explained`` is the share of the group's dispersion-proxy error gap that its extra
+dispersion accounts for: ``beta_w * (D_g - D_rest) / (e_g - e_rest)`` with the pooled
+within-group slope ``beta_w`` of error on ``D`` (descriptive).
 """
 
 from __future__ import annotations
@@ -22,80 +36,180 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from probekit.bias._slices import iter_slices
+from probekit.bias._slices import SLICE_KEYS, iter_slices
+from probekit.bias.design import group_moments, split_matrix
 from probekit.bias.errors import BiasInputError
-from probekit.bias.permutation import group_vs_rest, holm, speaker_icc
-from probekit.bias.speakers import speaker_matrix
+from probekit.bias.inference import (twoway_cluster_t, holm, maxt_adjust, permutation_pvalue,
+                                     welch_vs_rest, within_group_permutation_indices)
+from probekit.bias.resample import speaker_permutation_indices
+from probekit.bias.transfer import REFERENCES, own_vs_broad_cells
 
-__all__ = ["type_groups", "TYPES", "typing_rule"]
+__all__ = ["type_groups", "TYPES", "typing_rule", "TYPED_TASKS", "dispersion_tests"]
 
-TYPES = ("neither", "systematic", "random", "both")
+TYPES = ("neither", "systematic", "random", "both", "worse, unexplained")
+#: Tasks whose groups can have their own probe (the typing applies to them only).
+TYPED_TASKS = ("phone", "asr")
 
 
-def typing_rule(systematic: np.ndarray, random: np.ndarray) -> np.ndarray:
-    """Vectorised typing rule from two boolean arrays."""
-    return np.asarray(TYPES, dtype=object)[np.asarray(systematic, int) + 2 * np.asarray(random, int)]
+def typing_rule(worse, systematic, random) -> np.ndarray:
+    """Vectorised typing rule from three boolean arrays (NaN / missing = False)."""
+    w, s, r = (np.asarray(x, dtype=bool) for x in (worse, systematic, random))
+    out = np.where(s & r, "both", np.where(s, "systematic", np.where(r, "random", np.where(
+        w, "worse, unexplained", "neither"))))
+    return out.astype(object)
+
+
+def _within_corr(D: np.ndarray, E: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
+    """Pooled within-group Pearson correlation of D and E over speakers: (..., S) -> (...)."""
+    ok = ~(np.isnan(D) | np.isnan(E))
+    D, E = np.where(ok, D, np.nan), np.where(ok, E, np.nan)
+    mD, _, _ = group_moments(D, codes, G)
+    mE, _, _ = group_moments(E, codes, G)
+    Dc = np.where(ok, D - np.take(mD, codes, axis=-1), 0.0)
+    Ec = np.where(ok, E - np.take(mE, codes, axis=-1), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (Dc * Ec).sum(-1) / np.sqrt((Dc ** 2).sum(-1) * (Ec ** 2).sum(-1))
+
+
+def dispersion_tests(disp: pd.DataFrame, layers, group_names, *, n_perm: int,
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random-variance evidence per (layer, group) from a dispersion frame.
+
+    ``disp`` has ``layer, speaker, group, dispersion`` and ``error`` (or ``accuracy``).
+    Returns arrays (L, G): ``t, p_fwer`` (group spread above the rest), ``share``, ``gap``
+    and arrays (L,): ``corr, corr_p_fwer`` (within-group spread-error correlation).
+    """
+    d = disp.copy()
+    if "error" not in d:
+        d["error"] = 1.0 - d["accuracy"]
+    d["layer"] = d["layer"].astype(str)
+    names = list(group_names)
+    unknown = sorted(set(d["group"].astype(str)) - set(names))
+    if unknown:
+        raise BiasInputError(f"dispersion has group(s) {unknown} absent from the results table")
+    speakers = sorted(d["speaker"].astype(str).unique(),
+                      key=lambda s: (names.index(str(d.loc[d["speaker"] == s, "group"].iloc[0])), s))
+    grp = d.groupby("speaker")["group"].first().reindex(speakers).astype(str)
+    codes = np.array([names.index(g) for g in grp])
+    G, L = len(names), len(layers)
+    piv = lambda col: (d.pivot_table(index="layer", columns="speaker", values=col, aggfunc="mean")
+                       .reindex(index=[str(x) for x in layers], columns=speakers).to_numpy(float))
+    D, E = piv("dispersion"), piv("error")
+    t = welch_vs_rest(D, codes, G)
+    pidx = speaker_permutation_indices(codes.size, n_perm, rng)
+    t_null = welch_vs_rest(np.moveaxis(D[:, pidx], 1, 0), codes, G)
+    c = _within_corr(D, E, codes, G)
+    widx = within_group_permutation_indices(codes, n_perm, rng)
+    c_null = _within_corr(np.moveaxis(D[:, widx], 1, 0), E[None], codes, G)
+    mD, _, _ = group_moments(D, codes, G)
+    mE, _, _ = group_moments(E, codes, G)
+    Dc = D - np.take(mD, codes, axis=-1)
+    Ec = E - np.take(mE, codes, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beta = np.nansum(Dc * Ec, -1) / np.nansum(Dc ** 2, -1)                 # (L,)
+        rest = lambda M, X: (np.nansum(X, -1, keepdims=True) - M * np.bincount(codes, minlength=G)) / \
+            (codes.size - np.bincount(codes, minlength=G))
+        dD, dE = mD - rest(mD, D), mE - rest(mE, E)
+        share = np.where(dE > 0, beta[:, None] * dD / dE, np.nan)
+    return {"t": t, "p": permutation_pvalue(t, t_null), "p_fwer": maxt_adjust(t, t_null),
+            "corr": c, "corr_p_fwer": maxt_adjust(c, c_null), "share": share, "gap": dE}
 
 
 def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
-                train_set: str = "all", alpha: float = 0.05, n_perm: int = 999,
-                seed: int = 0) -> pd.DataFrame:
-    """Type each group at each layer as "systematic", "random", "both" or "neither".
+                alpha: float = 0.05, n_perm: int = 999, seed: int = 0) -> pd.DataFrame:
+    """Type each group at each layer (see the module docstring for the rule).
 
     Parameters
     ----------
-    df : results table
+    df : results table with ``train_set == "all"`` probes and single-group probes.
     dispersion : DataFrame, optional
-        Per-speaker embedding dispersion with columns ``layer, group_attribute, speaker,
-        group, dispersion`` (from :func:`probekit.bias.dispersion.speaker_dispersion`, one
-        frame per layer, concatenated). Used as the random-variance evidence for the phone
-        task at the layers and attribute it covers.
+        Per-speaker dispersion with ``layer, group_attribute, speaker, group, dispersion,
+        error`` (:func:`probekit.bias.dispersion.speaker_dispersion`, one frame per layer,
+        concatenated); the random-variance evidence for the ``phone`` task.
 
     Returns
     -------
-    DataFrame, one row per (slice, layer, group): ``group_error``, ``systematic_stat``,
-    ``systematic_p`` (Holm), ``speaker_icc``, ``random_stat``, ``random_p`` (Holm),
-    ``random_source``, ``type``, ``n_speakers``.
+    DataFrame, one row per (slice, layer, group): ``group_error, worse_t, worse_p,
+    worse_p_fwer, reference, own_minus_broad, systematic_p, systematic_p_fwer,
+    dispersion_t, dispersion_p_fwer, dispersion_corr, dispersion_corr_p_fwer,
+    share_explained, random_source, worse, systematic, random, type, level, reason,
+    n_speakers, n_per_split``. Empty when no slice has single-group probes.
     """
+    level = alpha / 3
     out = []
-    for key, sub in iter_slices(df, [train_set]):
+    for key, sub in iter_slices(df):
+        if key["task"] not in TYPED_TASKS:
+            continue
+        groups = set(sub["test_group"].astype(str))
+        if not (sub["train_set"].astype(str).isin(groups).any() and (sub["train_set"] == "all").any()):
+            continue
         rng = np.random.default_rng(seed)
-        m = speaker_matrix(sub, rows=["layer_index", "layer"])
-        rates, G = m.rates, len(m.group_names)
-        t_sys, p_sys = group_vs_rest(rates, m.codes, statistic="mean", n_perm=n_perm, rng=rng)
-        t_icc, p_icc = group_vs_rest(rates, m.codes, statistic="icc", n=m.n, n_perm=n_perm, rng=rng)
-        M = np.eye(G)[m.codes]
-        cnt = M.sum(0)
-        icc = speaker_icc(rates, 1.0 / m.n, M, cnt)
-        gerr = (m.errors @ M) / (m.n @ M)
-        for r, (li, layer) in enumerate(m.keys[["layer_index", "layer"]].itertuples(index=False)):
-            t_r, p_r, src = t_icc[r], p_icc[r], "speaker_icc"
-            if dispersion is not None and key["task"] == "phone":
-                dl = dispersion[(dispersion["layer"].astype(str) == str(layer)) &
-                                (dispersion["group_attribute"].astype(str) == key["group_attribute"])]
-                if len(dl):
-                    t_r, p_r = _embedding_test(dl, m.group_names, n_perm, rng)
-                    src = "embedding"
-            ps, pr = holm(p_sys[r]), holm(p_r)
-            out.append(pd.DataFrame({**key, "train_set": train_set, "layer_index": li,
-                                     "layer": layer, "group": m.group_names,
-                                     "group_error": gerr[r], "systematic_stat": t_sys[r],
-                                     "systematic_p": ps, "speaker_icc": icc[r],
-                                     "random_stat": t_r, "random_p": pr, "random_source": src,
-                                     "type": typing_rule(ps <= alpha, pr <= alpha),
-                                     "n_speakers": cnt.astype(int)}))
+        m = split_matrix(sub, rows=["layer_index", "layer", "train_set"])
+        keys = m.keys
+        G = len(m.group_names)
+        layer_keys = keys[["layer_index", "layer"]].drop_duplicates().sort_values("layer_index")
+        L = len(layer_keys)
+        row_of = {(li, ly, ts): i for i, (li, ly, ts) in enumerate(keys.itertuples(index=False))}
+        r_all = m.speaker_rates()
+        rows_all = [row_of.get((li, ly, "all")) for li, ly in layer_keys.itertuples(index=False)]
+        r = np.stack([r_all[i] if i is not None else np.full(m.speakers.size, np.nan) for i in rows_all])
+        gerr = group_moments(r, m.codes, G)[0]
+        t = welch_vs_rest(r, m.codes, G)
+        pidx = speaker_permutation_indices(m.speakers.size, n_perm, rng)
+        t_null = welch_vs_rest(np.moveaxis(r[:, pidx], 1, 0), m.codes, G)
+        worse_p, worse_adj = permutation_pvalue(t, t_null), maxt_adjust(t, t_null)
+        tsets = set(keys["train_set"])
+        ref = next((x for x in REFERENCES[:2] if x in tsets), None)
+        own = np.full((L, G), np.nan)
+        p_sys = np.full((L, G), np.nan)
+        for lj, (li, ly) in enumerate(layer_keys.itertuples(index=False)):
+            for gi, g in enumerate(m.group_names):
+                a, b = row_of.get((li, ly, g)), row_of.get((li, ly, ref))
+                if a is None or b is None:
+                    continue
+                ct = twoway_cluster_t(own_vs_broad_cells(m.rates, a, b,
+                                                         np.flatnonzero(m.codes == gi)))
+                own[lj, gi], p_sys[lj, gi] = ct["mean"], ct["p_less"]
+        sys_adj = holm(p_sys)
+        rnd = None
+        if dispersion is not None and key["task"] == "phone":
+            dl = dispersion[dispersion["group_attribute"].astype(str) == key["group_attribute"]]
+            dl = dl[dl["layer"].astype(str).isin(layer_keys["layer"].astype(str))]
+            if len(dl):
+                rnd = dispersion_tests(dl, layer_keys["layer"].tolist(), m.group_names,
+                                       n_perm=n_perm, rng=rng)
+        n_spk = np.stack([m.n_speakers(i) if i is not None else np.zeros(G, int) for i in rows_all])
+        n_split = np.stack([m.per_split_n(i) if i is not None else np.zeros(G) for i in rows_all])
+        nanLG = np.full((L, G), np.nan)
+        is_worse = np.nan_to_num(worse_adj, nan=1.0) <= level
+        is_sys = np.nan_to_num(sys_adj, nan=1.0) <= level
+        if rnd is not None:
+            is_rnd = (np.nan_to_num(rnd["p_fwer"], nan=1.0) <= level) & \
+                     (np.nan_to_num(rnd["corr_p_fwer"], nan=1.0)[:, None] <= level) & (rnd["t"] > 0)
+        else:
+            is_rnd = np.zeros((L, G), bool)
+        for lj, (li, ly) in enumerate(layer_keys.itertuples(index=False)):
+            reason = np.full(G, "", dtype=object)
+            if ref is None or np.isnan(p_sys[lj]).all():
+                reason[:] = ("no own-group and broad probes to compare" if ref is None else
+                             "one split only: own-vs-broad needs >= 2 probe seeds")
+            if np.nan_to_num(gerr[lj]).max() == 0:
+                reason[:] = "no errors at this layer"
+            out.append(pd.DataFrame({
+                **key, "train_set": "all", "layer_index": li, "layer": ly, "group": m.group_names,
+                "group_error": gerr[lj], "worse_t": t[lj], "worse_p": worse_p[lj],
+                "worse_p_fwer": worse_adj[lj], "reference": ref or "",
+                "own_minus_broad": own[lj], "systematic_p": p_sys[lj],
+                "systematic_p_fwer": sys_adj[lj],
+                "dispersion_t": (rnd["t"] if rnd else nanLG)[lj],
+                "dispersion_p_fwer": (rnd["p_fwer"] if rnd else nanLG)[lj],
+                "dispersion_corr": (rnd["corr"][lj] if rnd else np.nan),
+                "dispersion_corr_p_fwer": (rnd["corr_p_fwer"][lj] if rnd else np.nan),
+                "share_explained": (rnd["share"] if rnd else nanLG)[lj],
+                "random_source": "embedding" if rnd else "not assessed",
+                "worse": is_worse[lj], "systematic": is_sys[lj], "random": is_rnd[lj],
+                "type": typing_rule(is_worse[lj], is_sys[lj], is_rnd[lj]), "level": level,
+                "reason": reason, "n_speakers": n_spk[lj], "n_per_split": n_split[lj]}))
+    if not out:
+        return pd.DataFrame(columns=SLICE_KEYS + ["layer", "group", "type"])
     return pd.concat(out, ignore_index=True)
-
-
-def _embedding_test(dl: pd.DataFrame, group_names, n_perm, rng):
-    dl = dl.sort_values(["group", "speaker"])
-    names = list(group_names)
-    unknown = sorted(set(dl["group"].astype(str)) - set(names))
-    if unknown:
-        raise BiasInputError(f"dispersion has group(s) {unknown} absent from the results table")
-    codes = np.array([names.index(g) for g in dl["group"].astype(str)])
-    if np.bincount(codes, minlength=len(names)).min() < 2:
-        missing = [g for g, c in zip(names, np.bincount(codes, minlength=len(names))) if c < 2]
-        raise BiasInputError(f"dispersion has fewer than 2 speakers of group {missing[0]!r}")
-    return group_vs_rest(dl["dispersion"].to_numpy(float), codes, statistic="mean",
-                         n_perm=n_perm, rng=rng)

@@ -18,14 +18,14 @@ __all__ = ["layer_curves", "transfer_heatmaps", "dispersion_scatter", "decomposi
            "TYPE_COLORS"]
 
 TYPE_COLORS = {"neither": "#bbbbbb", "systematic": "#d95f02", "random": "#7570b3",
-               "both": "#1b9e77"}
+               "both": "#1b9e77", "worse, unexplained": "#e7298a"}
 
 
 def _theme():
     sns.set_theme(style="whitegrid", context="paper")
 
 
-def layer_curves(curves: pd.DataFrame, *, bias: str = "difference") -> plt.Figure:
+def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> plt.Figure:
     """Per-layer error by group (left) and the bias measure (right), CI bands, one slice.
 
     ``curves`` is ``layer_curves`` restricted to one task/probe/metric/attribute; several
@@ -52,9 +52,11 @@ def layer_curves(curves: pd.DataFrame, *, bias: str = "difference") -> plt.Figur
         b = x(c[c["statistic"] == bias])
         a2.plot(b["layer_index"], b["estimate"], ls, marker="o", color="C3", label=enc)
         a2.fill_between(b["layer_index"], b["ci_low"], b["ci_high"], color="C3", alpha=0.15)
-        sig = b["p_value"] <= 0.05
+        f = x(c[c["statistic"] == "welch_f"]).set_index("layer_index")["p_fwer"]
+        sig = b["layer_index"].map(f).fillna(1.0).to_numpy() <= 0.05
         a2.scatter(b.loc[sig, "layer_index"], b.loc[sig, "estimate"], s=80, facecolors="none",
-                   edgecolors="k", zorder=3, label="p <= 0.05 (permutation)" if ei == 0 else None)
+                   edgecolors="k", zorder=3,
+                   label="unequal means, family-wise p <= 0.05" if ei == 0 else None)
         n_spk.append(int(o["n_speakers"].iloc[0]))
         labels = o[["layer_index", "layer"]].drop_duplicates()
     for a in (a1, a2):
@@ -62,8 +64,10 @@ def layer_curves(curves: pd.DataFrame, *, bias: str = "difference") -> plt.Figur
         a.set_xlabel("layer")
     a1.set_ylabel(f"{metric} rate (fraction of {task} items wrong)")
     a1.set_title(f"{task}: error per group, 95% speaker-bootstrap CI")
-    a2.set_ylabel(f"{bias} of group {metric} rates" + (" (absolute)" if bias == "difference" else ""))
-    a2.set_title(f"bias across layers ({bias})")
+    a2.set_ylabel("between-group variance net of sampling noise" if bias == "between_var"
+                  else f"{bias} of group {metric} rates")
+    a2.axhline(0, color="k", lw=0.6)
+    a2.set_title(f"bias across layers ({bias}; 0 = parity)")
     a1.legend(fontsize=6, ncol=2)
     a2.legend(fontsize=7)
     fig.suptitle(f"{', '.join(sorted(curves['encoder'].unique()))} | {task} probe "
@@ -110,36 +114,39 @@ def transfer_heatmaps(matrix: pd.DataFrame, layers=None, max_layers: int = 4) ->
     return fig
 
 
-def dispersion_scatter(speakers: pd.DataFrame, accuracy: str = "accuracy") -> plt.Figure:
-    """Per-speaker phone-embedding dispersion vs phone accuracy, one panel per layer."""
+def dispersion_scatter(speakers: pd.DataFrame, error: str = "error") -> plt.Figure:
+    """Per-speaker phone-embedding dispersion vs the cross-fitted phone error, per layer."""
     _theme()
+    if error not in speakers:
+        speakers = speakers.assign(error=1 - speakers["accuracy"])
     layers = list(dict.fromkeys(speakers["layer"]))
-    cols = min(len(layers), 3)
+    cols = min(len(layers), 4)
     rows = int(np.ceil(len(layers) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4 * rows), squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False,
                              constrained_layout=True)
-    for i, (ax, layer) in enumerate(zip(axes.flat, layers)):
+    for ax, layer in zip(axes.flat, layers):
         d = speakers[speakers["layer"] == layer]
-        sns.scatterplot(data=d, x="dispersion", y=accuracy, hue="group", ax=ax, s=25,
-                        legend=i == 0)
-        from scipy.stats import spearmanr
-        rho = spearmanr(d["dispersion"], d[accuracy])[0]
-        ax.set_title(f"layer {layer}: Spearman {rho:+.2f}, n = {len(d)} speakers")
-        ax.set_xlabel("within-/between-phone variance (unitless)")
-        ax.set_ylabel("phone accuracy (fraction, leave-speaker-out\nnearest centroid)"
-                      if accuracy == "accuracy" else f"{accuracy} (fraction)")
-    if len(layers):
-        axes.flat[0].legend(fontsize=6, ncol=2, title=speakers["group_attribute"].iloc[0])
+        sns.scatterplot(data=d, x="dispersion", y=error, hue="group", ax=ax, s=25,
+                        legend=ax is axes.flat[0])
+        ax.set_title(str(layer), fontsize=9)
+        ax.set_xlabel("within-phone dispersion D (Mahalanobis, 1 = pooled)")
+        ax.set_ylabel("phone error (held-out tokens,\nleave-speaker-out centroids)")
     for ax in list(axes.flat)[len(layers):]:
         ax.axis("off")
+    if speakers["group"].nunique() <= 12:
+        axes.flat[0].legend(fontsize=6, ncol=2, title=speakers["group_attribute"].iloc[0])
     fig.suptitle("random variance: phone-embedding dispersion per speaker")
     return fig
 
 
-def decomposition_bars(mixed: pd.DataFrame, typing: pd.DataFrame) -> plt.Figure:
-    """MixedLM group effects with 95% CIs per layer, coloured by the typing (one slice)."""
+def decomposition_bars(typing: pd.DataFrame) -> plt.Figure:
+    """Each group's error minus the other groups' mean per layer, coloured by its type (one
+    slice of the typing table)."""
     _theme()
-    d = mixed.merge(typing[["layer", "group", "type"]], on=["layer", "group"], how="left")
+    d = typing.copy()
+    rest = d.groupby("layer")["group_error"].transform("sum")
+    cnt = d.groupby("layer")["group_error"].transform("count")
+    d["excess"] = d["group_error"] - (rest - d["group_error"]) / (cnt - 1)
     layers = list(d.sort_values("layer_index")["layer"].unique())
     cols = min(len(layers), 4)
     rows = int(np.ceil(len(layers) / cols))
@@ -148,16 +155,15 @@ def decomposition_bars(mixed: pd.DataFrame, typing: pd.DataFrame) -> plt.Figure:
     for ax, layer in zip(axes.flat, layers):
         x = d[d["layer"] == layer].sort_values("group")
         pos = np.arange(len(x))
-        ax.bar(pos, x["effect"], color=[TYPE_COLORS.get(t, "#000") for t in x["type"]],
-               yerr=[x["effect"] - x["ci_low"], x["ci_high"] - x["effect"]], capsize=2)
+        ax.bar(pos, x["excess"], color=[TYPE_COLORS.get(t, "#000") for t in x["type"]])
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(pos, x["group"], rotation=60, ha="right", fontsize=7)
-        ax.set_title(f"{layer}: share by group {x['share_explained'].iloc[0]:.2f}", fontsize=9)
-        ax.set_ylabel("group effect on error rate\n(vs mean of groups, absolute)")
+        ax.set_title(str(layer), fontsize=9)
+        ax.set_ylabel("group error minus the other groups'\n(absolute)")
     for ax in list(axes.flat)[len(layers):]:
         ax.axis("off")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in TYPE_COLORS.values()]
-    fig.legend(handles, TYPE_COLORS.keys(), loc="outside lower center", ncol=4, fontsize=8)
-    fig.suptitle(f"{d['encoder'].iloc[0]} | {d['task'].iloc[0]} | systematic (MixedLM) vs random "
-                 f"| n = {int(d.drop_duplicates('group')['n_speakers'].sum())} speakers")
+    fig.legend(handles, TYPE_COLORS.keys(), loc="outside lower center", ncol=5, fontsize=8)
+    fig.suptitle(f"{d['encoder'].iloc[0]} | {d['task'].iloc[0]} | type per group and layer "
+                 f"(family-wise level {d['level'].iloc[0]:.3f} per family)")
     return fig

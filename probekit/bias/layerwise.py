@@ -1,10 +1,26 @@
 """Layerwise bias (after seed 002, "Where do self-supervised speech models become unfair?").
 
-For every layer: overall error and every bias measure with speaker-bootstrap CIs and
-speaker-permutation p-values; then per encoder and task, the layer of minimum error, the
-layers of minimum and maximum bias, and the Spearman correlation between error and bias
-across layers with a CI from the *same* speaker resample applied to every layer (the layers
-share speakers, so resampling them jointly keeps their dependence).
+For the probes trained on every group, per slice (encoder, task, probe, metric, attribute) and
+layer, from each test speaker's split-averaged error rate (:mod:`probekit.bias.design`):
+
+* group errors, ``overall`` (mean over speakers), ``macro``, ``worst``, and the gaps:
+  ``difference`` (max - min), ``ratio``, ``relative_gap``, ``std`` (descriptive: all are
+  biased upwards by sampling noise, more so where the error is larger), and the debiased
+  ``between_var`` (:func:`~probekit.bias.inference.between_group_variance`), which is 0 in
+  expectation at parity at every error level;
+* ``welch_f``: are the group means equal? Welch's F under a permutation of group labels
+  across speakers, ``p_fwer`` over the layers (max-T);
+* per group: is it worse than the rest? One-sided Welch t, permutation p, ``p_fwer`` over
+  layers x groups (Westfall-Young max-T from the same permutations);
+* across layers: Spearman between the overall error and each bias measure, tested against
+  the *joint* permutation null (the same label permutation at every layer; the overall error
+  does not change under it), so "the gap tracks the error" is said only when parity cannot
+  produce the correlation; the layers of least error and largest gap with the share of
+  bootstrap replicates that choose them.
+
+Intervals are a two-level bootstrap (splits, then speakers within groups), the same
+replicate for every layer. Degenerate input (no errors, one layer, a group missing at a
+layer) gives NaN with a ``reason``, never an exception.
 """
 
 from __future__ import annotations
@@ -15,16 +31,40 @@ import numpy as np
 import pandas as pd
 
 from probekit.bias._slices import iter_slices, spearman
-from probekit.bias.metrics import GAP_STATISTICS, SUMMARY_STATISTICS, gap_statistics
-from probekit.bias.permutation import group_vs_rest, permutation_pvalue
-from probekit.bias.resample import (clusters_behind, percentile_ci,
-                                    speaker_bootstrap_indices, speaker_permutation_indices)
-from probekit.bias.speakers import speaker_matrix
+from probekit.bias.design import group_moments, split_matrix
+from probekit.bias.inference import (between_group_variance, maxt_adjust, permutation_pvalue,
+                                     welch_anova, welch_vs_rest)
+from probekit.bias.resample import (clusters_behind, percentile_ci, speaker_permutation_indices,
+                                    split_speaker_bootstrap)
 
-__all__ = ["LayerwiseBias", "layerwise_bias", "BIAS_MEASURES"]
+__all__ = ["LayerwiseBias", "layerwise_bias", "BIAS_MEASURES", "speaker_statistics",
+           "SUMMARY_STATISTICS"]
 
-#: Bias measures summarised across layers (larger = more unequal).
-BIAS_MEASURES = ("difference", "relative_gap", "std")
+#: Bias measures related to the error across layers (``between_var`` is the debiased one).
+BIAS_MEASURES = ("between_var", "difference", "relative_gap")
+SUMMARY_STATISTICS = ("overall", "macro", "worst", "difference", "ratio", "relative_gap", "std",
+                      "between_var")
+
+
+def speaker_statistics(r: np.ndarray, codes: np.ndarray, G: int) -> dict[str, np.ndarray]:
+    """Summary and gap statistics from speaker rates ``r`` (..., S) (NaN = no data).
+
+    Group errors are equal-weight means of their speakers' rates; ``overall`` is the mean
+    over all speakers; the gaps are over the groups that have data.
+    """
+    m, _, n = group_moments(r, codes, G)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx, mn = np.nanmax(np.where(n > 0, m, -np.inf), -1), np.nanmin(np.where(n > 0, m, np.inf), -1)
+        has = (n > 0).sum(-1)
+        mx, mn = np.where(has > 0, mx, np.nan), np.where(has > 0, mn, np.nan)
+        macro = np.nansum(np.where(n > 0, m, 0.0), -1) / has
+        std = np.sqrt(np.nansum(np.where(n > 0, (m - macro[..., None]) ** 2, 0.0), -1) / has)
+        return {"overall": np.nanmean(r, -1) if r.shape[-1] else np.nan, "macro": macro,
+                "worst": mx, "difference": np.where(has >= 2, mx - mn, np.nan),
+                "ratio": np.where((has >= 2) & (mx > 0), mn / mx, np.nan),
+                "relative_gap": np.where((has >= 2) & (macro > 0), (mx - mn) / macro, np.nan),
+                "std": np.where(has >= 2, std, np.nan),
+                "between_var": between_group_variance(r, codes, G), "by_group": m}
 
 
 @dataclass(frozen=True)
@@ -34,16 +74,33 @@ class LayerwiseBias:
     Attributes
     ----------
     curves : pandas.DataFrame
-        One row per (slice, layer, statistic): ``estimate, ci_low, ci_high, p_value,
-        n_speakers``; statistics are ``overall, macro, worst, difference, ratio,
-        relative_gap, std`` and ``group:<g>``.
+        One row per (slice, layer, statistic): ``estimate, ci_low, ci_high, p_value, p_fwer,
+        n_speakers`` (distinct test speakers), ``n_per_split`` (test speakers per split),
+        ``n_splits, reason``. Statistics: ``overall, macro, worst, difference, ratio,
+        relative_gap, std, between_var, welch_f`` and ``group:<g>`` (p: one-sided "worse
+        than the rest").
     summary : pandas.DataFrame
-        One row per (slice, bias measure): ``min_error_layer, min_bias_layer,
-        max_bias_layer, spearman`` (error vs bias across layers) with ``ci_low, ci_high``.
+        One row per (slice, bias measure): ``n_layers, min_error_layer, min_error_share,
+        max_bias_layer, max_bias_share, min_bias_layer, spearman, null_mean, p_value``
+        (joint permutation, two-sided), ``reason``.
     """
 
     curves: pd.DataFrame
     summary: pd.DataFrame
+
+
+def _reason(obs, L, G, n_spk_layer):
+    """Why a layer's tests say nothing (empty string when they can)."""
+    out = np.full(L, "", dtype=object)
+    for li in range(L):
+        if (n_spk_layer[li] < 2).any():
+            out[li] = "a group has fewer than 2 test speakers at this layer"
+        elif obs["overall"][li] == 0:
+            out[li] = "no errors at this layer"
+        elif np.nanmax(obs["by_group"][li]) == np.nanmin(obs["by_group"][li]) and \
+                obs["between_var"][li] <= 0:
+            out[li] = "every group has the same error"
+    return out
 
 
 def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 1000,
@@ -58,44 +115,95 @@ def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 10
     curves, summaries = [], []
     for key, sub in iter_slices(df, [train_set]):
         rng = np.random.default_rng(seed)
-        m = speaker_matrix(sub, rows=["layer_index", "layer"])
-        K, N, L = m.errors, m.n, m.errors.shape[0]
-        G = len(m.group_names)
-        M = np.eye(G)[m.codes]
-        obs = gap_statistics(K @ M, N @ M)                                  # (L,)
-        bidx = speaker_bootstrap_indices(m.codes, n_boot, rng)
-        boot = gap_statistics(K[:, bidx] @ M, N[:, bidx] @ M)               # (L, B)
-        pidx = speaker_permutation_indices(K.shape[1], n_perm, rng)
-        null = gap_statistics(np.moveaxis(K[:, pidx], 1, 0) @ M, np.moveaxis(N[:, pidx], 1, 0) @ M)
-        p = {s: permutation_pvalue(obs[s], null[s]) for s in ("worst", "difference",
-                                                                "relative_gap", "std")}
-        p["ratio"] = permutation_pvalue(-obs["ratio"], -null["ratio"])
-        _, pg = group_vs_rest(m.rates, m.codes, n_perm=n_perm, rng=rng, alternative="two-sided")
-        n_spk = m.n_speakers
+        m = split_matrix(sub, rows=["layer_index", "layer"])
+        G, L, K = len(m.group_names), len(m.keys), len(m.splits)
+        r = m.speaker_rates()                                                  # (L, S)
+        obs = speaker_statistics(r, m.codes, G)
+        boot = speaker_statistics(split_speaker_bootstrap(m.rates, m.codes, n_boot, rng),
+                                  m.codes, G)                                  # (B, L)
+        pidx = speaker_permutation_indices(r.shape[1], n_perm, rng)
+        rp = np.moveaxis(r[:, pidx], 1, 0)                                     # (P, L, S)
+        null = speaker_statistics(rp, m.codes, G)
+        f_obs, f_null = welch_anova(r, m.codes, G), welch_anova(rp, m.codes, G)
+        t_obs, t_null = welch_vs_rest(r, m.codes, G), welch_vs_rest(rp, m.codes, G)
+        p_f, p_f_adj = permutation_pvalue(f_obs, f_null), maxt_adjust(f_obs, f_null)
+        p_t, p_t_adj = permutation_pvalue(t_obs, t_null), maxt_adjust(t_obs, t_null)
+        n_layer = np.stack([m.n_speakers(li) for li in range(L)])              # (L, G)
+        n_split = np.stack([m.per_split_n(li) for li in range(L)])             # (L, G)
+        reason = _reason(obs, L, G, n_layer)
+        counts = dict(zip(m.group_names, n_layer.min(0)))
+        base = {**key, "train_set": train_set, **m.keys, "n_splits": K, "reason": reason}
+        nan = np.full(L, np.nan)
         for s in SUMMARY_STATISTICS:
-            lo, hi = percentile_ci(boot[s], alpha, axis=1, n_clusters=clusters_behind(s, n_spk))
-            curves.append(pd.DataFrame({**key, "train_set": train_set, **m.keys, "statistic": s,
-                                        "estimate": obs[s], "ci_low": lo, "ci_high": hi,
-                                        "p_value": p.get(s, np.full(L, np.nan)),
-                                        "n_speakers": int(n_spk.sum())}))
+            lo, hi = percentile_ci(boot[s], alpha, axis=0, n_clusters=clusters_behind(s, counts))
+            curves.append(pd.DataFrame({**base, "statistic": s, "estimate": obs[s], "ci_low": lo,
+                                        "ci_high": hi, "p_value": nan, "p_fwer": nan,
+                                        "n_speakers": n_layer.sum(1),
+                                        "n_per_split": n_split.sum(1)}))
+        curves.append(pd.DataFrame({**base, "statistic": "welch_f", "estimate": f_obs,
+                                    "ci_low": nan, "ci_high": nan, "p_value": p_f,
+                                    "p_fwer": p_f_adj, "n_speakers": n_layer.sum(1),
+                                    "n_per_split": n_split.sum(1)}))
         for gi, g in enumerate(m.group_names):
-            lo, hi = percentile_ci(boot["by_group"][..., gi], alpha, axis=1,
-                                   n_clusters=int(n_spk[g]))
-            curves.append(pd.DataFrame({**key, "train_set": train_set, **m.keys,
-                                        "statistic": f"group:{g}", "estimate": obs["by_group"][:, gi],
-                                        "ci_low": lo, "ci_high": hi, "p_value": pg[:, gi],
-                                        "n_speakers": int(n_spk[g])}))
-        layers = m.keys["layer"].to_numpy()
-        for b in BIAS_MEASURES:
-            rho = float(spearman(obs["overall"], obs[b])) if L >= 3 else np.nan
-            rb = spearman(boot["overall"], boot[b], axis=0) if L >= 3 else np.full(n_boot, np.nan)
-            lo, hi = (percentile_ci(rb, alpha, n_clusters=int(n_spk.min())) if L >= 3
-                      else (np.nan, np.nan))
-            summaries.append({**key, "train_set": train_set, "bias_measure": b, "n_layers": L,
-                              "n_speakers": int(n_spk.sum()),
-                              "min_error_layer": layers[np.nanargmin(obs["overall"])],
-                              "min_bias_layer": layers[np.nanargmin(obs[b])],
-                              "max_bias_layer": layers[np.nanargmax(obs[b])],
-                              "spearman": rho, "ci_low": float(lo), "ci_high": float(hi)})
+            lo, hi = percentile_ci(boot["by_group"][..., gi], alpha, axis=0,
+                                   n_clusters=max(int(n_layer[:, gi].min()), 2))
+            curves.append(pd.DataFrame({**base, "statistic": f"group:{g}",
+                                        "estimate": obs["by_group"][:, gi], "ci_low": lo,
+                                        "ci_high": hi, "p_value": p_t[:, gi],
+                                        "p_fwer": p_t_adj[:, gi], "n_speakers": n_layer[:, gi],
+                                        "n_per_split": n_split[:, gi]}))
+        summaries += _summary_rows(key, train_set, m.keys["layer"].to_numpy(), obs, boot, null,
+                                   int(n_layer.sum(1).min()))
     return LayerwiseBias(curves=pd.concat(curves, ignore_index=True),
                          summary=pd.DataFrame(summaries))
+
+
+def _share(argbest: np.ndarray, layer_index: int) -> float:
+    ok = argbest >= 0
+    return float((argbest[ok] == layer_index).mean()) if ok.any() else np.nan
+
+
+def _nanarg(x: np.ndarray, fn) -> np.ndarray:
+    """Arg-min/max along the last axis, -1 where a row is all NaN."""
+    allnan = np.isnan(x).all(-1)
+    filled = np.where(np.isnan(x), np.inf if fn is np.argmin else -np.inf, x)
+    return np.where(allnan, -1, fn(filled, axis=-1))
+
+
+def _summary_rows(key, train_set, layers, obs, boot, null, n_speakers) -> list[dict]:
+    L = layers.size
+    rows = []
+    ov = obs["overall"]
+    best_err = int(_nanarg(ov[None], np.argmin)[0])
+    err_share = _share(_nanarg(boot["overall"], np.argmin), best_err) if best_err >= 0 else np.nan
+    for b in BIAS_MEASURES:
+        y = obs[b]
+        reason = ""
+        if L < 3:
+            reason = "fewer than 3 layers: no correlation across layers"
+        elif np.isnan(y).any() or np.isnan(ov).any():
+            reason = "the measure is undefined at some layer"
+        elif np.ptp(y) == 0 or np.ptp(ov) == 0:
+            reason = "constant across layers"
+        top = int(_nanarg(y[None], np.argmax)[0])
+        low = int(_nanarg(y[None], np.argmin)[0])
+        rho = null_mean = p = np.nan
+        if not reason:
+            rho = float(spearman(ov, y))
+            # the overall error is a mean over all speakers: unchanged by a label permutation
+            nr = spearman(np.broadcast_to(ov, null[b].shape), null[b], axis=-1)
+            nr = nr[~np.isnan(nr)]
+            null_mean = float(nr.mean()) if nr.size else np.nan
+            if nr.size:
+                hi = permutation_pvalue(rho, nr[:, None])[0]
+                lo = permutation_pvalue(-rho, -nr[:, None])[0]
+                p = float(min(1.0, 2 * min(hi, lo)))
+        rows.append({**key, "train_set": train_set, "bias_measure": b, "n_layers": L,
+                     "n_speakers": n_speakers,
+                     "min_error_layer": layers[best_err] if best_err >= 0 else None,
+                     "min_error_share": err_share,
+                     "max_bias_layer": layers[top] if top >= 0 else None,
+                     "max_bias_share": _share(_nanarg(boot[b], np.argmax), top) if top >= 0 else np.nan,
+                     "min_bias_layer": layers[low] if low >= 0 else None,
+                     "spearman": rho, "null_mean": null_mean, "p_value": p, "reason": reason})
+    return rows

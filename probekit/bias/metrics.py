@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.bias.errors import BiasInputError
+from probekit.bias.inference import welch_anova
 from probekit.bias.permutation import group_vs_rest, permutation_pvalue
 from probekit.bias.resample import (clusters_behind, percentile_ci,
                                     speaker_bootstrap_indices, speaker_permutation_indices)
@@ -135,8 +136,11 @@ class GroupMetrics:
                    ("difference", "relative_gap", "std", "worst")}
         self._p["ratio"] = float(permutation_pvalue(-self._obs["ratio"], -null["ratio"]))
         rates = K / N
-        _, pg = group_vs_rest(rates, m.codes, statistic="mean", n_perm=n_perm, rng=rng,
-                              alternative="two-sided")
+        _, pg = group_vs_rest(rates, m.codes, n_perm=n_perm, rng=rng, alternative="two-sided")
+        # equal *means* (studentized, valid under unequal speaker variance), unlike the gap
+        # statistics' permutation p-values, which test equal distributions
+        f_obs = welch_anova(rates, m.codes, G)
+        self._p["welch_f"] = float(permutation_pvalue(f_obs, welch_anova(rates[pidx], m.codes, G)))
         self._p_group = pg
 
     # -- reading ------------------------------------------------------------------------------
@@ -182,9 +186,12 @@ class GroupMetrics:
         return float(self._obs["std"])
 
     def p_values(self) -> pd.Series:
-        """Permutation p-value of each gap statistic (labels shuffled across speakers)."""
-        return pd.Series({s: self._p[s] for s in ("worst",) + GAP_STATISTICS}, name="p_value",
-                         dtype=float)
+        """Permutation p-value of each gap statistic (labels shuffled across speakers) and of
+        Welch's F (``welch_f``). Only ``welch_f`` tests equal group *means*; the gap
+        statistics' p-values test equal distributions (a group that is only more variable
+        can make them small)."""
+        return pd.Series({s: self._p[s] for s in ("worst",) + GAP_STATISTICS + ("welch_f",)},
+                         name="p_value", dtype=float)
 
     def ci(self) -> pd.DataFrame:
         """Cluster-bootstrap (expanded) percentile CIs: index ``statistic`` (summaries then

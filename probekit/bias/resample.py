@@ -11,6 +11,7 @@ import numpy as np
 from scipy.stats import norm, t as student_t
 
 __all__ = ["speaker_bootstrap_indices", "speaker_permutation_indices", "percentile_ci",
+           "split_speaker_bootstrap",
            "expanded_level", "clusters_behind"]
 
 
@@ -73,3 +74,28 @@ def clusters_behind(statistic: str, group_counts) -> int:
     if statistic in ("overall", "macro"):
         return int(sum(counts.values()))
     return int(min(counts.values()))
+
+
+def split_speaker_bootstrap(rates: np.ndarray, codes: np.ndarray, n_boot: int,
+                            rng: np.random.Generator) -> np.ndarray:
+    """Two-level bootstrap of speaker rates over repeated splits: (R, K, S) -> (B, R, S).
+
+    Replicate ``b`` draws the ``K`` splits with replacement (the training draw: which
+    speakers trained each split's probes) and then, stratified by group, the speakers
+    (:func:`speaker_bootstrap_indices`); each drawn speaker's rate is its mean over the drawn
+    splits in which it was tested (NaN when none was). With one split only the speakers are
+    resampled. ``rates`` is NaN where a speaker was not tested.
+    """
+    R, K, S = rates.shape
+    tested = ~np.isnan(rates)
+    r0 = np.where(tested, rates, 0.0)
+    if K > 1:
+        C = rng.multinomial(K, np.full(K, 1.0 / K), size=n_boot).astype(float)   # (B, K)
+    else:
+        C = np.ones((n_boot, 1))
+    num = np.einsum("bk,rks->brs", C, r0)
+    den = np.einsum("bk,rks->brs", C, tested.astype(float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rb = np.where(den > 0, num / den, np.nan)
+    idx = speaker_bootstrap_indices(codes, n_boot, rng)                            # (B, S)
+    return np.take_along_axis(rb, idx[:, None, :], axis=2)

@@ -1,13 +1,17 @@
 """Simulated results tables and phone embeddings with planted effects (for checks that can fail).
 
-Results: speakers nested in groups; speaker ``s`` of group ``g`` has a latent error rate at
-layer ``l`` drawn from a Beta with mean ``mu_{g,l} = base_l + offset_g * profile_l`` and
-concentration ``phi_g`` (``Var = mu(1-mu)/(phi_g+1)``), through one quantile ``u_s`` shared by
-every layer, train set and seed (a speaker who is hard at one layer is hard at all). Each cell
-(layer, train set, seed) adds the train-set effect and draws per-item Bernoulli errors
-(a binomial count per speaker). A planted ``group_offset`` is systematic bias; a
-``variance_inflation`` multiplies a group's between-speaker variance at an unchanged mean:
-random error.
+Results follow the repeated-split design of the probe grid: every ``seed`` is one split that
+holds out ``test_fraction`` of each group's speakers; only those speakers get rows for it.
+
+Speaker ``s`` of group ``g`` has a latent error rate at layer ``l`` drawn from a Beta with mean
+``mu_{g,l} = base_l + offset_g * profile_l`` and concentration ``phi_g``
+(``Var = mu(1-mu)/(phi_g+1)``), through one quantile ``u_s`` shared by every layer (a
+speaker who is hard at one layer is hard at all), plus ``noise_effect * log(sigma_s)``
+where ``sigma_s`` is the speaker's embedding noise scale (``sigma_g * exp(N(0, tau))``, see
+:func:`simulate_embeddings`): a noisier speaker has more errors (random variance). Each
+probe (layer, training set, split) adds a *training-draw* offset ``N(0, split_sd)`` common to
+its test speakers: which speakers trained it matters, more when they are few. Errors are
+binomial counts of ``items_per_speaker`` items.
 """
 
 from __future__ import annotations
@@ -20,23 +24,42 @@ from scipy.stats import beta as beta_dist
 
 from probekit.probes.results import RESULT_COLUMNS
 
-__all__ = ["simulate_results", "simulate_embeddings", "full_train_sets"]
+__all__ = ["simulate_results", "simulate_embeddings", "full_train_sets", "speaker_scales"]
 
 
 def full_train_sets(groups: Sequence[str]) -> list[str]:
-    """``["all", <g>..., "all-but:<g>"...]`` for the groups."""
-    return ["all"] + list(groups) + [f"all-but:{g}" for g in groups]
+    """``["all", "all-matched", <g>..., "all-but:<g>"...]`` for the groups."""
+    return ["all", "all-matched"] + list(groups) + [f"all-but:{g}" for g in groups]
+
+
+def speaker_scales(n_groups: int, speakers_per_group, *, dispersion_inflation=None,
+                   scale_sd: float = 0.2, scale_sd_inflation=None,
+                   random_state: int = 0) -> np.ndarray:
+    """Embedding noise scale of every speaker (groups ``g0, g1, ...`` in order): the group's
+    ``dispersion_inflation`` times ``exp(N(0, scale_sd * scale_sd_inflation[g]))``."""
+    rng = np.random.default_rng(random_state + 7717)
+    spg = [speakers_per_group] * n_groups if np.isscalar(speakers_per_group) else list(speakers_per_group)
+    out = []
+    for i, n in enumerate(spg):
+        g = f"g{i}"
+        sd = scale_sd * (scale_sd_inflation or {}).get(g, 1.0)
+        z = rng.normal(0, sd, size=n)
+        z -= sd ** 2 / 2   # E[exp(z)] = 1: an inflated spread of scales keeps the mean scale
+        out.append((dispersion_inflation or {}).get(g, 1.0) * np.exp(z))
+    return np.concatenate(out)
 
 
 def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[int] = 8,
                      items_per_speaker: int = 60, n_layers: int = 4, seeds: Sequence[int] = (0,),
+                     test_fraction: float = 0.5,
                      train_sets: Sequence[str] | str = ("all",), base_error=0.3,
                      group_offset: Mapping[str, float] | None = None, offset_profile=None,
                      concentration: float = 30.0,
                      variance_inflation: Mapping[str, float] | None = None,
                      own_group_advantage: Mapping[str, float] | None = None,
                      unseen_penalty: float = 0.0,
-                     train_offset: Mapping[str, float] | None = None, seed_sd: float = 0.005,
+                     train_offset: Mapping[str, float] | None = None, split_sd: float = 0.005,
+                     scales: np.ndarray | None = None, noise_effect: float = 0.0,
                      include_all_rows: bool = True, encoder: str = "sim", task: str = "phone",
                      probe: str = "linear", group_attribute: str = "accent",
                      random_state: int = 0) -> pd.DataFrame:
@@ -49,25 +72,29 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
     speakers_per_group : int or sequence of int
     items_per_speaker : int
         Test items per speaker and cell (the binomial ``n``).
+    seeds : sequence of int
+        One split per seed; ``test_fraction`` of each group's speakers (at least 1, leaving 1)
+        are its test speakers. ``test_fraction=1`` tests every speaker in every seed.
     base_error : float or array (n_layers,)
-        Mean error of an unaffected group at each layer.
     group_offset : {group: float}
-        Added to the group's mean error (probability scale), times ``offset_profile[l]``.
+        Added to the group's mean error, times ``offset_profile[l]``.
     concentration : float
         Beta concentration ``phi`` of speaker error rates (larger = speakers more alike).
     variance_inflation : {group: float}
         Multiplies that group's between-speaker variance, mean unchanged.
     train_sets : sequence or ``"full"``
-        ``"full"`` means ``all``, every group, and ``all-but:<g>`` for every group.
+        ``"full"``: ``all``, ``all-matched``, every group and ``all-but:<g>`` for every group.
     own_group_advantage : {group: float}
         Subtracted from the error of the probe trained on group ``g`` when tested on ``g``.
     unseen_penalty : float
         Added to the error of ``all-but:<g>`` on group ``g``.
     train_offset : {group: float}
-        Added to the error of the probe trained on group ``g`` on every *other* group (how
-        well a group's probe generalises).
-    seed_sd : float
-        Standard deviation of a probe-seed shift of each cell's error rates.
+        Added to the error of the probe trained on ``g`` on every *other* group.
+    split_sd : float
+        Standard deviation of each probe's training-draw offset (common to its test speakers).
+    scales, noise_effect : optional
+        Speaker embedding noise scales (:func:`speaker_scales`) and the error added per unit
+        of ``log(scale)``: couples errors to embedding dispersion.
     """
     rng = np.random.default_rng(random_state)
     groups = [f"g{i}" for i in range(n_groups)]
@@ -86,33 +113,43 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
     mu = np.clip(base[:, None] + prof[:, None] * off[None, :], 0.01, 0.99)[:, codes]   # (L, S)
     u = rng.uniform(size=S)
     p_spk = beta_dist.ppf(u[None, :], mu * phi[codes], (1 - mu) * phi[codes])           # (L, S)
+    if scales is not None and noise_effect:
+        p_spk = p_spk + noise_effect * np.log(np.asarray(scales, float))[None, :]
     tsets = full_train_sets(groups) if train_sets == "full" else list(train_sets)
     adv = own_group_advantage or {}
-    rows = []
-    for li in range(L):
-        for ts in tsets:
-            shift = np.zeros(S)
-            if ts in groups:
-                own = codes == groups.index(ts)
-                shift -= np.where(own, adv.get(ts, 0.0), 0.0)
-                shift += np.where(own, 0.0, (train_offset or {}).get(ts, 0.0))
-            elif ts.startswith("all-but:") and ts[8:] in groups:
-                shift += np.where(codes == groups.index(ts[8:]), unseen_penalty, 0.0)
-            for sd in seeds:
-                p = np.clip(p_spk[li] + shift + rng.normal(0, seed_sd), 0.0, 1.0)
-                k = rng.binomial(items_per_speaker, p)
-                rows.append(pd.DataFrame({
-                    "layer": f"layer{li}", "layer_index": li, "train_set": ts, "seed": sd,
-                    "test_group": np.array(groups)[codes], "unit": speakers,
-                    "value": k / items_per_speaker, "n": items_per_speaker}))
-    df = pd.concat(rows, ignore_index=True)
+    T = len(tsets)
+    shift = np.zeros((T, S))
+    for ti, ts in enumerate(tsets):
+        if ts in groups:
+            own = codes == groups.index(ts)
+            shift[ti] = np.where(own, -adv.get(ts, 0.0), (train_offset or {}).get(ts, 0.0))
+        elif ts.startswith("all-but:") and ts[8:] in groups:
+            shift[ti] = np.where(codes == groups.index(ts[8:]), unseen_penalty, 0.0)
+    K = len(seeds)
+    test = np.zeros((K, S), dtype=bool)
+    for k in range(K):
+        for gi in range(n_groups):
+            pos = np.flatnonzero(codes == gi)
+            n_t = pos.size if test_fraction >= 1 else \
+                min(pos.size - 1, max(1, int(round(test_fraction * pos.size))))
+            test[k, rng.permutation(pos)[:n_t]] = True
+    draw = rng.normal(0, split_sd, size=(L, T, K, 1))
+    p = np.clip(p_spk[:, None, None, :] + shift[None, :, None, :] + draw, 0.0, 1.0)     # (L,T,K,S)
+    kk = rng.binomial(items_per_speaker, p)
+    li, ti, ki, si = np.nonzero(np.broadcast_to(test[None, None], p.shape))
+    df = pd.DataFrame({"layer": np.char.add("layer", li.astype(str)), "layer_index": li,
+                       "train_set": np.asarray(tsets, dtype=object)[ti],
+                       "seed": np.asarray(seeds)[ki], "test_group": np.asarray(groups)[codes[si]],
+                       "unit": speakers[si], "value": kk[li, ti, ki, si] / items_per_speaker,
+                       "n": items_per_speaker})
     if include_all_rows:
         agg = (df.assign(k=df["value"] * df["n"])
                  .groupby(["layer", "layer_index", "train_set", "seed", "test_group"], as_index=False)
                  [["k", "n"]].sum())
         agg["value"], agg["unit"] = agg["k"] / agg["n"], "all"
         df = pd.concat([df, agg.drop(columns="k")], ignore_index=True)
-    n_tr_spk = int(min(spg))
+    n_tr_spk = max(1, int(min(spg)) - int(round(test_fraction * min(spg)))) if test_fraction < 1 \
+        else int(min(spg))
     df = df.assign(encoder=encoder, task=task, probe=probe, group_attribute=group_attribute,
                    metric="error", n_train=n_tr_spk * items_per_speaker,
                    n_train_speakers=n_tr_spk)
@@ -123,20 +160,23 @@ def simulate_embeddings(*, n_groups: int = 3, speakers_per_group: int = 6, n_pho
                         tokens_per_phone: int = 6, dim: int = 16, phone_spread: float = 3.0,
                         noise: float = 1.0, dispersion_inflation: Mapping[str, float] | None = None,
                         group_shift: Mapping[str, float] | None = None,
-                        speaker_noise_sd: float = 0.1, group_attribute: str = "accent",
+                        speaker_noise_sd: float = 0.1, scales: np.ndarray | None = None,
+                        utterances_per_speaker: int = 4, group_attribute: str = "accent",
                         random_state: int = 0):
     """Phone-token embeddings ``X, y, meta`` like ``EmbeddingStore.load_task(layer, "phone")``.
 
-    Token ``x = c_p + b_s + noise_s * sigma_g * eps`` with phone centroids ``c_p`` (spread
-    ``phone_spread``), a small speaker offset ``b_s``, and within-phone noise whose scale is
-    multiplied by ``dispersion_inflation[g]`` (random variance) for a group's speakers.
+    Token ``x = c_p + b_s + noise * scale_s * eps`` with phone centroids ``c_p`` (spread
+    ``phone_spread``), a small speaker offset ``b_s`` and within-phone noise scaled by the
+    speaker's ``scale_s`` (given, e.g. from :func:`speaker_scales`, or
+    ``dispersion_inflation[g] * exp(N(0, speaker_noise_sd))``): random variance.
     ``group_shift[g]`` moves every token of a group along one fixed direction (a systematic
-    shift, which does not change within-phone dispersion).
+    shift, which does not change within-phone dispersion). Tokens are spread over
+    ``utterances_per_speaker`` utterances (``utt_id``).
 
     Returns
     -------
     X : float32 array (N, dim); y : phone labels (N,); meta : DataFrame with ``speaker``,
-    ``group:<attribute>`` and ``phone``.
+    ``utt_id``, ``group:<attribute>`` and ``phone``.
     """
     rng = np.random.default_rng(random_state)
     groups = [f"g{i}" for i in range(n_groups)]
@@ -144,17 +184,22 @@ def simulate_embeddings(*, n_groups: int = 3, speakers_per_group: int = 6, n_pho
     direction = rng.normal(size=dim)
     direction /= np.linalg.norm(direction)
     Xs, ys, ms = [], [], []
+    i = 0
     for gi, g in enumerate(groups):
-        sig = noise * (dispersion_inflation or {}).get(g, 1.0)
         for si in range(speakers_per_group):
             spk = f"{g}_s{si}"
-            sig_s = sig * np.exp(rng.normal(0, speaker_noise_sd))
+            if scales is not None:
+                sig_s = noise * float(scales[i])
+            else:
+                sig_s = noise * (dispersion_inflation or {}).get(g, 1.0) * np.exp(rng.normal(0, speaker_noise_sd))
+            i += 1
             b = rng.normal(0, 0.2 / np.sqrt(dim), size=dim) + (group_shift or {}).get(g, 0.0) * direction
             ph = np.repeat(np.arange(n_phones), tokens_per_phone)
             X = cent[ph] + b + sig_s / np.sqrt(dim) * rng.normal(size=(ph.size, dim))
+            utt = np.tile(np.arange(tokens_per_phone), n_phones) % max(utterances_per_speaker, 1)
             Xs.append(X)
             ys.append(np.array([f"p{j}" for j in ph]))
-            ms.append(pd.DataFrame({"speaker": spk, f"group:{group_attribute}": g,
-                                    "phone": ys[-1]}))
+            ms.append(pd.DataFrame({"speaker": spk, "utt_id": [f"{spk}_u{u}" for u in utt],
+                                    f"group:{group_attribute}": g, "phone": ys[-1]}))
     meta = pd.concat(ms, ignore_index=True)
     return np.vstack(Xs).astype(np.float32), np.concatenate(ys), meta

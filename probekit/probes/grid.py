@@ -37,7 +37,7 @@ TASKS = ("phone", "speaker", "group:<attribute>", "asr")
 #: Training-set kinds per task when not given. ``asr`` trains one CTC head per layer and seed
 #: on all groups (the layerwise-unfairness paper's ASR error per layer); single-group ASR
 #: probes are available with ``train_sets=("single", ...)`` at several times the cost.
-DEFAULT_TRAIN_SETS = {"phone": ("single", "all", "all-but"), "asr": ("all",)}
+DEFAULT_TRAIN_SETS = {"phone": ("single", "all", "all-matched", "all-but"), "asr": ("all",)}
 
 
 class GridError(ProbekitError, ValueError):

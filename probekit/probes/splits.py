@@ -200,15 +200,18 @@ def equal_training_sets(meta: pd.DataFrame, train: np.ndarray, group_col: str, s
 
     Parameters
     ----------
-    kinds : tuple of {"single", "all", "all-but"}
-        ``single``: one set per group; ``all``: every group pooled; ``all-but``: one set per
-        group leaving that group out (named ``"all-but:<group>"``).
+    kinds : tuple of {"single", "all", "all-matched", "all-but"}
+        ``single``: one set per group; ``all``: every group pooled; ``all-matched``: every
+        group pooled but from only as many speakers as a single-group set has (spread over the
+        groups as evenly as possible), so that own-group vs broad comparisons hold speaker
+        diversity fixed as well as the number of examples; ``all-but``: one set per group
+        leaving that group out (named ``"all-but:<group>"``).
 
     Returns
     -------
     list of TrainingSet
-        Every set has ``n = min`` available examples; single-group sets all have the same number
-        of speakers (the smallest group's training speakers).
+        Every set has ``n = min`` available examples; single-group sets and ``all-matched``
+        all have the same number of speakers (the smallest group's training speakers).
     """
     rng = np.random.default_rng(seed + 7919)  # decorrelated from the split's draw
     tm = meta.iloc[train]
@@ -225,6 +228,19 @@ def equal_training_sets(meta: pd.DataFrame, train: np.ndarray, group_col: str, s
         members["all"] = groups
     if "all-but" in kinds and len(groups) > 2:
         members.update({f"all-but:{g}": [h for h in groups if h != g] for g in groups})
+    matched = None
+    if "all-matched" in kinds and len(groups) > 1:
+        # n_spk speakers over every group, round-robin from a random group order
+        order = [g for g in rng.permutation(groups)]
+        pick, queues = [], {g: list(rng.permutation(sorted(chosen_spk[g]))) for g in groups}
+        while len(pick) < n_spk:
+            for g in order:
+                if queues[g] and len(pick) < n_spk:
+                    pick.append((g, queues[g].pop()))
+        spk = {s for _, s in pick}
+        matched = train[tm["speaker"].isin(spk).to_numpy()]
+        members["all-matched"] = ["__matched__"]
+        rows_of = dict(rows_of, __matched__=matched)
     if not members:
         raise SplitError(f"no training set of kinds {kinds} can be formed from groups {groups}")
     n = min(sum(len(rows_of[g]) for g in m) for m in members.values())

@@ -1,8 +1,12 @@
-"""Plain-words summary of a bias analysis folder (the CSV tables ``probekit analyze`` writes).
+"""Plain-words summary of a bias analysis (the tables ``probekit analyze`` writes).
 
-Every sentence is derived from the tables: which groups are worse, at which layers, whether
-it is systematic or random (the typing rule of docs/concepts.md), whether the gap tracks the
-error across layers, and how sure we can be (test speakers per group, p-values, intervals).
+The one prose generator of probekit: the report's summary and the analysis folder's
+``findings.md`` both come from :func:`summary_points`. Every sentence is built only from
+statistics whose error rates the calibration benchmark checks (``benchmarks/calibration.py``):
+family-wise-controlled group and gap tests, the joint-permutation test of the error-gap
+relationship, the own-vs-broad test with the training draw as a unit, the typing rule, and
+speaker-bootstrap intervals of group errors. Descriptive numbers (the layer of least error,
+the largest debiased gap) say how often a resample picks the same layer.
 """
 
 from __future__ import annotations
@@ -11,14 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["load_tables", "summary_points", "TASK_WORDS", "primary_slices"]
+__all__ = ["load_tables", "summary_points", "TASK_WORDS", "primary_slices", "task_words",
+           "TABLES"]
 
 #: How a task's probe is described in prose.
 TASK_WORDS = {"phone": "phone recognition", "speaker": "speaker identification",
               "asr": "transcription (CTC)"}
 
 TABLES = ("layer_curves", "layer_summary", "typing", "own_vs_broad", "transfer_generalisation",
-          "transfer_matrix", "mixed_effects", "dispersion_summary", "dispersion_groups")
+          "transfer_matrix", "count_model", "dispersion_speakers")
 
 
 def task_words(task: str) -> str:
@@ -34,10 +39,12 @@ def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
         p = Path(folder) / f"{name}.csv"
         if p.exists() and p.stat().st_size > 1:
             try:
-                t = pd.read_csv(p)
+                t = pd.read_csv(p, keep_default_na=True)
             except pd.errors.EmptyDataError:
                 continue
             if len(t):
+                if "reason" in t:
+                    t["reason"] = t["reason"].fillna("")
                 out[name] = t
     return out
 
@@ -56,114 +63,152 @@ def primary_slices(curves: pd.DataFrame) -> list[tuple]:
 
 def _layers(xs) -> str:
     xs = list(xs)
-    return ", ".join(xs) if xs else "none"
+    return ", ".join(map(str, xs)) if xs else "none"
+
+
+def _sel(t: pd.DataFrame, key) -> pd.DataFrame:
+    enc, task, probe, metric = key
+    return t[(t["encoder"] == enc) & (t["task"] == task) & (t["probe"] == probe) &
+             (t["metric"] == metric)]
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.0f}%" if x == x else "n/a"
 
 
 def _slice_points(t, key, alpha) -> list[str]:
     enc, task, probe, metric = key
-    c = t["layer_curves"]
-    c = c[(c["encoder"] == enc) & (c["task"] == task) & (c["probe"] == probe) & (c["metric"] == metric)]
+    c = _sel(t["layer_curves"], key)
     ov = c[c["statistic"] == "overall"].sort_values("layer_index")
-    gap = c[c["statistic"] == "difference"].sort_values("layer_index")
+    wf = c[c["statistic"] == "welch_f"].sort_values("layer_index")
     grp = c[c["statistic"].str.startswith("group:")]
-    if ov.empty or gap.empty or grp.empty:
+    if ov.empty or grp.empty:
         return []
+    L = len(ov)
+    n_split = int(grp["n_per_split"].min())
+    n_dist = int(grp["n_speakers"].min())
+    K = int(ov["n_splits"].iloc[0])
+    head = (f"**{enc}, {task_words(task)}** ({probe} probe, {metric}; {K} split(s), at least "
+            f"{n_split} test speakers per group per split, {n_dist} distinct): ")
+    if ov["estimate"].max() == 0:
+        return [head + "no errors at any layer, so there is no gap to find."]
+    ls = t.get("layer_summary")
+    srow = None
+    if ls is not None:
+        s = _sel(ls, key)
+        s = s[s["bias_measure"] == "between_var"]
+        srow = s.iloc[0] if len(s) else None
     best = ov.loc[ov["estimate"].idxmin()]
-    big = gap.loc[gap["estimate"].idxmax()]
-    sig = gap[gap["p_value"] <= alpha]
-    n_min = int(grp["n_speakers"].min())
-    head = (f"**{enc}, {task_words(task)}** ({probe} probe, {metric}): error is lowest at "
-            f"{best.layer} ({best.estimate:.3f}). The gap between the best and worst "
-            f"{t['_attr']} group is largest at {big.layer} ({big.estimate:.3f}, "
-            f"95% CI {big.ci_low:.3f}-{big.ci_high:.3f}) and exceeds what speaker-to-speaker "
-            f"variation produces (permutation p <= {alpha}) at {len(sig)} of {len(gap)} layers"
-            + (f" ({_layers(sig['layer'])})." if len(sig) else "."))
-    worst = grp.loc[grp.groupby("layer_index")["estimate"].idxmax()]
-    wc = worst["statistic"].str[6:].value_counts()
-    w, k = wc.index[0], int(wc.iloc[0])
-    wrow = grp[grp["statistic"] == f"group:{w}"]
-    head += (f" Worst group: **{w}**, worst at {k} of {len(gap)} layers "
-             f"(error {wrow['estimate'].min():.3f}-{wrow['estimate'].max():.3f}; "
-             f"{int(wrow['n_speakers'].iloc[0])} test speakers).")
+    head += (f"error is lowest at {best.layer} ({best.estimate:.3f}, 95% CI "
+             f"{best.ci_low:.3f}-{best.ci_high:.3f}"
+             + (f"; the lowest in {_pct(srow.min_error_share)} of speaker resamples" if srow is not None else "")
+             + ").")
+    sig = wf[wf["p_fwer"] <= alpha]
+    head += (f" Group means differ by more than speaker variation produces (Welch F, "
+             f"family-wise over {L} layers at {alpha}) at {len(sig)} of {L} layers"
+             + (f" ({_layers(sig['layer'])})." if len(sig) else "."))
+    flagged = grp[grp["p_fwer"] <= alpha]
+    if len(flagged):
+        by = flagged.groupby("statistic")["layer"].apply(list)
+        head += (" Worse than the other groups (family-wise over layers x groups): "
+                 + "; ".join(f"**{g[6:]}** at {_layers(ls_)}" for g, ls_ in by.items()) + ".")
+    else:
+        head += " No single group is worse than the rest at any layer after family-wise control."
     pts = [head]
+    if srow is not None and srow.reason == "" and srow.spearman == srow.spearman:
+        tracks = srow.p_value <= alpha
+        pts.append(f"  Does the gap track the error across layers? Spearman between the "
+                   f"error and the debiased gap {srow.spearman:+.2f}; parity would give "
+                   f"{srow.null_mean:+.2f} on average here (joint permutation p "
+                   f"{srow.p_value:.3f}): "
+                   + (("the gap is larger where the error is larger." if srow.spearman > srow.null_mean
+                       else "the gap is larger where the error is smaller.") if tracks
+                      else "no relationship beyond what parity produces.")
+                   + f" Largest debiased gap at {srow.max_bias_layer} (chosen in "
+                     f"{_pct(srow.max_bias_share)} of resamples).")
+    elif srow is not None and srow.reason:
+        pts.append(f"  Gap vs error across layers: not assessed ({srow.reason}).")
     ty = t.get("typing")
     if ty is not None:
-        ty = ty[(ty["encoder"] == enc) & (ty["task"] == task) & (ty["probe"] == probe) &
-                (ty["metric"] == metric)]
-        flagged = ty[ty["type"] != "neither"]
+        ty = _sel(ty, key)
         if len(ty):
-            if flagged.empty:
-                pts.append(f"  Systematic or random? No group is flagged at any layer "
-                           f"({len(ty)} group x layer tests, Holm-adjusted): the differences "
-                           "are within what the speakers' own variation explains.")
+            lvl = float(ty["level"].iloc[0])
+            labelled = ty[ty["type"] != "neither"]
+            src = ty["random_source"].iloc[0]
+            ref = ty["reference"].iloc[0]
+            if labelled.empty:
+                pts.append(f"  Systematic or random? No group is typed at any layer "
+                           f"({len(ty)} group x layer cells; each family at {lvl:.3f}, "
+                           "family-wise).")
             else:
                 parts = []
-                for g, y in flagged.groupby("group"):
+                for g, y in labelled.groupby("group"):
                     by = y.groupby("type")["layer"].apply(list)
-                    parts.append(f"{g} " + "; ".join(f"{ty_} at {_layers(ls)}" for ty_, ls in by.items()))
+                    parts.append(f"{g}: " + "; ".join(f"{k} at {_layers(v)}" for k, v in by.items()))
                 pts.append("  Systematic or random? " + ". ".join(parts) +
-                           f" ({len(flagged)} of {len(ty)} group x layer cells flagged; "
-                           "systematic = the group's mean is worse, random = its speakers vary "
-                           "more).")
-    ls = t.get("layer_summary")
-    if ls is not None:
-        r = ls[(ls["encoder"] == enc) & (ls["task"] == task) & (ls["probe"] == probe) &
-               (ls["metric"] == metric) & (ls["bias_measure"] == "difference")]
-        if len(r) and int(r["n_layers"].iloc[0]) >= 3 and r["spearman"].notna().all():
-            r = r.iloc[0]
-            clear = r.ci_low > 0 or r.ci_high < 0
-            pts.append(f"  Does the gap track the error across layers? Spearman "
-                       f"{r.spearman:+.2f} (95% CI {r.ci_low:+.2f} to {r.ci_high:+.2f}): "
-                       + ("the gap is larger where the error is larger." if clear and r.spearman > 0
-                          else "the gap is larger where the error is smaller." if clear
-                          else "not clearly; the interval includes 0."))
+                           f". (Systematic: the group's own probe beats the '{ref}' probe on "
+                           "its held-out speakers; random: its speakers' phone embeddings are "
+                           "more spread out and spread goes with errors"
+                           + ("" if src == "embedding" else " - not assessed here: no embedding store")
+                           + f"; each family tested family-wise at {lvl:.3f}.)")
     ob = t.get("own_vs_broad")
     if ob is not None:
-        o = ob[(ob["encoder"] == enc) & (ob["task"] == task) & (ob["probe"] == probe) &
-               (ob["metric"] == metric) & (ob["group"] == "(pooled)") & (ob["reference"] == "all")]
+        o = _sel(ob, key)
+        o = o[o["group"] == "(pooled)"]
         if len(o):
-            wins = o[o["reliable_win"].astype(bool)]
-            pts.append(f"  Own-group probes (trained on one group, equal data) beat the probe "
-                       f"trained on every group on their own speakers at {len(wins)} of {len(o)} "
-                       "layers (pooled over groups; sign-flip p <= 0.05 and every seed)"
-                       + (f": {_layers(wins['layer'])} - a sign of systematic bias." if len(wins)
-                          else "."))
-    if n_min < 8:
-        pts.append(f"  How sure: as few as {n_min} test speakers in a group, so per-group "
-                   "intervals are wide; trust the pooled and permutation results more than "
-                   "single cells.")
+            ref = "all-matched" if (o["reference"] == "all-matched").any() else "all"
+            o = o[o["reference"] == ref]
+            from probekit.bias.inference import holm
+            p = holm(o["p_less"].to_numpy(float))
+            wins = o[p <= alpha]
+            if o["n_splits"].max() < 2:
+                pts.append("  Own-group vs broad probes: one split only, so the training draw "
+                           "cannot be assessed (run more probe seeds).")
+            else:
+                pts.append(f"  Own-group probes beat the '{ref}' probe on their own speakers "
+                           f"(pooled over groups, speaker x split cluster-robust t, Holm over "
+                           f"layers) at {len(wins)} of {len(o)} layers"
+                           + (f": {_layers(wins['layer'])}." if len(wins) else "."))
+    if n_split < 8:
+        pts.append(f"  How sure: as few as {n_split} test speakers of a group per split; "
+                   "per-group intervals are wide and small gaps go undetected.")
     return pts
 
 
-def summary_points(tables: dict[str, pd.DataFrame], *, alpha: float = 0.05) -> list[str]:
+def summary_points(tables: dict[str, pd.DataFrame], *, alpha: float = 0.05,
+                   notes: list[str] | None = None) -> list[str]:
     """Markdown paragraphs, most important first. Empty tables give a one-line note."""
+    notes = list(notes or [])
     if "layer_curves" not in tables:
-        return ["The analysis produced no layer curves (no probe was trained on every group), so "
-                "there is nothing to summarise; see the tables below."]
+        return (["The analysis produced no layer curves (no probe was trained on every group), "
+                 "so there is nothing to summarise; see the tables below."]
+                + [f"Note: {n}" for n in notes])
     c = tables["layer_curves"]
-    t = dict(tables, _attr=str(c["group_attribute"].iloc[0]))
+    t = dict(tables)
     points = []
-    overall_worst = []
+    flagged = []
     for key in primary_slices(c):
         sp = _slice_points(t, key, alpha)
         if sp:
             points.append("\n".join(sp))
-            grp = c[(c["encoder"] == key[0]) & (c["task"] == key[1]) & (c["probe"] == key[2]) &
-                    (c["metric"] == key[3]) & c["statistic"].str.startswith("group:")]
-            worst = grp.loc[grp.groupby("layer_index")["estimate"].idxmax(), "statistic"].str[6:]
-            overall_worst += list(worst)
-    if overall_worst:
-        vc = pd.Series(overall_worst).value_counts()
+            g = _sel(c, key)
+            g = g[g["statistic"].str.startswith("group:") & (g["p_fwer"] <= alpha)]
+            flagged += list(g["statistic"].str[6:])
+    attr = str(c["group_attribute"].iloc[0])
+    if flagged:
+        vc = pd.Series(flagged).value_counts()
         top = ", ".join(f"{g} ({n})" for g, n in vc.head(3).items())
-        points.insert(0, f"Across {len(points)} probe task(s) and every layer, the groups most "
-                         f"often worst are: {top} (number of task x layer cells in which the "
-                         "group has the highest error).")
-    ds = tables.get("dispersion_summary")
-    if ds is not None and len(ds):
-        d = ds[ds["accuracy_source"] == "nearest_centroid"] if "accuracy_source" in ds else ds
-        neg = d[d["ci_high"] < 0]
-        points.append(f"Random variance (phone-embedding dispersion): speakers whose phone "
-                      f"embeddings are more spread out have clearly lower phone accuracy "
-                      f"(Spearman CI below 0) at {len(neg)} of {len(d)} layers"
-                      + (f" ({_layers(neg['layer'])})." if len(neg) else "."))
+        points.insert(0, f"Across {len(points)} probe task(s), the {attr} groups most often "
+                         f"found worse than the rest (family-wise) are: {top} (task x layer "
+                         "cells).")
+    else:
+        points.insert(0, f"Across {len(points)} probe task(s), no {attr} group is found worse "
+                         "than the rest at any layer after family-wise control.")
+    cm = tables.get("count_model")
+    if cm is not None and "status" in cm:
+        bad = cm[cm["status"].astype(str) != "ok"]
+        if len(bad):
+            notes.append(f"count model: {len(bad)} of {len(cm)} cells not fitted "
+                         f"({bad['status'].iloc[0]})")
+    points += [f"Note: {n}" for n in notes]
     return points

@@ -1,0 +1,172 @@
+"""The repeated-split design of a results table, held as arrays: splits x speakers per row key.
+
+A probe ``seed`` in the results table is one speaker(-and-sentence)-disjoint split: its probes
+were trained on some speakers and tested on the others, and a speaker has rows for a split
+only when it was a *test* speaker of that split. :class:`SplitMatrix` keeps that structure
+instead of pooling it away:
+
+* ``errors[r, k, s]`` and ``n[r, k, s]``: error count and items of speaker ``s`` in split
+  ``k`` for row key ``r`` (a layer, or a layer and a training set); ``n == 0`` where the
+  speaker was not tested in that split;
+* :meth:`SplitMatrix.speaker_rates`: each speaker's error rate averaged over the splits in
+  which it was tested, every split with equal weight: the per-speaker value every
+  statistic of ``probekit.bias`` is computed from (the speaker is the unit);
+* :meth:`SplitMatrix.split_group_counts`: test speakers per group *per split*, the ``n`` a
+  reader should see (several splits test overlapping speakers, so the distinct speakers
+  behind a statistic are more than any one probe was tested on).
+
+Holes are allowed (a speaker or a whole group missing at one layer): they are NaN downstream,
+with a reason, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from probekit.bias.errors import BiasInputError, TooFewSpeakersError
+from probekit.bias.speakers import require_columns
+
+__all__ = ["SplitMatrix", "split_matrix", "group_moments"]
+
+
+@dataclass(frozen=True)
+class SplitMatrix:
+    """Per-split, per-speaker error counts for ``R`` row keys.
+
+    Attributes
+    ----------
+    keys : pandas.DataFrame
+        ``R`` rows: the values of the row columns.
+    speakers, groups : numpy.ndarray of str, shape (S,)
+        Distinct test speakers (sorted by group, then id) and their groups.
+    group_names : tuple of str (G,)
+    codes : numpy.ndarray of int (S,)
+    splits : tuple (K,)
+        The ``seed`` values (one split each).
+    errors, n : numpy.ndarray of float, shape (R, K, S)
+        ``n == 0`` where the speaker was not tested in that split at that row.
+    """
+
+    keys: pd.DataFrame
+    speakers: np.ndarray
+    groups: np.ndarray
+    group_names: tuple
+    codes: np.ndarray
+    splits: tuple
+    errors: np.ndarray
+    n: np.ndarray
+
+    @property
+    def tested(self) -> np.ndarray:
+        """(R, K, S) bool: the speaker was a test speaker of that split at that row."""
+        return self.n > 0
+
+    @property
+    def rates(self) -> np.ndarray:
+        """(R, K, S) error rates, NaN where not tested."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.tested, self.errors / np.where(self.tested, self.n, 1), np.nan)
+
+    def speaker_rates(self) -> np.ndarray:
+        """(R, S): each speaker's rate averaged over its test splits (equal weight per split);
+        NaN for a speaker with no rows at that row key."""
+        t = self.tested
+        num = np.where(t, self.rates, 0.0).sum(1)
+        cnt = t.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(cnt > 0, num / np.maximum(cnt, 1), np.nan)
+
+    def speaker_items(self) -> np.ndarray:
+        """(R, S): items behind each speaker's rate, summed over its test splits."""
+        return self.n.sum(1)
+
+    def split_group_counts(self, row: int = 0) -> np.ndarray:
+        """(K, G) test speakers of each group in each split at row ``row``."""
+        onehot = np.eye(len(self.group_names))[self.codes]
+        return self.tested[row].astype(float) @ onehot
+
+    def n_speakers(self, row: int | None = None) -> np.ndarray:
+        """(G,) distinct speakers of each group with data (at ``row``, or at any row)."""
+        has = (self.n.sum(1) > 0)
+        has = has.any(0) if row is None else has[row]
+        return np.bincount(self.codes[has], minlength=len(self.group_names))
+
+    def per_split_n(self, row: int = 0) -> np.ndarray:
+        """(G,) median test speakers per split of each group (the n a probe was tested on)."""
+        return np.median(self.split_group_counts(row), axis=0)
+
+
+def split_matrix(df: pd.DataFrame, rows: Sequence[str] = (), *, group_col: str = "test_group",
+                 min_speakers: int = 2) -> SplitMatrix:
+    """Arrange a results slice as (row key, split, speaker) arrays.
+
+    Rows with ``unit == "all"`` are ignored. Several rows of one (row key, split, speaker)
+    (e.g. two metrics) must not be mixed: select one metric first.
+
+    Raises
+    ------
+    BiasInputError
+        Missing columns, no per-speaker rows, a speaker in two groups (named).
+    TooFewSpeakersError
+        A group with fewer than ``min_speakers`` distinct test speakers overall (named).
+    """
+    rows = list(rows)
+    require_columns(df, rows + [group_col, "unit", "value", "n", "seed"])
+    d = df[df["unit"].astype(str) != "all"]
+    if d.empty:
+        raise BiasInputError("no per-speaker rows (every row has unit == 'all'); speaker-level "
+                             "statistics need the grid to keep per-speaker errors")
+    d = d.assign(_k=d["value"].to_numpy(float) * d["n"].to_numpy(float),
+                 _unit=d["unit"].astype(str), _group=d[group_col].astype(str))
+    two = d.groupby("_unit")["_group"].nunique()
+    if (two > 1).any():
+        spk = two.index[two > 1][0]
+        raise BiasInputError(f"speaker {spk!r} appears in several groups "
+                             f"{sorted(d.loc[d['_unit'] == spk, '_group'].unique())}")
+    sg = d.groupby("_unit")["_group"].first().reset_index().sort_values(["_group", "_unit"])
+    group_names = tuple(sorted(sg["_group"].unique()))
+    counts = sg["_group"].value_counts()
+    few = [g for g in group_names if counts[g] < min_speakers]
+    if few:
+        raise TooFewSpeakersError(f"group {few[0]!r} has {counts[few[0]]} test speaker(s); "
+                                  f"speaker-level statistics need at least {min_speakers}")
+    speakers = sg["_unit"].to_numpy()
+    groups = sg["_group"].to_numpy()
+    codes = np.searchsorted(np.array(group_names), groups)
+    splits = tuple(sorted(d["seed"].unique().tolist()))
+    if rows:
+        keys = d[rows].drop_duplicates().sort_values(rows).reset_index(drop=True)
+        r_of = pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(d[rows]))
+    else:
+        keys = pd.DataFrame(index=range(1))
+        r_of = np.zeros(len(d), dtype=int)
+    k_of = np.searchsorted(np.array(splits), d["seed"].to_numpy())
+    s_of = pd.Index(speakers).get_indexer(d["_unit"])
+    R, K, S = len(keys), len(splits), len(speakers)
+    E = np.zeros((R, K, S))
+    N = np.zeros((R, K, S))
+    np.add.at(E, (r_of, k_of, s_of), d["_k"].to_numpy(float))
+    np.add.at(N, (r_of, k_of, s_of), d["n"].to_numpy(float))
+    return SplitMatrix(keys=keys, speakers=speakers, groups=groups, group_names=group_names,
+                       codes=codes, splits=splits, errors=E, n=N)
+
+
+def group_moments(x: np.ndarray, codes: np.ndarray, G: int):
+    """NaN-aware per-group mean, unbiased variance and count of ``x`` (..., S) -> (..., G).
+
+    NaN entries (speakers without data) do not count; a group with no data has NaN mean,
+    one speaker gives NaN variance.
+    """
+    onehot = np.eye(G)[codes]
+    ok = ~np.isnan(x)
+    x0 = np.where(ok, x, 0.0)
+    cnt = ok.astype(float) @ onehot
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = (x0 @ onehot) / cnt
+        ss = (x0 ** 2) @ onehot - cnt * m ** 2
+        v = np.where(cnt > 1, np.maximum(ss, 0.0) / (cnt - 1), np.nan)
+    return m, v, cnt
