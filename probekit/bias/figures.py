@@ -128,7 +128,7 @@ def dispersion_scatter(speakers: pd.DataFrame, error: str = "error") -> plt.Figu
         d = speakers[speakers["layer"] == layer]
         sns.scatterplot(data=d, x="dispersion", y=error, hue="group", ax=ax, s=25,
                         legend=ax is axes.flat[0])
-        ax.set_title(str(layer), fontsize=9)
+        ax.set_title(f"{layer} ({d['speaker'].nunique()} speakers)", fontsize=9)
         ax.set_xlabel("within-phone dispersion D (Mahalanobis, 1 = pooled)")
         ax.set_ylabel("phone error (held-out tokens,\nleave-speaker-out centroids)")
     for ax in list(axes.flat)[len(layers):]:

@@ -7,6 +7,8 @@ of replicates are one fancy-indexing operation instead of a Python loop over Dat
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.stats import norm, t as student_t
 
@@ -60,7 +62,9 @@ def percentile_ci(reps: np.ndarray, alpha: float = 0.05, axis: int = 0,
     """Percentile interval of bootstrap replicates (NaN replicates ignored), expanded for
     ``n_clusters`` resampled speakers when given (see :func:`expanded_level`)."""
     q = expanded_level(alpha, n_clusters)
-    lo, hi = np.nanquantile(reps, [q, 1 - q], axis=axis)
+    with warnings.catch_warnings():   # all-NaN replicates (a degenerate cell) give NaN quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(reps, [q, 1 - q], axis=axis)
     return lo, hi
 
 

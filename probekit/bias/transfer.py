@@ -145,8 +145,9 @@ def _own_row(key, li, layer, g, ref, d, alpha, own_e, ref_e, n_distinct):
         reason = "one split only: the training draw cannot be assessed (run more probe seeds)"
     elif ct["se"] == 0 and ct["mean"] == 0:
         reason = "the two probes make identical errors"
-    with np.errstate(invalid="ignore"):
-        per_split = np.nanmean(d, 1)
+    ok_cells = ~np.isnan(d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_split = np.where(ok_cells, d, 0.0).sum(1) / ok_cells.sum(1)
     ok = ~np.isnan(per_split)
     return {**key, "layer_index": li, "layer": layer, "group": g, "reference": ref,
             "own_error": float(own_e), "reference_error": float(ref_e),

@@ -99,10 +99,10 @@ def _slice_points(t, key, alpha) -> list[str]:
         s = s[s["bias_measure"] == "between_var"]
         srow = s.iloc[0] if len(s) else None
     best = ov.loc[ov["estimate"].idxmin()]
-    head += (f"error is lowest at {best.layer} ({best.estimate:.3f}, 95% CI "
+    head += (f"error is lowest at {best.layer} ({best.estimate:.3f}), 95% CI "
              f"{best.ci_low:.3f}-{best.ci_high:.3f}"
-             + (f"; the lowest in {_pct(srow.min_error_share)} of speaker resamples" if srow is not None else "")
-             + ").")
+             + (f", the lowest layer in {_pct(srow.min_error_share)} of resamples" if srow is not None else "")
+             + ".")
     sig = wf[wf["p_fwer"] <= alpha]
     head += (f" Group means differ by more than speaker variation produces (Welch F, "
              f"family-wise over {L} layers at {alpha}) at {len(sig)} of {L} layers"

@@ -13,24 +13,43 @@ from probekit.bias.transfer import cross_group_transfer
 L = 6
 
 
-@pytest.mark.parametrize("profile,sign", [(np.linspace(0, 1, L), -1), (np.linspace(1, 0, L), 1)])
+@pytest.mark.parametrize("profile,sign", [(np.linspace(0, 1, 10), -1), (np.linspace(1, 0, 10), 1)])
 def test_layerwise_error_bias_correlation_sign(profile, sign):
+    L = 10
     # error falls with depth; the planted gap grows (sign -1) or shrinks (sign +1) with depth
-    df = simulate_results(n_groups=4, speakers_per_group=12, n_layers=L, seeds=(0, 1),
+    df = simulate_results(n_groups=4, speakers_per_group=12, n_layers=L, seeds=(0, 1, 2),
                           base_error=np.linspace(0.45, 0.2, L), group_offset={"g1": 0.2},
                           offset_profile=profile, items_per_speaker=200, concentration=60)
     r = layerwise_bias(df, n_boot=300, n_perm=300)
-    s = r.summary.set_index("bias_measure").loc["difference"]
-    assert s["min_error_layer"] == f"layer{L - 1}"
+    s = r.summary.set_index("bias_measure").loc["between_var"]
+    assert s["min_error_layer"] == f"layer{L - 1}" and s["min_error_share"] > 0.5
     assert s["max_bias_layer"] == (f"layer{L - 1}" if sign < 0 else "layer0")
-    assert np.sign(s["spearman"]) == sign
-    assert (s["ci_high"] < 0) if sign < 0 else (s["ci_low"] > 0)
+    assert np.sign(s["spearman"]) == sign and s["p_value"] <= 0.05
     c = r.curves.set_index(["layer", "statistic"])
     strongest = f"layer{L - 1}" if sign < 0 else "layer0"
-    assert c.loc[(strongest, "difference"), "p_value"] <= 0.01
-    assert c.loc[(strongest, "group:g1"), "p_value"] <= 0.05
-    assert list(r.curves.columns[-6:]) == ["statistic", "estimate", "ci_low", "ci_high",
-                                           "p_value", "n_speakers"]
+    assert c.loc[(strongest, "welch_f"), "p_fwer"] <= 0.05
+    assert c.loc[(strongest, "group:g1"), "p_fwer"] <= 0.05
+    assert c.loc[(strongest, "group:g1"), "n_per_split"] == 6      # half of 12 per split
+    assert c.loc[(strongest, "group:g1"), "n_speakers"] > 6        # distinct over 3 splits
+    assert list(r.curves.columns[-8:]) == ["statistic", "estimate", "ci_low", "ci_high",
+                                           "p_value", "p_fwer", "n_speakers", "n_per_split"]
+
+
+def test_parity_with_rising_error_is_not_a_trend():
+    """The artefact of the review: max-min gap of noisy means grows with the error level.
+    Under parity the raw Spearman is pushed positive, but the joint permutation null is
+    pushed the same way, so the test does not fire (and the debiased gap stays near 0)."""
+    rhos, nulls, rej = [], [], []
+    for d in range(30):
+        df = simulate_results(n_groups=4, speakers_per_group=10, n_layers=12, seeds=(0, 1),
+                              base_error=np.linspace(0.05, 0.5, 12), items_per_speaker=40,
+                              random_state=d)
+        s = layerwise_bias(df, n_boot=20, n_perm=199, seed=d).summary.set_index("bias_measure")
+        rhos.append(s.loc["difference", "spearman"])
+        nulls.append(s.loc["difference", "null_mean"])
+        rej.append(s.loc["difference", "p_value"] <= 0.05)
+    assert np.mean(rhos) > 0.2 and np.mean(nulls) > 0.2   # the artefact is real...
+    assert np.mean(rej) <= 0.15                           # ...and not reported as a finding
 
 
 def test_layerwise_deterministic_and_encoders_apart():
@@ -47,28 +66,42 @@ def test_layerwise_deterministic_and_encoders_apart():
 
 
 def test_own_group_probe_that_wins_is_found():
-    df = simulate_results(n_groups=4, speakers_per_group=8, n_layers=2, seeds=(0, 1),
+    df = simulate_results(n_groups=4, speakers_per_group=8, n_layers=2, seeds=range(6),
                           train_sets="full", own_group_advantage={"g2": 0.08},
-                          unseen_penalty=0.0, items_per_speaker=200)
-    t = cross_group_transfer(df, n_boot=300, n_perm=300)
-    o = t.own_vs_broad[t.own_vs_broad.reference == "all"].set_index(["layer", "group"])
+                          unseen_penalty=0.0, items_per_speaker=200, split_sd=0.01)
+    t = cross_group_transfer(df, n_boot=100, n_perm=100)
+    o = t.own_vs_broad[t.own_vs_broad.reference == "all-matched"].set_index(["layer", "group"])
     for layer in ("layer0", "layer1"):
         row = o.loc[(layer, "g2")]
-        assert row["ci_high"] < 0 and row["p_value"] <= 0.05
+        assert row["ci_high"] < 0 and row["p_less"] <= 0.05 and row["n_splits"] == 6
         assert row["difference"] == pytest.approx(-0.08, abs=0.03)
+        assert row["n_per_split"] == 4 and row["n_speakers"] == 8
     others = o.drop(index=["g2", "(pooled)"], level="group")
     assert (others["ci_low"] <= 0.01).all()
-    # pooled over groups the own-group advantage is still visible, and absent without it
     assert o.loc[("layer0", "(pooled)"), "difference"] < 0
-    t0 = cross_group_transfer(simulate_results(n_groups=4, speakers_per_group=8, n_layers=2,
-                                               seeds=(0, 1), train_sets="full",
-                                               items_per_speaker=200), n_boot=100, n_perm=300)
-    p0 = t0.own_vs_broad.set_index(["group", "reference"]).loc[("(pooled)", "all")]
-    assert (~p0["reliable_win"]).all()
     m = t.matrix
-    assert set(m["train_set"]) == {"all", "g0", "g1", "g2", "g3", "all-but:g0", "all-but:g1",
-                                   "all-but:g2", "all-but:g3"}
-    assert len(m) == 2 * 9 * 4
+    assert set(m["train_set"]) == {"all", "all-matched", "g0", "g1", "g2", "g3", "all-but:g0",
+                                   "all-but:g1", "all-but:g2", "all-but:g3"}
+    assert len(m) == 2 * 10 * 4
+
+
+def test_own_vs_broad_accounts_for_the_training_draw():
+    """A true null with a large training-draw offset per probe and split: a test over test
+    speakers alone (the old sign flip) rejects far too often; the cluster-robust one holds."""
+    from probekit.bias.permutation import paired_signflip
+
+    rej_new, rej_old = [], []
+    for d in range(40):
+        df = simulate_results(n_groups=2, speakers_per_group=10, n_layers=1, seeds=range(8),
+                              train_sets=["all-matched", "g0", "g1"], split_sd=0.04,
+                              items_per_speaker=100, include_all_rows=False, random_state=d)
+        o = cross_group_transfer(df, n_boot=20, n_perm=20).own_vs_broad
+        o = o[(o.group == "g0") & (o.reference == "all-matched")].iloc[0]
+        rej_new.append(o["p_value"] <= 0.05)
+        x = df[df.test_group == "g0"].groupby(["unit", "train_set"])["value"].mean().unstack()
+        rej_old.append(paired_signflip((x["g0"] - x["all-matched"]).to_numpy(), n_perm=999)[1] <= 0.05)
+    assert np.mean(rej_new) <= 0.125
+    assert np.mean(rej_old) >= 0.2
 
 
 def test_generalisation_correlation_centred_and_detected():
@@ -78,6 +111,10 @@ def test_generalisation_correlation_centred_and_detected():
                             items_per_speaker=200, concentration=100)
     g0 = cross_group_transfer(null, n_boot=100, n_perm=500).generalisation
     assert (g0["p_value"] <= 0.05).mean() <= 2 / 6
+    # G = 3 is enumerated exactly (identity included, no +1): p is a multiple of 1/6
+    g3 = cross_group_transfer(simulate_results(n_groups=3, speakers_per_group=4, n_layers=1,
+                                               train_sets="full"), n_perm=100).generalisation
+    assert (g3["p_value"] * 6).round(9).mod(1).eq(0).all()
     # planted: probes of harder groups err less elsewhere (train_offset below 0 for hard groups)
     hard = np.linspace(0.25, 0.0, 8)
     eff = simulate_results(n_groups=8, speakers_per_group=5, n_layers=6, train_sets="full",
