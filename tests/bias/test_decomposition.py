@@ -8,10 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probekit.bias import BiasInputError, TooFewSpeakersError
 from probekit.bias.decomposition import type_groups, typing_rule
 from probekit.bias.dispersion import speaker_dispersion
-from probekit.bias.mixed import mixed_effects
 from probekit.bias.simulate import simulate_embeddings, simulate_results
 
 N_SIM = 30
@@ -63,7 +61,7 @@ def test_embedding_dispersion_recovers_inflated_group_and_ignores_shift():
     # dispersed speakers err more (g2 is left out: its shift costs accuracy without dispersion)
     d01 = d[d.group != "g2"]
     assert spearmanr(d01["dispersion"], d01["accuracy"])[0] < -0.5
-    assert d.groupby("group")["accuracy"].mean()["g2"] < d.groupby("group")["accuracy"].mean()["g0"]
+    # (that a shift costs accuracy is checked on a larger design in test_dispersion.py)
     # the typing uses it as the random-variance evidence for the matching layer
     res = simulate_results(n_groups=3, speakers_per_group=6, n_layers=1)
     disp = d.assign(layer="layer0", group_attribute="accent")
@@ -71,47 +69,3 @@ def test_embedding_dispersion_recovers_inflated_group_and_ignores_shift():
     assert (t["random_source"] == "embedding").all()
     assert t.set_index("group").loc["g1", "type"] in ("random", "both")
     assert (t.set_index("group").loc[["g0", "g2"], "type"] == "neither").all()
-
-
-def test_dispersion_errors_name_the_item():
-    X, y, meta = simulate_embeddings(n_groups=2, speakers_per_group=2)
-    with pytest.raises(BiasInputError, match="'speaker'"):
-        speaker_dispersion(X, y, meta.drop(columns="speaker"))
-    with pytest.raises(BiasInputError, match="group:dialect"):
-        speaker_dispersion(X, y, meta, attribute="dialect")
-    one = meta.copy()
-    one.loc[one.speaker == "g1_s0", "speaker"] = "g1_s1"
-    with pytest.raises(TooFewSpeakersError, match="'g1'"):
-        speaker_dispersion(X, y, one)
-
-
-def test_dispersion_matches_direct_computation():
-    X, y, meta = simulate_embeddings(n_groups=2, speakers_per_group=2, n_phones=3,
-                                     tokens_per_phone=4, dim=3)
-    d = speaker_dispersion(X, y, meta).set_index("speaker")
-    X = X.astype(float)
-    for spk in ["g0_s0", "g1_s1"]:
-        ss = dof = 0
-        for p in np.unique(y):
-            x = X[(meta.speaker == spk).to_numpy() & (y == p)]
-            ss += ((x - x.mean(0)) ** 2).sum()
-            dof += len(x) - 1
-        cents = np.array([X[y == p].mean(0) for p in np.unique(y)])
-        counts = np.array([(y == p).sum() for p in np.unique(y)])
-        B = (counts * ((cents - X.mean(0)) ** 2).sum(1)).sum() / len(y)
-        assert d.loc[spk, "dispersion"] == pytest.approx(ss / dof / B, rel=1e-9)
-
-
-def test_mixed_model_effect_and_share():
-    df = simulate_results(n_groups=3, speakers_per_group=8, n_layers=1, seeds=(0, 1, 2),
-                          group_offset={"g1": 0.25}, items_per_speaker=200)
-    r = mixed_effects(df).set_index("group")
-    assert (r["model"] == "mixedlm").all()
-    assert r.loc["g1", "ci_low"] > 0 and r.loc["g1", "p_value"] < 0.01
-    assert r.loc["g1", "effect"] == pytest.approx(0.25 * 2 / 3, abs=0.05)   # vs mean of 3 groups
-    assert r["share_explained"].iloc[0] > 0.4
-    null = mixed_effects(simulate_results(n_groups=3, speakers_per_group=8, n_layers=1,
-                                          seeds=(0, 1, 2), items_per_speaker=200))
-    assert null["share_explained"].iloc[0] < 0.25
-    one = mixed_effects(simulate_results(n_groups=3, speakers_per_group=8, n_layers=1))
-    assert (one["model"] == "ols").all() and (one["residual_var"] == 0).all()
