@@ -2,7 +2,7 @@
 transfer and the random-variance vs systematic-bias decomposition (see docs/concepts.md).
 
 Entry points: :class:`GroupMetrics` (one slice), :func:`layerwise_bias`,
-:func:`cross_group_transfer`, :func:`speaker_dispersion`, :func:`mixed_effects`,
+:func:`cross_group_transfer`, :func:`speaker_dispersion`, :func:`count_model`,
 :func:`type_groups`, and :func:`analyze` (all of them from a results table); the
 ``probekit analyze`` command writes their tables and figures.
 """
@@ -13,7 +13,7 @@ from probekit.bias.dispersion import speaker_dispersion
 from probekit.bias.errors import BiasInputError, TooFewSpeakersError
 from probekit.bias.layerwise import LayerwiseBias, layerwise_bias
 from probekit.bias.metrics import GroupMetrics, gap_statistics
-from probekit.bias.mixed import mixed_effects
+from probekit.bias.counts import count_model
 from probekit.bias.permutation import group_vs_rest, holm, paired_signflip
 from probekit.bias.simulate import simulate_embeddings, simulate_results
 from probekit.bias.speakers import SpeakerMatrix, speaker_matrix
@@ -21,6 +21,6 @@ from probekit.bias.transfer import POOLED, Transfer, cross_group_transfer
 
 __all__ = ["Analysis", "analyze", "TYPES", "type_groups", "typing_rule", "speaker_dispersion",
            "BiasInputError", "TooFewSpeakersError", "LayerwiseBias", "layerwise_bias",
-           "GroupMetrics", "gap_statistics", "mixed_effects", "group_vs_rest", "holm",
+           "GroupMetrics", "gap_statistics", "count_model", "group_vs_rest", "holm",
            "paired_signflip", "simulate_embeddings", "simulate_results", "SpeakerMatrix",
            "speaker_matrix", "POOLED", "Transfer", "cross_group_transfer"]

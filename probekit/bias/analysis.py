@@ -12,7 +12,7 @@ from probekit.bias.decomposition import type_groups
 from probekit.bias.dispersion import speaker_dispersion
 from probekit.bias.errors import BiasInputError
 from probekit.bias.layerwise import layerwise_bias
-from probekit.bias.mixed import mixed_effects
+from probekit.bias.counts import count_model
 from probekit.bias.permutation import group_vs_rest
 from probekit.bias.resample import percentile_ci, speaker_bootstrap_indices
 from probekit.bias.transfer import cross_group_transfer
@@ -97,7 +97,7 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
         lw = layerwise_bias(df, train_set="all", **kw)
         out.tables["layer_curves"] = lw.curves
         out.tables["layer_summary"] = lw.summary
-        out.tables["mixed_effects"] = mixed_effects(df, alpha=alpha)
+        out.tables["count_model"] = count_model(df, alpha=alpha)
     else:
         out.notes.append("no probes trained on every group (train_set 'all'): layer curves, "
                          "mixed model and typing skipped")
