@@ -2,7 +2,7 @@
 transfer and the random-variance vs systematic-bias decomposition (see docs/concepts.md).
 
 Entry points: :class:`GroupMetrics` (one slice), :func:`layerwise_bias`,
-:func:`cross_group_transfer`, :func:`speaker_dispersion`, :func:`mixed_effects`,
+:func:`cross_group_transfer`, :func:`speaker_dispersion`, :func:`count_model`,
 :func:`type_groups`, and :func:`analyze` (all of them from a results table); the
 ``probekit analyze`` command writes their tables and figures.
 """
@@ -14,6 +14,7 @@ from probekit.bias.dispersion import speaker_dispersion
 from probekit.bias.errors import BiasInputError, TooFewSpeakersError
 from probekit.bias.inference import holm, maxt_adjust, twoway_cluster_t
 from probekit.bias.layerwise import LayerwiseBias, layerwise_bias
+from probekit.bias.counts import count_model
 from probekit.bias.metrics import GroupMetrics, gap_statistics
 from probekit.bias.permutation import group_vs_rest, paired_signflip
 from probekit.bias.simulate import simulate_embeddings, simulate_results
@@ -22,7 +23,7 @@ from probekit.bias.transfer import POOLED, Transfer, cross_group_transfer
 
 __all__ = ["Analysis", "analyze", "TYPES", "type_groups", "typing_rule", "speaker_dispersion",
            "BiasInputError", "TooFewSpeakersError", "LayerwiseBias", "layerwise_bias",
-           "GroupMetrics", "gap_statistics", "group_vs_rest", "holm", "maxt_adjust",
+           "GroupMetrics", "gap_statistics", "count_model", "group_vs_rest", "holm", "maxt_adjust",
            "twoway_cluster_t", "paired_signflip", "simulate_embeddings", "simulate_results",
            "SpeakerMatrix", "speaker_matrix", "SplitMatrix", "split_matrix", "POOLED",
            "Transfer", "cross_group_transfer"]

@@ -1,17 +1,32 @@
 """Random variance in phone embeddings (after seed 001): per-speaker phone-embedding dispersion.
 
-For speaker ``s`` at one layer, with tokens ``x`` of phone ``p`` (``n_sp`` of them, centroid
-``c_sp``), global phone centroids ``c_p`` and the grand mean ``c``:
+At one layer, with tokens ``x`` of phone ``p`` and global phone centroids ``c_p``:
 
-    W_s = sum_p sum_{x in (s,p)} ||x - c_sp||^2 / sum_p (n_sp - 1)     (pooled within-phone variance)
-    B   = sum_p n_p ||c_p - c||^2 / N                                  (between-phone variance)
-    D_s = W_s / B                                                      (dispersion, unitless)
+    W = shrink( sum_p sum_{x in p} (x - c_p)(x - c_p)^T / (N - P) )      (pooled within-phone
+                                                                          covariance, as LDA sees it)
+    z = W^{-1/2} x                                                       (whitening, once per layer)
 
-Measuring spread around the speaker's *own* phone centroids keeps a speaker's systematic
-shift out of ``D_s``; dividing by ``B`` makes layers comparable. The accuracy beside it is
-nearest-centroid phone accuracy of the speaker's tokens against centroids computed without
-that speaker (leave-one-speaker-out), a probe-free proxy; the CLI also joins the phone
-probe's per-speaker error from the results table when the layer names match.
+Each speaker's tokens are split into two halves, by utterance when ``meta`` has ``utt_id``
+(sorted utterances alternate between halves), otherwise token by token within each phone
+(column ``split_by``). From half A, over the ``P_s`` phones with ``n_sp >= 2`` tokens:
+
+    v_sp = sum_{z in (s,p)} ||z - zbar_sp||^2 / ((n_sp - 1) * dim)       (unbiased, per phone)
+    D_s  = mean_p v_sp                                                   (equal weight per phone)
+
+``D_s ~ 1`` when a speaker is as spread as the pooled within-phone scatter. Spread around the
+speaker's *own* phone centroids keeps a systematic shift out of ``D_s``; the Mahalanobis
+metric keeps high-variance dimensions that do not separate phones from dominating it; the
+equal-weight mean keeps it from depending on the speaker's phone mix.
+
+From half B: ``error = 1 - accuracy`` of nearest-centroid phone classification in the whitened
+space, centroids from every *other* speaker's tokens (leave-one-speaker-out). Using different
+tokens for ``D_s`` and ``error`` (cross-fitting) keeps sampling noise shared by both from
+making them correlate under equal true spread.
+
+Shrinkage is applied to the within-phone *correlation* matrix (the target is the diagonal of
+``W``), so rescaling a dimension changes nothing; the intensity is Oracle Approximating
+Shrinkage (``"oas"``, Chen et al. 2010) or Ledoit-Wolf (``"ledoit_wolf"``) from
+:mod:`sklearn.covariance`, or a fixed float in [0, 1].
 """
 
 from __future__ import annotations
@@ -23,7 +38,7 @@ from scipy import sparse
 from probekit.bias.errors import BiasInputError, TooFewSpeakersError
 from probekit.bias.speakers import require_columns
 
-__all__ = ["speaker_dispersion", "group_column"]
+__all__ = ["speaker_dispersion", "group_column", "whitening_matrix"]
 
 
 def group_column(meta: pd.DataFrame, attribute: str | None = None) -> str:
@@ -39,9 +54,117 @@ def group_column(meta: pd.DataFrame, attribute: str | None = None) -> str:
     return cols[0]
 
 
+def whitening_matrix(X: np.ndarray, y: np.ndarray, shrinkage="oas") -> np.ndarray:
+    """``T`` (dim, dim) with ``X @ T`` whitened by the shrunk pooled within-phone covariance.
+
+    ``T = diag(1/sd) V diag(lam)^-1/2 / sqrt(kappa)`` from the eigendecomposition of the
+    shrunk within-phone correlation ``(1 - a) C + a I``; ``kappa`` makes the pooled
+    within-phone scatter average exactly 1 per whitened dimension.
+
+    ``shrinkage``: ``"oas"``, ``"ledoit_wolf"``, a float in [0, 1] (weight on the diagonal
+    target), or ``None``/``0`` for none (needs an invertible covariance).
+    """
+    from sklearn.covariance import ledoit_wolf_shrinkage, oas
+
+    X = np.asarray(X, dtype=np.float64)
+    phones, pc = np.unique(np.asarray(y).astype(str), return_inverse=True)
+    N, P = y.size, phones.size
+    cnt = np.bincount(pc, minlength=P).astype(float)
+    cent = np.zeros((P, X.shape[1]))
+    np.add.at(cent, pc, X)
+    R = X - (cent / cnt[:, None])[pc]                         # centred on the global phone centroid
+    dof = max(N - P, 1)
+    sd = np.sqrt((R ** 2).sum(0) / dof)
+    if (sd <= 0).any():
+        raise BiasInputError(f"{int((sd <= 0).sum())} embedding dimension(s) have no "
+                             f"within-phone variance; drop them")
+    Rs = R / sd
+    C = Rs.T @ Rs / dof                                       # within-phone correlation
+    if shrinkage in (None, 0, 0.0):
+        a = 0.0
+    elif shrinkage == "oas":
+        a = float(oas(Rs, assume_centered=True)[1])
+    elif shrinkage == "ledoit_wolf":
+        a = float(ledoit_wolf_shrinkage(Rs, assume_centered=True))
+    elif isinstance(shrinkage, (int, float)) and 0 <= shrinkage <= 1:
+        a = float(shrinkage)
+    else:
+        raise BiasInputError(f"shrinkage must be 'oas', 'ledoit_wolf' or a float in [0, 1], "
+                             f"not {shrinkage!r}")
+    C = (1 - a) * C + a * np.eye(C.shape[0])
+    lam, V = np.linalg.eigh(C)
+    if lam.min() <= 1e-12 * max(lam.max(), 1e-300):
+        raise BiasInputError("the within-phone covariance is singular (more dimensions than "
+                             "tokens?); use shrinkage='oas'")
+    T = (V / np.sqrt(lam)[None, :]) / sd[:, None]             # diag(1/sd) V diag(lam^-1/2)
+    # rescale so the pooled within-phone scatter has mean 1 per dimension after whitening
+    # (shrinkage alone would bias every D_s down by tr(W_shrunk^-1 W) / dim)
+    kappa = ((R @ T) ** 2).sum() / (dof * X.shape[1])
+    return T / np.sqrt(kappa)
+
+
+def _halves(meta: pd.DataFrame, spk: np.ndarray, pc: np.ndarray):
+    """Boolean fit mask (half A) and the ``split_by`` label per speaker."""
+    fit = np.zeros(spk.size, dtype=bool)
+    split_by = {}
+    has_utt = "utt_id" in meta.columns
+    utt = meta["utt_id"].astype(str).to_numpy() if has_utt else None
+    for s in np.unique(spk):
+        idx = np.flatnonzero(spk == s)
+        if has_utt and np.unique(utt[idx]).size >= 2:
+            u = np.unique(utt[idx])                           # sorted
+            half_a = set(u[::2])
+            fit[idx] = [v in half_a for v in utt[idx]]
+            split_by[s] = "utterance"
+        else:
+            # alternate tokens within each phone, so both halves see every phone
+            for p in np.unique(pc[idx]):
+                j = idx[pc[idx] == p]
+                fit[j[::2]] = True
+            split_by[s] = "token"
+    return fit, split_by
+
+
+def _dispersion(Z: np.ndarray, pc: np.ndarray, sc: np.ndarray, S: int, P: int,
+                fit: np.ndarray, evl: np.ndarray):
+    """Per-speaker ``D_s`` (from ``fit`` tokens), phones used, and LOSO error on ``evl`` tokens."""
+    N, dim = Z.shape
+    pair = sc * P + pc
+
+    def sums(mask):
+        A = sparse.csr_matrix((mask.astype(float), (pair, np.arange(N))), shape=(S * P, N))
+        s1 = (A @ Z).reshape(S, P, dim)
+        c = np.bincount(pair, weights=mask.astype(float), minlength=S * P).reshape(S, P)
+        sq = np.bincount(pair, weights=mask * np.einsum("nd,nd->n", Z, Z),
+                         minlength=S * P).reshape(S, P)
+        return s1, c, sq
+
+    s1, c, sq = sums(fit)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ss = np.maximum(sq - np.einsum("spd,spd->sp", s1, s1) / np.where(c > 0, c, 1), 0)
+        v = np.where(c >= 2, ss / np.maximum(c - 1, 1) / dim, np.nan)
+    n_ph = (c >= 2).sum(1)
+    D = np.where(n_ph > 0, np.nansum(v, 1) / np.maximum(n_ph, 1), np.nan)
+    # leave-one-speaker-out centroids from every token of the other speakers
+    a1, ac, _ = sums(np.ones(N, dtype=bool))
+    psum, pcnt = a1.sum(0), ac.sum(0)
+    err = np.full(S, np.nan)
+    for s in range(S):
+        tok = np.flatnonzero((sc == s) & evl)
+        if tok.size == 0:
+            continue
+        rest = pcnt - ac[s]
+        ok = rest > 0
+        cen = (psum[ok] - a1[s, ok]) / rest[ok, None]
+        d = (Z[tok] ** 2).sum(1)[:, None] - 2 * Z[tok] @ cen.T + (cen ** 2).sum(1)[None]
+        err[s] = np.mean(np.flatnonzero(ok)[d.argmin(1)] != pc[tok])
+    return D, n_ph, err
+
+
 def speaker_dispersion(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
-                       attribute: str | None = None, min_speakers: int = 2) -> pd.DataFrame:
-    """Per-speaker within/between phone dispersion and leave-speaker-out phone accuracy.
+                       attribute: str | None = None, min_speakers: int = 2,
+                       shrinkage="oas") -> pd.DataFrame:
+    """Per-speaker Mahalanobis phone dispersion (half A) and LOSO phone error (half B).
 
     Parameters
     ----------
@@ -50,12 +173,17 @@ def speaker_dispersion(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     y : array (N,)
         Phone labels.
     meta : DataFrame (N rows)
-        Needs ``speaker`` and a ``group:<attribute>`` column.
+        Needs ``speaker`` and a ``group:<attribute>`` column; ``utt_id`` (as in the store)
+        makes the two halves utterance-disjoint.
+    shrinkage : "oas", "ledoit_wolf" or float
+        Shrinkage of the pooled within-phone covariance (see :func:`whitening_matrix`).
 
     Returns
     -------
-    DataFrame, one row per speaker: ``speaker, group, n_tokens, within, between, dispersion,
-    accuracy``.
+    DataFrame, one row per speaker: ``speaker, group, n_tokens, n_tokens_fit, n_tokens_eval,
+    n_phones`` (phones with >= 2 fitting tokens), ``split_by`` (``"utterance"`` or
+    ``"token"``), ``dispersion`` (``D_s``; NaN when no phone has 2 fitting tokens),
+    ``error`` and ``accuracy = 1 - error`` (NaN when the speaker has no evaluation tokens).
     """
     require_columns(meta, ["speaker"], "embedding metadata")
     gcol = group_column(meta, attribute)
@@ -63,40 +191,25 @@ def speaker_dispersion(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     y = np.asarray(y).astype(str)
     if X.ndim != 2 or X.shape[0] != y.size or y.size != len(meta):
         raise BiasInputError(f"X {X.shape}, y {y.shape} and meta ({len(meta)} rows) disagree")
+    if not np.isfinite(X).all():
+        raise BiasInputError("X has non-finite values")
     spk = meta["speaker"].astype(str).to_numpy()
-    two = meta.groupby("speaker")[gcol].nunique()
+    two = meta.groupby(spk)[gcol].nunique()
     if (two > 1).any():
         raise BiasInputError(f"speaker {two.index[two > 1][0]!r} has several {gcol} values")
-    speakers, sc = np.unique(spk, return_inverse=True)
-    phones, pc = np.unique(y, return_inverse=True)
-    S, P, N = speakers.size, phones.size, y.size
-    pair = sc * P + pc
-    A = sparse.csr_matrix((np.ones(N), (pair, np.arange(N))), shape=(S * P, N))
-    sums = (A @ X).reshape(S, P, -1)                                   # (S, P, D)
-    cnt = np.bincount(pair, minlength=S * P).reshape(S, P).astype(float)
-    sq = np.bincount(pair, weights=np.einsum("nd,nd->n", X, X), minlength=S * P).reshape(S, P)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ss = sq - np.einsum("spd,spd->sp", sums, sums) / np.where(cnt > 0, cnt, 1)
-        dfree = np.maximum(cnt - 1, 0).sum(1)
-        within = np.where(dfree > 0, np.maximum(ss, 0).sum(1) / dfree, np.nan)
-    psum, pcnt = sums.sum(0), cnt.sum(0)
-    cent = psum / pcnt[:, None]
-    between = float((pcnt * ((cent - X.mean(0)) ** 2).sum(1)).sum() / N)
-    # leave-one-speaker-out nearest-centroid accuracy
-    acc = np.full(S, np.nan)
-    for s in range(S):
-        rest = pcnt - cnt[s]
-        ok = rest > 0
-        c = (psum[ok] - sums[s, ok]) / rest[ok, None]
-        tok = np.flatnonzero(sc == s)
-        d = (X[tok] ** 2).sum(1)[:, None] - 2 * X[tok] @ c.T + (c ** 2).sum(1)[None]
-        acc[s] = np.mean(np.flatnonzero(ok)[d.argmin(1)] == pc[tok])
-    grp = meta.groupby(meta["speaker"].astype(str))[gcol].first().reindex(speakers).astype(str)
-    out = pd.DataFrame({"speaker": speakers, "group": grp.to_numpy(),
-                        "n_tokens": cnt.sum(1).astype(int), "within": within,
-                        "between": between, "dispersion": within / between, "accuracy": acc})
-    few = out["group"].value_counts()
+    grp = meta.groupby(spk)[gcol].first().astype(str)
+    few = grp.value_counts()
     if (few < min_speakers).any():
         g = few.index[few < min_speakers][0]
         raise TooFewSpeakersError(f"group {g!r} has {few[g]} speaker(s); need {min_speakers}")
-    return out
+    speakers, sc = np.unique(spk, return_inverse=True)
+    phones, pc = np.unique(y, return_inverse=True)
+    fit, split_by = _halves(meta.reset_index(drop=True), spk, pc)
+    Z = X @ whitening_matrix(X, y, shrinkage)
+    D, n_ph, err = _dispersion(Z, pc, sc, speakers.size, phones.size, fit, ~fit)
+    n_tok = np.bincount(sc, minlength=speakers.size)
+    n_fit = np.bincount(sc, weights=fit, minlength=speakers.size).astype(int)
+    return pd.DataFrame({"speaker": speakers, "group": grp.reindex(speakers).to_numpy(),
+                         "n_tokens": n_tok, "n_tokens_fit": n_fit, "n_tokens_eval": n_tok - n_fit,
+                         "n_phones": n_ph, "split_by": [split_by[s] for s in speakers],
+                         "dispersion": D, "error": err, "accuracy": 1 - err})
