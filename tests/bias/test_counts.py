@@ -70,16 +70,20 @@ def test_sandwich_matches_statsmodels_where_statsmodels_is_right():
 
 
 def test_null_calibration_with_unequal_speaker_variance_and_power():
-    rej, power = [], []
+    rej, power, failed = [], [], 0
     for i in range(120):
         sim = dict(n_groups=4, speakers_per_group=8, n_layers=1, seeds=(0, 1, 2),
                    items_per_speaker=60, include_all_rows=False, random_state=i)
         r = count_model(simulate_results(variance_inflation={"g1": 6.0}, **sim))
-        assert (r["status"] == "ok").all()
+        if not (r["status"] == "ok").all():   # said in the table, never silent
+            assert r["p_value"].isna().all() and r["status"].str.contains("converge").all()
+            failed += 1
+            continue
         rej.append(np.mean(r["p_value"] < 0.05))
         if i < 25:
             a = count_model(simulate_results(group_offset={"g0": 0.2}, **sim))
             power.append(a.loc[a["group"] == "g0", "p_value"].iloc[0] < 0.05)
+    assert failed <= 3
     assert 0.01 <= np.mean(rej) <= 0.10, np.mean(rej)
     assert np.mean(power) >= 0.8, np.mean(power)
 
