@@ -31,7 +31,7 @@ DEMO_CONFIG: dict = {
     "corpus": {"synthetic": "default", "group_attribute": "accent"},
     "encoders": [{"name": "whisper-tiny.en", "sources": ["local", "hf-cache", "package"]}],
     "tasks": {
-        "phone": {"probes": ["lda"], "seeds": [0, 1, 2]},
+        "phone": {"probes": ["lda"], "seeds": list(range(10))},
         "speaker": {"probes": ["lda"], "seeds": [0, 1, 2]},
         "group:accent": {"probes": ["lda"], "seeds": [0, 1, 2]},
         "asr": {"seeds": [0], "max_epochs": 15},
