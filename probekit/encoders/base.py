@@ -90,6 +90,10 @@ class Encoder(ABC):
     #: Registry name of the family (set by :func:`probekit.encoders.registry.register_encoder`).
     family: str = ""
 
+    #: Options :meth:`from_name` takes besides ``device`` and ``dtype``:
+    #: ``{name: probekit.encoders.registry.EncoderOption}``, checked by ``load_encoder``.
+    options: dict = {}
+
     def __init__(self, name: str, model: torch.nn.Module, device: str | torch.device = "auto",
                  dtype: torch.dtype | str | None = None) -> None:
         self.name = name

@@ -9,9 +9,12 @@ import numpy as np
 
 def _list(args: argparse.Namespace) -> int:
     from probekit.encoders import available_encoders
+    from probekit.encoders.registry import family_options
 
     for family, names in available_encoders().items():
         print(f"{family}: {', '.join(names) if names else '(any hub id or local folder)'}")
+        for key, opt in family_options(family).items():
+            print(f"  option {key} ({opt.describe()}): {opt.help}")
     return 0
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from probekit.encoders.base import Encoder, stack_layers
-from probekit.encoders.registry import register_encoder
+from probekit.encoders.registry import EncoderOption, register_encoder
 from probekit.errors import EncoderError
 
 log = logging.getLogger(__name__)
@@ -36,18 +36,30 @@ __all__ = ["SSLEncoder"]
 #: model_types whose transformer cannot take a padded batch without changing valid frames.
 _PADDING_LEAKS = frozenset({"data2vec-audio"})
 
+#: ``from_pretrained`` keywords the transformers-loaded families accept (and nothing else).
+PRETRAINED_OPTIONS = {
+    "revision": EncoderOption((str,), "hub revision: a branch, tag or commit (default: main)"),
+    "cache_dir": EncoderOption((str,), "Hugging Face cache folder to read and download into"),
+    "local_files_only": EncoderOption((bool,), "never contact the hub (default: false)"),
+}
+
 
 def load_auto_parts(name: str, **kwargs):
     """``(model, feature_extractor or None)`` from a hub id or folder via the Auto classes;
-    a model that cannot be loaded is an ``EncoderError`` naming it."""
+    a model that cannot be loaded is an ``EncoderError`` naming it. ``kwargs`` are
+    :data:`PRETRAINED_OPTIONS` only (anything else is refused, never passed on)."""
     from transformers import AutoFeatureExtractor, AutoModel
 
+    unknown = sorted(set(kwargs) - set(PRETRAINED_OPTIONS))
+    if unknown:
+        raise EncoderError(f"cannot load encoder {name!r}: unknown from_pretrained option(s) "
+                           f"{unknown}; allowed: {sorted(PRETRAINED_OPTIONS)}")
     try:
         model = AutoModel.from_pretrained(name, **kwargs)
     except OSError as exc:
         raise EncoderError(f"cannot load encoder {name!r}: {str(exc).splitlines()[0]}") from None
     try:
-        fe = AutoFeatureExtractor.from_pretrained(name)
+        fe = AutoFeatureExtractor.from_pretrained(name, **kwargs)
     except (OSError, ValueError):
         fe = None
     return model, fe
@@ -83,6 +95,8 @@ class SSLEncoder(Encoder):
         Hz, from the checkpoint's feature extractor (16000 for all published models).
     """
 
+    options = dict(PRETRAINED_OPTIONS)
+
     def __init__(self, name: str, model, *, do_normalize: bool = True,
                  sampling_rate: int = 16000, device="auto", dtype=None) -> None:
         if not hasattr(model, "feature_extractor") or not hasattr(model, "encoder"):
@@ -93,7 +107,8 @@ class SSLEncoder(Encoder):
 
     @classmethod
     def from_name(cls, name: str, *, device="auto", dtype=None, **kwargs) -> "SSLEncoder":
-        """Load with ``AutoModel.from_pretrained`` (hub id or local folder)."""
+        """Load with ``AutoModel.from_pretrained`` (hub id or local folder); ``kwargs`` are
+        :attr:`options` (``revision``, ``cache_dir``, ``local_files_only``)."""
         model, fe = load_auto_parts(name, **kwargs)
         if fe is not None:
             do_normalize = bool(getattr(fe, "do_normalize", True))

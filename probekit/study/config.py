@@ -42,19 +42,29 @@ class EncoderSpec:
     """One encoder of a study.
 
     ``name`` is a registered name, a hub id or a local folder (see ``probekit encoders``);
-    ``sources`` limits where weights may come from (the demo never allows ``"hub"``);
-    ``random_init`` marks a randomly initialised model so the report says so.
+    ``options`` are the encoder family's own options, passed to ``load_encoder`` and checked
+    there (TOML ``[encoders.options]``; ``probekit encoders list`` shows each family's), e.g.
+    Whisper's ``sources`` (where weights may come from; the demo never allows ``"hub"``) and
+    ``long_form``, or ``revision`` for wav2vec2/HuBERT/WavLM; ``sources = [...]`` directly
+    under ``[[encoders]]`` is kept as shorthand for ``options.sources``. ``random_init``
+    marks a randomly initialised model so the report says so.
     """
 
     name: str
     label: str | None = None
-    sources: tuple[str, ...] = ("local", "hf-cache", "package", "hub")
     layers: tuple | None = None
     random_init: bool = False
+    options: dict = field(default_factory=dict, hash=False)
 
     @property
     def display(self) -> str:
         return self.label or self.name
+
+    @property
+    def sources(self) -> tuple[str, ...] | None:
+        """Whisper's weight ``sources`` option, None when not set (the family's default)."""
+        s = self.options.get("sources")
+        return None if s is None else tuple(s)
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,23 @@ def _tuple(v, where, typ=None):
     return tuple(v)
 
 
+def _encoder_options(e: dict, where: str) -> dict:
+    """``[encoders.options]`` plus the ``sources`` shorthand; lists become tuples. Whether the
+    family takes them is checked by ``load_encoder`` (before the study builds anything)."""
+    opts = e.get("options", {})
+    if not isinstance(opts, dict) or not all(isinstance(k, str) for k in opts):
+        raise StudyConfigError(f"{where}.options: expected a table of option = value, got {opts!r}")
+    opts = dict(opts)
+    if "sources" in e:
+        if "sources" in opts:
+            raise StudyConfigError(f"{where}: 'sources' given twice (directly and in options)")
+        opts["sources"] = e["sources"]
+    if "device" in opts:
+        raise StudyConfigError(f"{where}.options: 'device' is set for the whole study (top-level "
+                               "'device' or --device), not per encoder")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in sorted(opts.items())}
+
+
 def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyConfig:
     """Validate a parsed TOML mapping; ``overrides`` replace top-level fields."""
     where = source or "<config>"
@@ -139,14 +166,14 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
     for i, e in enumerate(encs):
         if isinstance(e, str):
             e = {"name": e}
-        bad = sorted(set(e) - {"name", "label", "sources", "layers", "random_init"})
+        bad = sorted(set(e) - {"name", "label", "sources", "layers", "random_init", "options"})
         if bad or "name" not in e:
             raise StudyConfigError(f"{where}: encoders[{i}]: needs 'name'; unknown key(s) {bad}")
         encoders.append(EncoderSpec(
             name=str(e["name"]), label=e.get("label"),
-            sources=_tuple(e.get("sources", EncoderSpec.sources), f"encoders[{i}].sources", str),
             layers=_tuple(e.get("layers"), f"encoders[{i}].layers"),
-            random_init=bool(e.get("random_init", False))))
+            random_init=bool(e.get("random_init", False)),
+            options=_encoder_options(e, f"{where}: encoders[{i}]")))
     labels = [e.display for e in encoders]
     if len(set(labels)) != len(labels):
         raise StudyConfigError(f"{where}: encoder names/labels must be distinct, got {labels}")

@@ -144,12 +144,15 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     """
     from probekit.cli import main as cli_main
     from probekit.encoders import load_encoder
+    from probekit.encoders.registry import check_options, resolve_family
     from probekit.probes.grid import run_grid
     from probekit.probes.results import ResultsTable
     from probekit.report import build_report
     from probekit.store import extract
     from probekit.store.store import corpus_hash
 
+    for spec in config.encoders:  # an option its family does not take fails now, not midway
+        check_options(resolve_family(spec.name), spec.options, name=spec.name)
     out = Path(out).expanduser().absolute()
     reused = prepare_output(out, config, overwrite)
     timings: dict[str, float] = {}
@@ -162,7 +165,7 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     stores, fingerprints = {}, {"config": config.fingerprint(), "corpus": corpus_hash(corpus)}
     for spec in config.encoders:
         t = time.perf_counter()
-        enc = load_encoder(spec.name, device=device or config.device, sources=spec.sources)
+        enc = load_encoder(spec.name, device=device or config.device, **spec.options)
         store = extract(enc, corpus, out / "work" / "stores" / _slug(spec.display),
                         layers=list(spec.layers) if spec.layers else None,
                         poolings=config.poolings, progress=progress)
