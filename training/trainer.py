@@ -38,7 +38,8 @@ from training.objectives import Objective, ObjectiveInput
 from training.sampler import (GroupBalancedBatchSampler, UniformBatchSampler,
                               default_groups_per_batch)
 
-__all__ = ["TrainConfig", "Trainer", "TrainingError"]
+__all__ = ["TrainConfig", "Trainer", "TrainingError", "enable_gradient_checkpointing",
+           "is_checkpointing"]
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,26 @@ _RESUMABLE = {"out_dir", "steps", "progress", "eval_batch_size", "cpu", "save_ev
               "eval_every"}
 
 
+def enable_gradient_checkpointing(model) -> None:
+    """Non-reentrant activation checkpointing on a transformers model (either API name).
+
+    Non-reentrant: the frozen base's inputs need no ``requires_grad`` and recomputation sees
+    the same MAS-LoRA routing as the forward, as long as the backward runs inside
+    :func:`~training.adapters.routed` (the trainer does).
+    """
+    kw = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+    model.config.use_cache = False
+
+
+def is_checkpointing(model) -> bool:
+    return bool(getattr(model, "is_activation_checkpointing",
+                        getattr(model, "is_gradient_checkpointing", False)))
+
+
 class Trainer:
     """Fit the adapters of ``model`` on ``train`` with ``objective``.
 
@@ -190,9 +211,7 @@ class Trainer:
         self.groups = [u.group(config.attribute) for u in train]
         self.sampler = self._make_sampler()
         if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False})
-            model.config.use_cache = False
+            enable_gradient_checkpointing(model)
         params = list(trainable_parameters(model).values())
         if any(p.dtype != torch.float32 for p in params):
             raise TrainingError("adapter parameters must be float32 (LoRALinear keeps them so)")
