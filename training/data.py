@@ -1,15 +1,106 @@
-"""Turn corpus utterances into Whisper training inputs (log-mel features + label ids)."""
+"""Turn corpus utterances into Whisper training inputs (log-mel features + label ids).
+
+Also the pieces every fine-tuning entry point shares: the forced decoder prefix (the same
+for labels and for generation, :func:`decoder_prefix` / :func:`generation_kwargs`), the
+length limits of Whisper's window and decoder (:func:`check_lengths`), and the speaker- and
+sentence-disjoint train / validation / test split (:func:`finetune_splits`).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from training.objectives import IGNORE_INDEX
 
-__all__ = ["AudioCache", "collate"]
+__all__ = ["AudioCache", "collate", "is_multilingual", "decoder_prefix", "generation_kwargs",
+           "window_seconds", "check_lengths", "finetune_splits", "FinetuneSplits",
+           "MAX_LABEL_TOKENS"]
+
+log = logging.getLogger(__name__)
+
+#: Whisper's decoder length (``max_target_positions``): labels longer than this cannot train.
+MAX_LABEL_TOKENS = 448
+
+_LANG_ALIASES = {"english": "en"}
+
+
+def is_multilingual(model_or_config) -> bool:
+    """A multilingual Whisper checkpoint (language and task tokens in its prompt)?
+
+    ``generation_config.is_multilingual`` when the model has one, else OpenAI's rule: the
+    multilingual vocabularies have 51865 or more entries, the English-only ones 51864.
+    """
+    gen = getattr(model_or_config, "generation_config", None)
+    flag = getattr(gen, "is_multilingual", None)
+    if flag is not None:
+        return bool(flag)
+    cfg = getattr(model_or_config, "config", model_or_config)
+    return int(getattr(cfg, "vocab_size", 0)) >= 51865
+
+
+def decoder_prefix(tokenizer, multilingual: bool, language: str | None = "english",
+                   task: str | None = "transcribe") -> list[int]:
+    """The forced decoder prompt, ``<|startoftranscript|>`` first.
+
+    Multilingual: ``SOT <|lang|> <|task|> <|notimestamps|>`` (the prompt
+    :func:`generation_kwargs` makes ``generate`` use; English + transcribe by default, as the
+    MAS-LoRA authors set on both the tokenizer and the generation config). English-only:
+    ``SOT <|notimestamps|>``. Computed by the tokenizer's own ``prefix_tokens`` logic.
+    """
+    saved = (getattr(tokenizer, "language", None), getattr(tokenizer, "task", None),
+             getattr(tokenizer, "predict_timestamps", False))
+    try:
+        tokenizer.language = language if multilingual else None
+        tokenizer.task = task if multilingual else None
+        tokenizer.predict_timestamps = False
+        return list(tokenizer.prefix_tokens)
+    finally:
+        tokenizer.language, tokenizer.task, tokenizer.predict_timestamps = saved
+
+
+def generation_kwargs(model, language: str | None = "english",
+                      task: str | None = "transcribe") -> dict:
+    """``generate`` keywords forcing :func:`decoder_prefix`'s prompt (none for English-only)."""
+    if not is_multilingual(model):
+        return {}
+    out = {}
+    if language is not None:
+        out["language"] = _LANG_ALIASES.get(language.lower(), language)
+    if task is not None:
+        out["task"] = task
+    return out
+
+
+def window_seconds(feature_extractor) -> float:
+    """Whisper's input window in seconds (30 for the released models)."""
+    return float(feature_extractor.n_samples) / float(feature_extractor.sampling_rate)
+
+
+def check_lengths(utts: Sequence, audio, feature_extractor, tokenizer, *,
+                  max_label_tokens: int = MAX_LABEL_TOKENS, prefix_len: int = 4):
+    """Split ``utts`` into (kept, dropped) by Whisper's limits.
+
+    Dropped: audio longer than the window (the feature extractor would cut the audio while
+    the full transcript stays the target) and transcripts whose labels (prefix + text + end)
+    exceed ``max_label_tokens``. Quarkeen's recipe drops over-long segments from training
+    the same way. Returns two lists; ``dropped`` holds ``(utterance, reason)``.
+    """
+    limit = window_seconds(feature_extractor) * audio.sample_rate
+    kept, dropped = [], []
+    for u in utts:
+        n_tok = len(tokenizer(u.text, add_special_tokens=False).input_ids) + prefix_len + 1
+        if len(audio(u)) > limit:
+            dropped.append((u, f"audio {len(audio(u)) / audio.sample_rate:.1f} s > window"))
+        elif n_tok > max_label_tokens:
+            dropped.append((u, f"{n_tok} label tokens > {max_label_tokens}"))
+        else:
+            kept.append(u)
+    return kept, dropped
 
 
 class AudioCache:
@@ -30,15 +121,25 @@ class AudioCache:
 
 
 def collate(utts: Sequence, audio: AudioCache, feature_extractor, tokenizer,
-            decoder_start_token_id: int) -> dict:
+            decoder_start_token_id: int, *, prefix: Sequence[int] | None = None,
+            max_label_tokens: int = MAX_LABEL_TOKENS) -> dict:
     """One batch.
+
+    Parameters
+    ----------
+    prefix : sequence of int, optional
+        The forced decoder prompt from :func:`decoder_prefix` (``SOT`` first). ``None``: the
+        tokenizer's own default prefix (``SOT <|notimestamps|>`` when no language is set,
+        right for English-only checkpoints only).
+    max_label_tokens : int
+        Longer labels are refused (Whisper's decoder has 448 positions).
 
     Returns
     -------
     dict
         ``input_features`` (batch, mel bins, 3000) float32 (every utterance padded to 30 s, as
         Whisper requires); ``decoder_input_ids`` and ``labels`` (batch, tokens): the tokenised
-        transcript (``<|notimestamps|>`` text ``<|endoftext|>``) and the same shifted right
+        transcript (prefix after ``SOT``, text, ``<|endoftext|>``) and the same shifted right
         behind ``<|startoftranscript|>``; labels are :data:`IGNORE_INDEX` past each end.
     """
     feats = feature_extractor([audio(u) for u in utts], sampling_rate=audio.sample_rate,
@@ -47,9 +148,16 @@ def collate(utts: Sequence, audio: AudioCache, feature_extractor, tokenizer,
     for u in utts:
         if not u.text.strip():
             raise ValueError(f"utterance {u.id} has no transcript to train on")
-        ids = tokenizer(u.text).input_ids
+        if prefix is None:
+            ids = tokenizer(u.text).input_ids
+        else:
+            ids = list(prefix) + tokenizer(u.text, add_special_tokens=False).input_ids + [
+                tokenizer.eos_token_id]
         if ids and ids[0] == decoder_start_token_id:
             ids = ids[1:]
+        if len(ids) + 1 > max_label_tokens:
+            raise ValueError(f"utterance {u.id}: {len(ids) + 1} decoder tokens exceed Whisper's "
+                             f"{max_label_tokens}; drop it (training.data.check_lengths)")
         seqs.append(ids)
     n = max(len(s) for s in seqs)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -60,3 +168,61 @@ def collate(utts: Sequence, audio: AudioCache, feature_extractor, tokenizer,
         dec[i, 0] = decoder_start_token_id
         dec[i, 1: len(s)] = torch.tensor(s[:-1])
     return {"input_features": feats, "decoder_input_ids": dec, "labels": labels}
+
+
+@dataclass(frozen=True)
+class FinetuneSplits:
+    """Speaker- and sentence-disjoint train / validation / test corpora of a fine-tuning run.
+
+    ``sentences_disjoint`` is False only when the corpus repeats no sentence across speakers
+    (nothing to keep apart: every sentence is read once).
+    """
+
+    train: object
+    val: object
+    test: object
+    sentences_disjoint: bool
+
+
+def finetune_splits(corpus, *, attribute: str = "accent", val_speakers: float = 0.2,
+                    test_speakers: float = 0.2, val_sentences: float = 0.2,
+                    test_sentences: float = 0.2, seed: int = 0) -> FinetuneSplits:
+    """Train / validation (model selection) / test (reported) corpora with no speaker and no
+    sentence shared between any two of them.
+
+    Two nested :func:`probekit.probes.splits.content_split` calls (the probes' splitter): the
+    test speakers and sentences are held out of the whole corpus first, then validation
+    speakers and sentences out of the rest. In each group a share of the speakers goes to
+    each held-out side (at least one, leaving one for training), so every group appears in
+    all three sets. Utterances of a training speaker reading a held-out sentence (or of a
+    held-out speaker reading a training sentence) are in none of the sets: that is the price
+    of sentence-disjointness on corpora where everyone reads the same prompts (L2-ARCTIC).
+
+    Raises :class:`probekit.probes.splits.SplitError` when a group has fewer than 3 speakers.
+    """
+    import pandas as pd
+
+    from probekit.probes.splits import SplitError, content_split
+
+    def meta(c):
+        return pd.DataFrame({"utt_id": [u.id for u in c], "speaker": [u.speaker for u in c],
+                             "group": [u.group(attribute) for u in c],
+                             "sentence_id": [u.sentence_id if u.sentence_id is not None
+                                             else f"utt:{u.id}" for u in c]})
+
+    m = meta(corpus)
+    first = content_split(m, "group", seed, test_speakers=test_speakers, test_sentences=test_sentences)
+    rest = corpus.filter(ids=m["utt_id"].iloc[first.train].tolist())
+    test = corpus.filter(ids=m["utt_id"].iloc[first.test].tolist())
+    m2 = meta(rest)
+    # shares of what is left, so the validation side gets val_* of the whole corpus
+    frac_v = val_speakers / max(1e-9, 1.0 - test_speakers)
+    frac_vs = val_sentences / max(1e-9, 1.0 - test_sentences)
+    try:
+        second = content_split(m2, "group", seed + 1, test_speakers=frac_v,
+                               test_sentences=frac_vs)
+    except SplitError as exc:
+        raise SplitError(f"validation split after holding out the test set: {exc}") from None
+    train = rest.filter(ids=m2["utt_id"].iloc[second.train].tolist())
+    val = rest.filter(ids=m2["utt_id"].iloc[second.test].tolist())
+    return FinetuneSplits(train, val, test, first.sentences_disjoint and second.sentences_disjoint)

@@ -1,10 +1,14 @@
 """Transcribe with an (adapted) Whisper model and score WER by group.
 
-Text normalisation (applied to references and hypotheses alike, before ``jiwer``): Unicode
-NFKC, lowercase, every punctuation character (Unicode category P*) and symbol (S*) replaced by
-a space, whitespace collapsed. Numbers are not spelled out and spelling variants are not
-unified (Whisper's English normaliser does both; the synthetic corpus reads Harvard sentences,
-which contain no digits).
+Text normalisation (applied to references and hypotheses alike, before ``jiwer``):
+Whisper's English normaliser, :func:`probekit.text.normalize_text` (contractions, numbers,
+British/American spellings, bracketed tags such as EdAcc's ``<laugh>``, punctuation), the
+same function the CTC probe scores with.
+
+Decoding forces the same prefix the labels were trained with
+(:func:`training.data.decoder_prefix`): on a multilingual checkpoint ``language`` and
+``task`` (English, transcribe by default), so language identification never runs on
+accented speech.
 
 Metrics (seed 000's definitions): a group's WER is its corpus-level WER (errors summed over
 its utterances / reference words summed); overall is the same over all utterances (micro);
@@ -14,8 +18,7 @@ with the highest WER. Values are percentages.
 
 from __future__ import annotations
 
-import re
-import unicodedata
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,24 +26,21 @@ import pandas as pd
 import torch
 
 from training.adapters import lora_layers, mixture_weights, set_mixture
-from training.data import AudioCache
+from training.data import AudioCache, generation_kwargs, window_seconds
+
+from probekit.text import normalize_text, word_errors
 
 __all__ = ["normalize_text", "transcribe", "WERReport", "wer_report"]
 
-_SPACES = re.compile(r"\s+")
-
-
-def normalize_text(text: str) -> str:
-    """Lowercase, strip punctuation and symbols, collapse whitespace (see the module doc)."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in text)
-    return _SPACES.sub(" ", text).strip()
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
 def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens: int = 96,
                attribute: str = "accent", known_accent_d: float | None = None,
-               audio: AudioCache | None = None, progress: bool = False) -> pd.DataFrame:
+               audio: AudioCache | None = None, progress: bool = False,
+               language: str | None = "english", task: str | None = "transcribe"
+               ) -> pd.DataFrame:
     """Greedy transcripts (``model.generate``, one beam, no sampling).
 
     Parameters
@@ -51,12 +51,16 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
     known_accent_d : float, optional
         MAS-LoRA only: mix the experts with the 1/d rule on each utterance's own accent
         (accent known). ``None``: the mixture set on the model (uniform unless changed).
+    language, task : str, optional
+        Forced on multilingual checkpoints (ignored by English-only ones), as in training.
 
     Returns
     -------
     pandas.DataFrame
         One row per utterance: ``id``, ``speaker``, one column per group attribute, ``ref``,
-        ``hyp`` (raw) and ``ref_norm``, ``hyp_norm``.
+        ``hyp`` (raw) and ``ref_norm``, ``hyp_norm``, and ``truncated`` (audio longer than
+        Whisper's window was cut to it: its WER counts the missing words as deletions; a
+        warning says how many; long-form decoding is not implemented).
     """
     from tqdm.auto import tqdm
 
@@ -70,6 +74,11 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
         chunks = [list(corpus)]
     saved_mix = {n: m.mix.clone() for n, m in lora_layers(model).items()}
     rows = []
+    gen_kw = generation_kwargs(model, language, task)
+    window = window_seconds(processor.feature_extractor)
+    dev = next(model.parameters()).device
+    dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
+    n_long = 0
     bar = tqdm(total=len(corpus), desc="transcribe", disable=not progress, leave=False)
     try:
         for chunk in chunks:
@@ -81,34 +90,31 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
                 feats = processor.feature_extractor(
                     [audio(u) for u in utts], sampling_rate=audio.sample_rate,
                     return_tensors="pt", padding="max_length").input_features
-                dev = next(model.parameters()).device
-                ids = model.generate(feats.to(dev), max_new_tokens=max_new_tokens, num_beams=1,
-                                     do_sample=False)
+                ids = model.generate(feats.to(dev, dtype), max_new_tokens=max_new_tokens,
+                                     num_beams=1, do_sample=False, **gen_kw)
                 hyps = processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
                 for u, h in zip(utts, hyps):
+                    long = len(audio(u)) > window * audio.sample_rate
+                    n_long += long
                     rows.append({"id": u.id, "speaker": u.speaker, **dict(u.groups),
                                  "ref": u.text, "hyp": h.strip(),
                                  "ref_norm": normalize_text(u.text),
-                                 "hyp_norm": normalize_text(h)})
+                                 "hyp_norm": normalize_text(h), "truncated": long})
                 bar.update(len(utts))
     finally:
         bar.close()
         for n, m in lora_layers(model).items():
             m.mix = saved_mix[n]
         model.train(was_training)
+    if n_long:
+        log.warning("%d of %d utterances are longer than Whisper's %.0f s window and were cut "
+                    "to it (column 'truncated'); their missing words count as deletions",
+                    n_long, len(rows), window)
     return pd.DataFrame(rows)
 
 
 def _wer(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, int, int]:
-    import jiwer
-
-    pairs = [(r, h) for r, h in zip(refs, hyps) if r]
-    if not pairs:
-        return float("nan"), 0, 0
-    out = jiwer.process_words([r for r, _ in pairs], [h if h else "" for _, h in pairs])
-    errors = out.substitutions + out.deletions + out.insertions
-    n_ref = out.hits + out.substitutions + out.deletions
-    return 100.0 * errors / n_ref, errors, n_ref
+    return word_errors(refs, hyps)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
 """Train adapters with any objective, on ``accelerate``.
 
-The same code runs on the CPU (``Accelerator(cpu=True)``), one GPU, or DDP over several
-GPUs/nodes when started with ``accelerate launch``: each process takes its slice of every
-global batch. The trainer owns the optimizer (AdamW over the adapter parameters only, linear
+The same code runs on the CPU (``TrainConfig(cpu=True)``), one GPU (the default: accelerate
+picks the device), or DDP over several GPUs/nodes when started with ``accelerate launch``:
+each process takes its slice of every global batch; group statistics (hard-max DRO, IRM,
+online-DRO weights) are summed over processes before the max or the penalty, so a step
+under DDP is the step on the whole batch (tested with 2 gloo processes). Mixed precision
+(``precision="bf16"|"fp16"``: accelerate's autocast, adapters and optimizer state stay
+float32) and gradient checkpointing (non-reentrant; MAS-LoRA's routing stays active through
+the backward pass, so recomputation is routed too) are settings of :class:`TrainConfig`. The trainer owns the optimizer (AdamW over the adapter parameters only, linear
 warm-up then constant), checkpoints after every ``save_every`` steps (atomic rename), resumes
 from the last checkpoint, validates with macro-WER every ``eval_every`` steps and keeps the
 best adapters (model selection, as MAS-LoRA does), logs every loss term of the objective to
@@ -25,13 +30,16 @@ from pathlib import Path
 import torch
 
 from probekit.errors import ProbekitError
-from training.adapters import routed, save_adapters, trainable_parameters
+from training.adapters import hold_absent_experts, routed, save_adapters, trainable_parameters
 from training.adapters.lora import ADAPTER_WEIGHTS, adapter_state_dict
-from training.data import AudioCache, collate
+from training.data import (MAX_LABEL_TOKENS, AudioCache, check_lengths, collate, decoder_prefix,
+                           is_multilingual)
 from training.objectives import Objective, ObjectiveInput
-from training.sampler import GroupBalancedBatchSampler
+from training.sampler import (GroupBalancedBatchSampler, UniformBatchSampler,
+                              default_groups_per_batch)
 
-__all__ = ["TrainConfig", "Trainer", "TrainingError"]
+__all__ = ["TrainConfig", "Trainer", "TrainingError", "enable_gradient_checkpointing",
+           "is_checkpointing"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,8 @@ class TrainConfig:
         003) over thousands of steps; short CPU demonstrations need a larger one.
     warmup_steps, weight_decay, max_grad_norm
     groups_per_batch : int, optional
-        See :class:`~training.sampler.GroupBalancedBatchSampler`.
+        Groups per balanced batch (default: all, capped so each has ``min_per_group``
+        utterances); see :class:`~training.sampler.GroupBalancedBatchSampler`.
     attribute : str
         Group attribute used for the objective's groups and MAS-LoRA routing.
     eval_every : int
@@ -67,6 +76,33 @@ class TrainConfig:
     save_every : int
         Checkpoint every so many steps (and at the end).
     seed : int
+    cpu : bool
+        Force the CPU. Default False: accelerate uses the GPU when there is one.
+    progress : bool
+    eval_batch_size : int
+    precision : {"fp32", "bf16", "fp16"}
+        Mixed precision of the forward/backward (accelerate autocast; fp16 with a gradient
+        scaler). The adapters, their gradients and AdamW's state are float32 in every mode.
+    gradient_checkpointing : bool
+        Recompute the frozen model's activations in the backward pass (non-reentrant).
+    sampler : {"auto", "balanced", "uniform"}
+        ``auto``: group-balanced batches for objectives that compare groups (DRO, IRM, fused),
+        uniform batches for ERM and SD, with plain LoRA or MAS-LoRA alike.
+    min_per_group : int
+        Balanced batches must give every group at least this many utterances (a group risk
+        of one utterance is per-utterance calibration, not a group's risk).
+    language, task : str, optional
+        Forced decoder prefix of multilingual checkpoints, for labels and generation alike
+        (English, transcribe); ignored by English-only checkpoints.
+    max_label_tokens : int
+        Training utterances whose labels are longer are dropped (Whisper's 448 positions).
+    long_audio : {"drop", "error"}
+        Training utterances longer than Whisper's window: dropped with a warning, or an
+        error (the feature extractor would cut the audio while the whole transcript stays
+        the target).
+    select_d : float, optional
+        MAS-LoRA model selection on the accent-known mixture with this ``d`` (``1``: each
+        utterance's own expert, as the authors select); ``None``: the uniform mixture.
     """
 
     out_dir: str
@@ -82,9 +118,55 @@ class TrainConfig:
     eval_every: int = 0
     save_every: int = 25
     seed: int = 0
-    cpu: bool = True
+    cpu: bool = False
     progress: bool = True
     eval_batch_size: int = 8
+    precision: str = "fp32"
+    gradient_checkpointing: bool = False
+    sampler: str = "auto"
+    min_per_group: int = 2
+    language: str | None = "english"
+    task: str | None = "transcribe"
+    max_label_tokens: int = MAX_LABEL_TOKENS
+    long_audio: str = "drop"
+    select_d: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in _MIXED:
+            raise TrainingError(f"precision must be one of {sorted(_MIXED)}, got "
+                                f"{self.precision!r}")
+        if self.sampler not in ("auto", "balanced", "uniform"):
+            raise TrainingError(f"sampler must be 'auto', 'balanced' or 'uniform', got "
+                                f"{self.sampler!r}")
+        if self.long_audio not in ("drop", "error"):
+            raise TrainingError(f"long_audio must be 'drop' or 'error', got {self.long_audio!r}")
+
+
+_MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+
+#: Settings a resumed run may change (they do not change what is trained).
+_RESUMABLE = {"out_dir", "steps", "progress", "eval_batch_size", "cpu", "save_every",
+              "eval_every"}
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Non-reentrant activation checkpointing on a transformers model (either API name).
+
+    Non-reentrant: the frozen base's inputs need no ``requires_grad`` and recomputation sees
+    the same MAS-LoRA routing as the forward, as long as the backward runs inside
+    :func:`~training.adapters.routed` (the trainer does).
+    """
+    kw = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+    model.config.use_cache = False
+
+
+def is_checkpointing(model) -> bool:
+    return bool(getattr(model, "is_activation_checkpointing",
+                        getattr(model, "is_gradient_checkpointing", False)))
 
 
 class Trainer:
@@ -116,23 +198,70 @@ class Trainer:
             raise TrainingError(f"batch_size {config.batch_size} is not a multiple of "
                                 f"grad_accum {config.grad_accum}")
         self.cfg, self.objective, self.processor = config, objective, processor
-        self.train_corpus, self.val_corpus = train, val
         self.out = Path(config.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.acc = accelerator or Accelerator(cpu=config.cpu)
+        self.acc = accelerator or Accelerator(cpu=config.cpu,
+                                              mixed_precision=_MIXED[config.precision])
+        sr = processor.feature_extractor.sampling_rate
+        self.prefix = decoder_prefix(processor.tokenizer, is_multilingual(model),
+                                     config.language, config.task)
+        self.audio = AudioCache(train, sr)
+        train = self._drop_long(train)
+        self.train_corpus, self.val_corpus = train, val
         self.groups = [u.group(config.attribute) for u in train]
-        self.sampler = GroupBalancedBatchSampler(self.groups, config.batch_size,
-                                                 config.groups_per_batch, seed=config.seed)
+        self.sampler = self._make_sampler()
+        if config.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
         params = list(trainable_parameters(model).values())
+        if any(p.dtype != torch.float32 for p in params):
+            raise TrainingError("adapter parameters must be float32 (LoRALinear keeps them so)")
         opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         warm = max(config.warmup_steps, 0)
-        sched = torch.optim.lr_scheduler.LambdaLR(
+        # not prepared: accelerate's scheduler wrapper steps num_processes times per call,
+        # while this trainer shards every batch itself (one scheduler step per optimizer step)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
-        self.model, self.opt, self.sched = self.acc.prepare(model, opt, sched)
+        self.model, self.opt = self.acc.prepare(model, opt)
         self.raw = self.acc.unwrap_model(self.model)
-        self.audio = AudioCache(train, processor.feature_extractor.sampling_rate)
-        self.val_audio = AudioCache(val, processor.feature_extractor.sampling_rate) if val else None
+        self.val_audio = AudioCache(val, sr) if val else None
         self.step, self.best, self.best_step = 0, math.inf, -1
+
+    def _drop_long(self, train):
+        fe, tok = self.processor.feature_extractor, self.processor.tokenizer
+        kept, dropped = check_lengths(list(train), self.audio, fe, tok,
+                                      max_label_tokens=self.cfg.max_label_tokens,
+                                      prefix_len=len(self.prefix))
+        if not dropped:
+            return train
+        if self.cfg.long_audio == "error":
+            u, why = dropped[0]
+            raise TrainingError(f"{len(dropped)} training utterance(s) exceed Whisper's limits, "
+                                f"e.g. {u.id}: {why}; segment them or use long_audio='drop'")
+        if not kept:
+            raise TrainingError(f"every training utterance exceeds Whisper's limits (e.g. "
+                                f"{dropped[0][0].id}: {dropped[0][1]})")
+        log.warning("dropped %d of %d training utterances that exceed Whisper's window or "
+                    "label length (e.g. %s: %s)", len(dropped), len(train), dropped[0][0].id,
+                    dropped[0][1])
+        return train.filter(ids=[u.id for u in kept])
+
+    def _make_sampler(self):
+        cfg, obj = self.cfg, self.objective
+        kind = cfg.sampler
+        if kind == "auto":
+            kind = "balanced" if getattr(obj, "compares_groups", False) else "uniform"
+        self.sampler_kind = kind
+        if kind == "uniform":
+            return UniformBatchSampler(len(self.groups), cfg.batch_size, seed=cfg.seed)
+        n_groups = len(set(self.groups))
+        gpb = cfg.groups_per_batch or default_groups_per_batch(n_groups, cfg.batch_size,
+                                                                cfg.min_per_group)
+        need = cfg.min_per_group if getattr(obj, "compares_groups", False) else None
+        try:
+            return GroupBalancedBatchSampler(self.groups, cfg.batch_size, gpb, seed=cfg.seed,
+                                             min_per_group=need)
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
 
     # -- checkpoints ----------------------------------------------------------------------
     @property
@@ -145,7 +274,9 @@ class Trainer:
         state = {"step": self.step, "adapters": adapter_state_dict(self.raw),
                  "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                  "objective": self.objective.state_dict(), "best": self.best,
-                 "best_step": self.best_step, "config": asdict(self.cfg)}
+                 "best_step": self.best_step, "config": asdict(self.cfg),
+                 "objective_repr": repr(self.objective),
+                 "adapter_config": self.raw.adapter_config.to_dict()}
         tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_path)
@@ -155,6 +286,7 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return False
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        self._check_resumable(state)
         self.raw.load_state_dict(state["adapters"], strict=False)
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -162,6 +294,19 @@ class Trainer:
         self.step, self.best, self.best_step = state["step"], state["best"], state["best_step"]
         log.info("resumed %s at step %d", self.out, self.step)
         return True
+
+    def _check_resumable(self, state: dict) -> None:
+        """Refuse a checkpoint written with different training settings (named)."""
+        saved, now = state.get("config", {}), asdict(self.cfg)
+        diff = [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in saved
+                if k in now and k not in _RESUMABLE and saved[k] != now[k]]
+        for key, cur in (("objective_repr", repr(self.objective)),
+                         ("adapter_config", self.raw.adapter_config.to_dict())):
+            if key in state and state[key] != cur:
+                diff.append(f"{key}: {state[key]!r} -> {cur!r}")
+        if diff:
+            raise TrainingError(f"{self.checkpoint_path} was written with other settings ("
+                                + "; ".join(diff) + "); use a new out_dir or delete it")
 
     # -- one step ---------------------------------------------------------------------------
     def _micro_batches(self, idx: list[int]) -> list[list[int]]:
@@ -171,33 +316,47 @@ class Trainer:
         size = -(-len(mine) // k)
         return [mine[i: i + size] for i in range(0, len(mine), size)]
 
+    def _dtype(self) -> torch.dtype:
+        return self.raw.get_encoder().conv1.weight.dtype
+
     def train_step(self) -> dict[str, float]:
         """One optimizer step; returns the objective's terms (averaged over micro-batches)."""
         torch.manual_seed(self.cfg.seed * 1_000_003 + self.step)  # dropout, resumable
         self.model.train()
         utts = [self.train_corpus[i] for i in self.sampler.batch(self.step)]
+        all_groups = [u.group(self.cfg.attribute) for u in utts]
+        names = list(dict.fromkeys(all_groups))  # the whole batch's groups, same on every rank
+        sync = self.acc.num_processes > 1
         micro = self._micro_batches(list(range(len(utts))))
         terms: dict[str, float] = {}
         cfg = self.raw.config
+        dev, dtype = self.acc.device, self._dtype()
         for part in micro:
             sub = [utts[i] for i in part]
             batch = collate(sub, self.audio, self.processor.feature_extractor,
-                            self.processor.tokenizer, cfg.decoder_start_token_id)
+                            self.processor.tokenizer, cfg.decoder_start_token_id,
+                            prefix=self.prefix, max_label_tokens=self.cfg.max_label_tokens)
             groups = [u.group(self.cfg.attribute) for u in sub]
+            # routing stays on through backward: recomputed (checkpointed) activations must
+            # take the same one-hot path as the forward did
             with routed(self.raw, groups):
-                logits = self.model(input_features=batch["input_features"].to(self.acc.device),
-                                    decoder_input_ids=batch["decoder_input_ids"].to(
-                                        self.acc.device)).logits
-            out = self.objective(ObjectiveInput(logits, batch["labels"].to(logits.device),
-                                                groups))
-            self.acc.backward(out["loss"] / len(micro))
+                with self.acc.autocast():
+                    logits = self.model(
+                        input_features=batch["input_features"].to(dev, dtype),
+                        decoder_input_ids=batch["decoder_input_ids"].to(dev),
+                        use_cache=False).logits
+                out = self.objective(ObjectiveInput(logits, batch["labels"].to(logits.device),
+                                                    groups, group_names=names, sync=sync))
+                self.acc.backward(out["loss"] / len(micro))
             for k, v in out.items():
                 terms[k] = terms.get(k, 0.0) + float(v.detach()) / len(micro)
         if self.cfg.max_grad_norm:
             self.acc.clip_grad_norm_(list(trainable_parameters(self.raw).values()),
                                      self.cfg.max_grad_norm)
-        self.opt.step()
-        self.sched.step()
+        with hold_absent_experts(self.raw, self.opt, all_groups):
+            self.opt.step()
+        if not getattr(self.opt, "step_was_skipped", False):  # fp16 overflow: no step
+            self.sched.step()
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
         return terms
@@ -208,7 +367,8 @@ class Trainer:
 
         df = transcribe(self.raw, self.processor, self.val_corpus,
                         batch_size=self.cfg.eval_batch_size, attribute=self.cfg.attribute,
-                        audio=self.val_audio)
+                        audio=self.val_audio, known_accent_d=self.cfg.select_d,
+                        language=self.cfg.language, task=self.cfg.task)
         rep = wer_report(df, self.cfg.attribute)
         return {"val_macro_wer": rep.macro, "val_overall_wer": rep.overall, "val_gap": rep.gap,
                 **{f"val_wer_{g}": w for g, w in rep.by_group["wer"].items()}}
@@ -227,14 +387,24 @@ class Trainer:
             w.writerow(row)
 
     def _maybe_validate(self) -> None:
+        """Main process only (the others wait at a barrier and receive the score), so the
+        validation set is transcribed once, not once per process."""
         if self.val_corpus is None:
             return
-        metrics = self.validate()
-        self._log({"step": self.step, "kind": "val", **metrics})
-        if metrics["val_macro_wer"] < self.best:
-            self.best, self.best_step = metrics["val_macro_wer"], self.step
-            if self.acc.is_main_process:
+        score = torch.tensor([math.inf], device=self.acc.device)
+        if self.acc.is_main_process:
+            metrics = self.validate()
+            self._log({"step": self.step, "kind": "val", **metrics})
+            score[0] = metrics["val_macro_wer"]
+            if metrics["val_macro_wer"] < self.best:
                 save_adapters(self.raw, self.out / "best")
+        if self.acc.num_processes > 1:
+            import torch.distributed as dist
+
+            dist.broadcast(score, src=0)
+        if float(score[0]) < self.best:
+            self.best, self.best_step = float(score[0]), self.step
+        self.acc.wait_for_everyone()
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self, *, stop_after: int | None = None, load_best: bool = True):
@@ -270,6 +440,7 @@ class Trainer:
             if stop_after is not None and done_here >= stop_after:
                 break
         bar.close()
+        self.acc.wait_for_everyone()  # best/ is written by the main process
         if load_best and self.step >= self.cfg.steps and (self.out / "best" / ADAPTER_WEIGHTS).exists():
             from safetensors.torch import load_file
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import re
-import unicodedata
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -28,6 +27,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+
+from probekit.text import normalize_text as _normalize
 
 from ._base import safe_scale
 from .logistic import resolve_device
@@ -40,25 +41,20 @@ BLANK = "<blank>"
 #: Vocabulary entry for the space between words (character units only).
 WORD_SEPARATOR = "|"
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
 
 def normalize_text(text: str) -> str:
-    """Normalise a transcript for character-level ASR scoring.
+    """Normalise a transcript for ASR scoring and character targets.
 
-    NFKC, lowercase, typographic apostrophes to ``'``, every other punctuation or symbol
-    character (Unicode categories ``P*`` and ``S*``) replaced by a space (so ``"well-known"``
-    becomes ``"well known"``), whitespace collapsed to single spaces, ends stripped. Digits
-    and letters of any script are kept as they are.
+    The one normalisation of the project, :func:`probekit.text.normalize_text` (Whisper's
+    English normaliser: contractions expanded, numbers as digits, American spellings,
+    bracketed tags and punctuation removed), so the probe's WER and the fine-tuning
+    evaluation's WER are computed on the same text.
 
     >>> normalize_text("  Don’t STOP -- now, please!  ")
-    "don't stop now please"
+    'do not stop now please'
     """
-    if not isinstance(text, str):
-        raise TypeError(f"normalize_text expects a str; got {type(text).__name__}")
-    text = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
-    text = "".join(" " if c != "'" and unicodedata.category(c)[0] in "PS" else c for c in text)
-    return re.sub(r"\s+", " ", text).strip()
+    return _normalize(text)
 
 
 def _phone_list(item, i):

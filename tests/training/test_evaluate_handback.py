@@ -10,8 +10,14 @@ from training.encoder import adapted_encoder, register_adapted_encoder, save_ada
 from training.evaluate import normalize_text, transcribe, wer_report
 
 
-def test_normalisation_lowercases_and_strips_punctuation():
-    assert normalize_text("The Birch  canoe, slid!  \"Don't\"") == "the birch canoe slid don t"
+def test_normalisation_is_whisper_english_and_shared_with_the_ctc_probe():
+    # review defect 8: "don t" before; tags, numbers and spellings were not unified
+    from probekit.probes.ctc import normalize_text as ctc_normalize
+
+    assert normalize_text("The Birch  canoe, slid!  \"Don't\"") == "the birch canoe slid do not"
+    s = "Don’t stop, the colour <laugh> [noise] of twenty five Mr. Smith"
+    assert normalize_text(s) == ctc_normalize(s) == "do not stop the color of 25 mister smith"
+    assert normalize_text("...") == ""
 
 
 def test_wer_report_by_group_macro_gap_and_worst():

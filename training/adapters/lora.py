@@ -48,6 +48,9 @@ class AdapterConfig:
         Also adapt the decoder's self- and cross-attention with one plain LoRA.
     experts : tuple of str
         Empty: plain LoRA. Otherwise MAS-LoRA with one encoder expert per name (accents).
+    init : {"normal", "gaussian", "kaiming"}
+        ``lora_A`` initialisation (:class:`~training.adapters.layer.LoRALinear`): std 1 as in
+        the MAS-LoRA authors' code (default), std 1/r (peft "gaussian"), or Kaiming-uniform.
     """
 
     r: int = 16
@@ -56,8 +59,11 @@ class AdapterConfig:
     targets: tuple[str, ...] = ("q_proj", "v_proj")
     decoder: bool = True
     experts: tuple[str, ...] = field(default_factory=tuple)
+    init: str = "normal"
 
     def __post_init__(self) -> None:
+        if self.init not in ("normal", "gaussian", "kaiming"):
+            raise AdapterError(f"init must be 'normal', 'gaussian' or 'kaiming', got {self.init!r}")
         self.targets, self.experts = tuple(self.targets), tuple(self.experts)
         bad = set(self.targets) - {"q_proj", "k_proj", "v_proj", "out_proj"}
         if bad or not self.targets:
@@ -104,7 +110,7 @@ def inject_adapters(model: nn.Module, cfg: AdapterConfig, *, seed: int | None = 
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
         setattr(parent, child, LoRALinear(getattr(parent, child), n, cfg.r, cfg.alpha,
-                                          cfg.dropout))
+                                          cfg.dropout, init=cfg.init))
     if seed is not None:
         torch.random.set_rng_state(gen_state)
     model.adapter_config = cfg

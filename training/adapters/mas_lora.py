@@ -20,7 +20,7 @@ from torch import nn
 from training.adapters.lora import AdapterConfig, AdapterError, inject_adapters, lora_layers
 
 __all__ = ["mas_lora_config", "apply_mas_lora", "expert_index", "routed", "mixture_weights",
-           "set_mixture"]
+           "set_mixture", "hold_absent_experts"]
 
 
 def mas_lora_config(accents: Sequence[str], **kwargs) -> AdapterConfig:
@@ -97,3 +97,49 @@ def set_mixture(model: nn.Module, weights: torch.Tensor) -> None:
             if weights.shape != (m.n_experts,):
                 raise AdapterError(f"need {m.n_experts} mixture weights, got {tuple(weights.shape)}")
             m.mix = weights.to(m.lora_A)
+
+
+_ADAM_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+@contextmanager
+def hold_absent_experts(model: nn.Module, optimizer, accents: Sequence[str] | None):
+    """Around ``optimizer.step()``: experts of no utterance in ``accents`` do not move.
+
+    The experts are slices of one stacked parameter, so an expert missing from the batch
+    gets a zero gradient, not ``None``, and AdamW would keep stepping it on stale momentum
+    (and weight decay). The authors' separate modules get ``grad=None``, which AdamW skips.
+    This restores the absent experts' weights and Adam moments after the step, which is
+    what skipping them does, except that Adam's step counter (one per stacked parameter)
+    still advances, so the bias correction of a long-absent expert is that of the later
+    step (a small difference, only in the first ~1/(1-beta2) steps). A no-op for plain LoRA
+    or when every expert is present.
+    """
+    cfg = getattr(model, "adapter_config", None)
+    if accents is None or cfg is None or not cfg.experts:
+        yield
+        return
+    present = set(expert_index(model, sorted(set(accents))).tolist())
+    absent = [k for k in range(len(cfg.experts)) if k not in present]
+    if not absent:
+        yield
+        return
+    saved = []
+    for m in lora_layers(model).values():
+        if m.n_experts <= 1:
+            continue
+        idx = torch.tensor(absent, device=m.lora_A.device)
+        for p in (m.lora_A, m.lora_B):
+            st = optimizer.state.get(p, {})
+            saved.append((p, idx, p.detach()[idx].clone(),
+                          {k: st[k][idx].clone() for k in _ADAM_STATE
+                           if isinstance(st.get(k), torch.Tensor) and st[k].shape == p.shape}))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, idx, w, moments in saved:
+                p[idx] = w
+                st = optimizer.state.get(p, {})
+                for k, v in moments.items():
+                    st[k][idx] = v

@@ -42,11 +42,21 @@ class ObjectiveInput:
         Target ids aligned with ``logits``; :data:`IGNORE_INDEX` marks padding.
     groups : sequence of str, length batch
         Each utterance's group (environment), e.g. its accent.
+    group_names : sequence of str, optional
+        The groups of the *whole* (global) batch in a fixed order, the same on every process.
+        Set by the trainer under DDP, where this process sees only its shard; ``None``: the
+        groups of ``groups`` in order of first appearance.
+    sync : bool
+        Sum group statistics over all processes (:func:`all_sum`) before any max, mean or
+        penalty, so a loss computed on a shard equals the loss of the whole batch. Only has
+        an effect when ``torch.distributed`` is initialised with more than one process.
     """
 
     logits: torch.Tensor
     labels: torch.Tensor
     groups: Sequence[str]
+    group_names: Sequence[str] | None = None
+    sync: bool = False
 
     def __post_init__(self) -> None:
         if self.logits.dim() != 3 or self.labels.shape != self.logits.shape[:2]:
@@ -67,13 +77,72 @@ class ObjectiveInput:
         return self.labels != IGNORE_INDEX
 
     def group_index(self) -> tuple[list[str], torch.Tensor]:
-        """Distinct groups in order of first appearance and each utterance's index into them."""
-        names: list[str] = []
-        for g in self.groups:
-            if g not in names:
-                names.append(g)
-        idx = torch.tensor([names.index(g) for g in self.groups], device=self.logits.device)
+        """Distinct groups (:attr:`group_names`, else in order of first appearance) and each
+        utterance's index into them."""
+        if self.group_names is not None:
+            names = list(self.group_names)
+            missing = sorted(set(self.groups) - set(names))
+            if missing:
+                raise ObjectiveError(f"group(s) {missing} are not in group_names {names}")
+        else:
+            names = []
+            for g in self.groups:
+                if g not in names:
+                    names.append(g)
+        idx = torch.tensor([names.index(g) for g in self.groups], device=self.logits.device,
+                           dtype=torch.long)
         return names, idx
+
+    @property
+    def distributed(self) -> bool:
+        """Statistics are summed over processes (``sync`` and a multi-process group)."""
+        return self.sync and world_size() > 1
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` summed over processes when :attr:`distributed`, differentiably; else ``t``."""
+        return all_sum(t) if self.distributed else t
+
+    def group_stats(self, risks: torch.Tensor):
+        """Global per-group risk sums and utterance counts, and the global utterance count.
+
+        Returns ``(names, sums, counts, n)``; ``sums`` carries gradients (summed over
+        processes with a differentiable all-reduce under DDP), ``counts`` and ``n`` do not.
+        """
+        names, idx = self.group_index()
+        sums = torch.zeros(len(names), dtype=risks.dtype, device=risks.device).index_add(
+            0, idx, risks)
+        counts = torch.bincount(idx, minlength=len(names)).to(risks.dtype)
+        if self.distributed:
+            sums = all_sum(sums)
+            counts = all_sum(counts.detach())
+        return names, sums, counts, counts.sum()
+
+    def mean_risk(self, risks: torch.Tensor) -> torch.Tensor:
+        """Mean per-utterance risk over the whole (global) batch."""
+        if not self.distributed:
+            return risks.mean()
+        n = all_sum(torch.tensor(float(risks.numel()), device=risks.device))
+        return all_sum(risks.sum()) / n
+
+
+def world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def all_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum of ``t`` over all processes, differentiable.
+
+    A differentiable all-gather (``torch.distributed.nn.functional.all_gather``) then a sum:
+    its backward hands each process the sum of every process's gradient, i.e. world-size
+    times the gradient of the (identical) global loss; DDP's gradient *average* then divides
+    that factor out again, so the parameters receive exactly the gradient of the loss of the
+    whole batch (tested against one process in ``tests/training/test_ddp.py``).
+    """
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.stack(all_gather(t)).sum(0)
 
 
 def utterance_risks(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -110,10 +179,17 @@ class Objective:
         True when the loss is not a sum over utterances (hard-max Group-DRO), so splitting a
         batch into gradient-accumulation micro-batches would change it; the trainer refuses
         that combination.
+    compares_groups : bool
+        True for losses built from group risks (Group-DRO, IRM, fused with either): the
+        trainer's ``sampler="auto"`` then balances groups; ERM and SD get uniform batches
+        (group balancing is itself a fairness intervention).
     """
 
     name: str = ""
     needs_whole_batch: bool = False
+    #: The loss compares groups within a batch (DRO, IRM): the trainer then draws
+    #: group-balanced batches with several utterances per group; otherwise uniform batches.
+    compares_groups: bool = False
 
     def __call__(self, batch: ObjectiveInput) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -16,5 +16,5 @@ class ERM(Objective):
     """
 
     def __call__(self, batch: ObjectiveInput):
-        risk = utterance_risks(batch.logits, batch.labels).mean()
+        risk = batch.mean_risk(utterance_risks(batch.logits, batch.labels))
         return {"loss": risk, "erm": risk}

@@ -7,7 +7,7 @@ import torch
 from training.objectives.base import (Objective, ObjectiveError, ObjectiveInput,
                                       register_objective, utterance_risks)
 from training.objectives.group_dro import GroupDRO
-from training.objectives.irm import irm_penalty
+from training.objectives.irm import irm_terms
 from training.objectives.sd import squared_logits
 
 #: The paper's weights, greedily searched on its validation data (Sec. 3).
@@ -25,41 +25,78 @@ class Fused(Objective):
     penalty, since the risk they are added to in their standalone forms is already the ERM
     term (so IRM here always comes with a risk and cannot collapse).
 
+    Interpretation switches (the paper's text allows both readings; defaults as above):
+
+    * ``fused_sd_term="penalty"``: ``lambda_s * penalty`` (0.06 x penalty). ``"sd_loss"``:
+      the literal ``lambda_s * L_SD`` with ``L_SD = L_ERM + fused_sd_lambda * penalty``, i.e.
+      ``0.06 ERM + 0.0036 penalty`` with the default ``fused_sd_lambda=0.06`` (Quarkeen's
+      reading).
+    * ``fused_irm_reduce="mean"``: the IRM penalty is the mean over the batch's groups
+      (DomainBed). ``"sum"``: the sum (Quarkeen), larger by the number of groups per batch.
+
     Parameters
     ----------
     fused_weights : dict, optional
         Any of ``erm``, ``dro``, ``sd``, ``irm``; missing keys take :data:`PAPER_WEIGHTS`.
     dro_mode, dro_eta, dro_groups
         Passed to :class:`~training.objectives.group_dro.GroupDRO`.
+    fused_sd_term : {"penalty", "sd_loss"}
+    fused_sd_lambda : float
+        The inner SD weight of ``fused_sd_term="sd_loss"``.
+    fused_irm_reduce : {"mean", "sum"}
 
     Returns ``{"loss", "erm", "dro", "sd_penalty", "irm_penalty"}`` (terms with weight 0 are
     not computed).
     """
 
     def __init__(self, fused_weights: dict | None = None, dro_mode: str = "max",
-                 dro_eta: float = 0.01, dro_groups=()) -> None:
+                 dro_eta: float = 0.01, dro_groups=(), fused_sd_term: str = "penalty",
+                 fused_sd_lambda: float = 0.06, fused_irm_reduce: str = "mean") -> None:
         unknown = set(fused_weights or {}) - set(PAPER_WEIGHTS)
         if unknown:
             raise ObjectiveError(f"unknown fused weight(s) {sorted(unknown)}; known: "
                                  f"{sorted(PAPER_WEIGHTS)}")
+        if fused_sd_term not in ("penalty", "sd_loss"):
+            raise ObjectiveError(f"fused_sd_term must be 'penalty' or 'sd_loss', got "
+                                 f"{fused_sd_term!r}")
+        if fused_irm_reduce not in ("mean", "sum"):
+            raise ObjectiveError(f"fused_irm_reduce must be 'mean' or 'sum', got "
+                                 f"{fused_irm_reduce!r}")
         self.fused_weights = {**PAPER_WEIGHTS, **(fused_weights or {})}
+        self.fused_sd_term, self.fused_sd_lambda = fused_sd_term, float(fused_sd_lambda)
+        self.fused_irm_reduce = fused_irm_reduce
         self.dro = GroupDRO(dro_mode=dro_mode, dro_eta=dro_eta, dro_groups=dro_groups)
 
     @property
     def needs_whole_batch(self) -> bool:  # type: ignore[override]
         return self.fused_weights["dro"] != 0 and self.dro.needs_whole_batch
 
+    @property
+    def compares_groups(self) -> bool:  # type: ignore[override]
+        return bool(self.fused_weights["dro"] or self.fused_weights["irm"])
+
     def __call__(self, batch: ObjectiveInput):
         w = self.fused_weights
-        out = {"erm": utterance_risks(batch.logits, batch.labels).mean()}
+        # one cross-entropy pass: the IRM-scaled risks equal the plain ones (w = 1)
+        if w["irm"]:
+            risks, pen = irm_terms(batch)
+            if self.fused_irm_reduce == "sum":
+                pen = pen * len(batch.group_stats(risks.detach())[0])
+        else:
+            risks = utterance_risks(batch.logits, batch.labels)
+        out = {"erm": batch.mean_risk(risks)}
         if w["dro"]:
-            out["dro"] = self.dro(batch)["dro"]
+            out["dro"] = self.dro(batch, risks)["dro"]
         if w["sd"]:
             out["sd_penalty"] = squared_logits(batch)
         if w["irm"]:
-            out["irm_penalty"] = irm_penalty(batch)
-        key = {"erm": "erm", "dro": "dro", "sd": "sd_penalty", "irm": "irm_penalty"}
-        out["loss"] = sum((w[k] * out[key[k]] for k in w if w[k]), torch.zeros(()))
+            out["irm_penalty"] = pen
+        terms = {"erm": out["erm"], "dro": out.get("dro"), "sd": out.get("sd_penalty"),
+                 "irm": out.get("irm_penalty")}
+        if w["sd"] and self.fused_sd_term == "sd_loss":
+            terms["sd"] = out["erm"] + self.fused_sd_lambda * out["sd_penalty"]
+        out["loss"] = sum((w[k] * terms[k] for k in w if w[k]),
+                          torch.zeros((), device=risks.device))
         return out
 
     def state_dict(self) -> dict:

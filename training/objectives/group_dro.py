@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from training.objectives.base import (Objective, ObjectiveError, ObjectiveInput, group_risks,
+from training.objectives.base import (Objective, ObjectiveError, ObjectiveInput,
                                       register_objective, utterance_risks)
 
 
@@ -24,7 +24,9 @@ class GroupDRO(Objective):
     ``dro_mode="online"`` is the online algorithm of Sagawa et al., ICLR 2020, Algorithm 1:
     ``q_g <- q_g exp(eta L^g)``, ``q <- q / sum q``, ``L = sum_g q_g L^g`` (DomainBed,
     ``eta = 0.01``); the weights ``q`` persist across steps (checkpointed with the trainer)
-    and only groups present in the batch are updated and weighted.
+    and only groups present in the batch are updated and weighted. Under DDP the group risks
+    are summed over processes first, so every process updates ``q`` from the same global
+    risks and the ranks never diverge (a resume restores the one ``q``).
 
     Parameters
     ----------
@@ -38,6 +40,8 @@ class GroupDRO(Objective):
     ``erm`` is the plain mean risk for comparison and ``dro_worst`` the worst group's risk.
     """
 
+    compares_groups = True
+
     def __init__(self, dro_mode: str = "max", dro_eta: float = 0.01, dro_groups=()) -> None:
         if dro_mode not in ("max", "online"):
             raise ObjectiveError(f"dro_mode must be 'max' or 'online', got {dro_mode!r}")
@@ -49,13 +53,19 @@ class GroupDRO(Objective):
     def needs_whole_batch(self) -> bool:  # type: ignore[override]
         return self.dro_mode == "max"
 
-    def group_losses(self, batch: ObjectiveInput):
-        names, idx = batch.group_index()
-        risks = utterance_risks(batch.logits, batch.labels)
-        return names, group_risks(risks, idx, len(names)), risks.mean()
+    def group_losses(self, batch: ObjectiveInput, risks: torch.Tensor | None = None):
+        """``(names, per-group mean risk, mean risk)`` of the groups present in the whole
+        batch (summed over processes first when ``batch.sync``, so every process takes the
+        max of the same global group risks). ``risks``: precomputed utterance risks."""
+        if risks is None:
+            risks = utterance_risks(batch.logits, batch.labels)
+        names, sums, counts, n = batch.group_stats(risks)
+        present = counts > 0
+        names = [g for g, p in zip(names, present.tolist()) if p]
+        return names, sums[present] / counts[present], sums.sum() / n
 
-    def __call__(self, batch: ObjectiveInput):
-        names, per_group, erm = self.group_losses(batch)
+    def __call__(self, batch: ObjectiveInput, risks: torch.Tensor | None = None):
+        names, per_group, erm = self.group_losses(batch, risks)
         worst = per_group.max()
         out = {"erm": erm, "dro_worst": worst}
         if self.dro_mode == "max":

@@ -5,10 +5,12 @@ from __future__ import annotations
 from training.objectives.base import Objective, ObjectiveInput, register_objective, utterance_risks
 
 
-def squared_logits(batch: ObjectiveInput):
+def squared_logits(batch: ObjectiveInput, norm: str = "token"):
     """Mean squared logit over every real target position and every vocabulary entry.
 
-    Normalisation: ``1/(N_tok * V) sum_{i,t valid} sum_v z_itv^2`` (padding excluded). The mean
+    Normalisation (``norm="token"``): ``1/(N_tok * V) sum_{i,t valid} sum_v z_itv^2``
+    (padding excluded), a token mean. ``norm="utterance"``: each utterance's token mean,
+    then the mean over utterances, the same weighting as the per-utterance ERM and DRO risks. The mean
     (not the sum of Pezeshki et al.) keeps the term's scale independent of the vocabulary
     size and the number of tokens; even so it starts several times larger than the
     cross-entropy on Whisper (about 5x was reported by a re-implementation of
@@ -16,7 +18,12 @@ def squared_logits(batch: ObjectiveInput):
     """
     z = batch.logits.float()
     mask = batch.mask
-    return (z.pow(2).mean(-1) * mask).sum() / mask.sum()
+    sq = z.pow(2).mean(-1) * mask
+    if norm == "utterance":
+        return (sq.sum(1) / mask.sum(1)).mean()
+    if norm != "token":
+        raise ValueError(f"norm must be 'token' or 'utterance', got {norm!r}")
+    return sq.sum() / mask.sum()
 
 
 @register_objective("sd")
@@ -32,14 +39,17 @@ class SpectralDecoupling(Objective):
     ----------
     sd_lambda : float
         Penalty weight (DomainBed uses 0.1; the fusion of arXiv 2510.18374 weighs 0.06).
+    sd_norm : {"token", "utterance"}
+        See :func:`squared_logits`.
 
     Returns ``{"loss", "erm", "sd_penalty"}``.
     """
 
-    def __init__(self, sd_lambda: float = 0.1) -> None:
+    def __init__(self, sd_lambda: float = 0.1, sd_norm: str = "token") -> None:
         self.sd_lambda = float(sd_lambda)
+        self.sd_norm = sd_norm
 
     def __call__(self, batch: ObjectiveInput):
-        erm = utterance_risks(batch.logits, batch.labels).mean()
-        pen = squared_logits(batch)
+        erm = batch.mean_risk(utterance_risks(batch.logits, batch.labels))
+        pen = squared_logits(batch, self.sd_norm)
         return {"loss": erm + self.sd_lambda * pen, "erm": erm, "sd_penalty": pen}

@@ -1,0 +1,103 @@
+"""One text normalisation for every word/character error rate in probekit and ``training``.
+
+:func:`normalize_text` is Whisper's English normaliser, the rules OpenAI publish for
+evaluating Whisper (Radford et al. 2022, Appendix C): lowercase; remove words in brackets or
+angle brackets (``[noise]``, ``<laugh>``, EdAcc's tags) and fillers (``hmm``, ``uh``);
+expand contractions (``won't`` -> ``will not``, ``don't`` -> ``do not``); spell out titles
+(``Mr.`` -> ``mister``); turn spelled numbers into digits (``twenty five`` -> ``25``); unify
+British and American spellings (``colour`` -> ``color``); drop punctuation and diacritics.
+The implementation is the one ``transformers`` ships
+(:class:`transformers.models.whisper.english_normalizer.EnglishTextNormalizer`); its
+British-to-American spelling table is OpenAI's ``english.json``, vendored as
+``probekit/data/whisper_english_spelling.json`` (MIT, see the ``.LICENSE`` beside it) because
+the transformers package does not carry it and the hub is out of reach here. Two steps
+around it: typographic apostrophes become ``'`` first (the normaliser would otherwise split
+``don’t`` into ``don t``), and tokens left without a letter or digit (a lone ``.``) are
+dropped after.
+
+``language`` other than English: Whisper's basic normaliser (lowercase, brackets and
+punctuation removed, no number or spelling rules).
+
+:func:`word_errors` / :func:`char_errors` score already-normalised (or raw, with
+``normalize=True``) pairs with ``jiwer``: errors, reference length and rate.
+
+Both the CTC probe (:mod:`probekit.probes.ctc`) and the fine-tuning evaluation
+(:mod:`training.evaluate`) use this module, so a probe's WER and a fine-tuned model's WER
+are computed on the same text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+
+__all__ = ["normalize_text", "english_normalizer", "word_errors", "char_errors"]
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_HAS_ALNUM = re.compile(r"\w")
+
+
+@lru_cache(maxsize=1)
+def english_normalizer():
+    """transformers' ``EnglishTextNormalizer`` with OpenAI's spelling table (built once)."""
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    path = resources.files("probekit") / "data" / "whisper_english_spelling.json"
+    return EnglishTextNormalizer(json.loads(path.read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=1)
+def _basic_normalizer():
+    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+
+    return BasicTextNormalizer()
+
+
+def normalize_text(text: str, language: str = "en") -> str:
+    """Whisper's evaluation normalisation (see the module doc).
+
+    >>> normalize_text("  Don’t STOP -- now, well-known colour!  ")
+    'do not stop now well known color'
+    >>> normalize_text("Twenty five <laugh> Mr. Smith")
+    '25 mister smith'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"normalize_text expects a str; got {type(text).__name__}")
+    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
+    norm = english_normalizer() if language in ("en", "english", "English") else _basic_normalizer()
+    return " ".join(w for w in norm(text).split() if _HAS_ALNUM.search(w))
+
+
+def _errors(refs: Sequence[str], hyps: Sequence[str], unit: str, normalize: bool,
+            language: str) -> tuple[float, int, int]:
+    import jiwer
+
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references for {len(hyps)} hypotheses")
+    if normalize:
+        refs = [normalize_text(r, language) for r in refs]
+        hyps = [normalize_text(h, language) for h in hyps]
+    pairs = [(r, h or "") for r, h in zip(refs, hyps) if r]
+    if not pairs:
+        return float("nan"), 0, 0
+    fn = jiwer.process_words if unit == "word" else jiwer.process_characters
+    out = fn([r for r, _ in pairs], [h for _, h in pairs])
+    errors = out.substitutions + out.deletions + out.insertions
+    n_ref = out.hits + out.substitutions + out.deletions
+    return 100.0 * errors / n_ref, errors, n_ref
+
+
+def word_errors(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = False,
+                language: str = "en") -> tuple[float, int, int]:
+    """Corpus-level WER (%), word errors and reference words; empty references skipped."""
+    return _errors(refs, hyps, "word", normalize, language)
+
+
+def char_errors(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = False,
+                language: str = "en") -> tuple[float, int, int]:
+    """Corpus-level CER (%), character errors and reference characters (spaces count)."""
+    return _errors(refs, hyps, "char", normalize, language)
