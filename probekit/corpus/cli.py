@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from probekit.corpus.model import Corpus
+from probekit.corpus.model import INTERSECTION_SEP, MIN_INTERSECTION_SPEAKERS
+
+
+def detect(path) -> str:
+    from probekit.corpus.readers import detect_kind
+
+    return detect_kind(path)
 
 
 def _summary(args: argparse.Namespace) -> int:
-    corpus = Corpus.load(args.manifest)
+    from probekit.corpus.readers import read_corpus
+
+    corpus = read_corpus(args.manifest, kind=args.kind)
+    print(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speakers)} speakers "
+          f"(read as {args.kind or detect(args.manifest)})")
+    if args.by and INTERSECTION_SEP in args.by:
+        corpus = corpus.with_intersection(args.by, min_speakers=args.min_speakers)
     attrs = [args.by] if args.by else (corpus.attributes or [None])
     for attr in attrs:
         df = corpus.summary(attr)
@@ -23,6 +35,9 @@ def _validate(args: argparse.Namespace) -> int:
     from probekit.corpus.validate import validate_corpus
 
     corpus = read_corpus(args.path, kind=args.kind)
+    for attr in args.attribute or []:
+        if INTERSECTION_SEP in attr:
+            corpus = corpus.with_intersection(attr, min_speakers=max(args.min_speakers, MIN_INTERSECTION_SPEAKERS))
     report = validate_corpus(corpus, min_speakers_per_group=args.min_speakers,
                              attributes=args.attribute, check_audio=not args.no_audio)
     for rule, problems in report.by_rule().items():
@@ -37,6 +52,22 @@ def _validate(args: argparse.Namespace) -> int:
         clean, _ = report.clean_corpus()
         print(f"clean corpus written to {clean.save(args.write_clean)}")
     return 0 if report.ok else 1
+
+
+def _align(args: argparse.Namespace) -> int:
+    from probekit.corpus.align import align_corpus
+    from probekit.corpus.readers import read_corpus
+
+    corpus = read_corpus(args.path, kind=args.kind)
+    aligned, report = align_corpus(corpus, oov=args.oov, overwrite=not args.keep,
+                                   progress=not args.quiet)
+    path = aligned.save(args.out)
+    print(f"aligned {len(report.aligned)} of {len(corpus)} utterances; "
+          f"{len(report.failed)} failed, {len(report.oov)} with out-of-dictionary words")
+    for uid, msg in list(report.failed.items())[:20]:
+        print(f"  {uid}: {msg}")
+    print(f"manifest written to {path}")
+    return 0 if not report.failed else 1
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -56,8 +87,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = csub.add_parser("summary", help="per-group speakers, utterances, hours, phones",
                         description="Print a per-group summary of a corpus manifest.",
                         epilog="example: probekit corpus summary corpus/ --by accent")
-    s.add_argument("manifest", help="manifest.jsonl or the folder holding it")
-    s.add_argument("--by", help="group attribute (default: every attribute in the corpus)")
+    s.add_argument("manifest", metavar="PATH",
+                   help="corpus folder or manifest, in any layout the readers recognise "
+                        "(JSONL, CSV, lhotse, Hugging Face datasets, MFA output, TIMIT, VCTK, "
+                        "L2-ARCTIC)")
+    s.add_argument("--kind", help="reader name (default: recognise the layout)")
+    s.add_argument("--by", help="group attribute, or an intersection such as accent*gender "
+                                "(default: every attribute in the corpus)")
+    s.add_argument("--min-speakers", type=int, default=MIN_INTERSECTION_SPEAKERS,
+                   help="smallest speakers per intersectional group (--by a*b)")
     s.set_defaults(func=_summary)
     y = csub.add_parser("synth", help="build the synthetic accented corpus (espeak-ng)",
                         description="Synthesise accented English with espeak-ng voices, with "
@@ -77,8 +115,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--kind", help="reader name (default: recognise the layout)")
     v.add_argument("--attribute", action="append",
                    help="group attribute to check (repeatable; default: all)")
-    v.add_argument("--min-speakers", type=int, default=2, help="smallest speakers per group")
+    v.add_argument("--min-speakers", type=int, default=2,
+                   help="smallest speakers per group (intersections such as accent*gender "
+                        f"given with --attribute need at least {MIN_INTERSECTION_SPEAKERS} by "
+                        "default; pass a larger value to be stricter)")
     v.add_argument("--no-audio", action="store_true", help="do not decode the audio files")
     v.add_argument("--max-per-rule", type=int, default=20, help="problems printed per rule")
     v.add_argument("--write-clean", metavar="DIR", help="save the corpus without bad utterances")
     v.set_defaults(func=_validate)
+    a = csub.add_parser("align", help="force-align transcripts to audio (pocketsphinx)",
+                        description="Add word and phone alignments (ARPAbet without stress, "
+                                    "10 ms frames) with pocketsphinx's US-English model and "
+                                    "write a JSONL manifest. Needs pip install 'probekit[align]'."
+                                    " Exit status 1 when some utterances could not be aligned "
+                                    "(they keep their old alignments and are listed).",
+                        epilog="example: probekit corpus align my_corpus/ --out aligned/")
+    a.add_argument("path", help="corpus folder or manifest, in any recognised layout")
+    a.add_argument("--out", required=True, help="folder for the aligned manifest.jsonl")
+    a.add_argument("--kind", help="reader name (default: recognise the layout)")
+    a.add_argument("--oov", choices=["warn", "error", "skip"], default="warn",
+                   help="words not in the dictionary: guess a pronunciation (warn), stop, or "
+                        "leave the utterance unaligned")
+    a.add_argument("--keep", action="store_true",
+                   help="keep existing alignments; align only utterances without phones")
+    a.set_defaults(func=_align)

@@ -81,15 +81,34 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
 
 
 def load_study_corpus(config: StudyConfig, progress: bool = True):
-    """The study's corpus: a (cached) synthetic preset with overrides, or a corpus on disk."""
+    """The study's corpus: a (cached) synthetic preset with overrides, or a corpus on disk.
+
+    ``phone_folding`` (a folding name or a list, :mod:`probekit.corpus.phonesets`) folds the
+    phone labels; ``intersections`` (e.g. ``["accent*gender"]``) adds derived group attributes
+    (:meth:`~probekit.corpus.Corpus.with_intersection`).
+    """
     c = dict(config.corpus)
+    folding = c.pop("phone_folding", None)
+    intersections = c.pop("intersections", None) or []
+    if "*" in config.group_attribute and config.group_attribute not in intersections:
+        intersections = [*intersections, config.group_attribute]
     if "synthetic" in c:
         from probekit.corpus.synthetic import build_synthetic_corpus, resolve_config
         preset = c.pop("synthetic")
-        return build_synthetic_corpus(resolve_config(preset, **c), progress=progress)
-    from probekit.corpus.readers import read_corpus
-    path = c.pop("path")
-    return read_corpus(path, **c)
+        corpus = build_synthetic_corpus(resolve_config(preset, **c), progress=progress)
+    else:
+        from probekit.corpus.readers import read_corpus
+        path = c.pop("path")
+        corpus = read_corpus(path, **c)
+    if folding:
+        from probekit.corpus.phonesets import fold_corpus
+        corpus, unknown = fold_corpus(corpus, folding)
+        if unknown:
+            log.warning("phone folding %s kept %d unknown symbol(s) as written: %s", folding,
+                        sum(unknown.values()), dict(unknown.most_common(10)))
+    for attr in intersections:
+        corpus = corpus.with_intersection(attr)
+    return corpus
 
 
 def _probes_for(task) -> tuple | None:
