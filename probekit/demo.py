@@ -97,6 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"output folder (default ./{DEFAULT_OUT}); reused when it holds the same "
                         "config, refused when it holds another")
     p.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default cpu")
+    from probekit.cliutil import add_device_argument
+    add_device_argument(p, what="the encoders and probes")
     p.add_argument("--seed", type=int, help="seed of the bias analysis resampling (default 0)")
     p.set_defaults(func=_cmd)

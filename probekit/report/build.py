@@ -101,6 +101,10 @@ def _caption(stem: str) -> str:
     return stem
 
 
+#: Written beside report.html: the analysis folder it was built from.
+REPORT_STAMP = ".probekit-report.json"
+
+
 def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None,
                  *, alpha: float | None = None) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md`` from an analysis folder.
@@ -201,4 +205,16 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     h.append("</body></html>")
     html_path = out / "report.html"
     html_path.write_text("\n".join(h), encoding="utf-8")
+    # Which analysis this report shows: `probekit report` refuses to replace a report of
+    # another analysis (or one probekit did not write) without --overwrite.
+    (out / REPORT_STAMP).write_text(json.dumps({"analysis": str(analysis.resolve())}) + "\n")
     return html_path, md_path
+
+
+def report_source(out: str | Path) -> str | None:
+    """The analysis folder the report in ``out`` was built from (``None``: no probekit report)."""
+    p = Path(out) / REPORT_STAMP
+    try:
+        return json.loads(p.read_text()).get("analysis")
+    except (OSError, ValueError, AttributeError):
+        return None
