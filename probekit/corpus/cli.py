@@ -7,6 +7,12 @@ import argparse
 from probekit.corpus.model import INTERSECTION_SEP, MIN_INTERSECTION_SPEAKERS
 
 
+def _default_size() -> str:
+    from probekit.demo import default_corpus_size
+
+    return default_corpus_size()
+
+
 def detect(path) -> str:
     from probekit.corpus.readers import detect_kind
 
@@ -103,7 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "same config; refuses any other non-empty folder.",
                         epilog="example: probekit corpus synth --preset small --out corpus/")
     y.add_argument("--preset", choices=["small", "default"], default="default",
-                   help="small: 3 groups x 2 speakers (tests); default: 10 groups x 6 speakers")
+                   help="small: 3 accents x 2 speakers x 3 sentences (tests); default: "
+                        + _default_size())
     y.add_argument("--out", help="corpus folder (default: the probekit cache)")
     y.add_argument("--seed", type=int, help="seed of sentences, speakers and noise")
     y.set_defaults(func=_synth)
