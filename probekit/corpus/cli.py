@@ -7,6 +7,40 @@ import argparse
 from probekit.corpus.model import INTERSECTION_SEP, MIN_INTERSECTION_SPEAKERS
 
 
+def _options(pairs: list[str] | None) -> dict:
+    """``["preset=edacc", 'groups={"accent": "l1"}']`` -> reader options (values JSON if they
+    parse, else strings)."""
+    import json
+
+    from probekit.errors import CorpusError
+
+    out = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CorpusError(f"--option needs KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _read(args: argparse.Namespace):
+    from probekit.corpus.readers import read_corpus
+
+    return read_corpus(getattr(args, "manifest", None) or args.path, kind=args.kind,
+                       **_options(args.option))
+
+
+def _add_reader_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", help="reader name (default: recognise the layout)")
+    p.add_argument("-o", "--option", action="append", metavar="KEY=VALUE",
+                   help="reader option, repeatable; VALUE is JSON when it parses, e.g. "
+                        "-o preset=edacc, -o split=test, -o 'groups={\"accent\": \"accents\"}', "
+                        "-o phone_labels=perceived")
+
+
 def _default_size() -> str:
     from probekit.demo import default_corpus_size
 
@@ -20,9 +54,7 @@ def detect(path) -> str:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from probekit.corpus.readers import read_corpus
-
-    corpus = read_corpus(args.manifest, kind=args.kind)
+    corpus = _read(args)
     print(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speakers)} speakers "
           f"(read as {args.kind or detect(args.manifest)})")
     if args.by and INTERSECTION_SEP in args.by:
@@ -37,10 +69,9 @@ def _summary(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     # Imported here so `probekit --help` stays fast.
-    from probekit.corpus.readers import read_corpus
     from probekit.corpus.validate import validate_corpus
 
-    corpus = read_corpus(args.path, kind=args.kind)
+    corpus = _read(args)
     for attr in args.attribute or []:
         if INTERSECTION_SEP in attr:
             corpus = corpus.with_intersection(attr, min_speakers=max(args.min_speakers, MIN_INTERSECTION_SPEAKERS))
@@ -62,9 +93,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _align(args: argparse.Namespace) -> int:
     from probekit.corpus.align import align_corpus
-    from probekit.corpus.readers import read_corpus
 
-    corpus = read_corpus(args.path, kind=args.kind)
+    corpus = _read(args)
     aligned, report = align_corpus(corpus, oov=args.oov, overwrite=not args.keep,
                                    progress=not args.quiet)
     path = aligned.save(args.out)
@@ -97,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="corpus folder or manifest, in any layout the readers recognise "
                         "(JSONL, CSV, lhotse, Hugging Face datasets, MFA output, TIMIT, VCTK, "
                         "L2-ARCTIC)")
-    s.add_argument("--kind", help="reader name (default: recognise the layout)")
+    _add_reader_options(s)
     s.add_argument("--by", help="group attribute, or an intersection such as accent*gender "
                                 "(default: every attribute in the corpus)")
     s.add_argument("--min-speakers", type=int, default=MIN_INTERSECTION_SPEAKERS,
@@ -119,7 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "grouped by rule; exit status 1 when there are errors.",
                         epilog="example: probekit corpus validate ~/L2-ARCTIC --kind l2arctic")
     v.add_argument("path", help="corpus folder or manifest (JSONL, CSV, lhotse)")
-    v.add_argument("--kind", help="reader name (default: recognise the layout)")
+    _add_reader_options(v)
     v.add_argument("--attribute", action="append",
                    help="group attribute to check (repeatable; default: all)")
     v.add_argument("--min-speakers", type=int, default=2,
@@ -139,7 +169,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         epilog="example: probekit corpus align my_corpus/ --out aligned/")
     a.add_argument("path", help="corpus folder or manifest, in any recognised layout")
     a.add_argument("--out", required=True, help="folder for the aligned manifest.jsonl")
-    a.add_argument("--kind", help="reader name (default: recognise the layout)")
+    _add_reader_options(a)
     a.add_argument("--oov", choices=["warn", "error", "skip"], default="warn",
                    help="words not in the dictionary: guess a pronunciation (warn), stop, or "
                         "leave the utterance unaligned")

@@ -48,7 +48,7 @@ from typing import Any
 
 from probekit.corpus.model import AudioSource, Corpus, Utterance
 from probekit.corpus.readers import register_reader
-from probekit.corpus.readers._common import normalise_gender
+from probekit.corpus.readers._common import header_seconds, normalise_gender
 from probekit.errors import CorpusError
 
 __all__ = ["read_hf", "from_hf_dataset", "HF_PRESETS"]
@@ -253,9 +253,11 @@ def from_hf_dataset(ds, *, root: str | os.PathLike | None = None, preset: str | 
             if v is None or not str(v).strip():
                 continue
             labels[attr] = normalise_gender(v) if attr == "gender" else str(v).strip()
+        full = Path(src) if Path(src).is_absolute() or root is None else Path(root) / src
         try:
             utts.append(Utterance(
                 id=uid, audio=AudioSource(path=src, sample_rate=None if sr is None else int(sr)),
+                duration=header_seconds(full),
                 speaker=str(spk).strip(), groups=labels,
                 text=" ".join(str(row.get(m["text"]) or "").split()) if m.get("text") else "",
                 words=tuple(row.get(m["words"]) or ()) if m.get("words") else (),

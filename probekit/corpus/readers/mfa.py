@@ -26,7 +26,7 @@ from pathlib import Path
 
 from probekit.corpus.model import AudioSource, Corpus, Utterance
 from probekit.corpus.readers import register_reader
-from probekit.corpus.readers._common import normalise_gender, speech_segments
+from probekit.corpus.readers._common import header_seconds, normalise_gender, speech_segments
 from probekit.corpus.readers.textgrid import read_textgrid
 from probekit.errors import CorpusError
 
@@ -142,7 +142,8 @@ def read_mfa(path: str | os.PathLike, *, audio_dir: str | os.PathLike | None = N
             id=f"{spk}-{tg.stem}" if not tg.stem.startswith(spk) else tg.stem,
             audio=AudioSource(path=os.path.relpath(wav, audio_root) if adir is None
                               else str(wav.absolute())),
-            speaker=spk, groups=table.get(spk, {}), text=text, words=words, phones=phones))
+            speaker=spk, groups=table.get(spk, {}), text=text, words=words, phones=phones,
+            duration=header_seconds(wav)))
     if not utts:
         raise CorpusError(f"no TextGrid files under {root}")
     return Corpus(utts, root=root, name=name or root.name)
