@@ -32,16 +32,18 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="probekit",
+    from probekit.cliutil import ProbekitParser
+
+    # Every sub-parser is a ProbekitParser too (argparse reuses the parent's class): -q/-v are
+    # accepted before or after the subcommand and --help shows defaults everywhere.
+    parser = ProbekitParser(
+        prog="probekit", top=True,
         description="Layer-by-layer probes for speaker-group unfairness in speech encoders.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  probekit demo\n  probekit corpus synth --preset small --out corpus/\n"
                "  probekit encoders list",
     )
-    parser.add_argument("--version", action="version", version=f"probekit {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--version", action="version", version=f"probekit {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -42,8 +42,9 @@ def _train(args: argparse.Namespace) -> int:
     objective = build_objective(args.objective, **hp)
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, batch_size=args.batch_size,
                       grad_accum=args.grad_accum, lr=args.lr, eval_every=args.eval_every,
-                      attribute=args.attribute, seed=args.seed, cpu=args.cpu,
-                      progress=not args.no_progress)
+                      attribute=args.attribute, seed=args.seed,
+                      cpu=args.cpu or args.device == "cpu",
+                      progress=not (args.no_progress or args.quiet))
     trainer = Trainer(model, proc, objective, train, cfg, val=val)
     model = trainer.fit()
     if trainer.acc.is_main_process:
@@ -65,24 +66,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", required=True, help="corpus manifest or folder")
     p.add_argument("--out", required=True, help="run folder (checkpoints, logs, adapters)")
-    p.add_argument("--model", default="whisper-tiny.en")
-    p.add_argument("--method", choices=("lora", "mas-lora"), default="lora")
+    p.add_argument("--model", default="whisper-tiny.en", help="Whisper name or local folder")
+    p.add_argument("--method", choices=("lora", "mas-lora"), default="lora",
+                   help="adapter type (mas-lora: one expert per training group)")
     p.add_argument("--objective", default="erm", help="erm, sd, group_dro, irm, fused")
     p.add_argument("--objective-args", default=None,
                    help='JSON hyperparameters, e.g. \'{"dro_mode": "online"}\'')
     p.add_argument("--attribute", default="accent", help="group attribute (objective, experts)")
     p.add_argument("--train-groups", default=None, help="comma-separated; default: all")
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--lr", type=float, default=4e-5)
-    p.add_argument("--rank", type=int, default=16)
-    p.add_argument("--alpha", type=float, default=16.0)
-    p.add_argument("--dropout", type=float, default=0.05)
-    p.add_argument("--targets", default="q_proj,v_proj")
-    p.add_argument("--eval-every", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cpu", action="store_true", help="force the CPU")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of speakers per group held out for validation")
+    p.add_argument("--steps", type=int, default=100, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, default=8, help="utterances per step and process")
+    p.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
+    p.add_argument("--lr", type=float, default=4e-5, help="learning rate")
+    p.add_argument("--rank", type=int, default=16, help="LoRA rank")
+    p.add_argument("--alpha", type=float, default=16.0, help="LoRA scaling alpha")
+    p.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout")
+    p.add_argument("--targets", default="q_proj,v_proj", help="comma list of adapted modules")
+    p.add_argument("--eval-every", type=int, default=0, help="validate every N steps (0: never)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, adapters and batches")
+    from probekit.cliutil import add_device_argument
+    add_device_argument(p, what="training", note="; cpu forces the CPU, other values leave "
+                        "placement to accelerate")
+    p.add_argument("--cpu", action="store_true", help="force the CPU (as --device cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (as -q)")
     p.set_defaults(func=_train)

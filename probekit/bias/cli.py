@@ -46,7 +46,9 @@ def _analyze(args: argparse.Namespace) -> int:
         store = EmbeddingStore.open(args.store)
     an = analyze(df, store=store, n_boot=args.n_boot, n_perm=args.n_perm, alpha=args.alpha,
                  seed=args.seed)
-    out = Path(args.out)
+    from probekit.outdir import claim_output
+    # analyze owns --out: emptied first, so figures of an older analysis never leak through.
+    out = claim_output(args.out, "analysis", fresh=True, overwrite=args.overwrite)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for name, table in an.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
@@ -80,9 +82,13 @@ def register(sub) -> None:
                                    "dispersion and the systematic/random typing.")
     p.add_argument("results", metavar="RESULTS_DIR", help="results table folder (part-*.csv)")
     p.add_argument("--store", help="embedding store folder (adds phone-embedding dispersion)")
-    p.add_argument("--out", required=True, help="output folder for CSV tables and PNG figures")
+    p.add_argument("--out", required=True,
+                   help="output folder for CSV tables and PNG figures; probekit owns it: it is "
+                        "emptied on every run, and a folder probekit did not write is refused")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace another kind of probekit output in --out")
     p.add_argument("--n-boot", type=int, default=1000, help="speaker bootstrap replicates")
     p.add_argument("--n-perm", type=int, default=1000, help="permutations")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - CI level and test level")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutations")
     p.set_defaults(func=_analyze)

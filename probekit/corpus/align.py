@@ -230,7 +230,8 @@ def _segments(alignment, tokens: list[str], oov: list[str], utterance: str):
 
 
 def align_corpus(corpus: Corpus, *, oov: str = "warn", overwrite: bool = True,
-                 aligner: Aligner | None = None) -> tuple[Corpus, AlignmentReport]:
+                 aligner: Aligner | None = None,
+                 progress: bool = False) -> tuple[Corpus, AlignmentReport]:
     """Force-align every utterance's transcript to its audio.
 
     Parameters
@@ -243,6 +244,8 @@ def align_corpus(corpus: Corpus, *, oov: str = "warn", overwrite: bool = True,
         Replace existing alignments; ``False`` aligns only utterances without phones.
     aligner : Aligner or None
         A decoder to reuse.
+    progress : bool
+        Show a tqdm progress bar.
 
     Returns
     -------
@@ -255,7 +258,9 @@ def align_corpus(corpus: Corpus, *, oov: str = "warn", overwrite: bool = True,
     aligner = aligner or Aligner(oov="error" if oov == "error" else "warn")
     report = AlignmentReport()
     out: list[Utterance] = []
-    for u in corpus:
+    from tqdm.auto import tqdm
+
+    for u in tqdm(corpus, desc="align", unit="utt", disable=not progress):
         if not overwrite and u.phones:
             out.append(u)
             continue

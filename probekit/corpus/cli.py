@@ -4,11 +4,61 @@ from __future__ import annotations
 
 import argparse
 
-from probekit.corpus.model import Corpus
+from probekit.corpus.model import INTERSECTION_SEP, MIN_INTERSECTION_SPEAKERS
+
+
+def _options(pairs: list[str] | None) -> dict:
+    """``["preset=edacc", 'groups={"accent": "l1"}']`` -> reader options (values JSON if they
+    parse, else strings)."""
+    import json
+
+    from probekit.errors import CorpusError
+
+    out = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CorpusError(f"--option needs KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _read(args: argparse.Namespace):
+    from probekit.corpus.readers import read_corpus
+
+    return read_corpus(getattr(args, "manifest", None) or args.path, kind=args.kind,
+                       **_options(args.option))
+
+
+def _add_reader_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", help="reader name (default: recognise the layout)")
+    p.add_argument("-o", "--option", action="append", metavar="KEY=VALUE",
+                   help="reader option, repeatable; VALUE is JSON when it parses, e.g. "
+                        "-o preset=edacc, -o split=test, -o 'groups={\"accent\": \"accents\"}', "
+                        "-o phone_labels=perceived")
+
+
+def _default_size() -> str:
+    from probekit.demo import default_corpus_size
+
+    return default_corpus_size()
+
+
+def detect(path) -> str:
+    from probekit.corpus.readers import detect_kind
+
+    return detect_kind(path)
 
 
 def _summary(args: argparse.Namespace) -> int:
-    corpus = Corpus.load(args.manifest)
+    corpus = _read(args)
+    print(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speakers)} speakers "
+          f"(read as {args.kind or detect(args.manifest)})")
+    if args.by and INTERSECTION_SEP in args.by:
+        corpus = corpus.with_intersection(args.by, min_speakers=args.min_speakers)
     attrs = [args.by] if args.by else (corpus.attributes or [None])
     for attr in attrs:
         df = corpus.summary(attr)
@@ -19,10 +69,12 @@ def _summary(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     # Imported here so `probekit --help` stays fast.
-    from probekit.corpus.readers import read_corpus
     from probekit.corpus.validate import validate_corpus
 
-    corpus = read_corpus(args.path, kind=args.kind)
+    corpus = _read(args)
+    for attr in args.attribute or []:
+        if INTERSECTION_SEP in attr:
+            corpus = corpus.with_intersection(attr, min_speakers=max(args.min_speakers, MIN_INTERSECTION_SPEAKERS))
     report = validate_corpus(corpus, min_speakers_per_group=args.min_speakers,
                              attributes=args.attribute, check_audio=not args.no_audio)
     for rule, problems in report.by_rule().items():
@@ -37,6 +89,21 @@ def _validate(args: argparse.Namespace) -> int:
         clean, _ = report.clean_corpus()
         print(f"clean corpus written to {clean.save(args.write_clean)}")
     return 0 if report.ok else 1
+
+
+def _align(args: argparse.Namespace) -> int:
+    from probekit.corpus.align import align_corpus
+
+    corpus = _read(args)
+    aligned, report = align_corpus(corpus, oov=args.oov, overwrite=not args.keep,
+                                   progress=not args.quiet)
+    path = aligned.save(args.out)
+    print(f"aligned {len(report.aligned)} of {len(corpus)} utterances; "
+          f"{len(report.failed)} failed, {len(report.oov)} with out-of-dictionary words")
+    for uid, msg in list(report.failed.items())[:20]:
+        print(f"  {uid}: {msg}")
+    print(f"manifest written to {path}")
+    return 0 if not report.failed else 1
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -56,8 +123,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = csub.add_parser("summary", help="per-group speakers, utterances, hours, phones",
                         description="Print a per-group summary of a corpus manifest.",
                         epilog="example: probekit corpus summary corpus/ --by accent")
-    s.add_argument("manifest", help="manifest.jsonl or the folder holding it")
-    s.add_argument("--by", help="group attribute (default: every attribute in the corpus)")
+    s.add_argument("manifest", metavar="PATH",
+                   help="corpus folder or manifest, in any layout the readers recognise "
+                        "(JSONL, CSV, lhotse, Hugging Face datasets, MFA output, TIMIT, VCTK, "
+                        "L2-ARCTIC)")
+    _add_reader_options(s)
+    s.add_argument("--by", help="group attribute, or an intersection such as accent*gender "
+                                "(default: every attribute in the corpus)")
+    s.add_argument("--min-speakers", type=int, default=MIN_INTERSECTION_SPEAKERS,
+                   help="smallest speakers per intersectional group (--by a*b)")
     s.set_defaults(func=_summary)
     y = csub.add_parser("synth", help="build the synthetic accented corpus (espeak-ng)",
                         description="Synthesise accented English with espeak-ng voices, with "
@@ -65,7 +139,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "same config; refuses any other non-empty folder.",
                         epilog="example: probekit corpus synth --preset small --out corpus/")
     y.add_argument("--preset", choices=["small", "default"], default="default",
-                   help="small: 3 groups x 2 speakers (tests); default: 10 groups x 6 speakers")
+                   help="small: 3 accents x 2 speakers x 3 sentences (tests); default: "
+                        + _default_size())
     y.add_argument("--out", help="corpus folder (default: the probekit cache)")
     y.add_argument("--seed", type=int, help="seed of sentences, speakers and noise")
     y.set_defaults(func=_synth)
@@ -74,11 +149,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "grouped by rule; exit status 1 when there are errors.",
                         epilog="example: probekit corpus validate ~/L2-ARCTIC --kind l2arctic")
     v.add_argument("path", help="corpus folder or manifest (JSONL, CSV, lhotse)")
-    v.add_argument("--kind", help="reader name (default: recognise the layout)")
+    _add_reader_options(v)
     v.add_argument("--attribute", action="append",
                    help="group attribute to check (repeatable; default: all)")
-    v.add_argument("--min-speakers", type=int, default=2, help="smallest speakers per group")
+    v.add_argument("--min-speakers", type=int, default=2,
+                   help="smallest speakers per group (intersections such as accent*gender "
+                        f"given with --attribute need at least {MIN_INTERSECTION_SPEAKERS} by "
+                        "default; pass a larger value to be stricter)")
     v.add_argument("--no-audio", action="store_true", help="do not decode the audio files")
     v.add_argument("--max-per-rule", type=int, default=20, help="problems printed per rule")
     v.add_argument("--write-clean", metavar="DIR", help="save the corpus without bad utterances")
     v.set_defaults(func=_validate)
+    a = csub.add_parser("align", help="force-align transcripts to audio (pocketsphinx)",
+                        description="Add word and phone alignments (ARPAbet without stress, "
+                                    "10 ms frames) with pocketsphinx's US-English model and "
+                                    "write a JSONL manifest. Needs pip install 'probekit[align]'."
+                                    " Exit status 1 when some utterances could not be aligned "
+                                    "(they keep their old alignments and are listed).",
+                        epilog="example: probekit corpus align my_corpus/ --out aligned/")
+    a.add_argument("path", help="corpus folder or manifest, in any recognised layout")
+    a.add_argument("--out", required=True, help="folder for the aligned manifest.jsonl")
+    _add_reader_options(a)
+    a.add_argument("--oov", choices=["warn", "error", "skip"], default="warn",
+                   help="words not in the dictionary: guess a pronunciation (warn), stop, or "
+                        "leave the utterance unaligned")
+    a.add_argument("--keep", action="store_true",
+                   help="keep existing alignments; align only utterances without phones")
+    a.set_defaults(func=_align)

@@ -23,10 +23,35 @@ import numpy as np
 
 from probekit.errors import CorpusError
 
-__all__ = ["Segment", "Mispronunciation", "AudioSource", "Utterance", "Corpus", "MANIFEST_NAME"]
+__all__ = ["Segment", "Mispronunciation", "AudioSource", "Utterance", "Corpus", "MANIFEST_NAME",
+           "INTERSECTION_SEP", "MIN_INTERSECTION_SPEAKERS", "intersection_parts",
+           "intersection_name"]
 
 #: File name of a corpus manifest inside a corpus folder.
 MANIFEST_NAME = "manifest.jsonl"
+
+#: Joins attributes (``accent*gender``) and their labels (``es*female``) of an intersection.
+INTERSECTION_SEP = "*"
+#: Fewest speakers an intersectional group may have. A content probe holds out half of each
+#: group's speakers, and a speaker-level interval needs at least two speakers on each side of
+#: that split, so 2 + 2 = 4; smaller intersections are refused (not silently dropped), with a
+#: message naming them.
+MIN_INTERSECTION_SPEAKERS = 4
+
+
+def intersection_parts(attribute: str) -> list[str]:
+    """``"accent*gender"`` -> ``["accent", "gender"]``; a plain attribute -> ``[attribute]``."""
+    parts = [a.strip() for a in str(attribute).split(INTERSECTION_SEP)]
+    if any(not a for a in parts):
+        raise CorpusError(f"malformed group attribute {attribute!r}: write e.g. 'accent*gender'")
+    if len(set(parts)) != len(parts):
+        raise CorpusError(f"group attribute {attribute!r} names an attribute twice")
+    return parts
+
+
+def intersection_name(attributes: Sequence[str]) -> str:
+    """``["accent", "gender"]`` -> ``"accent*gender"``."""
+    return INTERSECTION_SEP.join(attributes)
 
 
 @dataclass(frozen=True)
@@ -511,6 +536,38 @@ class Corpus(Sequence[Utterance]):
         df = pd.DataFrame.from_dict(rows, orient="index")
         df.index.name = attribute or "corpus"
         return df
+
+    def with_intersection(self, attribute: str | Sequence[str], *,
+                          min_speakers: int = MIN_INTERSECTION_SPEAKERS) -> "Corpus":
+        """This corpus with a derived group attribute combining several, e.g. ``accent*gender``.
+
+        Every utterance gets ``groups["accent*gender"] = "es*female"`` (labels joined in the
+        order given), so the grid, the analysis and the report treat the intersection as an
+        ordinary group attribute. Every combined attribute must be on every utterance.
+
+        Raises
+        ------
+        CorpusError
+            When an intersection has fewer than ``min_speakers`` speakers (default
+            :data:`MIN_INTERSECTION_SPEAKERS`); the message names every such group and the rule.
+        """
+        parts = intersection_parts(attribute) if isinstance(attribute, str) else list(attribute)
+        name = intersection_name(parts)
+        if len(parts) < 2:
+            raise CorpusError(f"an intersection combines two or more attributes, got {name!r}")
+        labels = {u.id: INTERSECTION_SEP.join(u.group(a) for a in parts) for u in self._utts}
+        speakers: dict[str, set[str]] = {}
+        for u in self._utts:
+            speakers.setdefault(labels[u.id], set()).add(u.speaker)
+        small = {g: len(s) for g, s in sorted(speakers.items()) if len(s) < min_speakers}
+        if small:
+            raise CorpusError(
+                f"intersection {name!r} has group(s) with fewer than {min_speakers} speakers: "
+                + ", ".join(f"{g} ({n})" for g, n in small.items())
+                + f"; each intersectional group needs at least {min_speakers} speakers (half are "
+                "held out, and a speaker-level interval needs two on each side). Merge labels "
+                "or leave the attribute out")
+        return self._derive(u.replace(groups={**u.groups, name: labels[u.id]}) for u in self._utts)
 
     def split(self, test_fraction: float = 0.25, *, stratify: str | None = None, seed: int = 0,
               min_test_speakers: int = 1) -> tuple["Corpus", "Corpus"]:

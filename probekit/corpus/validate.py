@@ -13,6 +13,8 @@ audio_empty                error     zero samples (or a slice past the end of th
 audio_nan                  error     NaN or infinite samples
 audio_slice                error     ``offset + duration`` runs past the end of the file
 duration_mismatch          warning   ``Utterance.duration`` differs from the audio's length
+sample_rate_mismatch       warning   the manifest's ``sample_rate`` differs from the file's
+channels_mismatch          warning   the file has more than one channel (probekit's audio is mono)
 text_empty                 error     empty transcript
 alignment_past_end         error     a word/phone ends after the audio (or starts before 0)
 alignment_overlap          error     two words (or two phones) overlap
@@ -21,6 +23,12 @@ speaker_label_conflict     error     a speaker's label differs from their other 
 group_too_small            error     a group has fewer than ``min_speakers_per_group``
                                      speakers (no speaker-disjoint split can hold it)
 =========================  ========  =====================================================
+
+The two format warnings name the utterance and both values. They are warnings, not errors,
+because extraction still works: :meth:`~probekit.corpus.AudioSource.load` decodes at the
+*file's* rate and averages the channels to mono, and every encoder resamples to its own rate
+(16 kHz for Whisper and wav2vec 2.0). But a manifest that disagrees with its audio usually
+means the wrong files, or a conversion step that was skipped, so it is reported.
 
 Time checks allow :data:`TIME_TOLERANCE` seconds: aligners round to 10 ms frames and corpora
 round times to milliseconds, so differences below two frames are not errors.
@@ -46,7 +54,8 @@ TIME_TOLERANCE = 0.02
 RULES = {
     "audio_missing": "error", "audio_format": "error", "audio_corrupt": "error",
     "audio_empty": "error", "audio_nan": "error", "audio_slice": "error",
-    "duration_mismatch": "warning", "text_empty": "error", "alignment_past_end": "error",
+    "duration_mismatch": "warning", "sample_rate_mismatch": "warning",
+    "channels_mismatch": "warning", "text_empty": "error", "alignment_past_end": "error",
     "alignment_overlap": "error", "group_missing": "error", "speaker_label_conflict": "error",
     "group_too_small": "error",
 }
@@ -145,6 +154,17 @@ def _audio_problems(u: Utterance, root: Path | None) -> tuple[list[Problem], flo
             rule = "audio_format" if unknown else "audio_corrupt"
             return [p(rule, f"cannot decode {path}: {exc}")], None
         file_seconds = info.frames / info.samplerate
+        fmt: list[Problem] = []
+        if src.sample_rate is not None and int(src.sample_rate) != int(info.samplerate):
+            fmt.append(Problem("sample_rate_mismatch", RULES["sample_rate_mismatch"], u.id,
+                               "audio.sample_rate",
+                               f"the manifest says {int(src.sample_rate)} Hz but {path} is "
+                               f"{info.samplerate} Hz (extraction decodes at the file's rate "
+                               "and resamples to the encoder's)"))
+        if info.channels > 1:
+            fmt.append(Problem("channels_mismatch", RULES["channels_mismatch"], u.id,
+                               "audio", f"{path} has {info.channels} channels; probekit's audio "
+                               "is mono (extraction averages the channels)"))
         if src.offset + (src.duration or 0.0) > file_seconds + TIME_TOLERANCE:
             return [p("audio_slice", f"slice {src.offset:.3f}+{src.duration or 0:.3f} s runs "
                                      f"past the end of {path} ({file_seconds:.3f} s)")], None
@@ -157,7 +177,7 @@ def _audio_problems(u: Utterance, root: Path | None) -> tuple[list[Problem], flo
     if not np.isfinite(samples).all():
         n = int((~np.isfinite(samples)).sum())
         return [p("audio_nan", f"{n} NaN or infinite sample(s)")], None
-    return [], samples.size / sr
+    return (fmt if src.path is not None else []), samples.size / sr
 
 
 def _alignment_problems(u: Utterance, seconds: float | None) -> list[Problem]:

@@ -25,7 +25,8 @@ def _probe(args: argparse.Namespace) -> int:
                       probes=_csv(args.probe) if args.probe else None, layers=layers,
                       seeds=[int(s) for s in _csv(args.seeds)],
                       train_sets=_csv(args.train_sets) if args.train_sets else None,
-                      corpus=corpus, progress=not args.quiet)
+                      corpus=corpus, progress=not args.quiet, device=args.device,
+                      stale="retire" if args.retire_stale else "error")
         cells = 0 if df.empty else len(df.drop_duplicates(["layer", "train_set", "seed", "probe"]))
         print(f"{task}: {cells} new cell(s), {len(df)} row(s)")
     print(f"results: {args.out} ({len(ResultsTable(args.out).load())} rows in total)")
@@ -43,9 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                "--out results/")
     p.add_argument("--store", required=True, help="embedding store folder (probekit extract)")
     p.add_argument("--task", default="phone",
-                   help="comma list of phone, speaker, group:<attribute>, asr (default: phone)")
-    p.add_argument("--out", required=True, help="results folder (appended to)")
-    p.add_argument("--group", default="accent", help="attribute defining speaker groups")
+                   help="comma list of phone, speaker, group:<attribute>, asr")
+    p.add_argument("--out", required=True,
+                   help="results folder (appended to; cells are keyed by the store's fingerprint)")
+    p.add_argument("--group", default="accent",
+                   help="attribute defining speaker groups, or an intersection such as "
+                        "accent*gender (each group needs at least 4 speakers)")
     p.add_argument("--probe", help="comma list of lda, ridge, logistic, mlp (default lda; ctc for asr)")
     p.add_argument("--corpus", help="the store's corpus (needed for --task asr: transcripts)")
     p.add_argument("--layers", help="comma list of layer indices or names (default: all)")
@@ -53,4 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-sets",
                    help="training-set kinds for content tasks (default: single,all,all-but for phone; "
                         "all for asr)")
+    from probekit.cliutil import add_device_argument
+    add_device_argument(p, what="the torch probes (logistic, mlp, ctc)",
+                        note="; LDA and ridge always run on the CPU")
+    p.add_argument("--retire-stale", action="store_true",
+                   help="when --out holds cells of this encoder from another store (a different "
+                        "fingerprint), move them to --out/superseded/ instead of refusing")
     p.set_defaults(func=_probe)

@@ -79,18 +79,63 @@ def register_probe(name: str, factory: Callable[[int], object]) -> None:
     PROBES[name] = factory
 
 
-def make_probe(probe, seed: int):
+def make_probe(probe, seed: int, device: str | None = None):
     """An unfitted estimator from a registered name or an estimator instance (cloned, with
-    ``random_state=seed`` when it has that parameter)."""
+    ``random_state=seed`` when it has that parameter, and ``device`` when given and the
+    estimator has one: the torch probes logistic, mlp and ctc)."""
     if isinstance(probe, str):
         try:
-            return PROBES[probe](seed)
+            est = PROBES[probe](seed)
         except KeyError:
             raise GridError(f"unknown probe {probe!r}; registered: {sorted(PROBES)}") from None
-    est = clone(probe)
-    if "random_state" in est.get_params():
-        est.set_params(random_state=seed)
+    else:
+        est = clone(probe)
+        if "random_state" in est.get_params():
+            est.set_params(random_state=seed)
+    if device is not None and hasattr(est, "get_params") and "device" in est.get_params():
+        est.set_params(device=device)
     return est
+
+
+def _add_intersection(meta: pd.DataFrame, group_attribute: str, attributes) -> None:
+    """Derive the ``group:a*b`` column of an intersectional attribute in place."""
+    from probekit.corpus.model import (INTERSECTION_SEP, MIN_INTERSECTION_SPEAKERS,
+                                       intersection_parts)
+
+    parts = intersection_parts(group_attribute)
+    missing = [a for a in parts if a not in attributes]
+    if missing:
+        raise GridError(f"intersection {group_attribute!r}: the store's corpus has no attribute "
+                        f"{missing}; attributes: {list(attributes)}")
+    col = f"group:{group_attribute}"
+    meta[col] = meta[[f"group:{a}" for a in parts]].astype(str).agg(INTERSECTION_SEP.join, axis=1)
+    n = meta.groupby(col)["speaker"].nunique()
+    small = n[n < MIN_INTERSECTION_SPEAKERS]
+    if len(small):
+        raise GridError(
+            f"intersection {group_attribute!r} has group(s) with fewer than "
+            f"{MIN_INTERSECTION_SPEAKERS} speakers: "
+            + ", ".join(f"{g} ({k})" for g, k in small.items())
+            + f"; each intersectional group needs at least {MIN_INTERSECTION_SPEAKERS} speakers "
+              "(half are held out, and a speaker-level interval needs two on each side)")
+
+
+def _check_stale(table: ResultsTable, encoder: str, key: str, stale: str) -> None:
+    """Cells of ``encoder`` from another store make the table stale: refuse or retire them."""
+    other = table.stores().get(encoder, set()) - {key}
+    if not other:
+        return
+    if stale == "retire":
+        moved = table.retire(lambda d: bool(((d["encoder"] == encoder) & (d["store"] != key)).any()))
+        log.warning("moved %d results part(s) of %s computed from another store to %s",
+                    len(moved), encoder, table.root / "superseded")
+        return
+    old = ", ".join(sorted(k or "(unkeyed, older probekit)" for k in other))
+    raise GridError(
+        f"{table.root} holds results for encoder {encoder!r} computed from another embedding "
+        f"store (store {old}; this store is {key}): mixing them would analyse stale cells. "
+        "Use a new results folder, or retire the old cells (--retire-stale, "
+        "run_grid(stale='retire')), which moves them to superseded/")
 
 
 def _probe_name(probe) -> str:
@@ -144,7 +189,8 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
              probes: Sequence | None = None, layers: Sequence | None = None,
              seeds: Sequence[int] = (0, 1, 2), train_sets: Sequence[str] | None = None,
              encoder: str | None = None, corpus=None, test_speakers: float = 0.5,
-             progress: bool = True) -> pd.DataFrame:
+             progress: bool = True, device: str | None = None,
+             stale: str = "error") -> pd.DataFrame:
     """Train and evaluate probes over layers x training sets x seeds; append to ``results``.
 
     Parameters
@@ -156,7 +202,9 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     results : path or ResultsTable
         Results folder; cells already in it are skipped.
     group_attribute : str
-        Attribute that defines the speaker groups (e.g. ``"accent"``, ``"gender"``).
+        Attribute that defines the speaker groups (e.g. ``"accent"``, ``"gender"``), or an
+        intersection such as ``"accent*gender"`` (labels ``"es*female"``; every group needs
+        :data:`~probekit.corpus.model.MIN_INTERSECTION_SPEAKERS` speakers, else GridError).
     probes : sequence of str or estimators, optional
         Registered names (:data:`PROBES`) or scikit-learn-style estimators; default
         ``("lda",)``, and ``("ctc",)`` for ``asr``.
@@ -172,6 +220,12 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
         statistics over test speakers need several speakers per group).
     encoder : str, optional
         Name in the table; default: the store's encoder name.
+    device : str, optional
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` for the torch probes (logistic,
+        mlp, ctc); LDA and ridge run on the CPU. Default: each probe's own (the CPU).
+    stale : {"error", "retire"}
+        What to do when the table holds cells of this encoder name from a *different* store
+        (another fingerprint): refuse (default), or move those parts to ``superseded/``.
 
     Returns
     -------
@@ -182,13 +236,19 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
 
     table = results if isinstance(results, ResultsTable) else ResultsTable(results)
     encoder = encoder or store.fingerprint["encoder"]
-    if group_attribute not in store.index["attributes"]:
+    if stale not in ("error", "retire"):
+        raise GridError(f"stale must be 'error' or 'retire', got {stale!r}")
+    intersection = "*" in group_attribute
+    if not intersection and group_attribute not in store.index["attributes"]:
         raise GridError(f"the store's corpus has no group attribute {group_attribute!r}; "
                         f"attributes: {store.index['attributes']}")
     group_col = f"group:{group_attribute}"
     layer_names = [store.layer_name(l) for l in (layers if layers is not None else store.layers)]
     content = task in ("phone", "asr")
     kinds = tuple(train_sets or DEFAULT_TRAIN_SETS[task]) if content else ("all",)
+    from probekit.store.store import fingerprint_key
+    key = getattr(store, "key", None) or fingerprint_key(store.fingerprint)
+    _check_stale(table, encoder, key, stale)
     done = table.done_cells()
     written = []
     # Metadata is shared by every layer of a pooling; read it once via the first layer.
@@ -208,6 +268,8 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     else:
         probes = tuple(probes or ("lda",))
         _, y, meta = store.load_task(layer_names[0], task)
+    if intersection:
+        _add_intersection(meta, group_attribute, store.index["attributes"])
     splits = {s: _task_split(task, meta, group_col, s, test_speakers) for s in seeds}
     sets = {s: (equal_training_sets(meta, splits[s].train, group_col, s, kinds)
                 if content else _pooled_all(meta, splits[s].train, group_col, s, task))
@@ -221,7 +283,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
             split = splits[s]
             for ts in sets[s]:
                 for p in probes:
-                    base = {"encoder": encoder, "layer": layer, "layer_index": store.layers.index(layer),
+                    base = {"encoder": encoder, "store": key, "layer": layer, "layer_index": store.layers.index(layer),
                             "task": task, "probe": _probe_name(p), "group_attribute": group_attribute,
                             "train_set": ts.name, "seed": s, "n_train": len(ts.rows),
                             "n_train_speakers": ts.n_speakers}
@@ -231,7 +293,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                     if task == "asr":
                         if X is None:
                             X = frames_by_utterance(store, layer)[0]
-                        est = make_probe(p, s).fit([X[i] for i in ts.rows], list(y[ts.rows]))
+                        est = make_probe(p, s, device).fit([X[i] for i in ts.rows], list(y[ts.rows]))
                         hyps = est.predict([X[i] for i in split.test])
                         rows.extend(_asr_rows(meta, split.test, hyps, group_col, base))
                         continue
@@ -241,7 +303,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                     if len(np.unique(y_train)) < 2:
                         raise GridError(f"training set {ts.name!r} (seed {s}) has one class "
                                         f"({y_train[0]!r}) for task {task!r}")
-                    est = make_probe(p, s).fit(X[ts.rows], y_train)
+                    est = make_probe(p, s, device).fit(X[ts.rows], y_train)
                     wrong = est.predict(X[split.test]) != y[split.test]
                     rows.extend(_error_rows(meta, split.test, wrong, group_col, base))
             if rows:

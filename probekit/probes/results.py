@@ -1,6 +1,10 @@
 """The results table: the one interchange format between probing and bias analysis.
 
-One row per (encoder, layer, task, probe, train_set, test_group, seed, unit, metric). Every
+One row per (encoder, store, layer, task, probe, train_set, test_group, seed, unit, metric).
+``store`` is the short key of the embedding store's fingerprint
+(:attr:`~probekit.store.EmbeddingStore.key`): a cell is done only for the store it was
+computed from, so probing a re-extracted store never reuses old cells. A table written before
+this column existed reads with ``store=""``. Every
 ``metric`` is an *error rate* (lower is better) so that analyses never need to know which
 way a metric points:
 
@@ -33,16 +37,21 @@ import pandas as pd
 
 from probekit.errors import ProbekitError
 
-__all__ = ["RESULT_COLUMNS", "CELL_KEYS", "ResultsError", "ResultsTable", "validate_results",
-           "ERROR_METRICS", "cell_key"]
+__all__ = ["RESULT_COLUMNS", "TABLE_COLUMNS", "CELL_KEYS", "ResultsError", "ResultsTable",
+           "validate_results", "ERROR_METRICS", "cell_key", "SUPERSEDED_DIR"]
 
 #: Columns of the results table, in order.
 RESULT_COLUMNS = [
     "encoder", "layer", "layer_index", "task", "probe", "group_attribute", "train_set",
     "test_group", "seed", "unit", "metric", "value", "n", "n_train", "n_train_speakers",
 ]
+#: Columns as stored: :data:`RESULT_COLUMNS` plus ``store`` (the store fingerprint's key; empty
+#: in tables written before it existed, and in simulated tables).
+TABLE_COLUMNS = RESULT_COLUMNS + ["store"]
 #: A cell of the grid: one trained probe evaluated on every test group.
-CELL_KEYS = ["encoder", "layer", "task", "probe", "group_attribute", "train_set", "seed"]
+CELL_KEYS = ["encoder", "store", "layer", "task", "probe", "group_attribute", "train_set", "seed"]
+#: Sub-folder that :meth:`ResultsTable.retire` moves superseded parts to (never read).
+SUPERSEDED_DIR = "superseded"
 #: Metrics the table may hold (all error rates).
 ERROR_METRICS = ("error", "cer", "wer")
 
@@ -65,7 +74,8 @@ def validate_results(df: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
         raise ResultsError(f"results table lacks column(s) {missing}")
-    df = df[RESULT_COLUMNS].copy()
+    df = df.reindex(columns=TABLE_COLUMNS).copy()
+    df["store"] = df["store"].astype(object).where(df["store"].notna(), "").astype(str)
     for col, dt in _DTYPES.items():
         try:
             df[col] = df[col].astype(dt)
@@ -109,17 +119,41 @@ class ResultsTable:
         for p in self.parts():
             try:
                 frames.append(pd.read_csv(p, keep_default_na=False,
-                                          dtype={"unit": str, "test_group": str, "train_set": str}))
+                                          dtype={"unit": str, "test_group": str, "train_set": str,
+                                                 "store": str}))
             except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
                 raise ResultsError(f"{p}: unreadable results part ({exc})") from None
         if not frames:
-            return pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "object")) for c in RESULT_COLUMNS})
+            return pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "object")) for c in TABLE_COLUMNS})
         return validate_results(pd.concat(frames, ignore_index=True))
 
     def done_cells(self) -> set[tuple]:
         """Keys (in :data:`CELL_KEYS` order) of cells already in the table."""
         df = self.load()
         return set(map(tuple, df[CELL_KEYS].astype(str).drop_duplicates().itertuples(index=False)))
+
+    def stores(self) -> dict[str, set[str]]:
+        """Store keys in the table, by encoder name (``""``: written before keys existed)."""
+        df = self.load()
+        return {str(e): set(d["store"].astype(str)) for e, d in df.groupby("encoder")}
+
+    def retire(self, stale) -> list[Path]:
+        """Move every part for which ``stale(part_frame)`` is true to ``superseded/``.
+
+        Parts are never edited or deleted: superseded ones stay on disk, out of the table.
+        Returns the moved parts' new paths.
+        """
+        moved = []
+        for p in self.parts():
+            part = validate_results(pd.read_csv(p, keep_default_na=False,
+                                                dtype={"unit": str, "test_group": str,
+                                                       "train_set": str, "store": str}))
+            if stale(part):
+                dest = self.root / SUPERSEDED_DIR
+                dest.mkdir(exist_ok=True)
+                os.replace(p, dest / p.name)
+                moved.append(dest / p.name)
+        return moved
 
     def append(self, rows: pd.DataFrame | Iterable[dict]) -> Path | None:
         """Write ``rows`` as a new part, atomically (temp file + rename)."""

@@ -1,8 +1,12 @@
 """Write the report: ``report.html`` (self-contained: figures embedded as base64 PNG, inline
 CSS, no scripts) and its markdown twin ``report.md`` (figures linked).
 
-Order: banner (synthetic data / random model), summary in plain words, figures, tables,
-then configuration, fingerprints and versions so a reader can reproduce the run.
+Order: banner (synthetic data / random model), the one-screen **at a glance** figure (groups x
+layers, coloured by each group's error minus the mean error of the other groups, marked by
+the systematic/random typing; saved as PNG and SVG in ``report_figures/``), summary in plain
+words, figures, group x layer tables (each cell's interval and speaker count in a collapsible
+block), the analysis notes rendered as HTML, then configuration, fingerprints and versions so
+a reader can reproduce the run. Interval labels follow the analysis's ``alpha``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import pandas as pd
 
 from probekit.report.summary import load_tables, primary_slices, summary_points, task_words
 
-__all__ = ["build_report", "banners", "group_error_table"]
+__all__ = ["build_report", "banners", "group_error_table", "group_interval_table",
+           "glance_figure", "markdown_to_html", "report_source"]
 
 CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
@@ -26,6 +31,8 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-to
 figcaption{color:#555;font-size:.9em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}.sig{font-weight:700;color:#a00}
+details{margin:.3em 0 1em}summary{cursor:pointer;color:#335}.notes h3{font-size:1.05em}
+.glance img{max-width:100%;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em;white-space:pre-wrap}.muted{color:#666;font-size:.9em}"""
 
 
@@ -62,6 +69,187 @@ def group_error_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> 
     gp = c[c["statistic"] == "difference"].set_index("layer")
     rows["gap p-value"] = [f"{gp.at[layer, 'p_value']:.3f}" if layer in gp.index else "" for layer in layers]
     return pd.DataFrame.from_dict(rows, orient="index", columns=layers)
+
+
+def group_interval_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> pd.DataFrame:
+    """Groups x layers like :func:`group_error_table`, each cell ``estimate [low, high] n=k``
+    (the speaker-bootstrap interval at level 1 - alpha and the number of test speakers).
+    Missing interval or n columns are left out of the cell."""
+    enc, task, probe, metric = key
+    c = curves[(curves["encoder"] == enc) & (curves["task"] == task) & (curves["probe"] == probe) &
+               (curves["metric"] == metric)]
+    layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
+    rows = {}
+    stats = [(s, s[6:]) for s in sorted(c["statistic"].unique()) if s.startswith("group:")]
+    for stat, label in stats + [("overall", "overall"), ("difference", "gap (max-min)")]:
+        x = c[c["statistic"] == stat].drop_duplicates("layer").set_index("layer")
+        cells = []
+        for layer in layers:
+            if layer not in x.index:
+                cells.append("")
+                continue
+            r = x.loc[layer]
+            cell = f"{r['estimate']:.3f}"
+            if "ci_low" in x.columns and "ci_high" in x.columns and r["ci_low"] == r["ci_low"]:
+                cell += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+            for ncol in ("n_speakers", "n"):
+                if ncol in x.columns and r[ncol] == r[ncol]:
+                    cell += f" n={int(r[ncol])}"
+                    break
+            cells.append(cell)
+        rows[label] = cells
+    return pd.DataFrame.from_dict(rows, orient="index", columns=layers)
+
+
+def markdown_to_html(text: str) -> str:
+    """The markdown that ``probekit analyze`` writes (headings, bullet lists, pipe tables,
+    paragraphs, bold and code spans) as HTML; everything is escaped first."""
+    def inline(s: str) -> str:
+        s = html.escape(s, quote=False)
+        s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
+        s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+        return re.sub(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])", r"<em>\1</em>", s)
+
+    out: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].rstrip()
+        if not line.strip():
+            i += 1
+            continue
+        m = re.match(r"^(#{1,6})\s+(.*)$", line)
+        if m:
+            level = min(6, len(m.group(1)) + 2)  # the report's own h1/h2 come first
+            out.append(f"<h{level}>{inline(m.group(2))}</h{level}>")
+            i += 1
+            continue
+        if re.match(r"^\s*[-*]\s+", line):
+            items = []
+            while i < len(lines) and lines[i].strip():
+                cur = lines[i]
+                if re.match(r"^\s*[-*]\s+", cur):
+                    items.append(re.sub(r"^\s*[-*]\s+", "", cur).strip())
+                elif items:
+                    items[-1] += " " + cur.strip()
+                i += 1
+            out.append("<ul>" + "".join(f"<li>{inline(x)}</li>" for x in items) + "</ul>")
+            continue
+        if line.lstrip().startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                if not all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+                    rows.append(cells)
+                i += 1
+            if rows:
+                head = "".join(f"<th>{inline(c)}</th>" for c in rows[0])
+                body = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>"
+                               for r in rows[1:])
+                out.append(f"<table><tr>{head}</tr>{body}</table>")
+            continue
+        para = []
+        while i < len(lines) and lines[i].strip() and not re.match(r"^(#|\s*[-*]\s|\s*\|)", lines[i]):
+            para.append(lines[i].strip())
+            i += 1
+        out.append(f"<p>{inline(' '.join(para))}</p>")
+    return "\n".join(out)
+
+
+#: Marks of the typing in the at-a-glance figure.
+TYPE_MARKS = {"systematic": "S", "random": "R", "both": "S+R"}
+
+
+def _glance_data(tables: dict, key: tuple, alpha: float):
+    """(groups, layers, difference matrix, mark matrix) for one slice, or None."""
+    import numpy as np
+
+    curves = tables["layer_curves"]
+    enc, task, probe, metric = key
+    c = curves[(curves["encoder"] == enc) & (curves["task"] == task) & (curves["probe"] == probe)
+               & (curves["metric"] == metric) & curves["statistic"].astype(str).str.startswith("group:")]
+    if "train_set" in c.columns and (c["train_set"] == "all").any():
+        c = c[c["train_set"] == "all"]
+    if c.empty:
+        return None
+    layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
+    groups = sorted(c["statistic"].str[6:].unique())
+    est = c.assign(group=c["statistic"].str[6:]).drop_duplicates(["group", "layer"]) \
+        .pivot(index="group", columns="layer", values="estimate").reindex(index=groups, columns=layers)
+    E = est.to_numpy(dtype=float)
+    k = len(groups)
+    if k < 2:
+        return None
+    rest = (np.nansum(E, axis=0, keepdims=True) - E) / (k - 1)
+    D = E - rest
+    marks = [["" for _ in layers] for _ in groups]
+    ty = tables.get("typing")
+    if ty is not None and {"group", "layer", "type"} <= set(ty.columns):
+        t = ty
+        for col, val in (("encoder", enc), ("task", task), ("probe", probe), ("metric", metric)):
+            if col in t.columns:
+                t = t[t[col].astype(str) == str(val)]
+        for r in t.itertuples(index=False):
+            g, layer, typ = str(getattr(r, "group")), str(getattr(r, "layer")), str(getattr(r, "type"))
+            if g in groups and layer in layers:
+                marks[groups.index(g)][layers.index(layer)] = TYPE_MARKS.get(typ, "")
+    elif "p_value" in c.columns:
+        p = c.assign(group=c["statistic"].str[6:]).drop_duplicates(["group", "layer"]) \
+            .pivot(index="group", columns="layer", values="p_value").reindex(index=groups, columns=layers)
+        for gi in range(k):
+            for li in range(len(layers)):
+                v = p.iat[gi, li]
+                if v == v and v <= alpha:
+                    marks[gi][li] = "*"
+    return groups, layers, D, marks
+
+
+def glance_figure(tables: dict, alpha: float = 0.05, max_panels: int = 4):
+    """The one-screen overview: for each primary slice (encoder x task, up to ``max_panels``),
+    groups x layers coloured by the group's error minus the mean error of the other groups
+    (red: worse than the rest), each cell marked by its type (S systematic, R random, S+R
+    both; ``*`` p <= alpha when there is no typing table). ``None`` without layer curves.
+
+    Built on ``matplotlib.figure.Figure`` (no pyplot): it never changes a notebook's backend.
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    if "layer_curves" not in tables or tables["layer_curves"].empty:
+        return None
+    panels = []
+    for key in primary_slices(tables["layer_curves"]):
+        d = _glance_data(tables, key, alpha)
+        if d is not None:
+            panels.append((key, d))
+        if len(panels) >= max_panels:
+            break
+    if not panels:
+        return None
+    vmax = max(float(np.nanmax(np.abs(d[2]))) for _, d in panels) or 1e-9
+    n = len(panels)
+    height = max(2.6, 0.42 * max(len(d[0]) for _, d in panels) + 1.6)
+    fig = Figure(figsize=(min(16, max(6.5, 4.2 * n + 1.2)), height), dpi=110, layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    im = None
+    for ax, (key, (groups, layers, D, marks)) in zip(axes, panels):
+        im = ax.imshow(D, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(len(layers)), layers, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(len(groups)), groups, fontsize=8)
+        ax.set_xlabel("layer")
+        ax.set_title(f"{key[0]}: {task_words(key[1])}\n({key[2]}, {key[3]})", fontsize=9)
+        for gi in range(len(groups)):
+            for li in range(len(layers)):
+                if marks[gi][li]:
+                    ax.text(li, gi, marks[gi][li], ha="center", va="center", fontsize=8,
+                            fontweight="bold", color="black")
+    axes[0].set_ylabel("group")
+    cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
+    cb.set_label("error minus the other groups' mean")
+    level = f"{100 * (1 - alpha):g}"
+    fig.suptitle(f"At a glance: red = worse than the other groups, blue = better\n"
+                 f"marks: S systematic, R random, S+R both (typing at alpha {alpha:g})", fontsize=9)
+    return fig
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -101,6 +289,10 @@ def _caption(stem: str) -> str:
     return stem
 
 
+#: Written beside report.html: the analysis folder it was built from.
+REPORT_STAMP = ".probekit-report.json"
+
+
 def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None,
                  *, alpha: float | None = None) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md`` from an analysis folder.
@@ -128,6 +320,17 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     title = meta.get("config", {}).get("title") or "probekit bias report"
     question = meta.get("config", {}).get("question")
     points = summary_points(tables, alpha=alpha)
+    level = f"{100 * (1 - alpha):g}"
+    if level != "95":  # the summary's interval labels follow the chosen alpha
+        points = [p.replace("95% CI", f"{level}% CI") for p in points]
+    glance = glance_figure(tables, alpha)
+    glance_png = None
+    if glance is not None:
+        gdir = out / "report_figures"
+        gdir.mkdir(exist_ok=True)
+        glance_png = gdir / "at_a_glance.png"
+        glance.savefig(glance_png)
+        glance.savefig(gdir / "at_a_glance.svg")
     figs = sorted((analysis / "figures").glob("*.png"))
     # ASR has CER and WER figures; the report shows CER (its tables use CER too), the WER
     # figures stay in the analysis folder.
@@ -142,7 +345,9 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
         for key in primary_slices(tables["layer_curves"]):
             df = group_error_table(tables["layer_curves"], key, alpha)
             df.index.name = "group / layer"
-            group_tables.append((f"{key[0]}: {task_words(key[1])} ({key[2]}, {key[3]})", df))
+            ci = group_interval_table(tables["layer_curves"], key, alpha)
+            ci.index.name = "group / layer"
+            group_tables.append((f"{key[0]}: {task_words(key[1])} ({key[2]}, {key[3]})", df, ci))
     findings = (analysis / "findings.md").read_text() if (analysis / "findings.md").exists() else ""
     prov = {k: meta[k] for k in ("fingerprints", "versions", "timings", "n_utterances",
                                  "n_result_rows", "config_file") if k in meta}
@@ -150,8 +355,10 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     prov_json = json.dumps(prov, indent=1, default=str)
     stores_json = json.dumps(meta.get("stores", {}), indent=1, default=str)
     table_note = (f"Group error of the probe trained on every group, per layer. Bold: the group "
-                  f"differs from the rest (permutation p <= {alpha}), or the gap exceeds speaker "
-                  "variation. Full tables (with intervals): the CSV files in the analysis folder.")
+                  f"differs from the rest (permutation p <= {alpha:g}), or the gap exceeds speaker "
+                  f"variation. Under each table: every cell with its {level}% speaker-bootstrap "
+                  "interval and the number of test speakers (n). All tables: the CSV files in "
+                  "the analysis folder.")
 
     # -- markdown -------------------------------------------------------------------------
     rel = Path(__import__("os").path.relpath(analysis, out))
@@ -159,13 +366,18 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     md += [f"> **{b}**" for b in banners(meta)] + [""]
     if question:
         md += [f"*Question:* {question}", ""]
+    if glance_png is not None:
+        grel = Path(__import__("os").path.relpath(glance_png, out)).as_posix()
+        md += ["## At a glance", "", f"![at a glance]({grel})", ""]
     md += ["## Summary", ""] + [f"- {p}" for p in points] + [""]
     md += ["## Figures", ""]
     md += [f"![{_caption(f.stem)}]({(rel / 'figures' / f.name).as_posix()})\n\n*{_caption(f.stem)}*\n"
            for f in figs]
     md += ["## Tables", "", table_note, ""]
-    for name, df in group_tables:
-        md += [f"### {name}", "", _md_table(df), ""]
+    for name, df, ci in group_tables:
+        md += [f"### {name}", "", _md_table(df), "",
+               f"<details><summary>{level}% intervals and n per cell</summary>", "",
+               _md_table(ci), "", "</details>", ""]
     md += ["## Analysis notes (probekit analyze)", "", re.sub(r"^#", "###", findings, flags=re.M), ""]
     md += ["## Configuration", "", "```json", config_json, "```", "",
            "## Fingerprints, versions and timings", "", "```json", prov_json, "```", "",
@@ -182,6 +394,14 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     h += [f'<div class="banner" role="alert">{e(b)}</div>' for b in banners(meta)]
     if question:
         h.append(f"<p><em>Question:</em> {e(question)}</p>")
+    if glance_png is not None:
+        b64 = base64.b64encode(glance_png.read_bytes()).decode("ascii")
+        h.append('<section class="glance" id="glance"><h2>At a glance</h2>'
+                 f'<img alt="at a glance: groups by layers, error difference from the rest" '
+                 f'src="data:image/png;base64,{b64}"><p class="muted">Each cell: a group\'s error '
+                 "minus the mean error of the other groups, for the probe trained on every group "
+                 "(red: worse than the rest). Marks: the typing (S systematic, R random, S+R "
+                 "both). SVG: report_figures/at_a_glance.svg.</p></section>")
     h.append('<h2 id="summary">Summary</h2><ul class="summary">')
     for p in points:
         paras = p.split("\n")
@@ -192,13 +412,28 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
         h.append(f'<figure><img alt="{e(f.stem)}" src="data:image/png;base64,{b64}">'
                  f"<figcaption>{e(_caption(f.stem))}</figcaption></figure>")
     h.append(f'<h2 id="tables">Tables</h2><p class="muted">{e(table_note)}</p>')
-    for name, df in group_tables:
-        h.append(f"<h3>{e(name)}</h3>{_html_table(df)}")
-    h.append(f'<h2 id="notes">Analysis notes (probekit analyze)</h2><pre>{e(findings)}</pre>')
+    for name, df, ci in group_tables:
+        h.append(f"<h3>{e(name)}</h3>{_html_table(df)}"
+                 f"<details><summary>{level}% intervals and n per cell</summary>"
+                 f"{_html_table(ci)}</details>")
+    h.append('<h2 id="notes">Analysis notes (probekit analyze)</h2>'
+             f'<div class="notes">{markdown_to_html(findings)}</div>')
     h.append(f'<h2 id="config">Configuration</h2><pre>{e(config_json)}</pre>')
     h.append(f'<h2 id="provenance">Fingerprints, versions and timings</h2><pre>{e(prov_json)}</pre>'
              f"<h3>Embedding stores</h3><pre>{e(stores_json)}</pre>")
     h.append("</body></html>")
     html_path = out / "report.html"
     html_path.write_text("\n".join(h), encoding="utf-8")
+    # Which analysis this report shows: `probekit report` refuses to replace a report of
+    # another analysis (or one probekit did not write) without --overwrite.
+    (out / REPORT_STAMP).write_text(json.dumps({"analysis": str(analysis.resolve())}) + "\n")
     return html_path, md_path
+
+
+def report_source(out: str | Path) -> str | None:
+    """The analysis folder the report in ``out`` was built from (``None``: no probekit report)."""
+    p = Path(out) / REPORT_STAMP
+    try:
+        return json.loads(p.read_text()).get("analysis")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -23,9 +23,18 @@ def _report(args: argparse.Namespace) -> int:
         meta["random_init"] = sorted(set(meta.get("random_init", [])) | set(args.random_init))
     if args.title:
         meta.setdefault("config", {})["title"] = args.title
+    from probekit.outdir import claim_output
+    from probekit.report.build import report_source
+
     out = Path(args.out) if args.out else analysis.parent
-    if (out / "report.html").exists() and not args.overwrite and args.out:
-        raise ProbekitError(f"{out / 'report.html'} exists; pass --overwrite to replace it")
+    if (out / "report.html").exists() and not args.overwrite:
+        src = report_source(out)
+        if src != str(analysis.resolve()):
+            what = f"a report of {src}" if src else "a report probekit did not write"
+            raise ProbekitError(f"{out / 'report.html'} is {what}, not of {analysis}; pass "
+                                "--overwrite to replace it, or choose another --out")
+    elif args.out and (not out.exists() or not any(out.iterdir())):
+        claim_output(out, "report")
     html, md = build_report(analysis, out, meta)
     print(f"report: {html}\n        {md}")
     return 0
@@ -48,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--synthetic", action="store_true", help="show the synthetic-data banner")
     p.add_argument("--random-init", action="append", metavar="ENCODER",
                    help="show the random-model banner for ENCODER (repeatable)")
-    p.add_argument("--title")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    p.add_argument("--title", help="report title (default: the config's, or 'probekit bias report')")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a report of another analysis (or not written by probekit) in --out")
     p.set_defaults(func=_report)

@@ -22,7 +22,7 @@ def _extract(args: argparse.Namespace) -> int:
     store = extract(encoder, corpus, args.out, layers=_split(args.layers),
                     poolings=_split(args.pooling), dtype=args.dtype, shard_size=args.shard_size,
                     batch_size=args.batch_size, max_batch_seconds=args.max_batch_seconds,
-                    overwrite=args.overwrite, progress=not args.no_progress)
+                    overwrite=args.overwrite, progress=not (args.no_progress or args.quiet))
     if store is None:
         print(f"rank {rank}/{world}: shards written to {args.out}; the index is written when "
               "every rank has finished (rerun with one process to write it)")
@@ -46,12 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    " (default: all)")
     p.add_argument("--pooling", default="utterance,phone",
                    help="comma-separated: utterance, phone, frames (default: utterance,phone)")
-    p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--dtype", default="float16", choices=["float16", "float32"],
+                   help="storage type of the embeddings")
+    from probekit.cliutil import add_device_argument
+    add_device_argument(p, note="; under torchrun each rank takes its LOCAL_RANK GPU")
     p.add_argument("--shard-size", type=int, default=64, help="utterances per shard")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per encoder call")
     p.add_argument("--max-batch-seconds", type=float, default=None,
                    help="cap on a batch's padded audio in seconds")
     p.add_argument("--overwrite", action="store_true", help="replace a mismatching store")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (as -q)")
     p.set_defaults(func=_extract)

@@ -28,7 +28,7 @@ import numpy as np
 from probekit.errors import StoreError
 
 __all__ = ["EmbeddingStore", "POOLINGS", "FINGERPRINT_NAME", "INDEX_NAME", "SHARDS_DIR",
-           "corpus_hash", "shard_name", "write_json_atomic", "fingerprint_diff"]
+           "corpus_hash", "shard_name", "write_json_atomic", "fingerprint_diff", "fingerprint_key"]
 
 #: Pooling names: per utterance, per aligned phone, raw frames.
 POOLINGS = ("utterance", "phone", "frames")
@@ -75,6 +75,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def fingerprint_key(fp: dict) -> str:
+    """12 hex digits of the fingerprint's hash, ignoring the probekit version (a new release
+    that computes the same embeddings keeps its results)."""
+    import hashlib
+
+    d = {k: v for k, v in fp.items() if k != "probekit"}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def fingerprint_diff(old: dict, new: dict) -> list[str]:
@@ -143,6 +152,11 @@ class EmbeddingStore:
     @property
     def fingerprint(self) -> dict:
         return dict(self.index["fingerprint"])
+
+    @property
+    def key(self) -> str:
+        """Short key of the fingerprint (:func:`fingerprint_key`): the results table's ``store``."""
+        return fingerprint_key(self.fingerprint)
 
     def size_bytes(self) -> int:
         """Bytes on disk of every file in the store."""

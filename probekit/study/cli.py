@@ -49,12 +49,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("config", metavar="CONFIG", help="study TOML file")
     r.add_argument("--out", help="output folder (default ./probekit-study-<name>); reused when it "
                                  "holds the same config, refused when it holds another")
-    r.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
+    r.add_argument("--overwrite", action="store_true",
+                   help="reuse a study folder that holds a different config: stages whose inputs "
+                        "did not change are kept, the rest recomputed (a folder probekit did not "
+                        "write is always refused)")
     r.add_argument("--encoders", help="comma list replacing the config's encoders")
-    r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the config's (cpu)")
+    from probekit.cliutil import add_device_argument
+    add_device_argument(r, what="the encoders", default=None,
+                        note="; default: the config's device, which is auto unless it sets one")
     r.add_argument("--seed", type=int, help="seed of the analysis resampling")
     r.set_defaults(func=_run)
     sh = s.add_parser("show", help="print the parsed config and its fingerprint",
                       epilog="example: probekit study show studies/layerwise_bias/config.toml")
-    sh.add_argument("config", metavar="CONFIG")
+    sh.add_argument("config", metavar="CONFIG", help="study TOML file")
     sh.set_defaults(func=_show)

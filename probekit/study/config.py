@@ -95,7 +95,7 @@ class StudyConfig:
     n_perm: int = 1000
     alpha: float = 0.05
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     title: str | None = None
     question: str | None = None
     source: str | None = None  # the file it came from (not hashed)
@@ -200,7 +200,7 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
         poolings=_tuple(d.get("poolings", ["utterance", "phone", "frames"]), f"{where}: poolings", str),
         n_boot=int(an.get("n_boot", 1000)), n_perm=int(an.get("n_perm", 1000)),
         alpha=float(an.get("alpha", 0.05)), seed=int(d.get("seed", 0)),
-        device=str(d.get("device", "cpu")), source=source)
+        device=str(d.get("device", "auto")), source=source)
 
 
 def load_config(path: str | os.PathLike, **overrides) -> StudyConfig:

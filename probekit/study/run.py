@@ -27,7 +27,8 @@ from pathlib import Path
 from probekit.errors import ProbekitError
 from probekit.study.config import StudyConfig
 
-__all__ = ["StudyError", "StudyRun", "run_study", "prepare_output", "load_study_corpus"]
+__all__ = ["StudyError", "StudyRun", "run_study", "prepare_output", "load_study_corpus",
+           "invalidate_changed"]
 
 log = logging.getLogger(__name__)
 STUDY_STAMP = "study.json"
@@ -56,40 +57,129 @@ def _slug(s: str) -> str:
 def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
     """Make ``out`` ready for ``config``; True when it already belongs to the same config.
 
-    A folder holding another run (or anything else) is refused unless ``overwrite``.
+    - a missing or empty folder is created and stamped (:mod:`probekit.outdir`);
+    - a study folder of the same config is reused;
+    - a study folder of another config is refused, unless ``overwrite``: then the stages whose
+      inputs did not change are kept (:func:`invalidate_changed`) and the rest recomputed;
+    - any other non-empty folder is refused, ``overwrite`` or not, unless probekit wrote it
+      (then ``overwrite`` replaces it). probekit never deletes a folder it did not write.
     """
+    from probekit.outdir import OutputFolderError, claim_output, read_stamp, remove_output
+
     stamp = out / STUDY_STAMP
     fp = config.fingerprint()
     if stamp.exists():
         old = json.loads(stamp.read_text())
         if old.get("fingerprint") == fp:
+            claim_output(out, "study")
             return True
         if not overwrite:
             changed = sorted(k for k in set(old.get("config", {})) | set(config.to_dict())
                              if old.get("config", {}).get(k) != config.to_dict().get(k))
             raise StudyError(f"{out} holds a different run (config {old.get('fingerprint')}, "
                              f"this one {fp}; differs in: {', '.join(changed) or '?'}); "
+                             "choose another --out or pass --overwrite (which keeps the stages "
+                             "whose inputs did not change)")
+        invalidate_changed(out, old.get("config", {}), config)
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        other = read_stamp(out) if out.is_dir() else None
+        if other is None:
+            raise StudyError(f"{out} is not empty and was not written by probekit; probekit "
+                             "never writes into or deletes such a folder, even with --overwrite."
+                             " Choose another --out")
+        if not overwrite:
+            raise StudyError(f"{out} holds a probekit {other.get('kind')} output, not a study; "
                              "choose another --out or pass --overwrite")
-    elif out.exists() and any(out.iterdir()) and not overwrite:
-        raise StudyError(f"{out} is not empty and is not a probekit study folder; choose another "
-                         "--out or pass --overwrite")
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        try:
+            remove_output(out)
+        except OutputFolderError as exc:
+            raise StudyError(str(exc)) from None
+    claim_output(out, "study")
     stamp.write_text(json.dumps({"fingerprint": fp, "config": config.to_dict()}, indent=1) + "\n")
     return False
 
 
+def _task_key(t: dict) -> tuple:
+    return (json.dumps(t.get("probes")), json.dumps(t.get("train_sets")), t.get("max_epochs"))
+
+
+def invalidate_changed(out: Path, old: dict, config: StudyConfig) -> dict:
+    """Drop what a config change made stale in a study folder; keep the rest.
+
+    - embedding stores: kept for every encoder whose spec (name, label, sources, layers)
+      and the corpus and poolings are unchanged; the others are deleted (a kept store is
+      still checked against its fingerprint when it is reused);
+    - probe results: a part is kept when its encoder's store is kept, the group attribute is
+      the same, its task's probes/train sets/epochs are unchanged and its seed is still
+      listed; the others move to ``work/results/superseded/`` (never read);
+    - the analysis and the report are always rebuilt.
+
+    Returns ``{"stores_removed": [...], "results_retired": n}``.
+    """
+    from probekit.probes.results import ResultsTable
+
+    new = config.to_dict()
+    same_corpus = old.get("corpus") == new["corpus"] and old.get("poolings") == new["poolings"]
+    old_enc = {_slug(e.get("label") or e["name"]): e for e in old.get("encoders", [])}
+    new_enc = {_slug(e.get("label") or e["name"]): e for e in new["encoders"]}
+    keep = {k for k, e in new_enc.items() if same_corpus and old_enc.get(k) == e}
+    removed = []
+    stores = out / "work" / "stores"
+    if stores.is_dir():
+        for d in stores.iterdir():
+            if d.is_dir() and d.name not in keep:
+                shutil.rmtree(d)
+                removed.append(d.name)
+    old_tasks = {t["task"]: t for t in old.get("tasks", [])}
+    new_tasks = {t["task"]: t for t in new["tasks"]}
+    same_group = old.get("group_attribute") == new["group_attribute"]
+    keep_display = {(e.get("label") or e["name"]) for k, e in new_enc.items() if k in keep}
+
+    def stale(part) -> bool:
+        if not same_group:
+            return True
+        for (enc, task, seed), _ in part.groupby(["encoder", "task", "seed"]):
+            t_old, t_new = old_tasks.get(task), new_tasks.get(task)
+            if enc not in keep_display or t_old is None or t_new is None \
+                    or _task_key(t_old) != _task_key(t_new) or int(seed) not in t_new["seeds"]:
+                return True
+        return False
+
+    results = out / "work" / "results"
+    retired = ResultsTable(results).retire(stale) if results.is_dir() else []
+    log.info("config changed: removed stores %s, retired %d results part(s)", removed, len(retired))
+    return {"stores_removed": removed, "results_retired": len(retired)}
+
+
 def load_study_corpus(config: StudyConfig, progress: bool = True):
-    """The study's corpus: a (cached) synthetic preset with overrides, or a corpus on disk."""
+    """The study's corpus: a (cached) synthetic preset with overrides, or a corpus on disk.
+
+    ``phone_folding`` (a folding name or a list, :mod:`probekit.corpus.phonesets`) folds the
+    phone labels; ``intersections`` (e.g. ``["accent*gender"]``) adds derived group attributes
+    (:meth:`~probekit.corpus.Corpus.with_intersection`).
+    """
     c = dict(config.corpus)
+    folding = c.pop("phone_folding", None)
+    intersections = c.pop("intersections", None) or []
+    if "*" in config.group_attribute and config.group_attribute not in intersections:
+        intersections = [*intersections, config.group_attribute]
     if "synthetic" in c:
         from probekit.corpus.synthetic import build_synthetic_corpus, resolve_config
         preset = c.pop("synthetic")
-        return build_synthetic_corpus(resolve_config(preset, **c), progress=progress)
-    from probekit.corpus.readers import read_corpus
-    path = c.pop("path")
-    return read_corpus(path, **c)
+        corpus = build_synthetic_corpus(resolve_config(preset, **c), progress=progress)
+    else:
+        from probekit.corpus.readers import read_corpus
+        path = c.pop("path")
+        corpus = read_corpus(path, **c)
+    if folding:
+        from probekit.corpus.phonesets import fold_corpus
+        corpus, unknown = fold_corpus(corpus, folding)
+        if unknown:
+            log.warning("phone folding %s kept %d unknown symbol(s) as written: %s", folding,
+                        sum(unknown.values()), dict(unknown.most_common(10)))
+    for attr in intersections:
+        corpus = corpus.with_intersection(attr)
+    return corpus
 
 
 def _probes_for(task) -> tuple | None:
@@ -132,11 +222,12 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     config : StudyConfig
     out : path
         Output folder; reused when it holds the same config, refused when it holds another
-        unless ``overwrite`` (which deletes it first).
+        unless ``overwrite`` (which keeps the stages whose inputs did not change, see
+        :func:`prepare_output`); a folder probekit did not write is always refused.
     progress : bool
         tqdm progress bars for synthesis, extraction and the probe grids.
     device : str, optional
-        ``auto``, ``cpu`` or ``cuda``; default the config's.
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; default the config's (``auto``).
 
     Returns
     -------
@@ -179,14 +270,13 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
             run_grid(store, task.task, results_dir, group_attribute=config.group_attribute,
                      probes=_probes_for(task), seeds=task.seeds, train_sets=task.train_sets,
                      encoder=spec.display, corpus=corpus if task.task == "asr" else None,
-                     progress=progress)
+                     progress=progress, device=device or config.device, stale="retire")
             timings[f"grid:{spec.display}:{task.task}"] = time.perf_counter() - t
             say(f"grid {spec.display} / {task.task}: {timings[f'grid:{spec.display}:{task.task}']:.1f} s")
     t = time.perf_counter()
     n_rows = len(ResultsTable(results_dir).load())
     analysis = out / "analysis"
     if not _analysis_done(analysis, n_rows, config):
-        shutil.rmtree(analysis, ignore_errors=True)
         argv = ["-q" if not progress else "-v", "analyze", str(results_dir), "--out", str(analysis),
                 "--n-boot", str(config.n_boot), "--n-perm", str(config.n_perm),
                 "--alpha", str(config.alpha), "--seed", str(config.seed)]

@@ -272,7 +272,8 @@ def test_vctk_layout(tmp_path, release):
 
 
 def test_registry_names_every_reader_and_rejects_unknown(tmp_path):
-    assert set(available_readers()) == {"csv", "jsonl", "l2arctic", "lhotse", "timit", "vctk"}
+    assert set(available_readers()) == {"csv", "hf", "jsonl", "l2arctic", "lhotse", "mfa", "timit",
+                                        "vctk"}
     with pytest.raises(CorpusError, match="cannot tell"):
         detect_kind(tmp_path)
     with pytest.raises(CorpusError, match="unknown corpus kind 'nope'"):

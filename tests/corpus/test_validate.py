@@ -61,6 +61,10 @@ CASES = {
     "audio_slice": (lambda r: _corpus(r, _utt(r, "b2", 1, audio=AudioSource(
         path="b2-1.wav", offset=0.8, duration=0.5))), "b2-1"),
     "duration_mismatch": (lambda r: _corpus(r, _utt(r, "a2", 0, duration=2.0)), "a2-0"),
+    "sample_rate_mismatch": (lambda r: _corpus(r, _utt(r, "a2", 0, audio=AudioSource(
+        path="a2-0.wav", sample_rate=8000))), "a2-0"),
+    "channels_mismatch": (lambda r: _corpus(r, _utt(r, "a3", 0, audio=AudioSource(
+        path=_wav(r / "st.wav", np.full((SR, 2), 0.1, "float32"))))), "a3-0"),
     "text_empty": (lambda r: _corpus(r, _utt(r, "a2", 1, text="  ")), "a2-1"),
     "alignment_past_end": (lambda r: _corpus(r, _utt(r, "b1", 0, phones=[
         ("HH", 0.1, 0.2), ("AH", 0.2, 1.0 + 2 * TIME_TOLERANCE)])), "b1-0"),

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from probekit.probes.grid import GridError, run_grid
-from probekit.probes.results import CELL_KEYS, RESULT_COLUMNS, ResultsTable
+from probekit.probes.results import CELL_KEYS, TABLE_COLUMNS, ResultsTable
 from probekit.probes.splits import (Split, SplitError, check_leakage, content_split,
                                     equal_training_sets, speaker_id_split)
 
@@ -134,7 +134,7 @@ def test_training_sets_have_equal_sizes():
 def test_grid_schema_resume_and_planted_difficulty(tmp_path):
     store = FakeStore(_meta())
     df = run_grid(store, "phone", tmp_path / "res", seeds=(0, 1), progress=False)
-    assert list(df.columns) == RESULT_COLUMNS
+    assert list(df.columns) == TABLE_COLUMNS
     # every cell evaluated on every test group, per speaker and overall
     cells = df[CELL_KEYS].drop_duplicates()
     assert len(cells) == 2 * 2 * 7  # layers x seeds x training sets

@@ -63,8 +63,8 @@ def test_report_renders_every_figure_without_console_errors(sim_analysis, tmp_pa
     html, _ = build_report(sim_analysis, tmp_path / "report", {"synthetic": True})
     r = load_in_browser(html, tmp_path)
     n = len(list((sim_analysis / "figures").glob("*.png")))
-    assert r["images"] == n >= 2
-    assert r["decoded"] == n, r
+    assert r["images"] == n + 1 and n >= 2  # + the at-a-glance figure
+    assert r["decoded"] == n + 1, r
     assert r["page_errors"] == 0 and not r["console_errors"], r
     shot = tmp_path / "report.png"
     subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}",

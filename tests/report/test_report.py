@@ -47,8 +47,8 @@ def test_html_is_self_contained_and_ordered(sim_analysis, tmp_path):
     assert not re.search(r'(src|href)="(?!data:)', t), "external resource in the HTML"
     assert "<script" not in t
     n = len(list((sim_analysis / "figures").glob("*.png")))
-    assert n >= 2 and t.count("data:image/png;base64,") == n
-    assert t.index('id="summary"') < t.index('id="figures"') < t.index('id="tables"') < t.index('id="config"')
+    assert n >= 2 and t.count("data:image/png;base64,") == n + 1  # + the at-a-glance figure
+    assert t.index('id="glance"') < t.index('id="summary"') < t.index('id="figures"') < t.index('id="tables"') < t.index('id="config"')
     assert '"probekit": "9.9"' in t
     for link in re.findall(r"\]\((.+?\.png)\)", md.read_text()):
         assert (tmp_path / link).exists(), link
@@ -68,7 +68,37 @@ def test_report_cli_refuses_to_overwrite(sim_analysis, tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["report", str(sim_analysis), "--out", str(out), "--synthetic"]) == 0
     assert "SYNTHETIC DATA" in (out / "report.html").read_text()
-    assert main(["report", str(sim_analysis), "--out", str(out)]) == 2
-    assert "exists" in capsys.readouterr().err
-    assert main(["report", str(sim_analysis), "--out", str(out), "--overwrite"]) == 0
+    # Rebuilding the report of the same analysis is fine; another analysis's report is not.
+    assert main(["report", str(sim_analysis), "--out", str(out)]) == 0
+    import shutil
+    other = shutil.copytree(sim_analysis, tmp_path / "other_analysis")
+    capsys.readouterr()
+    assert main(["report", str(other), "--out", str(out)]) == 2
+    assert "is a report of" in capsys.readouterr().err
+    assert main(["report", str(other), "--out", str(out), "--overwrite"]) == 0
     assert main(["report", str(tmp_path), "--out", str(out)]) == 2
+
+
+def test_report_first_screen_notes_intervals_and_alpha(sim_analysis, tmp_path):
+    """Issue 15: at-a-glance figure first (PNG + SVG), notes as HTML, intervals and n per
+    cell (collapsible), interval labels following alpha."""
+    from probekit.report.build import glance_figure, group_interval_table, markdown_to_html
+
+    html, md = build_report(sim_analysis, tmp_path, {"config": {"alpha": 0.1}})
+    t = html.read_text()
+    assert (tmp_path / "report_figures" / "at_a_glance.png").stat().st_size > 5_000
+    assert (tmp_path / "report_figures" / "at_a_glance.svg").read_text().lstrip().startswith("<?xml")
+    assert t.index('id="glance"') < t.index('id="summary"')
+    notes = t[t.index('id="notes"'):t.index('id="config"')]
+    assert "<pre>" not in notes and "<ul>" in notes and "<h3>" in notes
+    assert "<details><summary>90% intervals and n per cell</summary>" in t
+    assert "95% CI" not in t[:t.index('id="notes"')]
+    curves = pd.read_csv(sim_analysis / "layer_curves.csv")
+    ci = group_interval_table(curves, ("sim", "phone", "linear", "error"))
+    assert re.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] n=\d+", ci.iloc[0, 0])
+    assert markdown_to_html("# T\n\n- a **b**\n- c `d`\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\npara") == (
+        "<h3>T</h3>\n<ul><li>a <strong>b</strong></li><li>c <code>d</code></li></ul>\n"
+        "<table><tr><th>x</th><th>y</th></tr><tr><td>1</td><td>2</td></tr></table>\n<p>para</p>")
+    # The typing is read defensively: a typing table without the expected columns still draws.
+    tables = {"layer_curves": curves, "typing": pd.DataFrame({"what": [1]})}
+    assert glance_figure(tables) is not None

@@ -89,4 +89,4 @@ def read_corpus(path: str | os.PathLike, kind: str | None = None, **options) -> 
 
 
 # Imported for their registration side effect; order does not matter.
-from probekit.corpus.readers import l2arctic, lhotse, manifest, timit, vctk  # noqa: E402,F401
+from probekit.corpus.readers import hf, l2arctic, lhotse, manifest, mfa, timit, vctk  # noqa: E402,F401

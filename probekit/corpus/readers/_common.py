@@ -48,3 +48,15 @@ def find_case_insensitive(folder: Path, name: str) -> Path | None:
         if p.name.lower() == low:
             return p
     return None
+
+
+def header_seconds(path: Path) -> float | None:
+    """Length of an audio file from its header (no decoding); ``None`` when unreadable (the
+    validator then reports why)."""
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        return round(info.frames / info.samplerate, 6)
+    except Exception:  # noqa: BLE001 - any unreadable file is validation's business
+        return None

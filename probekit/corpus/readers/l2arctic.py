@@ -13,8 +13,10 @@ Speaker gender and first language come from the table shipped in
 recipe: speaker ``aba``, utterance ``aba-arctic_a0001``, so manifests of both agree.
 
 Annotated phone labels ``"CPL,PPL,s"`` (substitution), ``"CPL,sil,d"`` (deletion) and
-``"sil,PPL,a"`` (addition) are split: the phone tier keeps the canonical phone ``CPL`` (an
-addition has none and adds no phone), and each error becomes a
+``"sil,PPL,a"`` (addition) are split: by default (``phone_labels="canonical"``) the phone tier
+keeps the canonical phone ``CPL`` (an addition has none and adds no phone);
+``phone_labels="perceived"`` keeps what was said, ``PPL`` (a deletion then adds no phone).
+Either way each error becomes a
 :class:`~probekit.corpus.model.Mispronunciation` in ``Utterance.mispronunciations``.
 """
 
@@ -32,7 +34,7 @@ from probekit.corpus.readers._common import SILENCE_LABELS, speech_segments
 from probekit.corpus.readers.textgrid import Tier, read_textgrid
 from probekit.errors import CorpusError
 
-__all__ = ["read_l2arctic", "speaker_table", "parse_annotated_phones"]
+__all__ = ["read_l2arctic", "speaker_table", "parse_annotated_phones", "PHONE_LABELS"]
 
 _ERRORS = {"s": "substitution", "d": "deletion", "a": "addition"}
 
@@ -60,12 +62,20 @@ def _tier(tiers: dict[str, Tier], kind: str, path: Path) -> Tier | None:
     return None
 
 
-def parse_annotated_phones(tier: Tier, where: str) -> tuple[tuple[Segment, ...],
-                                                             tuple[Mispronunciation, ...]]:
-    """Canonical phone segments and mispronunciations of an L2-ARCTIC phone tier.
+#: Phone-label choices of :func:`read_l2arctic`.
+PHONE_LABELS = ("canonical", "perceived")
 
-    ``where`` names the file in error messages.
+
+def parse_annotated_phones(tier: Tier, where: str, labels: str = "canonical"
+                           ) -> tuple[tuple[Segment, ...], tuple[Mispronunciation, ...]]:
+    """Phone segments and mispronunciations of an L2-ARCTIC phone tier.
+
+    ``labels="canonical"`` labels each phone by what was expected (an addition adds no
+    phone); ``"perceived"`` by what the annotator heard (a deletion leaves no phone, an
+    addition adds one). ``where`` names the file in error messages.
     """
+    if labels not in PHONE_LABELS:
+        raise CorpusError(f"phone_labels must be one of {PHONE_LABELS}, got {labels!r}")
     phones: list[Segment] = []
     errors: list[Mispronunciation] = []
     for iv in tier.intervals:
@@ -85,13 +95,14 @@ def parse_annotated_phones(tier: Tier, where: str) -> tuple[tuple[Segment, ...],
             canonical_phone = None
         if kind == "deletion":
             perceived_phone = None
-        if canonical_phone is not None:
-            phones.append(Segment(canonical_phone, iv.start, iv.end))
+        label_phone = canonical_phone if labels == "canonical" else perceived_phone
+        if label_phone is not None:
+            phones.append(Segment(label_phone, iv.start, iv.end))
         errors.append(Mispronunciation(iv.start, iv.end, canonical_phone, perceived_phone, kind))
     return tuple(phones), tuple(errors)
 
 
-def _alignments(folder: Path, stem: str, prefer_annotation: bool):
+def _alignments(folder: Path, stem: str, prefer_annotation: bool, labels: str = "canonical"):
     candidates = [folder / "annotation", folder / "textgrid"]
     if not prefer_annotation:
         candidates.reverse()
@@ -105,16 +116,17 @@ def _alignments(folder: Path, stem: str, prefer_annotation: bool):
                 raise CorpusError(f"{tg}: no 'phones' tier (tiers: {sorted(tiers)})")
             w = () if words is None else speech_segments((i.text, i.start, i.end)
                                                          for i in words.intervals)
-            p, m = parse_annotated_phones(phones, str(tg))
+            p, m = parse_annotated_phones(phones, str(tg), labels)
             return w, p, m
     return (), (), ()
 
 
 def _utterance(root: Path, folder: Path, wav: Path, speaker: str, uid: str, groups: dict,
-               sentence_id: str | None, prefer_annotation: bool) -> Utterance:
+               sentence_id: str | None, prefer_annotation: bool,
+               labels: str = "canonical") -> Utterance:
     txt = folder / "transcript" / f"{wav.stem}.txt"
     text = txt.read_text(encoding="utf-8").strip() if txt.is_file() else ""
-    words, phones, errors = _alignments(folder, wav.stem, prefer_annotation)
+    words, phones, errors = _alignments(folder, wav.stem, prefer_annotation, labels)
     return Utterance(id=uid, audio=AudioSource(path=wav.relative_to(root).as_posix()), speaker=speaker, groups=groups,
                      text=" ".join(text.split()), words=words, phones=phones,
                      sentence_id=sentence_id, mispronunciations=errors)
@@ -122,7 +134,8 @@ def _utterance(root: Path, folder: Path, wav: Path, speaker: str, uid: str, grou
 
 @register_reader("l2arctic", _detect)
 def read_l2arctic(path: str | os.PathLike, *, prefer_annotation: bool = True,
-                  suitcase: bool = False, name: str = "l2arctic") -> Corpus:
+                  suitcase: bool = False, phone_labels: str = "canonical",
+                  name: str = "l2arctic") -> Corpus:
     """L2-ARCTIC in its native layout (speaker folders with wav/ transcript/ textgrid/ ...).
 
     Parameters
@@ -134,7 +147,14 @@ def read_l2arctic(path: str | os.PathLike, *, prefer_annotation: bool = True,
         carries the mispronunciations), else from the forced-aligned ``textgrid/``.
     suitcase : bool
         Also read the spontaneous ``suitcase_corpus`` (one long recording per speaker).
+    phone_labels : {"canonical", "perceived"}
+        Label annotated phones by what was expected (``"canonical"``, the default: a probe
+        then measures how well the encoder recovers the intended phone) or by what the
+        annotator heard (``"perceived"``). Unannotated utterances are the same either way;
+        the mispronunciation records are kept in both.
     """
+    if phone_labels not in PHONE_LABELS:
+        raise CorpusError(f"phone_labels must be one of {PHONE_LABELS}, got {phone_labels!r}")
     root = Path(path)
     if not root.is_dir():
         raise CorpusError(f"L2-ARCTIC root not found: {root}")
@@ -150,14 +170,14 @@ def read_l2arctic(path: str | os.PathLike, *, prefer_annotation: bool = True,
         spk = folder.name.lower()
         for wav in sorted((folder / "wav").glob("*.wav")):
             utts.append(_utterance(root, folder, wav, spk, f"{spk}-{wav.stem}", meta, wav.stem,
-                                   prefer_annotation))
+                                   prefer_annotation, phone_labels))
     suit = root / "suitcase_corpus"
     if suitcase and (suit / "wav").is_dir():
         for wav in sorted((suit / "wav").glob("*.wav")):
             meta = table.get(wav.stem.upper(), {})
             utts.append(_utterance(root, suit, wav, wav.stem.lower(),
                                    f"suitcase_corpus-{wav.stem.lower()}", meta, None,
-                                   prefer_annotation))
+                                   prefer_annotation, phone_labels))
     if not utts:
         raise CorpusError(f"no L2-ARCTIC speaker folders with wav/ under {root}")
     return Corpus(utts, root=root, name=name)

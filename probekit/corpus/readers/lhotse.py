@@ -81,6 +81,13 @@ def _detect(path: Path) -> bool:
     return bool(found["cuts"] or (found["recordings"] and found["supervisions"]))
 
 
+def _int_or_none(x: Any) -> int | None:
+    try:
+        return None if x is None else int(x)
+    except (TypeError, ValueError):
+        return None
+
+
 def _audio_path(recording: Any, channel: Any) -> str:
     sources = list(recording.sources)
     if len(sources) > 1:  # one file per channel: pick the supervision's
@@ -148,7 +155,8 @@ def utterance_from_supervision(sup: Any, recording: Any, *, cut_start: float = 0
     return Utterance(
         id=str(sup.id),
         audio=AudioSource(path=_audio_path(recording, sup.channel), offset=origin,
-                          duration=float(sup.duration)),
+                          duration=float(sup.duration),
+                          sample_rate=_int_or_none(getattr(recording, "sampling_rate", None))),
         speaker=str(sup.speaker),
         groups=_groups(sup, attributes),
         text=(sup.text or "").strip(),
