@@ -54,20 +54,24 @@ def _fmt(x, p=None, alpha=0.05) -> str:
 
 
 def group_error_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> pd.DataFrame:
-    """Groups x layers of the probe trained on every group (bold: group-vs-rest p <= alpha),
-    plus the overall error and the max-min gap with its permutation p-value."""
+    """Groups x layers of the probe trained on every group (bold: worse than the rest,
+    family-wise p <= alpha), plus the overall error, the debiased gap and the family-wise
+    p-value of equal group means (Welch F)."""
     enc, task, probe, metric = key
     c = curves[(curves["encoder"] == enc) & (curves["task"] == task) & (curves["probe"] == probe) &
                (curves["metric"] == metric)]
     layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
     rows = {}
     for stat, label in ([(s, s[6:]) for s in sorted(c["statistic"].unique()) if s.startswith("group:")]
-                        + [("overall", "overall"), ("difference", "gap (max-min)")]):
+                        + [("overall", "overall"), ("between_var", "gap (between-group var, debiased)")]):
         x = c[c["statistic"] == stat].set_index("layer")
-        rows[label] = [_fmt(x.at[layer, "estimate"], x.at[layer, "p_value"] if stat != "overall"
+        pcol = "p_fwer" if "p_fwer" in x.columns else "p_value"
+        rows[label] = [_fmt(x.at[layer, "estimate"], x.at[layer, pcol] if stat.startswith("group:")
                             else None, alpha) if layer in x.index else "" for layer in layers]
-    gp = c[c["statistic"] == "difference"].set_index("layer")
-    rows["gap p-value"] = [f"{gp.at[layer, 'p_value']:.3f}" if layer in gp.index else "" for layer in layers]
+    gp = c[c["statistic"] == "welch_f"].set_index("layer")
+    if len(gp):
+        rows["unequal means p (family-wise)"] = [f"{gp.at[layer, 'p_fwer']:.3f}" if layer in gp.index
+                                                 else "" for layer in layers]
     return pd.DataFrame.from_dict(rows, orient="index", columns=layers)
 
 
@@ -81,7 +85,7 @@ def group_interval_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) 
     layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
     rows = {}
     stats = [(s, s[6:]) for s in sorted(c["statistic"].unique()) if s.startswith("group:")]
-    for stat, label in stats + [("overall", "overall"), ("difference", "gap (max-min)")]:
+    for stat, label in stats + [("overall", "overall"), ("between_var", "gap (between-group var, debiased)")]:
         x = c[c["statistic"] == stat].drop_duplicates("layer").set_index("layer")
         cells = []
         for layer in layers:
@@ -92,9 +96,9 @@ def group_interval_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) 
             cell = f"{r['estimate']:.3f}"
             if "ci_low" in x.columns and "ci_high" in x.columns and r["ci_low"] == r["ci_low"]:
                 cell += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-            for ncol in ("n_speakers", "n"):
+            for ncol in ("n_per_split", "n_speakers", "n"):
                 if ncol in x.columns and r[ncol] == r[ncol]:
-                    cell += f" n={int(r[ncol])}"
+                    cell += f" n={int(r[ncol])}" + ("/split" if ncol == "n_per_split" else "")
                     break
             cells.append(cell)
         rows[label] = cells
@@ -157,7 +161,7 @@ def markdown_to_html(text: str) -> str:
 
 
 #: Marks of the typing in the at-a-glance figure.
-TYPE_MARKS = {"systematic": "S", "random": "R", "both": "S+R"}
+TYPE_MARKS = {"systematic": "S", "random": "R", "both": "S+R", "worse, unexplained": "W"}
 
 
 def _glance_data(tables: dict, key: tuple, alpha: float):
@@ -195,7 +199,8 @@ def _glance_data(tables: dict, key: tuple, alpha: float):
                 marks[groups.index(g)][layers.index(layer)] = TYPE_MARKS.get(typ, "")
     elif "p_value" in c.columns:
         p = c.assign(group=c["statistic"].str[6:]).drop_duplicates(["group", "layer"]) \
-            .pivot(index="group", columns="layer", values="p_value").reindex(index=groups, columns=layers)
+            .pivot(index="group", columns="layer", values="p_fwer" if "p_fwer" in c.columns else "p_value") \
+            .reindex(index=groups, columns=layers)
         for gi in range(k):
             for li in range(len(layers)):
                 v = p.iat[gi, li]
@@ -248,7 +253,8 @@ def glance_figure(tables: dict, alpha: float = 0.05, max_panels: int = 4):
     cb.set_label("error minus the other groups' mean")
     level = f"{100 * (1 - alpha):g}"
     fig.suptitle(f"At a glance: red = worse than the other groups, blue = better\n"
-                 f"marks: S systematic, R random, S+R both (typing at alpha {alpha:g})", fontsize=9)
+                 f"marks: S systematic, R random, S+R both, W worse unexplained (typing at alpha {alpha:g})",
+                 fontsize=9)
     return fig
 
 
@@ -277,7 +283,7 @@ _CAPTIONS = {
                     "max-min gap with its speaker-bootstrap interval",
     "transfer": "Cross-group transfer: error of probes trained on one group (rows) on each test "
                 "group (columns)",
-    "decomposition": "Random vs systematic: mixed-model group effects per layer and the typing",
+    "decomposition": "Random vs systematic: each group's error minus the others' per layer, coloured by its type",
     "dispersion": "Phone-embedding dispersion per speaker against phone accuracy",
 }
 
