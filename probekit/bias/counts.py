@@ -131,29 +131,44 @@ def _fit_layer(dl: pd.DataFrame, family: str, alpha: float) -> tuple[pd.DataFram
     cs = sm.cov_struct.Independence() if one_row else sm.cov_struct.Exchangeable()
     if one_row:
         info["working_corr"] = "independence (one row per speaker)"
-    if family == "binomial":
-        model = GEE(rate, X, groups=clusters, family=sm.families.Binomial(), cov_struct=cs,
-                    weights=n)
-        endog, w = rate, n
-    else:
-        model = GEE(k, X, groups=clusters, family=sm.families.Poisson(), cov_struct=cs,
-                    offset=np.log(n))
-        endog, w = k, np.ones_like(k)
-    try:
+    def fit(cov_struct):
+        if family == "binomial":
+            model = GEE(rate, X, groups=clusters, family=sm.families.Binomial(),
+                        cov_struct=cov_struct, weights=n)
+        else:
+            model = GEE(k, X, groups=clusters, family=sm.families.Poisson(),
+                        cov_struct=cov_struct, offset=np.log(n))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = model.fit(scale="X2", maxiter=100)
-        if any(issubclass(c.category, ConvergenceWarning) for c in caught):
-            return status("did not converge")
+        return res, any(issubclass(c.category, ConvergenceWarning) for c in caught)
+
+    endog, w = (rate, n) if family == "binomial" else (k, np.ones_like(k))
+
+    def estimate(cov_struct, independent):
+        res, failed = fit(cov_struct)
+        if failed:
+            return None
         beta = np.asarray(res.params, float)
         eta = X @ beta + (0.0 if family == "binomial" else np.log(n))
         mu = 1 / (1 + np.exp(-eta)) if family == "binomial" else np.exp(eta)
-        rho = 0.0 if one_row else float(np.atleast_1d(res.model.cov_struct.dep_params)[0])
+        rho = 0.0 if independent else float(np.atleast_1d(res.model.cov_struct.dep_params)[0])
         V = mancl_derouen_cov(X, endog, mu, w, clusters, rho, family)
+        return (beta, V, rho) if np.isfinite(beta).all() and np.isfinite(V).all() else None
+
+    try:
+        got = estimate(cs, one_row)
+        if got is None and not one_row:
+            # The exchangeable correlation did not settle (few clusters) or made the sandwich
+            # singular. GEE stays consistent and its sandwich valid under any working
+            # correlation: refit with independence, and say so in the table.
+            info["working_corr"] = "independence (exchangeable did not converge)"
+            got = estimate(sm.cov_struct.Independence(), True)
     except (np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError) as exc:
         return status(f"did not converge: {type(exc).__name__}")
-    if not (np.isfinite(beta).all() and np.isfinite(V).all()):
+    if got is None:
         return status("did not converge")
+    beta, V, rho = got
     L = np.zeros((G, X.shape[1]))
     L[np.arange(G - 1), 1 + np.arange(G - 1)] = 1.0
     L[G - 1, 1:G] = -1.0
