@@ -24,3 +24,4 @@ __all__ = ["Analysis", "analyze", "TYPES", "type_groups", "typing_rule", "speake
            "GroupMetrics", "gap_statistics", "mixed_effects", "group_vs_rest", "holm",
            "paired_signflip", "simulate_embeddings", "simulate_results", "SpeakerMatrix",
            "speaker_matrix", "POOLED", "Transfer", "cross_group_transfer"]
+from probekit.bias.compare import Comparison, LeakageError, SeenIds, compare_encoders, paired_change  # noqa: E402,F401
