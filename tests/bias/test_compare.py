@@ -57,7 +57,8 @@ def _table(seed=0, reduction=0.8):
                              "task": "phone", "probe": "lda", "group_attribute": "accent",
                              "train_set": "all", "test_group": groups[s], "seed": 0,
                              "unit": f"spk{s:02d}", "metric": "error",
-                             "value": K[layer, s] / N[layer, s], "n": int(N[layer, s])})
+                             "value": K[layer, s] / N[layer, s], "n": int(N[layer, s]),
+                             "n_train": 100, "n_train_speakers": 10})
     return pd.DataFrame(rows)
 
 
@@ -100,3 +101,17 @@ def test_unpaired_tables_are_refused():
         compare_encoders(df, "base", n_boot=20, n_perm=20)
     with pytest.raises(BiasInputError, match="not in the table"):
         compare_encoders(_table(), "base", after="nope")
+
+
+def test_compare_cli_refuses_then_writes(tmp_path, capsys):
+    from probekit.cli import main
+    from probekit.probes.results import ResultsTable
+
+    ResultsTable(tmp_path / "res").append(_table())
+    SeenIds(frozenset({"spk07"})).save(tmp_path / "tuned")
+    argv = ["-q", "compare", str(tmp_path / "res"), "--before", "base", "--n-boot", "50",
+            "--n-perm", "50", "--seen", f"tuned={tmp_path / 'tuned'}"]
+    assert main(argv) == 2 and "spk07" in capsys.readouterr().err
+    assert main(argv + ["--allow-seen", "--out", str(tmp_path / "cmp")]) == 0
+    assert (tmp_path / "cmp" / "comparison.csv").is_file()
+    assert "GUARD OVERRIDDEN" in capsys.readouterr().out
