@@ -20,7 +20,8 @@ os.environ["COLUMNS"] = "100"  # stable wrapping of the help texts
 
 DOCS = Path(__file__).parent
 PACKAGES = ["probekit.corpus", "probekit.corpus.readers", "probekit.encoders", "probekit.store",
-            "probekit.probes", "probekit.probes.grid", "probekit.bias", "probekit.report",
+            "probekit.probes", "probekit.probes.grid", "probekit.bias", "probekit.bias.compare",
+            "probekit.report",
             "probekit.study", "probekit.demo"]
 
 
