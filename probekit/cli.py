@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "probekit.bias.cli",
     "probekit.report.cli",
     "probekit.study.cli",
+    "probekit.cli_compare",
 ]
 
 

@@ -15,6 +15,7 @@ analysis 16 s; warm (everything cached): 14 s, mostly loading the model.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -58,6 +59,27 @@ DEMO_CONFIG: dict = {
 
 DEFAULT_OUT = "probekit-demo"
 
+#: ``probekit demo --finetune``: the before/after path at its smallest - a small synthetic
+#: corpus (3 accents x 8 speakers x 4 sentences), whisper-tiny.en fine-tuned with LoRA for a
+#: few steps on two accents, base and adapted encoders probed (accent ID) on the held-out
+#: speakers, the paired comparison and the WER table with intervals.
+FINETUNE_DEMO_CONFIG: dict = {
+    "name": "demo-finetune",
+    "title": "probekit demo --finetune: did a few LoRA steps change whisper-tiny.en's accent gap?",
+    "question": "Probed on held-out speakers, does the accent-ID probe's gap change after "
+                "fine-tuning, by more than the speakers' variation produces?",
+    "corpus": {"synthetic": "small", "speakers_per_group": 8, "sentences_per_speaker": 4,
+               "sentence_pool": 8, "group_attribute": "accent"},
+    "encoders": [{"name": "whisper-tiny.en", "sources": ["local", "hf-cache", "package"]}],
+    "tasks": {"group:accent": {"probes": ["lda"], "seeds": [0], "train_sets": ["all"]}},
+    "poolings": ["utterance"],
+    "analysis": {"n_boot": 500, "n_perm": 500},
+    "training": {"train_groups": ["en-gb-scotland", "es"], "test_speakers": 0.5,
+                 "val_speakers": 0, "eval_per_speaker": 2, "steps": 6, "batch_size": 4,
+                 "lr": 5e-4, "max_new_tokens": 40, "methods": ["lora"]},
+}
+FINETUNE_OUT = "probekit-demo-finetune"
+
 
 def demo_config(**overrides) -> StudyConfig:
     """:data:`DEMO_CONFIG` as a :class:`StudyConfig`; ``overrides`` replace top-level keys
@@ -66,7 +88,7 @@ def demo_config(**overrides) -> StudyConfig:
 
 
 def tiny_demo_config(model_dir: str | Path) -> StudyConfig:
-    """The demo pipeline at test size: 3 accents x 6 speakers x 2 sentences (36 utterances)
+    """The demo pipeline at test size: 3 accents x 8 speakers x 4 sentences (36 utterances)
     and the randomly initialised model saved in ``model_dir``
     (:func:`probekit.testing.tiny_models.save_tiny_whisper`); runs in well under a minute."""
     return demo_config(
@@ -77,6 +99,26 @@ def tiny_demo_config(model_dir: str | Path) -> StudyConfig:
         tasks={"phone": {"seeds": [0, 1]}, "speaker": {"seeds": [0]},
                "group:accent": {"seeds": [0]}, "asr": {"seeds": [0], "max_epochs": 2}},
         analysis={"n_boot": 50, "n_perm": 50})
+
+
+def finetune_demo_config(*, model: str | None = None, corpus: dict | None = None,
+                         steps: int | None = None, max_new_tokens: int | None = None,
+                         n_boot: int | None = None) -> StudyConfig:
+    """:data:`FINETUNE_DEMO_CONFIG`, optionally on another (e.g. tiny random) model folder,
+    corpus, number of steps, decoding length or resampling size (tests)."""
+    d = json.loads(json.dumps(FINETUNE_DEMO_CONFIG))
+    if model:
+        d["encoders"] = [{"name": model, "label": "tiny-random-whisper", "sources": ["local"],
+                          "random_init": True}]
+    if corpus:
+        d["corpus"] = corpus
+    if steps:
+        d["training"]["steps"] = steps
+    if max_new_tokens:
+        d["training"]["max_new_tokens"] = max_new_tokens
+    if n_boot:
+        d["analysis"] = {"n_boot": n_boot, "n_perm": n_boot}
+    return config_from_dict(d, source=None)
 
 
 def run_demo(out: str | Path = DEFAULT_OUT, *, config: StudyConfig | None = None,
@@ -90,9 +132,14 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, config: StudyConfig | None = None
 
 def _cmd(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    cfg = demo_config(**({"device": args.device} if args.device else {}),
-                      **({"seed": args.seed} if args.seed is not None else {}))
-    run = run_demo(args.out, config=cfg, overwrite=args.overwrite, progress=not args.quiet)
+    over = {**({"device": args.device} if args.device else {}),
+            **({"seed": args.seed} if args.seed is not None else {})}
+    if args.finetune:
+        cfg = config_from_dict({**FINETUNE_DEMO_CONFIG, **over}, source=None)
+        out = FINETUNE_OUT if args.out == DEFAULT_OUT else args.out
+    else:
+        cfg, out = demo_config(**over), args.out
+    run = run_demo(out, config=cfg, overwrite=args.overwrite, progress=not args.quiet)
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s"
           f"{' (reused cached stages)' if run.reused else ''}")
     print(f"report: {run.report_html}\n        {run.report_md}")
@@ -108,7 +155,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Cached: a second run only rebuilds the report.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  probekit demo\n  probekit demo --out /tmp/demo --overwrite\n"
-               "  probekit -q demo          # no progress bars")
+               "  probekit -q demo          # no progress bars\n"
+               "  probekit demo --finetune  # the before/after path: fine-tune, probe, compare")
     p.add_argument("--out", default=DEFAULT_OUT,
                    help=f"output folder (default ./{DEFAULT_OUT}); reused when it holds the same "
                         "config, refused when it holds another")
@@ -116,4 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from probekit.cliutil import add_device_argument
     add_device_argument(p, what="the encoders and probes")
     p.add_argument("--seed", type=int, help="seed of the bias analysis resampling (default 0)")
+    p.add_argument("--finetune", action="store_true",
+                   help="instead: the tiny before/after path (LoRA on two accents of a small "
+                        f"corpus, paired comparison on held-out speakers) into ./{FINETUNE_OUT}/")
     p.set_defaults(func=_cmd)

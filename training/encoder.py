@@ -43,10 +43,14 @@ def adapted_encoder(model, feature_extractor, name: str, *, merge: bool = True,
     return WhisperEncoder(name, m.get_encoder(), feature_extractor, device=device)
 
 
-def save_adapted_model(model, processor, out_dir, *, info: dict | None = None) -> Path:
+def save_adapted_model(model, processor, out_dir, *, info: dict | None = None,
+                       seen=None) -> Path:
     """Save the merged model + processor files as a folder ``load_encoder`` can open.
 
-    ``info`` (method, objective, mixture, ...) is written to ``adaptation.json`` beside it.
+    ``info`` (method, objective, mixture, ...) is written to ``adaptation.json`` beside it;
+    ``seen`` (:class:`probekit.bias.compare.SeenIds`: the training and validation speakers
+    and sentences) to ``seen_ids.json``, which before/after comparisons check test speakers
+    against (the leakage guard).
     """
     out = Path(out_dir)
     m = copy.deepcopy(model)
@@ -56,6 +60,10 @@ def save_adapted_model(model, processor, out_dir, *, info: dict | None = None) -
     m.save_pretrained(out)
     processor.save_pretrained(out)
     meta = {"adapters": cfg.to_dict() if cfg is not None else None, **(info or {})}
+    if seen is not None:
+        seen.save(out)
+        meta["seen"] = {"speakers": len(seen.speakers), "sentences": len(seen.sentences),
+                        "file": "seen_ids.json"}
     (out / "adaptation.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     return out
 

@@ -14,6 +14,7 @@ from probekit.bias.dispersion import speaker_dispersion
 from probekit.bias.errors import BiasInputError, TooFewSpeakersError
 from probekit.bias.inference import holm, maxt_adjust, twoway_cluster_t
 from probekit.bias.layerwise import LayerwiseBias, layerwise_bias
+from probekit.bias.compare import Comparison, LeakageError, SeenIds, compare_encoders, paired_change
 from probekit.bias.counts import count_model
 from probekit.bias.metrics import GroupMetrics, gap_statistics
 from probekit.bias.permutation import group_vs_rest, paired_signflip
@@ -26,4 +27,5 @@ __all__ = ["Analysis", "analyze", "TYPES", "type_groups", "typing_rule", "speake
            "GroupMetrics", "gap_statistics", "count_model", "group_vs_rest", "holm", "maxt_adjust",
            "twoway_cluster_t", "paired_signflip", "simulate_embeddings", "simulate_results",
            "SpeakerMatrix", "speaker_matrix", "SplitMatrix", "split_matrix", "POOLED",
-           "Transfer", "cross_group_transfer"]
+           "Transfer", "cross_group_transfer", "Comparison", "LeakageError", "SeenIds",
+           "compare_encoders", "paired_change"]

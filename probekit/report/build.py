@@ -376,6 +376,9 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
         grel = Path(__import__("os").path.relpath(glance_png, out)).as_posix()
         md += ["## At a glance", "", f"![at a glance]({grel})", ""]
     md += ["## Summary", ""] + [f"- {p}" for p in points] + [""]
+    from probekit.report.compare import before_after_section  # fine-tuning studies only
+    ba_md, ba_html = before_after_section(meta.get("before_after"), out)
+    md += ba_md
     md += ["## Figures", ""]
     md += [f"![{_caption(f.stem)}]({(rel / 'figures' / f.name).as_posix()})\n\n*{_caption(f.stem)}*\n"
            for f in figs]
@@ -412,7 +415,9 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     for p in points:
         paras = p.split("\n")
         h.append("<li>" + "<br>".join(_md_inline(x.strip()) for x in paras) + "</li>")
-    h.append("</ul><h2 id=\"figures\">Figures</h2>")
+    h.append("</ul>")
+    h += ba_html
+    h.append("<h2 id=\"figures\">Figures</h2>")
     for f in figs:
         b64 = base64.b64encode(f.read_bytes()).decode("ascii")
         h.append(f'<figure><img alt="{e(f.stem)}" src="data:image/png;base64,{b64}">'

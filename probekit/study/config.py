@@ -26,8 +26,8 @@ from pathlib import Path
 
 from probekit.errors import ProbekitError
 
-__all__ = ["StudyConfig", "EncoderSpec", "TaskSpec", "StudyConfigError", "load_config",
-           "config_from_dict", "KNOWN_TASKS"]
+__all__ = ["StudyConfig", "EncoderSpec", "TaskSpec", "TrainingSpec", "MethodSpec",
+           "StudyConfigError", "load_config", "config_from_dict", "KNOWN_TASKS"]
 
 #: Grid tasks a study may list (``group:<attribute>`` for any corpus attribute).
 KNOWN_TASKS = ("phone", "speaker", "asr")
@@ -79,6 +79,45 @@ class TaskSpec:
     seeds: tuple[int, ...] = (0, 1, 2)
     train_sets: tuple[str, ...] | None = None
     max_epochs: int | None = None
+    test_speakers: float | None = None
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One fine-tuning run of a ``[training]`` section: adapter method, objective, label."""
+
+    label: str
+    method: str = "lora"
+    objective: str = "erm"
+    objective_args: tuple = ()  # sorted (key, value) pairs
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """A ``[training]`` section: fine-tune the ``base`` encoder with each method, then probe
+    base and adapted encoders on held-out speakers and compare them (before/after).
+
+    The fine-tuning split (:func:`training.finetune.finetune_splits`) is speaker- and
+    sentence-disjoint; ``test_speakers`` of every group's speakers are held out, and the
+    probes (and the WER table) see only them. ``eval_per_speaker`` caps the utterances
+    transcribed per test speaker; ``allow_seen`` lets the comparison run even when an adapted
+    encoder saw a test speaker (it never does with the study's own split).
+    """
+
+    methods: tuple[MethodSpec, ...]
+    base: str | None = None
+    train_groups: tuple[str, ...] | None = None
+    steps: int = 100
+    batch_size: int = 8
+    lr: float = 4e-5
+    eval_every: int = 0
+    seed: int = 0
+    test_speakers: float = 0.5
+    val_speakers: int = 1
+    val_utterances: int | None = None
+    eval_per_speaker: int | None = None
+    max_new_tokens: int = 96
+    allow_seen: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +137,7 @@ class StudyConfig:
     device: str = "auto"
     title: str | None = None
     question: str | None = None
+    training: TrainingSpec | None = None
     source: str | None = None  # the file it came from (not hashed)
 
     def to_dict(self) -> dict:
@@ -148,7 +188,7 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
     where = source or "<config>"
     d = {**d, **{k: v for k, v in overrides.items() if v is not None}}
     known = {"name", "title", "question", "corpus", "encoders", "tasks", "analysis", "poolings",
-             "device", "seed"}
+             "device", "seed", "training"}
     unknown = sorted(set(d) - known)
     if unknown:
         raise StudyConfigError(f"{where}: unknown top-level key(s) {unknown}; known: {sorted(known)}")
@@ -182,13 +222,14 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
         if name not in KNOWN_TASKS and not name.startswith("group:"):
             raise StudyConfigError(f"{where}: unknown task [tasks.{name!r}]; known: "
                                    f"{list(KNOWN_TASKS)} and 'group:<attribute>'")
-        bad = sorted(set(t) - {"probes", "seeds", "train_sets", "max_epochs"})
+        bad = sorted(set(t) - {"probes", "seeds", "train_sets", "max_epochs", "test_speakers"})
         if bad:
             raise StudyConfigError(f"{where}: [tasks.{name!r}]: unknown key(s) {bad}")
         tasks.append(TaskSpec(task=name, probes=_tuple(t.get("probes"), f"tasks.{name}.probes", str),
                               seeds=_tuple(t.get("seeds", [0, 1, 2]), f"tasks.{name}.seeds", int),
                               train_sets=_tuple(t.get("train_sets"), f"tasks.{name}.train_sets", str),
-                              max_epochs=t.get("max_epochs")))
+                              max_epochs=t.get("max_epochs"),
+                              test_speakers=t.get("test_speakers")))
     an = dict(d.get("analysis") or {})
     bad = sorted(set(an) - {"n_boot", "n_perm", "alpha"})
     if bad:
@@ -200,7 +241,53 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
         poolings=_tuple(d.get("poolings", ["utterance", "phone", "frames"]), f"{where}: poolings", str),
         n_boot=int(an.get("n_boot", 1000)), n_perm=int(an.get("n_perm", 1000)),
         alpha=float(an.get("alpha", 0.05)), seed=int(d.get("seed", 0)),
-        device=str(d.get("device", "auto")), source=source)
+        device=str(d.get("device", "auto")), training=_training(d.get("training"), where, labels),
+        source=source)
+
+
+_TRAINING_KEYS = {f for f in TrainingSpec.__dataclass_fields__ if f != "methods"} | {"methods",
+                                                                                     "objective"}
+
+
+def _training(t: dict | None, where: str, labels: list[str]) -> TrainingSpec | None:
+    """Validate a ``[training]`` section (see :class:`TrainingSpec`)."""
+    if t is None:
+        return None
+    bad = sorted(set(t) - _TRAINING_KEYS)
+    if bad:
+        raise StudyConfigError(f"{where}: [training]: unknown key(s) {bad}; known: "
+                               f"{sorted(_TRAINING_KEYS)}")
+    objective = str(t.get("objective", "erm"))
+    methods = []
+    for i, m in enumerate(t.get("methods") or ["lora"]):
+        if isinstance(m, str):
+            m = {"method": m}
+        bad = sorted(set(m) - {"label", "method", "objective", "objective_args"})
+        if bad:
+            raise StudyConfigError(f"{where}: training.methods[{i}]: unknown key(s) {bad}")
+        method = str(m.get("method", "lora"))
+        if method not in ("lora", "mas-lora"):
+            raise StudyConfigError(f"{where}: training.methods[{i}]: method {method!r}; use "
+                                   "'lora' or 'mas-lora'")
+        obj = str(m.get("objective", objective))
+        methods.append(MethodSpec(label=str(m.get("label") or f"{method}-{obj}"), method=method,
+                                  objective=obj,
+                                  objective_args=tuple(sorted((m.get("objective_args") or {}).items()))))
+    names = [m.label for m in methods]
+    if len(set(names)) != len(names) or set(names) & set(labels):
+        raise StudyConfigError(f"{where}: [training] method labels must be distinct from each "
+                               f"other and from the encoders, got {names}")
+    base = t.get("base")
+    if base is not None and base not in labels:
+        raise StudyConfigError(f"{where}: training.base {base!r} is not an encoder of the study "
+                               f"({labels})")
+    kw = {k: t[k] for k in _TRAINING_KEYS - {"methods", "objective", "base"} if k in t}
+    if "train_groups" in kw:
+        kw["train_groups"] = _tuple(kw["train_groups"], f"{where}: training.train_groups", str)
+    try:
+        return TrainingSpec(methods=tuple(methods), base=base or labels[0], **kw)
+    except TypeError as exc:
+        raise StudyConfigError(f"{where}: [training]: {exc}") from None
 
 
 def load_config(path: str | os.PathLike, **overrides) -> StudyConfig:

@@ -8,6 +8,9 @@ Output folder layout::
     OUT/work/stores/<enc>/  embedding stores (probekit.store)
     OUT/work/results/       the probe results table (part-*.csv)
     OUT/analysis/           bias tables (CSV), figures (PNG) and findings.md (probekit analyze)
+    OUT/work/train/<method>/ fine-tuning runs of a [training] section (adapters, merged model,
+                            test transcripts; see training.finetune)
+    OUT/compare/            before/after comparison tables, verdicts, WER table and figure
     OUT/report.html         the self-contained report; OUT/report.md its markdown twin
     OUT/run.json            timings, fingerprints and versions of the last run
 """
@@ -253,8 +256,16 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     say = print if progress else log.info
     say(f"corpus: {len(corpus)} utterances ({timings['corpus']:.1f} s)")
     results_dir = out / "work" / "results"
-    stores, fingerprints = {}, {"config": config.fingerprint(), "corpus": corpus_hash(corpus)}
-    for spec in config.encoders:
+    fingerprints = {"config": config.fingerprint(), "corpus": corpus_hash(corpus)}
+    encoders, trained = list(config.encoders), None
+    if config.training is not None:
+        # fine-tune the base encoder with each method; the adapted encoders join the study
+        # as encoders and everything is probed on the held-out speakers only
+        trained = train_stage(config, corpus, out, timings, progress=progress, say=say)
+        encoders += trained["encoders"]
+        corpus = trained["split"].test
+    stores = {}
+    for spec in encoders:
         t = time.perf_counter()
         enc = load_encoder(spec.name, device=device or config.device, **spec.options)
         store = extract(enc, corpus, out / "work" / "stores" / _slug(spec.display),
@@ -270,7 +281,8 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
             run_grid(store, task.task, results_dir, group_attribute=config.group_attribute,
                      probes=_probes_for(task), seeds=task.seeds, train_sets=task.train_sets,
                      encoder=spec.display, corpus=corpus if task.task == "asr" else None,
-                     progress=progress, device=device or config.device, stale="retire")
+                     progress=progress, device=device or config.device, stale="retire",
+                     **({"test_speakers": task.test_speakers} if task.test_speakers else {}))
             timings[f"grid:{spec.display}:{task.task}"] = time.perf_counter() - t
             say(f"grid {spec.display} / {task.task}: {timings[f'grid:{spec.display}:{task.task}']:.1f} s")
     t = time.perf_counter()
@@ -289,12 +301,18 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
             {"n_rows": n_rows, "fingerprint": config.fingerprint()}) + "\n")
     timings["analysis"] = time.perf_counter() - t
     say(f"bias analysis: {timings['analysis']:.1f} s")
+    if trained is not None:
+        t = time.perf_counter()
+        trained["compare"] = compare_stage(config, results_dir, out / "compare", trained)
+        timings["compare"] = time.perf_counter() - t
+        say(f"before/after comparison: {timings['compare']:.1f} s")
     t = time.perf_counter()
     meta = {"config": config.to_dict(), "config_file": config.source, "fingerprints": fingerprints,
             "stores": {k: v.fingerprint for k, v in stores.items()}, "versions": _versions(),
             "synthetic": config.synthetic,
             "random_init": [e.display for e in config.encoders if e.random_init],
             "n_utterances": len(corpus), "n_result_rows": n_rows,
+            "before_after": str(out / "compare") if trained is not None else None,
             "timings": {k: round(v, 1) for k, v in timings.items()}}
     html, md = build_report(analysis, out, meta)
     timings["report"] = time.perf_counter() - t
@@ -303,3 +321,108 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     (out / "run.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     return StudyRun(out=out, report_html=html, report_md=md, analysis=analysis, timings=timings,
                     reused=reused)
+
+
+def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progress: bool = True,
+                say=print) -> dict:
+    """Fine-tune the ``[training]`` base encoder with every method (reusing finished runs).
+
+    Returns ``split`` (the fine-tuning split), ``encoders`` (an :class:`EncoderSpec` per
+    adapted model, its merged folder as the name), ``transcripts`` (model -> test
+    transcripts, the base model as ``zero-shot``) and ``seen`` (label -> ids it saw).
+    """
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from probekit.bias.compare import SeenIds
+    from probekit.study.config import EncoderSpec
+    from training.evaluate import transcribe
+    from training.finetune import finetune, finetune_splits, load_base
+    from training.trainer import TrainConfig
+
+    tr = config.training
+    base = next(e for e in config.encoders if e.display == tr.base)
+    t = time.perf_counter()
+    split = finetune_splits(corpus, attribute=config.group_attribute, train_groups=tr.train_groups,
+                            test_speakers=tr.test_speakers, val_speakers=tr.val_speakers,
+                            val_utterances=tr.val_utterances, seed=tr.seed)
+    say(f"fine-tuning split: {split.note}")
+    test = split.test
+    if tr.eval_per_speaker:
+        per: dict = {}
+        ids = [u.id for u in test
+               if per.setdefault(u.speaker, []).append(u.id) or len(per[u.speaker]) <= tr.eval_per_speaker]
+        test = test.filter(ids=ids)
+    evaluation = replace(split, test=test)
+    work = out / "work" / "train"
+    zs = work / "zero-shot" / "transcripts.csv"
+    if zs.is_file():
+        transcripts = {"zero-shot": pd.read_csv(zs, keep_default_na=False)}
+    else:
+        model, proc = load_base(base.name)
+        df = transcribe(model, proc, test, attribute=config.group_attribute,
+                        max_new_tokens=tr.max_new_tokens, progress=progress)
+        zs.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(zs, index=False)
+        transcripts = {"zero-shot": df}
+    timings["train:zero-shot"] = time.perf_counter() - t
+    specs, seen = [], {}
+    for m in tr.methods:
+        t = time.perf_counter()
+        cfg = TrainConfig(out_dir=str(work / _slug(m.label)), steps=tr.steps,
+                          batch_size=tr.batch_size, lr=tr.lr, eval_every=tr.eval_every,
+                          save_every=max(1, tr.steps // 3), seed=tr.seed,
+                          attribute=config.group_attribute, progress=progress)
+        res = finetune(corpus, split=evaluation, method=m.method, objective=m.objective,
+                       objective_args=dict(m.objective_args), config=cfg, model=base.name,
+                       max_new_tokens=tr.max_new_tokens, name=m.label, progress=progress)
+        transcripts[m.label] = res.transcripts
+        seen[m.label] = SeenIds.load(res.merged_dir)
+        specs.append(EncoderSpec(name=str(res.merged_dir), label=m.label, sources=("local",),
+                                 layers=base.layers))
+        timings[f"train:{m.label}"] = time.perf_counter() - t
+        say(f"fine-tuned {m.label}: macro-WER {res.wer.macro:.1f} on the test speakers "
+            f"({timings[f'train:{m.label}']:.1f} s{', reused' if res.reused else ''})")
+    return {"split": split, "encoders": specs, "transcripts": transcripts, "seen": seen,
+            "base": base.display, "train_groups": list(split.train_groups)}
+
+
+def compare_stage(config: StudyConfig, results_dir: Path, folder: Path, trained: dict) -> Path:
+    """Paired before/after comparison of the base and adapted encoders (probes and WER) into
+    ``folder``: ``comparison.csv``, ``n_per_cell.csv``, ``wer_table.csv``, ``verdicts.json``
+    and ``figures/change_<statistic>.png``."""
+    import matplotlib.pyplot as plt
+
+    from probekit.bias.compare import check_unseen, compare_encoders
+    from probekit.probes.results import ResultsTable
+    from training.finetune import wer_table
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tr = config.training
+    df = ResultsTable(results_dir).load()
+    labels = [s.display for s in trained["encoders"]]
+    test = trained["split"].test
+    guard_sent = [check_unseen(k, test.speakers, v, allow_seen=tr.allow_seen,
+                               test_sentences=[str(u.sentence_id) for u in test])
+                  for k, v in trained["seen"].items()]
+    cmp = compare_encoders(df, trained["base"], labels, seen=trained["seen"],
+                           allow_seen=tr.allow_seen, n_boot=config.n_boot,
+                           n_perm=config.n_perm, alpha=config.alpha, seed=config.seed)
+    cmp.table.to_csv(folder / "comparison.csv", index=False)
+    cmp.n_table.to_csv(folder / "n_per_cell.csv", index=False)
+    (folder / "figures").mkdir(exist_ok=True)
+    fig = cmp.figure()
+    fig.savefig(folder / "figures" / "change_difference.png", dpi=110)
+    plt.close(fig)
+    wt = wer_table(trained["transcripts"], attribute=config.group_attribute,
+                   trained=trained["train_groups"], reference="zero-shot",
+                   n_boot=config.n_boot, alpha=config.alpha, seed=config.seed)
+    wt.to_csv(folder / "wer_table.csv", index=False)
+    (folder / "verdicts.json").write_text(json.dumps({
+        "verdicts": cmp.verdicts, "guard": cmp.guard + guard_sent,
+        "split": trained["split"].note, "base": trained["base"], "adapted": labels,
+        "train_groups": trained["train_groups"], "alpha": config.alpha,
+        "n_test_utterances_wer": int(len(next(iter(trained["transcripts"].values()))))},
+        indent=1) + "\n")
+    return folder

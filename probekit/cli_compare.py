@@ -1,0 +1,75 @@
+"""``probekit compare``: paired before/after comparison of encoders in one results table.
+
+    probekit compare results/ --before whisper-tiny.en --after erm-lora \\
+        --seen erm-lora=runs/erm/merged --out compare/
+
+Both encoders must have been probed on the same test speakers (same corpus, same grid
+seeds). ``--seen LABEL=FOLDER`` reads the speakers an adapted encoder was trained and
+validated on (``seen_ids.json`` beside its merged model or adapters): test speakers among them
+are refused, by name, unless ``--allow-seen``. See docs/concepts.md, "Before/after comparisons".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    import matplotlib.pyplot as plt
+
+    from probekit.bias.compare import SeenIds, compare_encoders
+    from probekit.errors import ProbekitError
+    from probekit.probes.results import ResultsTable
+
+    seen = {}
+    for item in args.seen:
+        label, _, folder = item.partition("=")
+        ids = SeenIds.load(folder) if folder else None
+        if ids is None:
+            raise ProbekitError(f"--seen {item!r}: no {folder}/seen_ids.json (use LABEL=FOLDER)")
+        seen[label] = ids
+    df = ResultsTable(args.results).load()
+    after = [a.strip() for a in args.after.split(",")] if args.after else None
+    cmp = compare_encoders(df, args.before, after, train_set=args.train_set, seen=seen,
+                           allow_seen=args.allow_seen, n_boot=args.n_boot, n_perm=args.n_perm,
+                           alpha=args.alpha, seed=args.seed)
+    for g in cmp.guard:
+        print(f"guard: {g}")
+    for v in cmp.verdicts:
+        print(f"- {v}")
+    if args.out:
+        out = Path(args.out)
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        cmp.table.to_csv(out / "comparison.csv", index=False)
+        cmp.n_table.to_csv(out / "n_per_cell.csv", index=False)
+        (out / "verdicts.json").write_text(json.dumps(
+            {"verdicts": cmp.verdicts, "guard": cmp.guard}, indent=1) + "\n")
+        fig = cmp.figure()
+        fig.savefig(out / "figures" / "change_difference.png", dpi=110)
+        plt.close(fig)
+        print(f"tables: {out / 'comparison.csv'}, {out / 'n_per_cell.csv'}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="paired before/after comparison of encoders on the same "
+                       "test speakers", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", help="probe results folder (probekit probe / study work/results)")
+    p.add_argument("--before", required=True, help="reference encoder label (e.g. the base)")
+    p.add_argument("--after", default=None, help="comma list of compared encoders (default: "
+                   "every other encoder)")
+    p.add_argument("--seen", action="append", default=[], metavar="LABEL=FOLDER",
+                   help="an adapted encoder's saved training ids (repeatable)")
+    p.add_argument("--allow-seen", action="store_true",
+                   help="compare even on test speakers an adapted encoder was trained on")
+    p.add_argument("--train-set", default="all", help="probe training set (default all)")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--n-perm", type=int, default=1000)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="write comparison.csv, n_per_cell.csv, "
+                   "verdicts.json and figures/ here")
+    p.set_defaults(func=_cmd)

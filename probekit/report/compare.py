@@ -1,0 +1,113 @@
+"""The report's before/after section: verdicts, the leakage guard, the WER table with
+speaker-bootstrap intervals, and the paired probe comparison per layer (from the folder that
+:func:`probekit.study.run.compare_stage` or ``probekit compare`` writes)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["before_after_section", "wer_cells", "probe_change_tables"]
+
+
+def _ci(est, lo, hi, digits=1) -> str:
+    if pd.isna(lo):
+        return f"{est:.{digits}f}"
+    return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def wer_cells(wt: pd.DataFrame) -> pd.DataFrame:
+    """Model x statistic table of ``WER [ci_low, ci_high]`` (%), Δ columns with p."""
+    cols, rows = [], {}
+    for r in wt.itertuples():
+        label = r.statistic[6:] if r.statistic.startswith("group:") else r.statistic
+        cell = _ci(r.estimate, r.ci_low, r.ci_high)
+        if r.statistic.startswith("Δ"):
+            cell = f"{r.estimate:+.1f} [{r.ci_low:+.1f}, {r.ci_high:+.1f}] p={r.p_value:.3f}"
+        if label not in cols:
+            cols.append(label)
+        rows.setdefault(r.model, {})[label] = cell
+    t = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=cols).fillna("")
+    t.index.name = "model"
+    return t
+
+
+def probe_change_tables(cmp: pd.DataFrame, statistic: str = "difference") -> list:
+    """One (title, layer table) per (pair, task, probe, metric): before, after, change with
+    its interval, raw and FWER-adjusted p, and the test speakers behind it."""
+    out = []
+    sub = cmp[cmp["statistic"] == statistic]
+    for key, s in sub.groupby(["after", "before", "task", "probe", "metric"], sort=False):
+        s = s.sort_values("layer_index")
+        t = pd.DataFrame({
+            "before": s["before_value"].map("{:.3f}".format).to_numpy(),
+            "after": s["after_value"].map("{:.3f}".format).to_numpy(),
+            "change [95% CI]": [f"{c:+.3f} [{lo:+.3f}, {hi:+.3f}]" for c, lo, hi in
+                                zip(s["change"], s["ci_low"], s["ci_high"])],
+            "p": s["p_value"].map("{:.3f}".format).to_numpy(),
+            "p (FWER, layers)": [f"**{p:.3f}**" if p <= 0.05 else f"{p:.3f}" for p in s["p_fwer"]],
+            "speakers": s["n_speakers"].to_numpy(), "items": s["n_items"].to_numpy()},
+            index=pd.Index(s["layer"].to_numpy(), name="layer"))
+        a, b, task, probe, metric = key
+        out.append((f"{a} vs {b}: {task} / {probe} ({metric}), change of the max - min gap", t))
+    return out
+
+
+def before_after_section(folder: str | Path | None, out: str | Path) -> tuple[list, list]:
+    """(markdown lines, html lines) of the before/after section; empty when no folder."""
+    from probekit.report.build import _html_table, _md_inline, _md_table
+
+    if not folder or not (Path(folder) / "verdicts.json").is_file():
+        return [], []
+    folder = Path(folder)
+    v = json.loads((folder / "verdicts.json").read_text())
+    wt = pd.read_csv(folder / "wer_table.csv")
+    cmp = pd.read_csv(folder / "comparison.csv")
+    n = pd.read_csv(folder / "n_per_cell.csv")
+    wer = wer_cells(wt)
+    probes = probe_change_tables(cmp)
+    ncell = n.pivot_table(index=["after", "task", "probe"], columns="group", values="n_speakers",
+                          aggfunc="first")
+    ncell = ncell.reset_index().set_index("after")
+    fig = folder / "figures" / "change_difference.png"
+    intro = (f"Base encoder {v['base']} against the adapted encoders {', '.join(v['adapted'])} "
+             f"(fine-tuned on {', '.join(v['train_groups'])}). Fine-tuning split: {v['split']}. "
+             "Base and adapted encoders are probed on the same held-out speakers; change = "
+             "after - before; intervals: paired speaker bootstrap (same speakers for both "
+             "encoders and every layer); p: paired permutation (each speaker's before/after "
+             "swapped), FWER-adjusted over layers by Westfall-Young max-T.")
+    wer_note = (f"WER (%) on {v['n_test_utterances_wer']} test utterances; [95% speaker-bootstrap "
+                "interval, within group]; macro and gap over the trained groups; Δ: paired "
+                "change against zero-shot with its paired interval and swap-test p.")
+    md = ["## Before / after fine-tuning", "", intro, "", "**Leakage guard.**", ""]
+    md += [f"- {g}" for g in v["guard"]] + ["", "**Verdicts.**", ""]
+    md += [f"- {x}" for x in v["verdicts"]] + ["", "### WER by group", "", wer_note, "",
+                                                _md_table(wer), ""]
+    if fig.is_file():
+        rel = Path(__import__("os").path.relpath(fig, out)).as_posix()
+        md += [f"![change of the gap per layer]({rel})", "",
+               "*Change of the max - min group gap per layer (after - before) with its paired "
+               "speaker-bootstrap interval; filled: FWER-adjusted p <= 0.05.*", ""]
+    for title, t in probes:
+        md += [f"### {title}", "", _md_table(t), ""]
+    md += ["### Test speakers per group (n per cell)", "", _md_table(ncell), ""]
+    e = lambda s: html.escape(s, quote=False)  # noqa: E731
+    h = ['<h2 id="before-after">Before / after fine-tuning</h2>', f"<p>{e(intro)}</p>",
+         "<p><strong>Leakage guard.</strong></p><ul>"]
+    h += [f"<li>{e(g)}</li>" for g in v["guard"]] + ["</ul><p><strong>Verdicts.</strong></p><ul>"]
+    h += [f"<li>{_md_inline(x)}</li>" for x in v["verdicts"]] + ["</ul>"]
+    h += [f'<h3>WER by group</h3><p class="muted">{e(wer_note)}</p>{_html_table(wer)}']
+    if fig.is_file():
+        b64 = base64.b64encode(fig.read_bytes()).decode("ascii")
+        h.append(f'<figure><img alt="change of the gap" src="data:image/png;base64,{b64}">'
+                 "<figcaption>Change of the max - min group gap per layer (after - before) with "
+                 "its paired speaker-bootstrap interval; filled: FWER-adjusted p &lt;= 0.05."
+                 "</figcaption></figure>")
+    for title, t in probes:
+        h.append(f"<h3>{e(title)}</h3>{_html_table(t)}")
+    h.append(f"<h3>Test speakers per group (n per cell)</h3>{_html_table(ncell)}")
+    return md, h

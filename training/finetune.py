@@ -1,0 +1,397 @@
+"""One call from a corpus to an adapted Whisper model and its evaluation.
+
+    split = finetune_splits(corpus, train_groups=["es", "it"])
+    res = finetune(corpus, split=split, method="mas-lora", objective="erm",
+                   config=TrainConfig(out_dir="runs/mas", steps=200))
+    res.merged_dir          # load_encoder(res.merged_dir) probes it like any Whisper model
+    res.wer.by_group        # WER of the held-out test speakers
+
+:func:`finetune_splits` makes speaker- *and* sentence-disjoint train / validation / test
+splits for any corpus whose utterances carry ``sentence_id`` (speaker-disjoint only, with a
+note saying so, when they do not). :func:`finetune` injects the adapters, trains with
+:class:`~training.trainer.Trainer`, saves the adapters and the merged model *with the ids of
+the speakers and sentences it saw* (:class:`probekit.bias.compare.SeenIds`, the leakage guard
+of before/after comparisons), and transcribes the test split. A finished run folder is reused.
+:func:`wer_table` is the before/after WER table with speaker-bootstrap intervals.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from probekit.bias.compare import SeenIds, paired_change
+from probekit.bias.resample import percentile_ci, speaker_bootstrap_indices
+from probekit.errors import ProbekitError
+
+__all__ = ["FinetuneSplit", "FinetuneResult", "FinetuneError", "finetune_splits", "finetune",
+           "speaker_word_errors", "wer_table", "METHODS"]
+
+log = logging.getLogger(__name__)
+
+#: Adapter methods: plain LoRA, or MAS-LoRA with one encoder expert per trained group.
+METHODS = ("lora", "mas-lora")
+DONE = "finetune.json"
+
+
+class FinetuneError(ProbekitError, ValueError):
+    """A fine-tuning split or run cannot be made as asked (the message says why)."""
+
+
+@dataclass(frozen=True)
+class FinetuneSplit:
+    """Train / validation / test corpora for fine-tuning.
+
+    ``train`` and ``val`` hold only the trained groups; ``test`` holds held-out speakers of
+    *every* group. All three are speaker-disjoint; when ``sentence_disjoint`` they also share
+    no sentence. ``note`` says what the split guarantees, for the report.
+    """
+
+    train: object
+    val: object | None
+    test: object
+    sentence_disjoint: bool
+    train_groups: tuple
+    note: str = ""
+
+    def seen(self) -> SeenIds:
+        """What a model trained (and validated) on this split saw."""
+        return SeenIds.from_corpora(self.train, self.val, note="fine-tuning train + validation")
+
+    def key(self) -> str:
+        ids = sorted(u.id for c in (self.train, self.val, self.test) if c is not None for u in c)
+        return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+
+
+def _sentence_design(corpus) -> str:
+    """``"repeated"`` (sentences shared by speakers: split them), ``"unique"`` (every sentence
+    read once: speaker-disjoint is sentence-disjoint) or ``"none"`` (no sentence ids)."""
+    by: dict = {}
+    for u in corpus:
+        if getattr(u, "sentence_id", None) in (None, ""):
+            return "none"
+        by.setdefault(str(u.sentence_id), set()).add(u.speaker)
+    return "repeated" if any(len(v) > 1 for v in by.values()) else "unique"
+
+
+def _components(corpus) -> list[tuple[set, set]]:
+    """Connected components of the speaker-sentence reading graph: (speakers, sentences)."""
+    parent: dict = {}
+
+    def find(x):
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for u in corpus:
+        a, b = find(("spk", u.speaker)), find(("sent", str(u.sentence_id)))
+        if a != b:
+            parent[a] = b
+    comps: dict = {}
+    for x in list(parent):
+        comps.setdefault(find(x), (set(), set()))[0 if x[0] == "spk" else 1].add(x[1])
+    return sorted(comps.values(), key=lambda c: sorted(c[1]))
+
+
+def finetune_splits(corpus, *, attribute: str = "accent", train_groups: Sequence[str] | None = None,
+                    test_speakers: float = 0.5, val_speakers: int = 1,
+                    val_utterances: int | None = None, seed: int = 0) -> FinetuneSplit:
+    """Speaker- and sentence-disjoint train / validation / test splits.
+
+    Test speakers come from *every* group, train and validation speakers from the trained
+    groups only. When sentences repeat across speakers (``sentence_id``), whole connected
+    blocks of the speaker-sentence reading graph go to one side (in random order with
+    ``seed``: test until ``test_speakers`` of the speakers are test speakers, then validation
+    until every trained group has ``val_speakers``), so no sentence is both trained on and
+    tested and no utterance is dropped. When the reading graph is one block (e.g. a sentence
+    every speaker reads), speakers are split within group and the test side keeps only the
+    sentences no training speaker read. Without ``sentence_id`` the split is speaker-disjoint
+    only and ``note`` says so. ``val_utterances`` caps validation utterances per group
+    (validation transcribes them at every evaluation).
+
+    Raises
+    ------
+    FinetuneError
+        An unknown train group, or a group left without test (or train) speakers (named).
+    """
+    rng = np.random.default_rng(seed)
+    spk_group = {str(k): v for k, v in corpus.speaker_groups(attribute).items()}
+    groups = sorted(set(spk_group.values()))
+    train_groups = tuple(train_groups) if train_groups else tuple(groups)
+    bad = sorted(set(train_groups) - set(groups))
+    if bad:
+        raise FinetuneError(f"train group(s) {bad} not in the corpus' {attribute} groups {groups}")
+    design = _sentence_design(corpus)
+    comps = _components(corpus) if design == "repeated" else []
+    test_spk, val_spk, drop_sent = set(), set(), set()
+    if len(comps) >= 2:
+        order = [comps[i] for i in rng.permutation(len(comps))]
+        target = test_speakers * len(spk_group)
+        i = 0
+        while i < len(order) and len(test_spk) < target:
+            test_spk |= order[i][0]
+            i += 1
+        need = {g: val_speakers for g in train_groups}
+        while i < len(order) - 1 and any(v > 0 for v in need.values()):
+            spk = order[i][0]
+            val_spk |= {s for s in spk if spk_group[s] in train_groups}
+            for s in spk:
+                need[spk_group[s]] = need.get(spk_group[s], 0) - 1
+            i += 1
+        how = "whole sentence blocks of the reading graph"
+    else:
+        for g in groups:
+            names = sorted(s for s, gg in spk_group.items() if gg == g)
+            perm = [str(s) for s in rng.permutation(names)]
+            k = min(len(names) - 1, max(1, int(round(test_speakers * len(names)))))
+            test_spk.update(perm[:k])
+            if g in train_groups and val_speakers:
+                rest = perm[k:]
+                val_spk.update(rest[:min(val_speakers, len(rest) - 1)])
+        if design == "repeated":  # one block: drop from test what training speakers read
+            drop_sent = {str(u.sentence_id) for u in corpus if u.speaker not in test_spk}
+        how = "speakers within group"
+    train_spk = {s for s, g in spk_group.items()
+                 if g in train_groups and s not in test_spk and s not in val_spk}
+    for g in groups:
+        if not any(spk_group[s] == g for s in test_spk):
+            raise FinetuneError(f"group {g!r} has no test speaker in the fine-tuning split "
+                                f"({how}); raise test_speakers or use another seed")
+        if g in train_groups and not any(spk_group[s] == g for s in train_spk):
+            raise FinetuneError(f"trained group {g!r} has no training speaker left; lower "
+                                "test_speakers / val_speakers or use another seed")
+
+    def pick(spk, cap=None):
+        ids, per = [], {}
+        for u in corpus:
+            if u.speaker in spk and str(u.sentence_id) not in drop_sent:
+                g = spk_group[u.speaker]
+                if cap is None or per.get(g, 0) < cap:
+                    ids.append(u.id)
+                    per[g] = per.get(g, 0) + 1
+        return corpus.filter(ids=ids) if ids else None
+
+    train, val, test = pick(train_spk), pick(val_spk, val_utterances), pick(test_spk)
+    if test is None:
+        raise FinetuneError("the test split is empty: every test sentence was also read by a "
+                            "training speaker")
+    sizes = (f"{len(train.speakers)} train, {len(val.speakers) if val else 0} validation and "
+             f"{len(test.speakers)} test speakers")
+    if design == "none":
+        note = (f"speaker-disjoint only ({sizes}): the corpus has no sentence_id, so test "
+                "sentences may also occur in training")
+    else:
+        note = (f"speaker- and sentence-disjoint ({how}): {sizes}; no test sentence was read "
+                "by a training or validation speaker")
+    return FinetuneSplit(train, val, test, design != "none", train_groups, note)
+
+
+@dataclass
+class FinetuneResult:
+    """An adapted model and its evaluation.
+
+    ``model`` carries its adapters (freshly trained) or is the merged model (a reused run);
+    ``merged_dir`` opens with ``probekit.encoders.load_encoder``; ``transcripts`` /
+    ``wer`` are the test split's (None when not evaluated).
+    """
+
+    name: str
+    model: object
+    processor: object
+    out_dir: Path
+    adapters_dir: Path
+    merged_dir: Path
+    seen: SeenIds
+    transcripts: pd.DataFrame | None = None
+    wer: object | None = None
+    seconds: float = 0.0
+    reused: bool = False
+    info: dict = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_pretrained(model_name: str):
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from probekit.encoders.weights import resolve_whisper
+
+    folder = Path(model_name)
+    if not folder.is_dir():
+        folder = resolve_whisper(model_name, sources=("local", "hf-cache", "package"))
+    return (WhisperForConditionalGeneration.from_pretrained(folder).eval(),
+            WhisperProcessor.from_pretrained(folder))
+
+
+def load_base(model_name: str):
+    """A fresh copy of a Whisper model (read from disk once per process) and its processor."""
+    model, proc = _load_pretrained(str(model_name))
+    return copy.deepcopy(model), proc
+
+
+def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora",
+             objective: str = "erm", config, model: str = "whisper-tiny.en",
+             objective_args: dict | None = None, adapter: dict | None = None,
+             attribute: str | None = None, train_groups: Sequence[str] | None = None,
+             evaluate: bool = True, max_new_tokens: int = 96, name: str | None = None,
+             progress: bool = True) -> FinetuneResult:
+    """Fine-tune adapters of ``model`` on ``corpus`` and evaluate them on held-out speakers.
+
+    Parameters
+    ----------
+    corpus : probekit.corpus.Corpus
+    split : FinetuneSplit, optional
+        Default ``finetune_splits(corpus, attribute=..., train_groups=..., seed=config.seed)``.
+    method : {"lora", "mas-lora"}
+        MAS-LoRA gets one encoder expert per trained group.
+    objective : str
+        A registered objective (``erm``, ``sd``, ``group_dro``, ``irm``, ``fused``) with
+        ``objective_args`` as its hyperparameters.
+    config : training.trainer.TrainConfig
+        ``out_dir`` is the run folder: ``final/`` (adapters), ``merged/`` (merged model),
+        ``transcripts.csv`` and ``finetune.json``; both model folders hold ``seen_ids.json``.
+    adapter : dict, optional
+        :class:`~training.adapters.AdapterConfig` fields (``r``, ``alpha``, ``targets``, ...).
+    evaluate : bool
+        Transcribe ``split.test`` (greedy, ``max_new_tokens``) and report WER by group.
+
+    A folder holding a finished run of the same settings and split is reused (no training).
+    """
+    from training.adapters import AdapterConfig, inject_adapters, save_adapters
+    from training.encoder import save_adapted_model
+    from training.evaluate import transcribe, wer_report
+    from training.objectives import build_objective
+    from training.trainer import Trainer
+
+    if method not in METHODS:
+        raise FinetuneError(f"method {method!r}: use one of {list(METHODS)}")
+    attribute = attribute or config.attribute
+    if split is None:
+        split = finetune_splits(corpus, attribute=attribute, train_groups=train_groups,
+                                seed=config.seed)
+    name = name or f"{method}-{objective}"
+    out = Path(config.out_dir)
+    adapters_dir, merged_dir = out / "final", out / "merged"
+    seen = split.seen()
+    settings = {"method": method, "objective": objective, "objective_args": objective_args or {},
+                "adapter": adapter or {}, "model": str(model), "steps": config.steps,
+                "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed,
+                "split": split.key(), "attribute": attribute}
+    done = out / DONE
+    t0 = time.perf_counter()
+    reused = False
+    if done.is_file() and json.loads(done.read_text()).get("settings") == settings \
+            and (merged_dir / "config.json").is_file():
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        mdl = WhisperForConditionalGeneration.from_pretrained(merged_dir).eval()
+        proc = WhisperProcessor.from_pretrained(merged_dir)
+        reused = True
+    else:
+        mdl, proc = load_base(model)
+        experts = tuple(split.train_groups) if method == "mas-lora" else ()
+        inject_adapters(mdl, AdapterConfig(**{**(adapter or {}), "experts": experts}),
+                        seed=config.seed)
+        obj = build_objective(objective, **(objective_args or {}))
+        cfg = replace(config, attribute=attribute, progress=progress and config.progress)
+        trainer = Trainer(mdl, proc, obj, split.train, cfg, val=split.val)
+        mdl = trainer.fit().eval()
+        save_adapters(mdl, adapters_dir)
+        seen.save(adapters_dir)
+        save_adapted_model(mdl, proc, merged_dir, seen=seen,
+                           info={"objective": repr(obj), "method": method,
+                                 "train_groups": list(split.train_groups), "split": split.note})
+    transcripts = rep = None
+    if evaluate:
+        path = out / "transcripts.csv"
+        if reused and path.is_file():
+            transcripts = pd.read_csv(path, keep_default_na=False)
+        else:
+            transcripts = transcribe(mdl, proc, split.test, attribute=attribute,
+                                     max_new_tokens=max_new_tokens, progress=progress)
+            transcripts.to_csv(path, index=False)
+        rep = wer_report(transcripts, attribute, groups=split.train_groups)
+    seconds = time.perf_counter() - t0
+    if not reused:
+        done.write_text(json.dumps({"settings": settings, "seconds": round(seconds, 1),
+                                    "split": split.note}, indent=1) + "\n")
+    return FinetuneResult(name, mdl, proc, out, adapters_dir, merged_dir, seen, transcripts, rep,
+                          seconds, reused, settings)
+
+
+# -- WER with speaker-bootstrap intervals --------------------------------------------------
+def speaker_word_errors(transcripts: pd.DataFrame, attribute: str = "accent") -> pd.DataFrame:
+    """Per-speaker word errors and reference words: ``speaker, <attribute>, errors, words``."""
+    from training.evaluate import _wer
+
+    rows = []
+    for (spk, g), df in transcripts.groupby(["speaker", attribute], sort=True):
+        _, err, n = _wer(df["ref_norm"].tolist(), df["hyp_norm"].tolist())
+        rows.append({"speaker": str(spk), attribute: g, "errors": err, "words": n})
+    return pd.DataFrame(rows)
+
+
+def wer_table(transcripts: dict[str, pd.DataFrame], *, attribute: str = "accent",
+              trained: Sequence[str] | None = None, reference: str | None = None,
+              n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> pd.DataFrame:
+    """WER (%) by group, macro-WER and max - min gap per model, with speaker-bootstrap CIs.
+
+    ``transcripts`` maps a model name to its transcripts of the *same* test utterances.
+    Macro and gap are over ``trained`` groups (default all). Intervals resample speakers
+    within group (percentile, expanded for few speakers). With ``reference`` (e.g. the base
+    model), ``Δ macro`` and ``Δ gap`` are the paired change against it with the paired
+    speaker bootstrap and swap test of :func:`probekit.bias.compare.paired_change`.
+
+    Returns a long table: ``model, statistic, estimate, ci_low, ci_high, p_value,
+    n_speakers`` (WER in %).
+    """
+    counts = {m: speaker_word_errors(t, attribute) for m, t in transcripts.items()}
+    first = next(iter(counts.values()))
+    spk = first["speaker"].to_numpy()
+    grp = first[attribute].astype(str).to_numpy()
+    trained = list(trained) if trained else sorted(set(grp))
+    rows = []
+    rng = np.random.default_rng(seed)
+    codes = np.unique(grp, return_inverse=True)[1]
+    idx = speaker_bootstrap_indices(codes, n_boot, rng)
+    names = sorted(set(grp))
+    sel = np.isin(names, trained)
+    for m, c in counts.items():
+        c = c.set_index("speaker").reindex(spk)
+        if c["words"].isna().any():
+            raise FinetuneError(f"{m} was not evaluated on the same speakers as the others")
+        K, N = c["errors"].to_numpy(float), c["words"].to_numpy(float)
+        onehot = np.eye(len(names))[codes]
+        e = 100 * (K @ onehot) / (N @ onehot)
+        eb = 100 * (K[idx] @ onehot) / (N[idx] @ onehot)       # (B, G)
+        stats = {f"group:{g}": (e[j], eb[:, j], int((grp == g).sum())) for j, g in enumerate(names)}
+        stats["macro"] = (e[sel].mean(), eb[:, sel].mean(1), int(np.isin(grp, trained).sum()))
+        stats["gap"] = (e[sel].max() - e[sel].min(), eb[:, sel].max(1) - eb[:, sel].min(1),
+                        int(min((grp == g).sum() for g in trained)))
+        stats["overall"] = (100 * K.sum() / N.sum(), 100 * K[idx].sum(1) / N[idx].sum(1), len(spk))
+        for k, (est, reps, n) in stats.items():
+            lo, hi = percentile_ci(reps, alpha, n_clusters=n)
+            rows.append({"model": m, "statistic": k, "estimate": est, "ci_low": lo,
+                         "ci_high": hi, "p_value": np.nan, "n_speakers": n})
+        if reference is not None and m != reference:
+            r = counts[reference].set_index("speaker").reindex(spk)
+            keep = np.isin(grp, trained)
+            pc = paired_change(r["errors"].to_numpy(float)[keep], r["words"].to_numpy(float)[keep],
+                               K[keep], N[keep], grp[keep], statistics=("macro", "difference"),
+                               n_boot=n_boot, n_perm=n_boot, alpha=alpha, seed=seed).table
+            for s, label in (("macro", "Δ macro"), ("difference", "Δ gap")):
+                x = pc[pc["statistic"] == s].iloc[0]
+                rows.append({"model": m, "statistic": label, "estimate": 100 * x["change"],
+                             "ci_low": 100 * x["ci_low"], "ci_high": 100 * x["ci_high"],
+                             "p_value": x["p_value"], "n_speakers": int(x["n_speakers"])})
+    return pd.DataFrame(rows)
