@@ -79,7 +79,10 @@ def register_adapted_encoder(name: str, folder) -> None:
 @register_encoder("whisper-adapted")
 class AdaptedWhisperEncoder(WhisperEncoder):
     """Whisper models adapted by :mod:`training`, known by the names given to
-    :func:`register_adapted_encoder`."""
+    :func:`register_adapted_encoder`. Their weights are the saved folder (``sources`` is not
+    an option: it is always that folder)."""
+
+    options = {"long_form": WhisperEncoder.options["long_form"]}
 
     @staticmethod
     def known_names() -> list[str]:

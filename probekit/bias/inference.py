@@ -137,16 +137,21 @@ def within_group_permutation_indices(codes: np.ndarray, n_perm: int,
 
 def twoway_cluster_t(d: np.ndarray, alpha: float = 0.05):
     """Mean of ``d`` (..., K, S) over its non-NaN (split, speaker) cells, equal weight per
-    split, with a two-way cluster-robust standard error (speakers and splits crossed;
-    Cameron, Gelbach & Miller 2011).
+    split, with a two-way (split and speaker) cluster-robust standard error.
 
-    Each split's mean over its speakers is weighted ``1/K``. The variance of the estimate is
-    ``V_speaker + V_split - V_cell`` from the sums of the weighted residuals by speaker, by
-    split and by cell (each with a ``C/(C-1)`` small-sample factor for ``C`` clusters); when
-    that is negative the larger one-way variance is used. The t reference has
-    ``min(#speakers, #splits) - 1`` degrees of freedom (at least 1). A speaker seen in several
-    splits and a probe pair shared by a split's speakers are both correlated units: this
-    estimates both correlations instead of assuming them.
+    Each split's mean over its speakers is weighted ``1/K``; ``c`` are the weighted residuals.
+    From their sums by split, by speaker and by cell (each with a ``C/(C-1)`` factor for ``C``
+    clusters), the variance is
+
+        V = V_split + max(V_speaker - V_cell, 0)
+
+    the split-cluster variance (which carries each split's training draw) plus the part of the
+    speaker-cluster variance that is more than cell noise (a speaker's persistent difference
+    across the splits that tested it), truncated at zero as a variance component is. This is
+    Cameron, Gelbach & Miller's (2011) two-way estimator with its speaker term's positive part
+    (ours: the untruncated form rejected 8-9 % of true nulls at 5 % with 10 splits and 10
+    speakers, its extra noise making the t heavier-tailed). The t reference has
+    ``min(#speakers, #splits) - 1`` degrees of freedom (at least 1).
 
     Returns
     -------
@@ -168,8 +173,7 @@ def twoway_cluster_t(d: np.ndarray, alpha: float = 0.05):
         v_s = fs * (c.sum(-2) ** 2).sum(-1)
         v_k = fk * (c.sum(-1) ** 2).sum(-1)
         v_c = np.minimum(fs, fk) * (c ** 2).sum((-2, -1))
-        v = v_s + v_k - v_c
-        v = np.where(v > 0, v, np.maximum(v_s, v_k))
+        v = v_k + np.maximum(v_s - v_c, 0.0)
         se = np.sqrt(v)
         t = np.where(se > 0, mean / se, np.where(mean == 0, 0.0, np.sign(mean) * np.inf))
     df = np.maximum(np.minimum(n_s, K) - 1, 1).astype(float)

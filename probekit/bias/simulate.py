@@ -59,6 +59,7 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
                      own_group_advantage: Mapping[str, float] | None = None,
                      unseen_penalty: float = 0.0,
                      train_offset: Mapping[str, float] | None = None, split_sd: float = 0.005,
+                     interaction_sd: float = 0.0,
                      scales: np.ndarray | None = None, noise_effect: float = 0.0,
                      include_all_rows: bool = True, encoder: str = "sim", task: str = "phone",
                      probe: str = "linear", group_attribute: str = "accent",
@@ -92,6 +93,10 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
         Added to the error of the probe trained on ``g`` on every *other* group.
     split_sd : float
         Standard deviation of each probe's training-draw offset (common to its test speakers).
+    interaction_sd : float
+        Standard deviation of a persistent speaker x training-set shift (the same in every
+        split and layer): some speakers suit some probes; it correlates a speaker's
+        own-vs-broad differences across splits.
     scales, noise_effect : optional
         Speaker embedding noise scales (:func:`speaker_scales`) and the error added per unit
         of ``log(scale)``: couples errors to embedding dispersion.
@@ -134,6 +139,8 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
                 min(pos.size - 1, max(1, int(round(test_fraction * pos.size))))
             test[k, rng.permutation(pos)[:n_t]] = True
     draw = rng.normal(0, split_sd, size=(L, T, K, 1))
+    if interaction_sd:
+        shift = shift + rng.normal(0, interaction_sd, size=(T, S))
     p = np.clip(p_spk[:, None, None, :] + shift[None, :, None, :] + draw, 0.0, 1.0)     # (L,T,K,S)
     kk = rng.binomial(items_per_speaker, p)
     li, ti, ki, si = np.nonzero(np.broadcast_to(test[None, None], p.shape))

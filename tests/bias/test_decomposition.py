@@ -16,7 +16,7 @@ def _study(draw, *, inflation=None, offset=None, advantage=None, L=3, with_store
     sc = speaker_scales(4, 10, dispersion_inflation=inflation, random_state=draw)
     df = simulate_results(n_groups=4, speakers_per_group=10, n_layers=L, seeds=range(10),
                           train_sets=SETS, base_error=0.3, group_offset=offset,
-                          own_group_advantage=advantage, scales=sc, noise_effect=0.3,
+                          own_group_advantage=advantage, scales=sc, noise_effect=0.2,
                           items_per_speaker=150, split_sd=0.01, include_all_rows=False,
                           random_state=draw)
     if not with_store:
@@ -24,7 +24,7 @@ def _study(draw, *, inflation=None, offset=None, advantage=None, L=3, with_store
     disp = []
     for li in range(L):
         X, y, meta = simulate_embeddings(n_groups=4, speakers_per_group=10, n_phones=8,
-                                         tokens_per_phone=12, dim=12, phone_spread=2.0,
+                                         tokens_per_phone=12, dim=12, phone_spread=1.0,
                                          noise=1.2, scales=sc, random_state=1000 * draw + li)
         disp.append(speaker_dispersion(X, y, meta).assign(layer=f"layer{li}",
                                                           group_attribute="accent"))
@@ -50,7 +50,7 @@ def test_offset_group_typed_systematic_and_dispersion_group_random():
         ty = type_groups(df, dispersion=disp, n_perm=199, seed=d)
         g2 = ty[ty.group == "g2"]
         sys_hits.append((g2["type"] == "systematic").mean())
-        df, disp = _study(100 + d, inflation={"g1": 1.3})
+        df, disp = _study(100 + d, inflation={"g1": 1.5})
         ty = type_groups(df, dispersion=disp, n_perm=199, seed=d)
         g1 = ty[ty.group == "g1"]
         rnd_hits.append(g1["random"].mean())
