@@ -84,7 +84,7 @@ def null_design(name, draws, **kw):
         g = c[c["statistic"].str.startswith("group:")]
         rec["worse"].append(float((g["p_value"] <= ALPHA).mean()))
         rec["fwer_worse"].append(float((g["p_fwer"] <= ALPHA).any()))
-        f = c[c["statistic"] == "welch_f"]
+        f = c[c["statistic"] == "max_abs_t"]
         rec["gap"].append(float((f["p_value"] <= ALPHA).mean()))
         rec["fwer_gap"].append(float((f["p_fwer"] <= ALPHA).any()))
         s = lw.summary.set_index("bias_measure")
@@ -133,7 +133,7 @@ def power_gap(draws):
         df = _table(d, L=L, group_offset={"g1": 0.10}, offset_profile=np.linspace(0.2, 1, L))
         lw = _layerwise(df, d)
         c = lw.curves
-        top = c[(c["statistic"] == "welch_f") & (c["layer_index"] == L - 1)]
+        top = c[(c["statistic"] == "max_abs_t") & (c["layer_index"] == L - 1)]
         hits["gap"].append(float(top["p_fwer"].iloc[0] <= ALPHA))
         g1 = c[(c["statistic"] == "group:g1") & (c["layer_index"] == L - 1)]
         hits["worse"].append(float(g1["p_fwer"].iloc[0] <= ALPHA))

@@ -66,10 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-seen", action="store_true",
                    help="compare even on test speakers an adapted encoder was trained on")
     p.add_argument("--train-set", default="all", help="probe training set (default all)")
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--n-perm", type=int, default=1000)
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=1000, help="paired speaker bootstrap replicates")
+    p.add_argument("--n-perm", type=int, default=1000,
+                   help="paired permutations (before/after swapped within each speaker)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 - interval level and test level")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutations")
     p.add_argument("--out", default=None, help="write comparison.csv, n_per_cell.csv, "
                    "verdicts.json and figures/ here")
     p.set_defaults(func=_cmd)

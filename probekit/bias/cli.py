@@ -4,35 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
-from pathlib import Path
 
 
 log = logging.getLogger(__name__)
 
 
-def _slug(*parts) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(map(str, parts))).strip("-")
-
-
-def findings(an, alpha: float = 0.05) -> str:
-    """The findings note: the report's plain-words summary of these tables (one prose
-    generator, :func:`probekit.report.summary.summary_points`) with the analysis notes."""
-    from probekit.report.summary import summary_points
-
-    head = ["# Bias analysis findings", "",
-            "Statements hold for this results table's corpus, speakers and probes only; on a "
-            "synthetic corpus they describe the synthesis, not real accents. Intervals resample "
-            "splits and speakers; p-values permute group labels across speakers or treat the "
-            "training draw as a unit; family-wise control as stated (docs/concepts.md).", ""]
-    body = summary_points(an.tables, alpha=alpha, notes=an.notes)
-    return "\n".join(head + [f"- {p}" for p in body]) + "\n"
-
-
 def _analyze(args: argparse.Namespace) -> int:
-    import matplotlib.pyplot as plt
-
-    from probekit.bias import figures
     from probekit.bias.analysis import analyze
     from probekit.bias.errors import BiasInputError
     from probekit.probes.results import ResultsTable
@@ -46,31 +23,10 @@ def _analyze(args: argparse.Namespace) -> int:
         store = EmbeddingStore.open(args.store)
     an = analyze(df, store=store, n_boot=args.n_boot, n_perm=args.n_perm, alpha=args.alpha,
                  seed=args.seed)
-    from probekit.outdir import claim_output
+    from probekit.bias.output import write_analysis
     # analyze owns --out: emptied first, so figures of an older analysis never leak through.
-    out = claim_output(args.out, "analysis", fresh=True, overwrite=args.overwrite)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    for name, table in an.tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
-    keys = ["encoder", "task", "probe", "metric", "group_attribute"]
-    figs = []
-    if "layer_curves" in an.tables:
-        for k, c in an.tables["layer_curves"].groupby(keys[1:]):
-            figs.append((f"layer_curves_{_slug(*k)}", figures.layer_curves(c)))
-    if "transfer_matrix" in an.tables:
-        for k, m in an.tables["transfer_matrix"].groupby(keys):
-            figs.append((f"transfer_{_slug(*k)}", figures.transfer_heatmaps(m)))
-    if "typing" in an.tables:
-        for k, ty in an.tables["typing"].groupby(keys):
-            figs.append((f"decomposition_{_slug(*k)}", figures.decomposition_bars(ty)))
-    if "dispersion_speakers" in an.tables:
-        for attr, d in an.tables["dispersion_speakers"].groupby("group_attribute"):
-            figs.append((f"dispersion_{_slug(attr)}", figures.dispersion_scatter(d)))
-    for name, fig in figs:
-        fig.savefig(out / "figures" / f"{name}.png", dpi=110)
-        plt.close(fig)
-    (out / "findings.md").write_text(findings(an, args.alpha))
-    print(f"wrote {len(an.tables)} tables and {len(figs)} figures to {out}")
+    out, n_figs = write_analysis(an, args.out, alpha=args.alpha, overwrite=args.overwrite)
+    print(f"wrote {len(an.tables)} tables and {n_figs} figures to {out}")
     return 0
 
 

@@ -52,7 +52,7 @@ def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> plt.Figu
         b = x(c[c["statistic"] == bias])
         a2.plot(b["layer_index"], b["estimate"], ls, marker="o", color="C3", label=enc)
         a2.fill_between(b["layer_index"], b["ci_low"], b["ci_high"], color="C3", alpha=0.15)
-        f = x(c[c["statistic"] == "welch_f"]).set_index("layer_index")["p_fwer"]
+        f = x(c[c["statistic"] == "max_abs_t"]).set_index("layer_index")["p_fwer"]
         sig = b["layer_index"].map(f).fillna(1.0).to_numpy() <= 0.05
         a2.scatter(b.loc[sig, "layer_index"], b.loc[sig, "estimate"], s=80, facecolors="none",
                    edgecolors="k", zorder=3,

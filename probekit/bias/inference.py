@@ -2,8 +2,6 @@
 
 * :func:`welch_vs_rest`: studentized group-minus-rest difference of speaker means (tests
   equal *means*, valid under unequal speaker variance: Janssen 1997; Chung & Romano 2013);
-* :func:`welch_anova`: Welch's heteroscedastic one-way F, the studentized global statistic
-  ("are all group means equal?") used under permutation;
 * :func:`between_group_variance`: the variance of group means net of its sampling variance,
   a debiased gap that is 0 in expectation at parity whatever the error level;
 * :func:`maxt_adjust`: Westfall & Young (1993) single-step max-T adjusted p-values from
@@ -23,7 +21,7 @@ from scipy.stats import t as student_t
 
 from probekit.bias.design import group_moments
 
-__all__ = ["welch_vs_rest", "welch_anova", "between_group_variance", "maxt_adjust",
+__all__ = ["welch_vs_rest", "between_group_variance", "maxt_adjust",
            "holm", "within_group_permutation_indices",
            "permutation_pvalue", "twoway_cluster_t"]
 
@@ -58,25 +56,6 @@ def welch_vs_rest(x: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
         se = np.sqrt(v / n + vr / nr)
         t = np.where(se > 0, (m - mr) / se, np.where(np.isnan(se), np.nan, 0.0))
     return np.where((n >= 2) & (nr >= 2), t, np.nan)
-
-
-def welch_anova(x: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
-    """Welch's (1951) heteroscedastic F of equal group means: (..., S) -> (...).
-
-    Groups with fewer than 2 speakers are left out; fewer than 2 usable groups give NaN.
-    Variances are floored at 1e-12, so identical rates everywhere give 0.
-    """
-    m, v, n = group_moments(x, codes, G)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        floor = 1e-12
-        w = np.where(n >= 2, n / np.maximum(v, floor), 0.0)
-        W = w.sum(-1)
-        mw = (w * np.nan_to_num(m)).sum(-1) / W
-        k = (w > 0).sum(-1)
-        A = (w * (np.nan_to_num(m) - mw[..., None]) ** 2).sum(-1) / np.maximum(k - 1, 1)
-        lam = (np.where(n >= 2, (1 - w / W[..., None]) ** 2 / np.maximum(n - 1, 1), 0.0)).sum(-1)
-        F = A / (1 + 2 * (k - 2) / np.maximum(k ** 2 - 1, 1) * lam)
-    return np.where(k >= 2, F, np.nan)
 
 
 def between_group_variance(x: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.bias.errors import BiasInputError
-from probekit.bias.inference import welch_anova
+from probekit.bias.inference import welch_vs_rest
 from probekit.bias.permutation import group_vs_rest, permutation_pvalue
 from probekit.bias.resample import (clusters_behind, percentile_ci,
                                     speaker_bootstrap_indices, speaker_permutation_indices)
@@ -139,8 +139,9 @@ class GroupMetrics:
         _, pg = group_vs_rest(rates, m.codes, n_perm=n_perm, rng=rng, alternative="two-sided")
         # equal *means* (studentized, valid under unequal speaker variance), unlike the gap
         # statistics' permutation p-values, which test equal distributions
-        f_obs = welch_anova(rates, m.codes, G)
-        self._p["welch_f"] = float(permutation_pvalue(f_obs, welch_anova(rates[pidx], m.codes, G)))
+        f_obs = np.nanmax(np.abs(welch_vs_rest(rates, m.codes, G)))
+        f_null = np.nanmax(np.abs(welch_vs_rest(rates[pidx], m.codes, G)), -1)
+        self._p["max_abs_t"] = float(permutation_pvalue(f_obs, f_null))
         self._p_group = pg
 
     # -- reading ------------------------------------------------------------------------------
@@ -187,10 +188,11 @@ class GroupMetrics:
 
     def p_values(self) -> pd.Series:
         """Permutation p-value of each gap statistic (labels shuffled across speakers) and of
-        Welch's F (``welch_f``). Only ``welch_f`` tests equal group *means*; the gap
+        the largest studentized group-vs-rest difference (``max_abs_t``). Only ``max_abs_t``
+        tests equal group *means*; the gap
         statistics' p-values test equal distributions (a group that is only more variable
         can make them small)."""
-        return pd.Series({s: self._p[s] for s in ("worst",) + GAP_STATISTICS + ("welch_f",)},
+        return pd.Series({s: self._p[s] for s in ("worst",) + GAP_STATISTICS + ("max_abs_t",)},
                          name="p_value", dtype=float)
 
     def ci(self) -> pd.DataFrame:

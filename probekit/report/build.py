@@ -56,7 +56,7 @@ def _fmt(x, p=None, alpha=0.05) -> str:
 def group_error_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> pd.DataFrame:
     """Groups x layers of the probe trained on every group (bold: worse than the rest,
     family-wise p <= alpha), plus the overall error, the debiased gap and the family-wise
-    p-value of equal group means (Welch F)."""
+    p-value of equal group means (max |t| over groups)."""
     enc, task, probe, metric = key
     c = curves[(curves["encoder"] == enc) & (curves["task"] == task) & (curves["probe"] == probe) &
                (curves["metric"] == metric)]
@@ -68,7 +68,7 @@ def group_error_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> 
         pcol = "p_fwer" if "p_fwer" in x.columns else "p_value"
         rows[label] = [_fmt(x.at[layer, "estimate"], x.at[layer, pcol] if stat.startswith("group:")
                             else None, alpha) if layer in x.index else "" for layer in layers]
-    gp = c[c["statistic"] == "welch_f"].set_index("layer")
+    gp = c[c["statistic"] == "max_abs_t"].set_index("layer")
     if len(gp):
         rows["unequal means p (family-wise)"] = [f"{gp.at[layer, 'p_fwer']:.3f}" if layer in gp.index
                                                  else "" for layer in layers]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["load_tables", "summary_points", "TASK_WORDS", "primary_slices", "task_words",
@@ -76,11 +77,22 @@ def _pct(x) -> str:
     return f"{100 * x:.0f}%" if x == x else "n/a"
 
 
+def _retype(ty: pd.DataFrame, level: float) -> pd.DataFrame:
+    """The typing at a stricter per-family level (the summary's Bonferroni over tasks)."""
+    from probekit.bias.decomposition import typing_rule
+
+    f = lambda c: ty[c].fillna(1.0).to_numpy(float) <= level if c in ty else np.zeros(len(ty), bool)
+    worse = f("worse_p_fwer")
+    sysm = f("systematic_p_fwer")
+    rnd = f("dispersion_p_fwer") & f("dispersion_corr_p_fwer") & (ty["dispersion_t"].fillna(0) > 0).to_numpy()
+    return ty.assign(worse=worse, systematic=sysm, random=rnd, type=typing_rule(worse, sysm, rnd))
+
+
 def _slice_points(t, key, alpha) -> list[str]:
     enc, task, probe, metric = key
     c = _sel(t["layer_curves"], key)
     ov = c[c["statistic"] == "overall"].sort_values("layer_index")
-    wf = c[c["statistic"] == "welch_f"].sort_values("layer_index")
+    wf = c[c["statistic"] == "max_abs_t"].sort_values("layer_index")
     grp = c[c["statistic"].str.startswith("group:")]
     if ov.empty or grp.empty:
         return []
@@ -104,8 +116,8 @@ def _slice_points(t, key, alpha) -> list[str]:
              + (f", the lowest layer in {_pct(srow.min_error_share)} of resamples" if srow is not None else "")
              + ".")
     sig = wf[wf["p_fwer"] <= alpha]
-    head += (f" Group means differ by more than speaker variation produces (Welch F, "
-             f"family-wise over {L} layers at {alpha}) at {len(sig)} of {L} layers"
+    head += (f" Group means differ by more than speaker variation produces (max |t| over groups, "
+             f"family-wise over {L} layers at {alpha:.3g}) at {len(sig)} of {L} layers"
              + (f" ({_layers(sig['layer'])})." if len(sig) else "."))
     flagged = grp[grp["p_fwer"] <= alpha]
     if len(flagged):
@@ -132,7 +144,8 @@ def _slice_points(t, key, alpha) -> list[str]:
     if ty is not None:
         ty = _sel(ty, key)
         if len(ty):
-            lvl = float(ty["level"].iloc[0])
+            lvl = float(ty["level"].iloc[0]) * alpha / t["_alpha"]
+            ty = _retype(ty, lvl)
             labelled = ty[ty["type"] != "neither"]
             src = ty["random_source"].iloc[0]
             ref = ty["reference"].iloc[0]
@@ -184,26 +197,30 @@ def summary_points(tables: dict[str, pd.DataFrame], *, alpha: float = 0.05,
                  "so there is nothing to summarise; see the tables below."]
                 + [f"Note: {n}" for n in notes])
     c = tables["layer_curves"]
-    t = dict(tables)
+    slices = primary_slices(c)
+    # family-wise over the tasks of the summary too: Bonferroni over its slices
+    a_task = alpha / max(len(slices), 1)
+    t = dict(tables, _alpha=alpha)
     points = []
     flagged = []
-    for key in primary_slices(c):
-        sp = _slice_points(t, key, alpha)
+    for key in slices:
+        sp = _slice_points(t, key, a_task)
         if sp:
             points.append("\n".join(sp))
             g = _sel(c, key)
-            g = g[g["statistic"].str.startswith("group:") & (g["p_fwer"] <= alpha)]
+            g = g[g["statistic"].str.startswith("group:") & (g["p_fwer"] <= a_task)]
             flagged += list(g["statistic"].str[6:])
     attr = str(c["group_attribute"].iloc[0])
     if flagged:
         vc = pd.Series(flagged).value_counts()
         top = ", ".join(f"{g} ({n})" for g, n in vc.head(3).items())
         points.insert(0, f"Across {len(points)} probe task(s), the {attr} groups most often "
-                         f"found worse than the rest (family-wise) are: {top} (task x layer "
-                         "cells).")
+                         f"found worse than the rest are: {top} (task x layer cells; "
+                         f"family-wise over layers x groups x tasks at {alpha:g}).")
     else:
         points.insert(0, f"Across {len(points)} probe task(s), no {attr} group is found worse "
-                         "than the rest at any layer after family-wise control.")
+                         f"than the rest at any layer (family-wise over layers x groups x tasks "
+                         f"at {alpha:g}).")
     cm = tables.get("count_model")
     if cm is not None and "status" in cm:
         bad = cm[cm["status"].astype(str) != "ok"]

@@ -236,7 +236,6 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     -------
     StudyRun
     """
-    from probekit.cli import main as cli_main
     from probekit.encoders import load_encoder
     from probekit.encoders.registry import check_options, resolve_family
     from probekit.probes.grid import run_grid
@@ -289,14 +288,14 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     n_rows = len(ResultsTable(results_dir).load())
     analysis = out / "analysis"
     if not _analysis_done(analysis, n_rows, config):
-        argv = ["-q" if not progress else "-v", "analyze", str(results_dir), "--out", str(analysis),
-                "--n-boot", str(config.n_boot), "--n-perm", str(config.n_perm),
-                "--alpha", str(config.alpha), "--seed", str(config.seed)]
+        from probekit.bias.analysis import analyze
+        from probekit.bias.output import write_analysis
+        store = None
         if len(stores) == 1 and "phone" in config.poolings:
-            argv += ["--store", str(next(iter(stores.values())).root)]
-        rc = cli_main(argv)
-        if rc:
-            raise StudyError(f"bias analysis failed (exit {rc}) on {results_dir}")
+            store = next(iter(stores.values()))
+        an = analyze(ResultsTable(results_dir).load(), store=store, n_boot=config.n_boot,
+                     n_perm=config.n_perm, alpha=config.alpha, seed=config.seed)
+        write_analysis(an, analysis, alpha=config.alpha, overwrite=True)
         (analysis / "analysis.json").write_text(json.dumps(
             {"n_rows": n_rows, "fingerprint": config.fingerprint()}) + "\n")
     timings["analysis"] = time.perf_counter() - t

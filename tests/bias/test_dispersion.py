@@ -29,6 +29,7 @@ def test_inflated_noise_raises_dispersion_and_a_shift_does_not():
     X, y, meta = simulate_embeddings(n_groups=3, speakers_per_group=8, phone_spread=1.0,
                                      tokens_per_phone=8, dispersion_inflation={"g1": 1.5},
                                      group_shift={"g2": 2.0})
+    meta = meta.drop(columns="utt_id")
     d = speaker_dispersion(X, y, meta)
     assert list(d.columns) == COLUMNS
     by = _group_means(d)

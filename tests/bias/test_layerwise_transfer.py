@@ -27,7 +27,7 @@ def test_layerwise_error_bias_correlation_sign(profile, sign):
     assert np.sign(s["spearman"]) == sign and s["p_value"] <= 0.05
     c = r.curves.set_index(["layer", "statistic"])
     strongest = f"layer{L - 1}" if sign < 0 else "layer0"
-    assert c.loc[(strongest, "welch_f"), "p_fwer"] <= 0.05
+    assert c.loc[(strongest, "max_abs_t"), "p_fwer"] <= 0.05
     assert c.loc[(strongest, "group:g1"), "p_fwer"] <= 0.05
     assert c.loc[(strongest, "group:g1"), "n_per_split"] == 6      # half of 12 per split
     assert c.loc[(strongest, "group:g1"), "n_speakers"] > 6        # distinct over 3 splits

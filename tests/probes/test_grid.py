@@ -137,7 +137,7 @@ def test_grid_schema_resume_and_planted_difficulty(tmp_path):
     assert list(df.columns) == TABLE_COLUMNS
     # every cell evaluated on every test group, per speaker and overall
     cells = df[CELL_KEYS].drop_duplicates()
-    assert len(cells) == 2 * 2 * 7  # layers x seeds x training sets
+    assert len(cells) == 2 * 2 * 8  # layers x seeds x training sets (3 single, all, all-matched, 3 all-but)
     per_cell = df[df.unit == "all"].groupby(CELL_KEYS).test_group.nunique()
     assert (per_cell == 3).all()
     # per-speaker rows pool exactly to the group rows

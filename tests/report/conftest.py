@@ -12,9 +12,9 @@ def sim_analysis(tmp_path_factory):
     from probekit.probes.results import ResultsTable
 
     root = tmp_path_factory.mktemp("sim")
-    df = simulate_results(n_groups=3, speakers_per_group=4, n_layers=3, seeds=(0, 1),
+    df = simulate_results(n_groups=3, speakers_per_group=8, n_layers=3, seeds=(0, 1, 2, 3),
                           train_sets="full", group_offset={"g2": 0.2})
     ResultsTable(root / "results").append(df)
     assert main(["-q", "analyze", str(root / "results"), "--out", str(root / "analysis"),
-                 "--n-boot", "50", "--n-perm", "50"]) == 0
+                 "--n-boot", "50", "--n-perm", "199"]) == 0
     return root / "analysis"

@@ -15,12 +15,13 @@ from probekit.report import build_report, group_error_table, load_tables, summar
 def test_summary_names_the_planted_group_and_its_layers(sim_analysis):
     points = summary_points(load_tables(sim_analysis))
     text = "\n".join(points)
-    assert "most often worst are: g2" in text
+    assert "most often found worse than the rest are: g2" in text
     curves = pd.read_csv(sim_analysis / "layer_curves.csv")
-    gap = curves[curves["statistic"] == "difference"]
-    n_sig = int((gap["p_value"] <= 0.05).sum())
+    gap = curves[curves["statistic"] == "max_abs_t"]
+    n_sig = int((gap["p_fwer"] <= 0.05).sum())
+    assert n_sig >= 1
     assert f"at {n_sig} of {len(gap)} layers" in text
-    assert "How sure: as few as 4 test speakers in a group" in text
+    assert "How sure: as few as 4 test speakers of a group per split" in text
 
 
 def test_summary_without_curves_says_so():
@@ -61,7 +62,7 @@ def test_group_table_carries_the_analysis_numbers(sim_analysis):
     r = curves[(curves["statistic"] == "group:g2") & (curves["layer"] == "layer1")].iloc[0]
     cell = df.loc["g2", "layer1"]
     assert cell.strip("*") == f"{r.estimate:.3f}"
-    assert cell.startswith("**") == (r.p_value <= 0.05)
+    assert cell.startswith("**") == (r.p_fwer <= 0.05)
 
 
 def test_report_cli_refuses_to_overwrite(sim_analysis, tmp_path, capsys):
@@ -95,7 +96,7 @@ def test_report_first_screen_notes_intervals_and_alpha(sim_analysis, tmp_path):
     assert "95% CI" not in t[:t.index('id="notes"')]
     curves = pd.read_csv(sim_analysis / "layer_curves.csv")
     ci = group_interval_table(curves, ("sim", "phone", "linear", "error"))
-    assert re.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] n=\d+", ci.iloc[0, 0])
+    assert re.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] n=\d+(/split)?", ci.iloc[0, 0])
     assert markdown_to_html("# T\n\n- a **b**\n- c `d`\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\npara") == (
         "<h3>T</h3>\n<ul><li>a <strong>b</strong></li><li>c <code>d</code></li></ul>\n"
         "<table><tr><th>x</th><th>y</th></tr><tr><td>1</td><td>2</td></tr></table>\n<p>para</p>")
