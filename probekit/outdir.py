@@ -12,8 +12,9 @@ Every command that writes a folder (``analyze --out``, ``report --out``, ``study
   ever deletes folders it wrote. (``--overwrite ~/data`` names a folder probekit did not
   write, so it is an error, and nothing is deleted.)
 
-Folders written before stamps existed are recognised by their marker file (``study.json`` for
-a study, ``findings.md`` for an analysis) and adopted.
+Folders written before stamps existed are recognised by their layout (``study.json`` beside
+``work/`` for a study; ``findings.md`` beside the analysis tables, e.g. ``layer_curves.csv``,
+for an analysis) and adopted.
 """
 
 from __future__ import annotations
@@ -27,12 +28,10 @@ from pathlib import Path
 from probekit.errors import ProbekitError
 
 __all__ = ["STAMP_NAME", "OutputFolderError", "claim_output", "read_stamp", "remove_output",
-           "is_probekit_output"]
+           "is_probekit_output", "write_stamp"]
 
 #: File name of the stamp inside every folder probekit owns.
 STAMP_NAME = ".probekit-output.json"
-# Marker files of folders written before stamps existed, by kind.
-_LEGACY = {"study": "study.json", "analysis": "findings.md"}
 
 
 class OutputFolderError(ProbekitError):
@@ -49,9 +48,13 @@ def read_stamp(folder: str | os.PathLike) -> dict | None:
         except (OSError, json.JSONDecodeError):
             return None
         return d if isinstance(d, dict) and "kind" in d else None
-    for kind, marker in _LEGACY.items():
-        if (folder / marker).is_file():
-            return {"kind": kind, "legacy": True}
+    if (folder / "study.json").is_file() and (folder / "work").is_dir() or \
+            (folder / "study.json").is_file() and len(list(folder.iterdir())) == 1:
+        return {"kind": "study", "legacy": True}
+    if (folder / "findings.md").is_file() and any(
+            (folder / t).is_file() for t in ("layer_curves.csv", "typing.csv",
+                                             "transfer_matrix.csv", "own_vs_broad.csv")):
+        return {"kind": "analysis", "legacy": True}
     return None
 
 
@@ -59,7 +62,8 @@ def is_probekit_output(folder: str | os.PathLike) -> bool:
     return read_stamp(folder) is not None
 
 
-def _write_stamp(folder: Path, kind: str, info: dict | None) -> None:
+def write_stamp(folder: Path, kind: str, info: dict | None = None) -> None:
+    """Write (or replace) the stamp of ``folder``, marking it as a probekit ``kind`` output."""
     from probekit import __version__
 
     d = {"kind": kind, "probekit": __version__,
@@ -123,5 +127,5 @@ def claim_output(folder: str | os.PathLike, kind: str, *, overwrite: bool = Fals
             shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / STAMP_NAME).is_file():
-        _write_stamp(folder, kind, info)
+        write_stamp(folder, kind, info)
     return folder

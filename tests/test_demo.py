@@ -43,8 +43,9 @@ def test_report_files_banners_and_real_numbers(demo_run):
     # figures embedded in the HTML, linked in the markdown
     n_png = len([f for f in (run.analysis / "figures").glob("*.png") if "_wer_" not in f.name])
     assert n_png >= 4
-    assert html.count('src="data:image/png;base64,') == n_png
+    assert html.count('src="data:image/png;base64,') == n_png + 1  # + the at-a-glance figure
     assert md.count("](analysis/figures/") == n_png
+    assert (run.out / "report_figures" / "at_a_glance.svg").exists()
     meta = json.loads((run.out / "run.json").read_text())
     assert meta["versions"]["probekit"] and meta["fingerprints"]["corpus"]
     assert meta["versions"]["probekit"] in md
@@ -69,8 +70,9 @@ def test_different_config_is_refused_not_overwritten(demo_run):
 
 def test_foreign_folder_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(StudyError, match="not a probekit study folder"):
-        run_demo(tmp_path, config=demo_config(), progress=False)
+    for overwrite in (False, True):  # --overwrite never deletes a folder probekit did not write
+        with pytest.raises(StudyError, match="not written by probekit"):
+            run_demo(tmp_path, config=demo_config(), progress=False, overwrite=overwrite)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 

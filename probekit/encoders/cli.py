@@ -38,7 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     ip = esub.add_parser("info", help="load a model and print its layers",
                          epilog="example: probekit encoders info whisper-tiny.en")
     ip.add_argument("name", help="known name, hub id or local folder")
-    from probekit.cliutil import add_device_argument
-    add_device_argument(ip)
+    ip.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ip.add_argument("--seconds", type=float, default=1.0, help="length of the probe input")
     ip.set_defaults(func=_info)

@@ -67,10 +67,13 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
     - any other non-empty folder is refused, ``overwrite`` or not, unless probekit wrote it
       (then ``overwrite`` replaces it). probekit never deletes a folder it did not write.
     """
-    from probekit.outdir import OutputFolderError, claim_output, read_stamp, remove_output
+    from probekit.outdir import (STAMP_NAME, OutputFolderError, claim_output, read_stamp,
+                                 remove_output, write_stamp)
 
     stamp = out / STUDY_STAMP
     fp = config.fingerprint()
+    if stamp.exists() and not (out / STAMP_NAME).exists():
+        write_stamp(out, "study", {"adopted": True})  # a study folder from before stamps
     if stamp.exists():
         old = json.loads(stamp.read_text())
         if old.get("fingerprint") == fp:
