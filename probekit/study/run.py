@@ -381,7 +381,8 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
                        max_new_tokens=tr.max_new_tokens, name=m.label, progress=progress)
         transcripts[m.label] = res.transcripts
         seen[m.label] = SeenIds.load(res.merged_dir)
-        specs.append(EncoderSpec(name=str(res.merged_dir), label=m.label, sources=("local",),
+        specs.append(EncoderSpec(name=str(res.merged_dir), label=m.label,
+                                 options={"sources": ("local",)}, random_init=base.random_init,
                                  layers=base.layers))
         timings[f"train:{m.label}"] = time.perf_counter() - t
         say(f"fine-tuned {m.label}: macro-WER {res.wer.macro:.1f} on the test speakers "
