@@ -27,8 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from probekit.bias.errors import BiasInputError, TooFewSpeakersError
-from probekit.bias.speakers import require_columns
+from probekit.bias.speakers import speaker_rows
 
 __all__ = ["SplitMatrix", "split_matrix", "group_moments"]
 
@@ -115,25 +114,7 @@ def split_matrix(df: pd.DataFrame, rows: Sequence[str] = (), *, group_col: str =
         A group with fewer than ``min_speakers`` distinct test speakers overall (named).
     """
     rows = list(rows)
-    require_columns(df, rows + [group_col, "unit", "value", "n", "seed"])
-    d = df[df["unit"].astype(str) != "all"]
-    if d.empty:
-        raise BiasInputError("no per-speaker rows (every row has unit == 'all'); speaker-level "
-                             "statistics need the grid to keep per-speaker errors")
-    d = d.assign(_k=d["value"].to_numpy(float) * d["n"].to_numpy(float),
-                 _unit=d["unit"].astype(str), _group=d[group_col].astype(str))
-    two = d.groupby("_unit")["_group"].nunique()
-    if (two > 1).any():
-        spk = two.index[two > 1][0]
-        raise BiasInputError(f"speaker {spk!r} appears in several groups "
-                             f"{sorted(d.loc[d['_unit'] == spk, '_group'].unique())}")
-    sg = d.groupby("_unit")["_group"].first().reset_index().sort_values(["_group", "_unit"])
-    group_names = tuple(sorted(sg["_group"].unique()))
-    counts = sg["_group"].value_counts()
-    few = [g for g in group_names if counts[g] < min_speakers]
-    if few:
-        raise TooFewSpeakersError(f"group {few[0]!r} has {counts[few[0]]} test speaker(s); "
-                                  f"speaker-level statistics need at least {min_speakers}")
+    d, sg, group_names = speaker_rows(df, rows + ["seed"], group_col, min_speakers)
     speakers = sg["_unit"].to_numpy()
     groups = sg["_group"].to_numpy()
     codes = np.searchsorted(np.array(group_names), groups)

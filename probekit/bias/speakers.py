@@ -14,7 +14,7 @@ import pandas as pd
 
 from probekit.bias.errors import BiasInputError, TooFewSpeakersError
 
-__all__ = ["SpeakerMatrix", "speaker_matrix", "require_columns"]
+__all__ = ["SpeakerMatrix", "speaker_matrix", "require_columns", "speaker_rows"]
 
 
 def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str = "results table") -> None:
@@ -60,6 +60,40 @@ class SpeakerMatrix:
         return self.errors / self.n
 
 
+def speaker_rows(df: pd.DataFrame, columns: Sequence[str], group_col: str, min_speakers: int):
+    """The per-speaker rows of a results slice, checked: ``(rows, speaker -> group frame
+    sorted by group then speaker, group names)``. Rows get ``_k`` (error count), ``_unit``
+    and ``_group``.
+
+    Raises
+    ------
+    BiasInputError
+        Missing columns, no per-speaker rows, a speaker in two groups (named).
+    TooFewSpeakersError
+        A group with fewer than ``min_speakers`` speakers (named).
+    """
+    require_columns(df, list(columns) + [group_col, "unit", "value", "n"])
+    d = df[df["unit"].astype(str) != "all"]
+    if d.empty:
+        raise BiasInputError("no per-speaker rows (every row has unit == 'all'); speaker-level "
+                             "statistics need the grid to keep per-speaker errors")
+    d = d.assign(_k=d["value"].to_numpy(float) * d["n"].to_numpy(float),
+                 _unit=d["unit"].astype(str), _group=d[group_col].astype(str))
+    two = d.groupby("_unit")["_group"].nunique()
+    if (two > 1).any():
+        spk = two.index[two > 1][0]
+        raise BiasInputError(f"speaker {spk!r} appears in several groups "
+                             f"{sorted(d.loc[d['_unit'] == spk, '_group'].unique())}")
+    sg = d.groupby("_unit")["_group"].first().reset_index().sort_values(["_group", "_unit"])
+    group_names = tuple(sorted(sg["_group"].unique()))
+    counts = sg["_group"].value_counts()
+    few = [g for g in group_names if counts[g] < min_speakers]
+    if few:
+        raise TooFewSpeakersError(f"group {few[0]!r} has {counts[few[0]]} test speaker(s); "
+                                  f"speaker-level statistics need at least {min_speakers}")
+    return d, sg, group_names
+
+
 def speaker_matrix(df: pd.DataFrame, rows: Sequence[str] = (), *, group_col: str = "test_group",
                    min_speakers: int = 2) -> SpeakerMatrix:
     """Per-speaker error counts of a results slice, one matrix row per value of ``rows``.
@@ -76,26 +110,7 @@ def speaker_matrix(df: pd.DataFrame, rows: Sequence[str] = (), *, group_col: str
         A group with fewer than ``min_speakers`` speakers (named).
     """
     rows = list(rows)
-    require_columns(df, rows + [group_col, "unit", "value", "n"])
-    d = df[df["unit"].astype(str) != "all"]
-    if d.empty:
-        raise BiasInputError("no per-speaker rows (every row has unit == 'all'); speaker-level "
-                             "statistics need the grid to keep per-speaker errors")
-    d = d.assign(_k=d["value"].to_numpy(float) * d["n"].to_numpy(float),
-                 _unit=d["unit"].astype(str), _group=d[group_col].astype(str))
-    two = d.groupby("_unit")["_group"].nunique()
-    if (two > 1).any():
-        spk = two.index[two > 1][0]
-        raise BiasInputError(f"speaker {spk!r} appears in several groups "
-                             f"{sorted(d.loc[d['_unit'] == spk, '_group'].unique())}")
-    spk_group = d.groupby("_unit")["_group"].first()
-    spk_group = spk_group.reset_index().sort_values(["_group", "_unit"])
-    group_names = tuple(sorted(spk_group["_group"].unique()))
-    counts = spk_group["_group"].value_counts()
-    few = [g for g in group_names if counts[g] < min_speakers]
-    if few:
-        raise TooFewSpeakersError(f"group {few[0]!r} has {counts[few[0]]} speaker(s); speaker-level "
-                                  f"statistics need at least {min_speakers} per group")
+    d, spk_group, group_names = speaker_rows(df, rows, group_col, min_speakers)
     speakers = spk_group["_unit"].to_numpy()
     groups = spk_group["_group"].to_numpy()
     codes = np.searchsorted(np.array(group_names), groups)
