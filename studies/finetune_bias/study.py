@@ -76,9 +76,34 @@ def make_splits(corpus, cfg: dict):
         for g in cfg["train_groups"]:
             keep += [u.id for u in val_full if u.group("accent") == g][: cfg["val_per_group"]]
         val = val_full.filter(ids=keep)
+        # sentence-disjoint too: no training utterance reads a validation sentence (model
+        # selection must not reward memorised text)
+        val_sids = {u.sentence_id for u in val if u.sentence_id is not None}
+        train = train.filter(ids=[u.id for u in train if u.sentence_id not in val_sids])
     else:
         train = pool
     return train, val, test
+
+
+#: Settings that change neither the trained adapters nor the transcripts of a method.
+_NOT_RUN_KEYS = {"progress", "threads", "n_boot", "probe_tasks", "probe_seeds",
+                 "probe_speakers_per_group"}
+
+
+def _reset_if_config_changed(mdir: Path, cfg: dict) -> None:
+    """A method's folder (adapters, checkpoint, transcripts) is reused only when it was made
+    with the same settings (``run_config.json``); otherwise it is cleared, so e.g.
+    ``--set steps=100`` retrains instead of reporting the old run."""
+    import shutil
+
+    key = {k: cfg[k] for k in sorted(cfg) if k not in _NOT_RUN_KEYS}
+    stamp = mdir / "run_config.json"
+    if mdir.exists() and (not stamp.exists()
+                          or json.loads(stamp.read_text()) != json.loads(json.dumps(key))):
+        log.info("%s was made with other settings: cleared", mdir)
+        shutil.rmtree(mdir)
+    mdir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(key, indent=1, default=str) + "\n")
 
 
 # -- models ---------------------------------------------------------------------------------
@@ -265,6 +290,7 @@ def run(cfg: dict, out: str | Path | None = None) -> dict:
     for method in METHODS:
         t = time.perf_counter()
         mdir = out / method
+        _reset_if_config_changed(mdir, cfg)
         if method == "zero-shot":
             model, proc = load_base(cfg)
         else:

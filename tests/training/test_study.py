@@ -29,3 +29,33 @@ def test_tiny_preset_runs_end_to_end(tiny_whisper_dir, small_corpus, tmp_path):
     mtime = (tmp_path / "erm-lora" / "final" / "adapter_model.safetensors").stat().st_mtime
     run(cfg, tmp_path)
     assert (tmp_path / "erm-lora" / "final" / "adapter_model.safetensors").stat().st_mtime == mtime
+
+
+def test_a_changed_setting_clears_the_cached_run(tmp_path):
+    """Review defect 13: ``--set steps=100`` must retrain, not report the old run."""
+    from studies.finetune_bias.study import _reset_if_config_changed
+
+    mdir = tmp_path / "erm-lora"
+    cfg = load_config("tiny")
+    _reset_if_config_changed(mdir, cfg)
+    (mdir / "transcripts.csv").write_text("x")
+    _reset_if_config_changed(mdir, {**cfg, "progress": False})  # not a run setting: kept
+    assert (mdir / "transcripts.csv").exists()
+    _reset_if_config_changed(mdir, {**cfg, "steps": cfg["steps"] + 1})
+    assert not (mdir / "transcripts.csv").exists()
+
+
+def test_validation_is_sentence_disjoint_from_training(small_corpus):
+    """Review defect 6: the study's validation sentences were all read by training speakers."""
+    import dataclasses
+
+    from probekit.corpus.model import Corpus
+    from studies.finetune_bias.study import make_splits
+
+    # two pseudo-speakers per speaker, so there are validation speakers to spare
+    corpus = Corpus([dataclasses.replace(u, speaker=f"{u.speaker}-{i % 2}")
+                     for i, u in enumerate(small_corpus)], root=small_corpus.root)
+    train, val, test = make_splits(corpus, {**load_config("tiny"), "val_per_group": 1})
+    assert len(val) and len(train)
+    assert not {u.sentence_id for u in train} & {u.sentence_id for u in val}
+    assert not set(train.speakers) & set(val.speakers)
