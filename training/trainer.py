@@ -202,6 +202,12 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.acc = accelerator or Accelerator(cpu=config.cpu,
                                               mixed_precision=_MIXED[config.precision])
+        world = self.acc.num_processes
+        if world > 1 and config.grad_accum > 1 and config.batch_size % (config.grad_accum * world):
+            # every process must run the same number of micro-batches: the objectives'
+            # all-gathers pair them up
+            raise TrainingError(f"batch_size {config.batch_size} is not a multiple of "
+                                f"grad_accum x processes = {config.grad_accum * world}")
         sr = processor.feature_extractor.sampling_rate
         self.prefix = decoder_prefix(processor.tokenizer, is_multilingual(model),
                                      config.language, config.task)
