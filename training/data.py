@@ -88,14 +88,16 @@ def check_lengths(utts: Sequence, audio, feature_extractor, tokenizer, *,
     Dropped: audio longer than the window (the feature extractor would cut the audio while
     the full transcript stays the target) and transcripts whose labels (prefix + text + end)
     exceed ``max_label_tokens``. Quarkeen's recipe drops over-long segments from training
-    the same way. Returns two lists; ``dropped`` holds ``(utterance, reason)``.
+    the same way. The length is ``Utterance.duration`` when the manifest has it (no decoding),
+    else the decoded audio's. Returns two lists; ``dropped`` holds ``(utterance, reason)``.
     """
     limit = window_seconds(feature_extractor) * audio.sample_rate
     kept, dropped = [], []
     for u in utts:
         n_tok = len(tokenizer(u.text, add_special_tokens=False).input_ids) + prefix_len + 1
-        if len(audio(u)) > limit:
-            dropped.append((u, f"audio {len(audio(u)) / audio.sample_rate:.1f} s > window"))
+        n = u.duration * audio.sample_rate if u.duration is not None else len(audio(u))
+        if n > limit:
+            dropped.append((u, f"audio {n / audio.sample_rate:.1f} s > window"))
         elif n_tok > max_label_tokens:
             dropped.append((u, f"{n_tok} label tokens > {max_label_tokens}"))
         else:
