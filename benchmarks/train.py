@@ -8,6 +8,12 @@ was merged into the weights (a merged model is a plain transformers model, so ~1
 expected; the unmerged mixture is timed too, for reference). Medians of several repeats,
 interleaved, in this one run.
 
+Denormal floats are flushed to zero (``torch.set_flush_denormal``) unless
+``--keep-denormals``: after a few AdamW steps on random inputs some activations underflow,
+and x86 CPUs then take microcode assists whose cost depends on the values, not on the
+method (GPUs flush them anyway). With the authors' std-1 LoRA init (the default since the
+2026-12 review) they made both timings noisy by tens of percent on 2 shared cores.
+
 Usage: python benchmarks/train.py [--model whisper-tiny.en] [--batch 4] [--experts 8]
 Last line: ``BENCH maslora_step_ratio=<MAS-LoRA/LoRA> merged_infer_ratio=<merged/base>``.
 """
@@ -29,8 +35,11 @@ def main() -> None:
     ap.add_argument("--experts", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--keep-denormals", action="store_true",
+                    help="do not flush denormal floats (value-dependent CPU slowdowns)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(not args.keep_denormals)
 
     from transformers import WhisperForConditionalGeneration
 

@@ -2,7 +2,13 @@
 
     probekit train --corpus corpus/ --method mas-lora --objective erm --out runs/mas
     probekit train --corpus corpus/ --method lora --objective fused --steps 200 --out runs/fused
+    probekit train ... --precision bf16 --gradient-checkpointing --warmup-steps 500
     accelerate launch -m probekit train ...   # DDP, no code change
+
+The corpus is split into train / validation / test with no speaker and no sentence shared
+between any two (training.finetune.finetune_splits; one library call, training.finetune,
+does the training, saving and evaluation). Validation picks the checkpoint (model
+selection), so its WER is optimistic; the held-out test WER is reported separately.
 """
 
 from __future__ import annotations
@@ -18,45 +24,56 @@ def _split(value: str | None) -> list[str] | None:
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
-
     from probekit.corpus.readers import read_corpus
-    from probekit.encoders.weights import resolve_whisper
-    from training.adapters import AdapterConfig, inject_adapters, save_adapters
-    from training.encoder import save_adapted_model
     from training.evaluate import transcribe, wer_report
-    from training.objectives import build_objective
-    from training.trainer import TrainConfig, Trainer
+    from training.finetune import finetune, finetune_splits
+    from training.trainer import TrainConfig
 
     corpus = read_corpus(args.corpus)
-    groups = _split(args.train_groups) or corpus.groups(args.attribute)
-    train_pool = corpus.filter(ids=[u.id for u in corpus if u.group(args.attribute) in groups])
-    train, val = train_pool.split(args.val_fraction, stratify=args.attribute, seed=args.seed)
-    folder = Path(args.model) if Path(args.model).is_dir() else resolve_whisper(args.model)
-    model = WhisperForConditionalGeneration.from_pretrained(folder)
-    proc = WhisperProcessor.from_pretrained(folder)
-    inject_adapters(model, AdapterConfig(
-        r=args.rank, alpha=args.alpha, dropout=args.dropout, targets=tuple(_split(args.targets)),
-        experts=tuple(groups) if args.method == "mas-lora" else ()), seed=args.seed)
-    hp = json.loads(args.objective_args) if args.objective_args else {}
-    objective = build_objective(args.objective, **hp)
+    split = finetune_splits(corpus, attribute=args.attribute,
+                            train_groups=_split(args.train_groups),
+                            test_speakers=args.test_fraction, val_speakers=args.val_speakers,
+                            seed=args.seed)
+    train, val, test = split.train, split.val, split.test
+    print(f"split: {len(train)} train / {len(val) if val is not None else 0} validation / "
+          f"{len(test)} test utterances (speaker-"
+          f"{'and sentence-' if split.sentence_disjoint else ''}disjoint)"
+          + (f"; {split.note}" if split.note else ""))
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, batch_size=args.batch_size,
                       grad_accum=args.grad_accum, lr=args.lr, eval_every=args.eval_every,
                       attribute=args.attribute, seed=args.seed,
                       cpu=args.cpu or args.device == "cpu",
-                      progress=not (args.no_progress or args.quiet))
-    trainer = Trainer(model, proc, objective, train, cfg, val=val)
-    model = trainer.fit()
-    if trainer.acc.is_main_process:
-        save_adapters(model, Path(args.out) / "final")
-        save_adapted_model(model, proc, Path(args.out) / "merged",
-                           info={"objective": repr(objective), "train_groups": groups})
-        rep = wer_report(transcribe(model, proc, val, attribute=args.attribute), args.attribute)
+                      progress=not (args.no_progress or args.quiet), warmup_steps=args.warmup_steps,
+                      groups_per_batch=args.groups_per_batch, min_per_group=args.min_per_group,
+                      sampler=args.sampler, precision=args.precision,
+                      gradient_checkpointing=args.gradient_checkpointing,
+                      language=args.language, task=args.task, select_d=args.select_d)
+    res = finetune(corpus, split=split, method=args.method, objective=args.objective,
+                   objective_args=json.loads(args.objective_args) if args.objective_args else {},
+                   config=cfg, model=args.model, max_new_tokens=args.max_new_tokens,
+                   adapter=dict(r=args.rank, alpha=args.alpha, dropout=args.dropout,
+                                targets=tuple(_split(args.targets)), init=args.lora_init),
+                   progress=cfg.progress)
+    model, proc = res.model, res.processor
+    runs = [("test (held out)", test, None, res.transcripts)]
+    if val is not None and len(val):
+        runs.insert(0, ("validation (model selection)", val, None, None))
+    if args.method == "mas-lora" and args.eval_d is not None:
+        runs.append((f"test, accent known (d={args.eval_d:g})", test, args.eval_d, None))
+    for name, part, d, df in runs:
+        if df is None:
+            df = transcribe(model, proc, part, attribute=args.attribute, known_accent_d=d,
+                            language=args.language, task=args.task,
+                            max_new_tokens=args.max_new_tokens)
+        rep = wer_report(df, args.attribute)
+        df.to_csv(Path(args.out) / f"transcripts_{name.split()[0].strip(',')}"
+                  f"{'' if d is None else f'_d{d:g}'}.csv", index=False)
+        print(f"\n{name}:")
         print(rep.by_group.to_string())
-        print(f"validation: macro-WER {rep.macro:.1f}  overall {rep.overall:.1f}  gap "
+        print(f"{name}: macro-WER {rep.macro:.1f}  overall {rep.overall:.1f}  gap "
               f"{rep.gap:.1f}  worst {rep.worst}")
-        print(f"adapters: {Path(args.out) / 'final'}; merged model for probekit: "
-              f"load_encoder('{Path(args.out) / 'merged'}')")
+    print(f"adapters: {res.adapters_dir}; merged model for probekit (with the ids of the "
+          f"speakers and sentences it saw): load_encoder('{res.merged_dir}')")
     return 0
 
 
@@ -74,8 +91,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='JSON hyperparameters, e.g. \'{"dro_mode": "online"}\'')
     p.add_argument("--attribute", default="accent", help="group attribute (objective, experts)")
     p.add_argument("--train-groups", default=None, help="comma-separated; default: all")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of speakers per group held out for validation")
+    p.add_argument("--val-speakers", type=int, default=1,
+                   help="speakers per trained group held out for validation (model selection)")
+    p.add_argument("--test-fraction", type=float, default=0.2,
+                   help="share of the speakers held out (with the sentences they read) for the "
+                   "reported test WER")
     p.add_argument("--steps", type=int, default=100, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per step and process")
     p.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
@@ -84,6 +104,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=16.0, help="LoRA scaling alpha")
     p.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout")
     p.add_argument("--targets", default="q_proj,v_proj", help="comma list of adapted modules")
+    p.add_argument("--lora-init", choices=("normal", "gaussian", "kaiming"), default="normal",
+                   help="lora_A init: std 1 (MAS-LoRA authors), std 1/r (peft gaussian), "
+                   "kaiming (peft default)")
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up")
+    p.add_argument("--sampler", choices=("auto", "balanced", "uniform"), default="auto",
+                   help="auto: group-balanced for DRO/IRM/fused, uniform for ERM and SD")
+    p.add_argument("--groups-per-batch", type=int, default=None,
+                   help="groups in a balanced batch (default: all, capped at "
+                   "batch-size / min-per-group)")
+    p.add_argument("--min-per-group", type=int, default=2,
+                   help="utterances per group a balanced batch must give DRO/IRM")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="mixed precision (adapters and optimizer state stay fp32)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass (less memory)")
+    p.add_argument("--language", default="english",
+                   help="forced language of multilingual checkpoints (labels and decoding)")
+    p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"),
+                   help="forced task of multilingual checkpoints")
+    p.add_argument("--select-d", type=float, default=None,
+                   help="MAS-LoRA: select the checkpoint on the accent-known mixture with this "
+                   "d (1: own expert, as the authors); default: the uniform mixture")
+    p.add_argument("--eval-d", type=float, default=None,
+                   help="MAS-LoRA: also report the test WER with the accent known (1/d rule)")
+    p.add_argument("--max-new-tokens", type=int, default=96, help="decoding length cap")
     p.add_argument("--eval-every", type=int, default=0, help="validate every N steps (0: never)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, adapters and batches")
     from probekit.cliutil import add_device_argument

@@ -2,15 +2,14 @@
 
 Also the pieces every fine-tuning entry point shares: the forced decoder prefix (the same
 for labels and for generation, :func:`decoder_prefix` / :func:`generation_kwargs`), the
-length limits of Whisper's window and decoder (:func:`check_lengths`), and the speaker- and
-sentence-disjoint train / validation / test split (:func:`finetune_splits`).
+length limits of Whisper's window and decoder (:func:`check_lengths`). The speaker- and
+sentence-disjoint train / validation / test split is :func:`training.finetune.finetune_splits`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,8 +17,7 @@ import torch
 from training.objectives import IGNORE_INDEX
 
 __all__ = ["AudioCache", "collate", "is_multilingual", "decoder_prefix", "generation_kwargs",
-           "window_seconds", "check_lengths", "finetune_splits", "FinetuneSplits",
-           "MAX_LABEL_TOKENS"]
+           "window_seconds", "check_lengths", "MAX_LABEL_TOKENS"]
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +86,16 @@ def check_lengths(utts: Sequence, audio, feature_extractor, tokenizer, *,
     Dropped: audio longer than the window (the feature extractor would cut the audio while
     the full transcript stays the target) and transcripts whose labels (prefix + text + end)
     exceed ``max_label_tokens``. Quarkeen's recipe drops over-long segments from training
-    the same way. Returns two lists; ``dropped`` holds ``(utterance, reason)``.
+    the same way. The length is ``Utterance.duration`` when the manifest has it (no decoding),
+    else the decoded audio's. Returns two lists; ``dropped`` holds ``(utterance, reason)``.
     """
     limit = window_seconds(feature_extractor) * audio.sample_rate
     kept, dropped = [], []
     for u in utts:
         n_tok = len(tokenizer(u.text, add_special_tokens=False).input_ids) + prefix_len + 1
-        if len(audio(u)) > limit:
-            dropped.append((u, f"audio {len(audio(u)) / audio.sample_rate:.1f} s > window"))
+        n = u.duration * audio.sample_rate if u.duration is not None else len(audio(u))
+        if n > limit:
+            dropped.append((u, f"audio {n / audio.sample_rate:.1f} s > window"))
         elif n_tok > max_label_tokens:
             dropped.append((u, f"{n_tok} label tokens > {max_label_tokens}"))
         else:
@@ -170,59 +170,3 @@ def collate(utts: Sequence, audio: AudioCache, feature_extractor, tokenizer,
     return {"input_features": feats, "decoder_input_ids": dec, "labels": labels}
 
 
-@dataclass(frozen=True)
-class FinetuneSplits:
-    """Speaker- and sentence-disjoint train / validation / test corpora of a fine-tuning run.
-
-    ``sentences_disjoint`` is False only when the corpus repeats no sentence across speakers
-    (nothing to keep apart: every sentence is read once).
-    """
-
-    train: object
-    val: object
-    test: object
-    sentences_disjoint: bool
-
-
-def finetune_splits(corpus, *, attribute: str = "accent", val_speakers: float = 0.2,
-                    test_speakers: float = 0.2, val_sentences: float = 0.2,
-                    test_sentences: float = 0.2, seed: int = 0) -> FinetuneSplits:
-    """Train / validation (model selection) / test (reported) corpora with no speaker and no
-    sentence shared between any two of them.
-
-    Two nested :func:`probekit.probes.splits.content_split` calls (the probes' splitter): the
-    test speakers and sentences are held out of the whole corpus first, then validation
-    speakers and sentences out of the rest. In each group a share of the speakers goes to
-    each held-out side (at least one, leaving one for training), so every group appears in
-    all three sets. Utterances of a training speaker reading a held-out sentence (or of a
-    held-out speaker reading a training sentence) are in none of the sets: that is the price
-    of sentence-disjointness on corpora where everyone reads the same prompts (L2-ARCTIC).
-
-    Raises :class:`probekit.probes.splits.SplitError` when a group has fewer than 3 speakers.
-    """
-    import pandas as pd
-
-    from probekit.probes.splits import SplitError, content_split
-
-    def meta(c):
-        return pd.DataFrame({"utt_id": [u.id for u in c], "speaker": [u.speaker for u in c],
-                             "group": [u.group(attribute) for u in c],
-                             "sentence_id": [u.sentence_id if u.sentence_id is not None
-                                             else f"utt:{u.id}" for u in c]})
-
-    m = meta(corpus)
-    first = content_split(m, "group", seed, test_speakers=test_speakers, test_sentences=test_sentences)
-    rest = corpus.filter(ids=m["utt_id"].iloc[first.train].tolist())
-    test = corpus.filter(ids=m["utt_id"].iloc[first.test].tolist())
-    m2 = meta(rest)
-    # shares of what is left, so the validation side gets val_* of the whole corpus
-    frac_v = val_speakers / max(1e-9, 1.0 - test_speakers)
-    frac_vs = val_sentences / max(1e-9, 1.0 - test_sentences)
-    try:
-        second = content_split(m2, "group", seed + 1, test_speakers=frac_v,
-                               test_sentences=frac_vs)
-    except SplitError as exc:
-        raise SplitError(f"validation split after holding out the test set: {exc}") from None
-    train = rest.filter(ids=m2["utt_id"].iloc[second.train].tolist())
-    val = rest.filter(ids=m2["utt_id"].iloc[second.test].tolist())
-    return FinetuneSplits(train, val, test, first.sentences_disjoint and second.sentences_disjoint)

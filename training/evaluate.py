@@ -77,7 +77,7 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
     gen_kw = generation_kwargs(model, language, task)
     window = window_seconds(processor.feature_extractor)
     dev = next(model.parameters()).device
-    dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
+    dtype = model.get_encoder().conv1.weight.dtype  # the base's dtype (adapters are fp32)
     n_long = 0
     bar = tqdm(total=len(corpus), desc="transcribe", disable=not progress, leave=False)
     try:

@@ -115,8 +115,9 @@ def finetune_splits(corpus, *, attribute: str = "accent", train_groups: Sequence
     ``seed``: test until ``test_speakers`` of the speakers are test speakers, then validation
     until every trained group has ``val_speakers``), so no sentence is both trained on and
     tested and no utterance is dropped. When the reading graph is one block (e.g. a sentence
-    every speaker reads), speakers are split within group and the test side keeps only the
-    sentences no training speaker read. Without ``sentence_id`` the split is speaker-disjoint
+    every speaker reads, as in L2-ARCTIC), speakers are split within group and the sentences
+    into test / validation (20 %) / training pools too; each side keeps its own speakers
+    reading its own sentences (the other utterances are in no set). Without ``sentence_id`` the split is speaker-disjoint
     only and ``note`` says so. ``val_utterances`` caps validation utterances per group
     (validation transcribes them at every evaluation).
 
@@ -134,7 +135,7 @@ def finetune_splits(corpus, *, attribute: str = "accent", train_groups: Sequence
         raise FinetuneError(f"train group(s) {bad} not in the corpus' {attribute} groups {groups}")
     design = _sentence_design(corpus)
     comps = _components(corpus) if design == "repeated" else []
-    test_spk, val_spk, drop_sent = set(), set(), set()
+    test_spk, val_spk, pools = set(), set(), None
     if len(comps) >= 2:
         order = [comps[i] for i in rng.permutation(len(comps))]
         target = test_speakers * len(spk_group)
@@ -159,8 +160,19 @@ def finetune_splits(corpus, *, attribute: str = "accent", train_groups: Sequence
             if g in train_groups and val_speakers:
                 rest = perm[k:]
                 val_spk.update(rest[:min(val_speakers, len(rest) - 1)])
-        if design == "repeated":  # one block: drop from test what training speakers read
-            drop_sent = {str(u.sentence_id) for u in corpus if u.speaker not in test_spk}
+        if design == "repeated":
+            # one block (e.g. every speaker reads the same prompts, as in L2-ARCTIC): the
+            # sentences are split into test / validation / training pools too, and each side
+            # keeps only its own speakers reading its own sentences
+            sents = [str(x) for x in rng.permutation(sorted({str(u.sentence_id) for u in corpus}))]
+            if len(sents) < 3:
+                raise FinetuneError(f"{len(sents)} distinct sentences: a sentence-disjoint split "
+                                    "needs at least 3 (test, validation, training)")
+            n_t = min(len(sents) - 2, max(1, int(round(test_speakers * len(sents)))))
+            n_v = max(1, int(round(0.2 * len(sents)))) if val_spk else 0
+            n_v = min(n_v, len(sents) - n_t - 1)
+            pools = {"test": set(sents[:n_t]), "val": set(sents[n_t:n_t + n_v]),
+                     "train": set(sents[n_t + n_v:])}
         how = "speakers within group"
     train_spk = {s for s, g in spk_group.items()
                  if g in train_groups and s not in test_spk and s not in val_spk}
@@ -172,17 +184,18 @@ def finetune_splits(corpus, *, attribute: str = "accent", train_groups: Sequence
             raise FinetuneError(f"trained group {g!r} has no training speaker left; lower "
                                 "test_speakers / val_speakers or use another seed")
 
-    def pick(spk, cap=None):
+    def pick(spk, side, cap=None):
         ids, per = [], {}
         for u in corpus:
-            if u.speaker in spk and str(u.sentence_id) not in drop_sent:
+            if u.speaker in spk and (pools is None or str(u.sentence_id) in pools[side]):
                 g = spk_group[u.speaker]
                 if cap is None or per.get(g, 0) < cap:
                     ids.append(u.id)
                     per[g] = per.get(g, 0) + 1
         return corpus.filter(ids=ids) if ids else None
 
-    train, val, test = pick(train_spk), pick(val_spk, val_utterances), pick(test_spk)
+    train, val, test = (pick(train_spk, "train"), pick(val_spk, "val", val_utterances),
+                        pick(test_spk, "test"))
     if test is None:
         raise FinetuneError("the test split is empty: every test sentence was also read by a "
                             "training speaker")
@@ -318,7 +331,8 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
             transcripts = pd.read_csv(path, keep_default_na=False)
         else:
             transcripts = transcribe(mdl, proc, split.test, attribute=attribute,
-                                     max_new_tokens=max_new_tokens, progress=progress)
+                                     max_new_tokens=max_new_tokens, progress=progress,
+                                     language=config.language, task=config.task)
             transcripts.to_csv(path, index=False)
         rep = wer_report(transcripts, attribute, groups=split.train_groups)
     seconds = time.perf_counter() - t0

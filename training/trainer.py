@@ -149,6 +149,21 @@ _RESUMABLE = {"out_dir", "steps", "progress", "eval_batch_size", "cpu", "save_ev
               "eval_every"}
 
 
+def _accelerator(cpu: bool, mixed_precision: str):
+    """An ``Accelerator`` with this precision, also when an earlier trainer in the same
+    process used another one (accelerate keeps one global state and refuses to change its
+    precision; the process group, ``PartialState``, is kept). The state is shared, so an
+    earlier trainer's accelerator follows the new precision too: trainers of different
+    precisions in one process must run one after the other, as they do in the tests."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    current = AcceleratorState._shared_state.get("_mixed_precision")
+    if current is not None and current != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=cpu, mixed_precision=mixed_precision)
+
+
 def enable_gradient_checkpointing(model) -> None:
     """Non-reentrant activation checkpointing on a transformers model (either API name).
 
@@ -185,8 +200,6 @@ class Trainer:
 
     def __init__(self, model, processor, objective: Objective, train, config: TrainConfig,
                  val=None, accelerator=None) -> None:
-        from accelerate import Accelerator
-
         if getattr(model, "adapter_config", None) is None:
             raise TrainingError("the model carries no adapters; inject them first")
         if config.grad_accum > 1 and objective.needs_whole_batch:
@@ -200,8 +213,13 @@ class Trainer:
         self.cfg, self.objective, self.processor = config, objective, processor
         self.out = Path(config.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.acc = accelerator or Accelerator(cpu=config.cpu,
-                                              mixed_precision=_MIXED[config.precision])
+        self.acc = accelerator or _accelerator(config.cpu, _MIXED[config.precision])
+        world = self.acc.num_processes
+        if world > 1 and config.grad_accum > 1 and config.batch_size % (config.grad_accum * world):
+            # every process must run the same number of micro-batches: the objectives'
+            # all-gathers pair them up
+            raise TrainingError(f"batch_size {config.batch_size} is not a multiple of "
+                                f"grad_accum x processes = {config.grad_accum * world}")
         sr = processor.feature_extractor.sampling_rate
         self.prefix = decoder_prefix(processor.tokenizer, is_multilingual(model),
                                      config.language, config.task)

