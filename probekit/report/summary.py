@@ -132,7 +132,7 @@ def _slice_points(t, key, alpha) -> list[str]:
         pts.append(f"  Does the gap track the error across layers? Spearman between the "
                    f"error and the debiased gap {srow.spearman:+.2f}; parity would give "
                    f"{srow.null_mean:+.2f} on average here (joint permutation p "
-                   f"{srow.p_value:.3f}): "
+                   f"{srow.p_value:.3f}, level {alpha:.3g}): "
                    + (("the gap is larger where the error is larger." if srow.spearman > srow.null_mean
                        else "the gap is larger where the error is smaller.") if tracks
                       else "no relationship beyond what parity produces.")
