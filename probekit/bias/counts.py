@@ -151,7 +151,8 @@ def _fit_layer(dl: pd.DataFrame, family: str, alpha: float) -> tuple[pd.DataFram
             return None
         beta = np.asarray(res.params, float)
         eta = X @ beta + (0.0 if family == "binomial" else np.log(n))
-        mu = 1 / (1 + np.exp(-eta)) if family == "binomial" else np.exp(eta)
+        with np.errstate(over="ignore"):   # a separated fit: mu saturates at 0 or 1
+            mu = 1 / (1 + np.exp(-eta)) if family == "binomial" else np.exp(eta)
         rho = 0.0 if independent else float(np.atleast_1d(res.model.cov_struct.dep_params)[0])
         V = mancl_derouen_cov(X, endog, mu, w, clusters, rho, family)
         return (beta, V, rho) if np.isfinite(beta).all() and np.isfinite(V).all() else None
