@@ -29,11 +29,8 @@ def main(argv=None) -> int:
     ty = pd.read_csv(a / "typing.csv")
     print(ty.pivot_table(index="group", columns="layer", values="type", aggfunc="first").to_string())
     ob = pd.read_csv(a / "own_vs_broad.csv")
-    print(ob[ob["group"] == "(pooled)"][["layer", "reference", "difference", "p_value",
-                                         "reliable_win"]].to_string(index=False))
-    if (a / "transfer_generalisation.csv").exists():
-        g = pd.read_csv(a / "transfer_generalisation.csv")
-        print(g[["layer", "spearman", "ci_low", "ci_high", "p_value"]].to_string(index=False))
+    print(ob[ob["group"] == "(pooled)"][["layer", "reference", "difference", "ci_low", "ci_high",
+                                         "p_less", "n_splits"]].to_string(index=False))
     print(f"report: {run.report_html}")
     return 0
 
