@@ -7,8 +7,9 @@ module reports the change *after minus before* with
 
 * a **paired speaker bootstrap**: speakers are resampled within their group, with the *same*
   indices for both encoders and for every layer, so the interval keeps the pairing and the
-  dependence between layers (percentile interval, expanded for few speakers as in
-  :func:`probekit.bias.resample.expanded_level`);
+  dependence between layers (percentile interval, expanded as in
+  :func:`probekit.bias.resample.expanded_level` for the speakers behind the statistic: the
+  group's for a group error, every speaker for summaries and gaps);
 * a **paired permutation test**: under "no change" each speaker's before and after results
   are exchangeable, so each draw swaps the two encoders' error counts for a random subset of
   speakers and recomputes both statistics (for a mean error this is the sign flip of the
@@ -34,7 +35,7 @@ import pandas as pd
 
 from probekit.bias.errors import BiasInputError
 from probekit.bias.permutation import permutation_pvalue
-from probekit.bias.resample import clusters_behind, percentile_ci, speaker_bootstrap_indices
+from probekit.bias.resample import percentile_ci, speaker_bootstrap_indices
 from probekit.bias.speakers import require_columns, speaker_matrix
 
 __all__ = ["PairedChange", "paired_change", "Comparison", "compare_encoders", "SeenIds",
@@ -265,7 +266,11 @@ def paired_change(errors_before, n_before, errors_after, n_after, groups, *,
             Tn = np.abs(null) / np.where(sd > 0, sd, np.inf)
         p_fwer = _maxt_stepdown(T, Tn, exact)
         reps = boot_b[k] - boot_a[k]                         # (B, R)
-        lo, hi = percentile_ci(reps, alpha, n_clusters=clusters_behind(k, group_counts))
+        # a paired change is resampled over every speaker: expand for the speakers behind it
+        # (the group's for a group error, all for the summaries and gaps; the smallest group's
+        # count, the convention for unpaired gaps, over-covered: 99.3 % at 95 %)
+        lo, hi = percentile_ci(reps, alpha, n_clusters=int(group_counts[k[6:]]) if
+                               k.startswith("group:") else int(S))
         g = k[6:] if k.startswith("group:") else None
         n_spk = int(group_counts[g]) if g else int(S)
         n_items = (Na[:, codes == list(names).index(g)].sum(1) if g else Na.sum(1))
