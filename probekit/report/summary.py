@@ -45,7 +45,7 @@ def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
                 continue
             if len(t):
                 if "reason" in t:
-                    t["reason"] = t["reason"].fillna("")
+                    t["reason"] = t["reason"].astype(object).fillna("")
                 out[name] = t
     return out
 
