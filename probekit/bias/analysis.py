@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from probekit.bias.counts import count_model
 from probekit.bias.decomposition import type_groups
 from probekit.bias.dispersion import speaker_dispersion
 from probekit.bias.errors import BiasInputError
@@ -38,14 +39,6 @@ def dispersion_table(store, attributes) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def _count_model(df, alpha):
-    try:
-        from probekit.bias.counts import count_model
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return None
-    return count_model(df, alpha=alpha)
-
-
 def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: int = 1000,
             alpha: float = 0.05, seed: int = 0) -> Analysis:
     """Layerwise bias, transfer, count model, dispersion (with a store) and the typing.
@@ -63,9 +56,7 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
         lw = layerwise_bias(df, train_set="all", **kw)
         out.tables["layer_curves"] = lw.curves
         out.tables["layer_summary"] = lw.summary
-        cm = _count_model(df, alpha)
-        if cm is not None:
-            out.tables["count_model"] = cm
+        out.tables["count_model"] = count_model(df, alpha=alpha)
         bad = lw.curves[lw.curves["reason"].astype(str) != ""]
         for (enc, task, metric), r in bad.groupby(["encoder", "task", "metric"]):
             out.notes.append(f"{enc} / {task} ({metric}): {r['reason'].iloc[0]} at "

@@ -44,7 +44,8 @@ from probekit.bias.inference import (twoway_cluster_t, holm, maxt_adjust, permut
 from probekit.bias.resample import speaker_permutation_indices
 from probekit.bias.transfer import REFERENCES, own_vs_broad_cells
 
-__all__ = ["type_groups", "TYPES", "typing_rule", "TYPED_TASKS", "dispersion_tests"]
+__all__ = ["type_groups", "TYPES", "typing_rule", "type_at_level", "TYPED_TASKS",
+           "dispersion_tests"]
 
 TYPES = ("neither", "systematic", "random", "both", "worse, unexplained")
 #: Tasks whose groups can have their own probe (the typing applies to them only).
@@ -57,6 +58,20 @@ def typing_rule(worse, systematic, random) -> np.ndarray:
     out = np.where(s & r, "both", np.where(s, "systematic", np.where(r, "random", np.where(
         w, "worse, unexplained", "neither"))))
     return out.astype(object)
+
+
+def type_at_level(ty: pd.DataFrame, level: float) -> pd.DataFrame:
+    """The typing table's flags and types recomputed from its family-wise p-values at
+    ``level`` (per family): what :func:`type_groups` does at ``alpha / 3``, and what the
+    summary does at a stricter level when it controls over several tasks."""
+    def flag(col):
+        return ty[col].fillna(1.0).to_numpy(float) <= level
+
+    worse, sysm = flag("worse_p_fwer"), flag("systematic_p_fwer")
+    rnd = (flag("dispersion_p_fwer") & flag("dispersion_corr_p_fwer") &
+           (ty["dispersion_t"].fillna(0.0).to_numpy(float) > 0))
+    return ty.assign(worse=worse, systematic=sysm, random=rnd,
+                     type=typing_rule(worse, sysm, rnd), level=level)
 
 
 def _within_corr(D: np.ndarray, E: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
@@ -87,10 +102,10 @@ def dispersion_tests(disp: pd.DataFrame, layers, group_names, *, n_perm: int,
     unknown = sorted(set(d["group"].astype(str)) - set(names))
     if unknown:
         raise BiasInputError(f"dispersion has group(s) {unknown} absent from the results table")
-    speakers = sorted(d["speaker"].astype(str).unique(),
-                      key=lambda s: (names.index(str(d.loc[d["speaker"] == s, "group"].iloc[0])), s))
-    grp = d.groupby("speaker")["group"].first().reindex(speakers).astype(str)
-    codes = np.array([names.index(g) for g in grp])
+    grp = d.groupby(d["speaker"].astype(str))["group"].first().astype(str)
+    codes_of = grp.map({g: i for i, g in enumerate(names)})
+    order = sorted(grp.index, key=lambda s: (codes_of[s], s))
+    speakers, codes = order, codes_of.reindex(order).to_numpy(int)
     G, L = len(names), len(layers)
     piv = lambda col: (d.pivot_table(index="layer", columns="speaker", values=col, aggfunc="mean")
                        .reindex(index=[str(x) for x in layers], columns=speakers).to_numpy(float))
@@ -181,13 +196,6 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
         n_spk = np.stack([m.n_speakers(i) if i is not None else np.zeros(G, int) for i in rows_all])
         n_split = np.stack([m.per_split_n(i) if i is not None else np.zeros(G) for i in rows_all])
         nanLG = np.full((L, G), np.nan)
-        is_worse = np.nan_to_num(worse_adj, nan=1.0) <= level
-        is_sys = np.nan_to_num(sys_adj, nan=1.0) <= level
-        if rnd is not None:
-            is_rnd = (np.nan_to_num(rnd["p_fwer"], nan=1.0) <= level) & \
-                     (np.nan_to_num(rnd["corr_p_fwer"], nan=1.0)[:, None] <= level) & (rnd["t"] > 0)
-        else:
-            is_rnd = np.zeros((L, G), bool)
         for lj, (li, ly) in enumerate(layer_keys.itertuples(index=False)):
             reason = np.full(G, "", dtype=object)
             if ref is None or np.isnan(p_sys[lj]).all():
@@ -207,9 +215,7 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
                 "dispersion_corr_p_fwer": (rnd["corr_p_fwer"][lj] if rnd else np.nan),
                 "share_explained": (rnd["share"] if rnd else nanLG)[lj],
                 "random_source": "embedding" if rnd else "not assessed",
-                "worse": is_worse[lj], "systematic": is_sys[lj], "random": is_rnd[lj],
-                "type": typing_rule(is_worse[lj], is_sys[lj], is_rnd[lj]), "level": level,
                 "reason": reason, "n_speakers": n_spk[lj], "n_per_split": n_split[lj]}))
     if not out:
         return pd.DataFrame(columns=SLICE_KEYS + ["layer", "group", "type"])
-    return pd.concat(out, ignore_index=True)
+    return type_at_level(pd.concat(out, ignore_index=True), level)

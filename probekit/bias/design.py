@@ -79,10 +79,6 @@ class SplitMatrix:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(cnt > 0, num / np.maximum(cnt, 1), np.nan)
 
-    def speaker_items(self) -> np.ndarray:
-        """(R, S): items behind each speaker's rate, summed over its test splits."""
-        return self.n.sum(1)
-
     def split_group_counts(self, row: int = 0) -> np.ndarray:
         """(K, G) test speakers of each group in each split at row ``row``."""
         onehot = np.eye(len(self.group_names))[self.codes]

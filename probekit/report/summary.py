@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 __all__ = ["load_tables", "summary_points", "TASK_WORDS", "primary_slices", "task_words",
@@ -77,17 +76,6 @@ def _pct(x) -> str:
     return f"{100 * x:.0f}%" if x == x else "n/a"
 
 
-def _retype(ty: pd.DataFrame, level: float) -> pd.DataFrame:
-    """The typing at a stricter per-family level (the summary's Bonferroni over tasks)."""
-    from probekit.bias.decomposition import typing_rule
-
-    f = lambda c: ty[c].fillna(1.0).to_numpy(float) <= level if c in ty else np.zeros(len(ty), bool)
-    worse = f("worse_p_fwer")
-    sysm = f("systematic_p_fwer")
-    rnd = f("dispersion_p_fwer") & f("dispersion_corr_p_fwer") & (ty["dispersion_t"].fillna(0) > 0).to_numpy()
-    return ty.assign(worse=worse, systematic=sysm, random=rnd, type=typing_rule(worse, sysm, rnd))
-
-
 def _slice_points(t, key, alpha) -> list[str]:
     enc, task, probe, metric = key
     c = _sel(t["layer_curves"], key)
@@ -144,8 +132,10 @@ def _slice_points(t, key, alpha) -> list[str]:
     if ty is not None:
         ty = _sel(ty, key)
         if len(ty):
+            from probekit.bias.decomposition import type_at_level
+
             lvl = float(ty["level"].iloc[0]) * alpha / t["_alpha"]
-            ty = _retype(ty, lvl)
+            ty = type_at_level(ty, lvl)
             labelled = ty[ty["type"] != "neither"]
             src = ty["random_source"].iloc[0]
             ref = ty["reference"].iloc[0]
