@@ -14,7 +14,7 @@ import argparse
 import re
 
 __all__ = ["DEFAULT_DEVICE", "DEVICE_CHOICES", "parse_device", "add_device_argument",
-           "HelpFormatter", "ProbekitParser"]
+           "HelpFormatter", "ProbekitParser", "level", "share", "at_least_one", "existing_file"]
 
 #: The device every command uses unless told otherwise: CUDA when available, else the CPU.
 DEFAULT_DEVICE = "auto"
@@ -30,6 +30,48 @@ def parse_device(value: str) -> str:
         raise argparse.ArgumentTypeError(
             f"invalid device {value!r}: choose auto, cpu, cuda, cuda:N (a GPU index) or mps")
     return v
+
+
+def _number(value: str, kind):
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+
+
+def level(value: str) -> float:
+    """A significance level (``--alpha``; ``argparse`` type): strictly between 0 and 1."""
+    v = _number(value, float)
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a level: it must lie strictly between "
+                                         "0 and 1 (e.g. 0.05)")
+    return v
+
+
+def share(value: str) -> float:
+    """A share of a whole (``argparse`` type): strictly between 0 and 1."""
+    v = _number(value, float)
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a share: it must lie strictly between "
+                                         "0 and 1 (e.g. 0.2)")
+    return v
+
+
+def at_least_one(value: str) -> int:
+    """A count of steps or replicates (``argparse`` type): an integer >= 1."""
+    v = _number(value, int)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be an integer >= 1")
+    return v
+
+
+def existing_file(value: str) -> str:
+    """A file that must exist (``argparse`` type), e.g. ``report --meta``."""
+    from pathlib import Path
+
+    if not Path(value).expanduser().is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {value}")
+    return value
 
 
 def add_device_argument(parser: argparse.ArgumentParser, what: str = "the encoder",

@@ -1,20 +1,24 @@
-"""Output folders that probekit owns: a stamp file, and the rules for reusing or replacing them.
+"""Output folders that probekit owns: a stamp file, and the one rule for reusing or replacing them.
 
-Every command that writes a folder (``analyze --out``, ``report --out``, ``study run --out``,
-``demo --out``) claims it with :func:`claim_output`, which writes ``.probekit-output.json``
-(the stamp: what kind of output, which probekit, when). The rules:
+Every command that writes a folder (``extract``, ``probe``, ``analyze``, ``report``,
+``compare``, ``train``, ``study run``, ``demo``, ``corpus align --out``, ``corpus validate
+--write-clean``) claims it with :func:`claim_output` *before* writing anything. The claim writes
+``.probekit-output.json`` (the stamp): the kind of output, the command, a fingerprint of what
+it was computed from, and ``contents``, the entries probekit wrote there (names or glob patterns
+relative to the folder, recorded before they are written). The rules:
 
 - a missing or empty folder is created and stamped;
-- a stamped folder of the same kind is reused, or emptied first with ``fresh=True`` (what
-  ``analyze`` does, so figures of an older analysis can never leak into a new report);
+- a stamped folder of the same kind is reused, or, with ``fresh=True``, cleared first;
 - a stamped folder of another kind is refused unless ``overwrite``;
-- a non-empty folder *without* a stamp is always refused, ``overwrite`` or not: probekit only
-  ever deletes folders it wrote. (``--overwrite ~/data`` names a folder probekit did not
-  write, so it is an error, and nothing is deleted.)
+- clearing removes **only the entries the stamp lists** (and the stamp), never anything else
+  in the folder;
+- a non-empty folder *without* a stamp is always refused, ``overwrite`` or not, even when its
+  layout looks like a probekit output (``findings.md`` beside ``layer_curves.csv``, ``study.json``
+  beside ``work/``): look-alikes are never adopted;
+- a folder that is (or holds) an input of the same command is refused (``inputs``).
 
-Folders written before stamps existed are recognised by their layout (``study.json`` beside
-``work/`` for a study; ``findings.md`` beside the analysis tables, e.g. ``layer_curves.csv``,
-for an analysis) and adopted.
+:func:`finish_output` marks the folder complete (with e.g. the row count of every table), so a
+reader can refuse an output that was killed mid-write (:func:`require_output`).
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from probekit.errors import ProbekitError
 
 __all__ = ["STAMP_NAME", "OutputFolderError", "claim_output", "read_stamp", "remove_output",
-           "is_probekit_output", "write_stamp"]
+           "is_probekit_output", "write_stamp", "add_contents", "finish_output",
+           "require_output"]
 
 #: File name of the stamp inside every folder probekit owns.
 STAMP_NAME = ".probekit-output.json"
@@ -40,22 +45,14 @@ class OutputFolderError(ProbekitError):
 
 def read_stamp(folder: str | os.PathLike) -> dict | None:
     """The stamp of ``folder`` (``{"kind": ..., ...}``), or ``None`` if probekit did not write it."""
-    folder = Path(folder)
-    p = folder / STAMP_NAME
-    if p.is_file():
-        try:
-            d = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-        return d if isinstance(d, dict) and "kind" in d else None
-    if (folder / "study.json").is_file() and (folder / "work").is_dir() or \
-            (folder / "study.json").is_file() and len(list(folder.iterdir())) == 1:
-        return {"kind": "study", "legacy": True}
-    if (folder / "findings.md").is_file() and any(
-            (folder / t).is_file() for t in ("layer_curves.csv", "typing.csv",
-                                             "transfer_matrix.csv", "own_vs_broad.csv")):
-        return {"kind": "analysis", "legacy": True}
-    return None
+    p = Path(folder) / STAMP_NAME
+    if not p.is_file():
+        return None
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return d if isinstance(d, dict) and isinstance(d.get("kind"), str) else None
 
 
 def is_probekit_output(folder: str | os.PathLike) -> bool:
@@ -67,42 +64,138 @@ def write_stamp(folder: Path, kind: str, info: dict | None = None) -> None:
     from probekit import __version__
 
     d = {"kind": kind, "probekit": __version__,
-         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(info or {})}
-    tmp = folder / (STAMP_NAME + ".tmp")
+         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "contents": [], **(info or {})}
+    tmp = Path(folder) / (STAMP_NAME + ".tmp")
     tmp.write_text(json.dumps(d, indent=1) + "\n")
+    os.replace(tmp, Path(folder) / STAMP_NAME)
+
+
+def _update_stamp(folder: Path, **fields) -> dict:
+    stamp = read_stamp(folder)
+    if stamp is None:
+        raise OutputFolderError(f"{folder} has no {STAMP_NAME}; it was not claimed")
+    stamp.update(fields)
+    tmp = folder / (STAMP_NAME + ".tmp")
+    tmp.write_text(json.dumps(stamp, indent=1) + "\n")
     os.replace(tmp, folder / STAMP_NAME)
+    return stamp
+
+
+def _check_entry(name: str) -> str:
+    p = PurePosixPath(name)
+    if not name or p.is_absolute() or ".." in p.parts or name in (".", STAMP_NAME):
+        raise OutputFolderError(f"output entry {name!r} is not a plain name inside the folder")
+    return name
+
+
+def add_contents(folder: str | os.PathLike, *names: str) -> None:
+    """Record entries (names or glob patterns) that probekit is about to write in ``folder``."""
+    folder = Path(folder)
+    stamp = read_stamp(folder) or {}
+    have = list(stamp.get("contents", []))
+    new = [_check_entry(n) for n in names if n not in have]
+    if new:
+        _update_stamp(folder, contents=have + new)
+
+
+def finish_output(folder: str | os.PathLike, **fields) -> None:
+    """Mark ``folder`` complete (``complete: true``) and store ``fields`` in its stamp."""
+    _update_stamp(Path(folder), complete=True, **fields)
+
+
+def require_output(folder: str | os.PathLike, kind: str, what: str = "") -> dict:
+    """The stamp of a finished ``kind`` output in ``folder``; refuse anything else, saying why."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise OutputFolderError(f"{folder} does not exist or is not a folder{what}")
+    stamp = read_stamp(folder)
+    if stamp is None:
+        raise OutputFolderError(f"{folder} is not a probekit {kind} (no {STAMP_NAME}){what}")
+    if stamp["kind"] != kind:
+        raise OutputFolderError(f"{folder} is a probekit {stamp['kind']} output, not a {kind}{what}")
+    if not stamp.get("complete"):
+        raise OutputFolderError(f"{folder}: the {kind} was not finished (interrupted while "
+                                f"writing?); run it again{what}")
+    return stamp
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _listed(folder: Path, stamp: dict) -> list[Path]:
+    if not isinstance(stamp.get("contents"), list):
+        raise OutputFolderError(
+            f"{folder}: its {STAMP_NAME} (from an older probekit) does not list what it wrote, "
+            "so probekit will not delete anything in it; empty it yourself or choose another "
+            "folder")
+    found = []
+    for name in stamp["contents"]:
+        _check_entry(str(name))
+        found += sorted(folder.glob(str(name))) if any(c in str(name) for c in "*?[") else \
+            [folder / str(name)]
+    return [p for p in found if p.exists() or p.is_symlink()]
+
+
+def _clear(folder: Path, stamp: dict) -> None:
+    """Remove what ``stamp`` lists (and the stamp); nothing else in ``folder`` is touched."""
+    for p in _listed(folder, stamp):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    (folder / STAMP_NAME).unlink(missing_ok=True)
 
 
 def remove_output(folder: str | os.PathLike) -> None:
-    """Delete a folder probekit wrote; refuse (:class:`OutputFolderError`) any other."""
+    """Delete what probekit wrote in ``folder`` (its stamp's contents, then the folder if it is
+    left empty); refuse (:class:`OutputFolderError`) a folder probekit did not write."""
     folder = Path(folder)
     if not folder.exists():
         return
     if not folder.is_dir():
         raise OutputFolderError(f"{folder} is a file, not a probekit output folder; refusing "
                                 "to delete it")
-    if read_stamp(folder) is None:
+    stamp = read_stamp(folder)
+    if stamp is None:
         raise OutputFolderError(
             f"{folder} was not written by probekit (no {STAMP_NAME}); refusing to delete it. "
             "Choose another folder, or empty it yourself")
-    shutil.rmtree(folder)
+    _clear(folder, stamp)
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def claim_output(folder: str | os.PathLike, kind: str, *, overwrite: bool = False,
-                 fresh: bool = False, info: dict | None = None) -> Path:
+                 fresh: bool = False, info: dict | None = None, command: str | None = None,
+                 fingerprint=None, contents: list[str] | tuple = (),
+                 inputs: list | tuple = ()) -> Path:
     """Make ``folder`` ready to hold a probekit output of ``kind`` (module docstring).
 
     Parameters
     ----------
     folder : path
     kind : str
-        ``"analysis"``, ``"report"``, ``"study"``...
+        ``"analysis"``, ``"report"``, ``"study"``, ``"store"``...
     overwrite : bool
         Replace a probekit output of another kind (never a folder without a stamp).
     fresh : bool
-        Empty a stamped folder of the same kind before use.
+        Clear a stamped folder of the same kind (only what its stamp lists) before use.
     info : dict, optional
         Extra fields for the stamp.
+    command : str, optional
+        The command that writes the folder (kept in the stamp).
+    fingerprint : JSON value, optional
+        What the output is computed from (kept in the stamp).
+    contents : list of str
+        Entries (names or glob patterns) the command will write; more may be recorded later
+        with :func:`add_contents`.
+    inputs : list of paths
+        What the command reads: ``folder`` may be none of them and may not hold any.
 
     Returns
     -------
@@ -110,8 +203,20 @@ def claim_output(folder: str | os.PathLike, kind: str, *, overwrite: bool = Fals
         The folder, existing and stamped.
     """
     folder = Path(folder).expanduser()
+    real = folder.resolve()
+    for src in inputs:
+        if src is None:
+            continue
+        s = Path(src).expanduser().resolve()
+        if _is_within(s, real):
+            raise OutputFolderError(
+                f"{folder} is (or holds) {src}, an input of this command; probekit never "
+                "writes over what it reads. Choose another output folder")
     if folder.exists() and not folder.is_dir():
         raise OutputFolderError(f"{folder} is a file; an output folder was expected")
+    new_info = {**(info or {}), **({"command": command} if command else {}),
+                **({"fingerprint": fingerprint} if fingerprint is not None else {}),
+                "contents": [_check_entry(c) for c in contents]}
     if folder.is_dir() and any(folder.iterdir()):
         stamp = read_stamp(folder)
         if stamp is None:
@@ -119,13 +224,15 @@ def claim_output(folder: str | os.PathLike, kind: str, *, overwrite: bool = Fals
                 f"{folder} is not empty and was not written by probekit (no {STAMP_NAME}); "
                 "probekit neither writes into nor deletes such a folder, even with "
                 "--overwrite. Choose another folder")
-        if stamp.get("kind") != kind and not overwrite:
+        if stamp["kind"] != kind and not overwrite:
             raise OutputFolderError(
-                f"{folder} holds a probekit {stamp.get('kind')} output, not a {kind}; choose "
+                f"{folder} holds a probekit {stamp['kind']} output, not a {kind}; choose "
                 "another folder or pass --overwrite to replace it")
-        if fresh or stamp.get("kind") != kind:
-            shutil.rmtree(folder)
+        if fresh or stamp["kind"] != kind:
+            _clear(folder, stamp)
+        else:
+            add_contents(folder, *new_info["contents"])
+            return folder
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / STAMP_NAME).is_file():
-        write_stamp(folder, kind, info)
+    write_stamp(folder, kind, new_info)
     return folder

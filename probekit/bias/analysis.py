@@ -16,7 +16,7 @@ from probekit.bias.transfer import cross_group_transfer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Analysis", "analyze", "dispersion_table"]
+__all__ = ["Analysis", "analyze", "check_analysable", "dispersion_table"]
 
 
 @dataclass
@@ -39,6 +39,36 @@ def dispersion_table(store, attributes) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
+def check_analysable(df: pd.DataFrame) -> None:
+    """Refuse, naming the item, a validated results table that no bias statistic can vouch for.
+
+    - a classification ``error`` outside [0, 1] (``cer``/``wer`` may exceed 1: insertions);
+    - one encoder's cells from two embedding stores (two fingerprints): ``probe`` refuses to
+      mix them, and so does the analysis (``probe --retire-stale`` keeps one);
+    - fewer than two test groups for an encoder, task and group attribute: there is nothing
+      to compare, so "no group is worse" would be a statement about nothing.
+    """
+    bad = (df["metric"] == "error") & ~df["value"].between(0.0, 1.0)
+    if bad.any():
+        r = df[bad].iloc[0]
+        raise BiasInputError(f"{int(bad.sum())} row(s) hold an error rate outside [0, 1], e.g. "
+                             f"{r['encoder']} / {r['task']} / layer {r['layer']} / "
+                             f"{r['test_group']}: {r['value']}")
+    stores = df.groupby("encoder")["store"].unique()
+    for enc, keys in stores.items():
+        if len(keys) > 1:
+            raise BiasInputError(
+                f"encoder {enc!r} has cells from {len(keys)} embedding stores "
+                f"({', '.join(sorted(map(str, keys)))}); one encoder's cells must come from one "
+                "store (probe --retire-stale moves the older cells aside)")
+    groups = df.groupby(["encoder", "task", "group_attribute"])["test_group"].unique()
+    for (enc, task, attr), gs in groups.items():
+        if len(gs) < 2:
+            raise BiasInputError(
+                f"{enc} / {task}: only one {attr} group ({', '.join(map(str, gs))}) in the "
+                "results; a bias analysis compares at least two groups")
+
+
 def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: int = 1000,
             alpha: float = 0.05, seed: int = 0) -> Analysis:
     """Layerwise bias, transfer, count model, dispersion (with a store) and the typing.
@@ -50,6 +80,7 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
     from probekit.probes.results import validate_results
 
     df = validate_results(results)
+    check_analysable(df)
     out = Analysis()
     kw = dict(n_boot=n_boot, n_perm=n_perm, alpha=alpha, seed=seed)
     if (df["train_set"] == "all").any():

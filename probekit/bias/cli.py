@@ -25,7 +25,8 @@ def _analyze(args: argparse.Namespace) -> int:
                  seed=args.seed)
     from probekit.bias.output import write_analysis
     # analyze owns --out: emptied first, so figures of an older analysis never leak through.
-    out, n_figs = write_analysis(an, args.out, alpha=args.alpha, overwrite=args.overwrite)
+    out, n_figs = write_analysis(an, args.out, alpha=args.alpha, overwrite=args.overwrite,
+                                 inputs=(args.results, args.store))
     print(f"wrote {len(an.tables)} tables and {n_figs} figures to {out}")
     return 0
 
@@ -40,11 +41,13 @@ def register(sub) -> None:
     p.add_argument("--store", help="embedding store folder (adds phone-embedding dispersion)")
     p.add_argument("--out", required=True,
                    help="output folder for CSV tables and PNG figures; probekit owns it: it is "
-                        "emptied on every run, and a folder probekit did not write is refused")
+                        "cleared (what its stamp lists) on every run; a folder probekit did not write, or "
+                        "one holding RESULTS_DIR, is refused")
     p.add_argument("--overwrite", action="store_true",
                    help="replace another kind of probekit output in --out")
     p.add_argument("--n-boot", type=int, default=1000, help="speaker bootstrap replicates")
     p.add_argument("--n-perm", type=int, default=1000, help="permutations")
-    p.add_argument("--alpha", type=float, default=0.05, help="1 - CI level and test level")
+    from probekit.cliutil import level
+    p.add_argument("--alpha", type=level, default=0.05, help="1 - CI level and test level")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutations")
     p.set_defaults(func=_analyze)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["write_analysis", "findings"]
+__all__ = ["write_analysis", "verify_analysis", "findings"]
 
 _KEYS = ["encoder", "task", "probe", "metric", "group_attribute"]
 
@@ -30,19 +30,24 @@ def findings(an, alpha: float = 0.05) -> str:
     return "\n".join(head + [f"- {p}" for p in body]) + "\n"
 
 
-def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False) -> tuple[Path, int]:
+def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False,
+                   inputs: tuple = ()) -> tuple[Path, int]:
     """Write every table (CSV), the figures (``figures/*.png``) and ``findings.md``.
 
-    The folder is owned by the analysis (:func:`probekit.outdir.claim_output`): it is emptied
-    first, so figures of an older analysis never leak into a new report, and a folder that
-    probekit did not write is refused. Returns ``(folder, number of figures)``.
+    The folder is owned by the analysis (:func:`probekit.outdir.claim_output`): what an older
+    analysis wrote there is removed first, so its figures never leak into a new report, and a
+    folder that probekit did not write, or that holds one of ``inputs``, is refused. The stamp
+    lists every table with its row count once all is written (:func:`verify_analysis` checks
+    them). Returns ``(folder, number of figures)``.
     """
     import matplotlib.pyplot as plt
 
     from probekit.bias import figures
-    from probekit.outdir import claim_output
+    from probekit.outdir import claim_output, finish_output
 
-    out = claim_output(folder, "analysis", fresh=True, overwrite=overwrite)
+    out = claim_output(folder, "analysis", fresh=True, overwrite=overwrite, command="analyze",
+                       inputs=inputs, contents=[f"{n}.csv" for n in an.tables]
+                       + ["figures", "findings.md"])
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for name, table in an.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
@@ -64,4 +69,34 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False) 
         fig.savefig(out / "figures" / f"{name}.png", dpi=110)
         plt.close(fig)
     (out / "findings.md").write_text(findings(an, alpha))
+    finish_output(out, tables={n: int(len(t)) for n, t in an.tables.items()})
     return out, len(figs)
+
+
+def verify_analysis(folder) -> dict:
+    """Refuse (naming it) an analysis folder that probekit did not finish writing, or whose
+    tables are missing or changed length since; returns its stamp."""
+    import pandas as pd
+
+    from probekit.outdir import OutputFolderError, require_output
+
+    folder = Path(folder)
+    stamp = require_output(folder, "analysis", " (run probekit analyze RESULTS --out FOLDER)")
+    tables = stamp.get("tables")
+    if not isinstance(tables, dict) or not tables:
+        raise OutputFolderError(f"{folder}: its stamp lists no tables; run probekit analyze again")
+    for name, n in tables.items():
+        path = folder / f"{name}.csv"
+        if not path.is_file():
+            raise OutputFolderError(f"{folder}: table {path.name} is missing (the analysis wrote "
+                                    f"{n} rows there); run probekit analyze again")
+        try:
+            got = len(pd.read_csv(path))
+        except pd.errors.EmptyDataError:
+            got = 0
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise OutputFolderError(f"{folder}: table {path.name} is unreadable ({exc})") from None
+        if got != n:
+            raise OutputFolderError(f"{folder}: table {path.name} has {got} rows, the analysis "
+                                    f"wrote {n} (truncated or edited?); run probekit analyze again")
+    return stamp

@@ -10,31 +10,34 @@ from probekit.errors import ProbekitError
 
 
 def _report(args: argparse.Namespace) -> int:
+    from probekit.bias.output import verify_analysis
+    from probekit.outdir import add_contents, claim_output, read_stamp
     from probekit.report import build_report
+    from probekit.report.build import REPORT_STAMP
 
     analysis = Path(args.analysis)
-    if not (analysis / "findings.md").exists() and not list(analysis.glob("*.csv")):
-        raise ProbekitError(f"{analysis} is not a bias analysis folder (run probekit analyze first)")
+    verify_analysis(analysis)  # a finished analysis whose tables are all there, or an error
     meta_path = Path(args.meta) if args.meta else analysis.parent / "run.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     if args.synthetic:
         meta["synthetic"] = True
     if args.random_init:
         meta["random_init"] = sorted(set(meta.get("random_init", [])) | set(args.random_init))
     if args.title:
         meta.setdefault("config", {})["title"] = args.title
-    from probekit.outdir import claim_output
-    from probekit.report.build import report_source
-
-    out = Path(args.out) if args.out else analysis.parent
-    if (out / "report.html").exists() and not args.overwrite:
-        src = report_source(out)
-        if src != str(analysis.resolve()):
-            what = f"a report of {src}" if src else "a report probekit did not write"
-            raise ProbekitError(f"{out / 'report.html'} is {what}, not of {analysis}; pass "
-                                "--overwrite to replace it, or choose another --out")
-    elif args.out and (not out.exists() or not any(out.iterdir())):
-        claim_output(out, "report")
+    source = str(analysis.resolve())
+    if args.out:
+        out = Path(args.out)
+    else:  # a folder of the analysis, so a new analysis there clears it too
+        out = analysis / "report"
+        add_contents(analysis, "report")
+    old = read_stamp(out) if out.is_dir() else None
+    if old and old["kind"] == "report" and old.get("fingerprint") != source and not args.overwrite:
+        raise ProbekitError(f"{out} holds a report of {old.get('fingerprint')}, not of "
+                            f"{analysis}; pass --overwrite to replace it, or choose another --out")
+    claim_output(out, "report", fresh=True, overwrite=args.overwrite, command="report",
+                 fingerprint=source, inputs=(analysis,),
+                 contents=["report.html", "report.md", "report_figures", REPORT_STAMP])
     html, md = build_report(analysis, out, meta)
     print(f"report: {html}\n        {md}")
     return 0
@@ -49,15 +52,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  probekit analyze results/ --store store/ --out analysis/\n"
                "  probekit report analysis/ --out report/ --synthetic\n"
-               "  probekit report probekit-demo/analysis      # rebuild the demo's report")
+               "  probekit report probekit-demo/analysis      # writes probekit-demo/analysis/report/")
     p.add_argument("analysis", metavar="ANALYSIS_DIR", help="output folder of probekit analyze")
-    p.add_argument("--out", help="report folder (default: the analysis folder's parent)")
-    p.add_argument("--meta", help="run.json with config/fingerprints/versions (default: beside "
-                                  "the analysis folder)")
+    p.add_argument("--out", help="report folder, owned by probekit: a folder it did not write is "
+                                 "refused (default: ANALYSIS_DIR/report)")
+    from probekit.cliutil import existing_file
+    p.add_argument("--meta", type=existing_file,
+                   help="run.json with config/fingerprints/versions (default: run.json beside "
+                        "the analysis folder, when there is one)")
     p.add_argument("--synthetic", action="store_true", help="show the synthetic-data banner")
     p.add_argument("--random-init", action="append", metavar="ENCODER",
                    help="show the random-model banner for ENCODER (repeatable)")
     p.add_argument("--title", help="report title (default: the config's, or 'probekit bias report')")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace a report of another analysis (or not written by probekit) in --out")
+                   help="replace a report of another analysis, or another kind of probekit output, in "
+                        "--out (never a folder probekit did not write)")
     p.set_defaults(func=_report)

@@ -57,6 +57,11 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-") or "encoder"
 
 
+#: What a study writes in its folder (the stamp lists these; --overwrite removes nothing else).
+STUDY_CONTENTS = ("study.json", "work", "analysis", "compare", "report.html", "report.md",
+                  "report_figures", ".probekit-report.json", "run.json")
+
+
 def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
     """Make ``out`` ready for ``config``; True when it already belongs to the same config.
 
@@ -67,17 +72,15 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
     - any other non-empty folder is refused, ``overwrite`` or not, unless probekit wrote it
       (then ``overwrite`` replaces it). probekit never deletes a folder it did not write.
     """
-    from probekit.outdir import (STAMP_NAME, OutputFolderError, claim_output, read_stamp,
-                                 remove_output, write_stamp)
+    from probekit.outdir import OutputFolderError, claim_output, read_stamp
 
     stamp = out / STUDY_STAMP
     fp = config.fingerprint()
-    if stamp.exists() and not (out / STAMP_NAME).exists():
-        write_stamp(out, "study", {"adopted": True})  # a study folder from before stamps
-    if stamp.exists():
+    ours = read_stamp(out) if out.is_dir() else None
+    if ours is not None and ours["kind"] == "study" and stamp.exists():
         old = json.loads(stamp.read_text())
         if old.get("fingerprint") == fp:
-            claim_output(out, "study")
+            claim_output(out, "study", contents=STUDY_CONTENTS)
             return True
         if not overwrite:
             changed = sorted(k for k in set(old.get("config", {})) | set(config.to_dict())
@@ -88,19 +91,19 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
                              "whose inputs did not change)")
         invalidate_changed(out, old.get("config", {}), config)
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-        other = read_stamp(out) if out.is_dir() else None
-        if other is None:
+        # A study.json beside work/ without probekit's stamp is a look-alike: never adopted.
+        if ours is None:
             raise StudyError(f"{out} is not empty and was not written by probekit; probekit "
                              "never writes into or deletes such a folder, even with --overwrite."
                              " Choose another --out")
-        if not overwrite:
-            raise StudyError(f"{out} holds a probekit {other.get('kind')} output, not a study; "
+        if not overwrite and ours["kind"] != "study":  # a study killed before its study.json
+            raise StudyError(f"{out} holds a probekit {ours.get('kind')} output, not a study; "
                              "choose another --out or pass --overwrite")
-        try:
-            remove_output(out)
-        except OutputFolderError as exc:
-            raise StudyError(str(exc)) from None
-    claim_output(out, "study")
+    try:  # with overwrite, only what the other output's stamp lists is removed
+        claim_output(out, "study", overwrite=overwrite, contents=STUDY_CONTENTS,
+                     command="study run", fingerprint=fp)
+    except OutputFolderError as exc:
+        raise StudyError(str(exc)) from None
     stamp.write_text(json.dumps({"fingerprint": fp, "config": config.to_dict()}, indent=1) + "\n")
     return False
 
@@ -299,6 +302,8 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
         an = analyze(ResultsTable(results_dir).load(), store=store, n_boot=config.n_boot,
                      n_perm=config.n_perm, alpha=config.alpha, seed=config.seed)
         write_analysis(an, analysis, alpha=config.alpha, overwrite=True)
+        from probekit.outdir import add_contents
+        add_contents(analysis, "analysis.json")
         (analysis / "analysis.json").write_text(json.dumps(
             {"n_rows": n_rows, "fingerprint": config.fingerprint()}) + "\n")
     timings["analysis"] = time.perf_counter() - t

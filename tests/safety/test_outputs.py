@@ -56,13 +56,15 @@ def test_unkeyed_table_from_older_probekit_is_stale(tmp_path):
 
 
 def test_claim_output_rules(tmp_path):
-    out = claim_output(tmp_path / "a", "analysis")
+    out = claim_output(tmp_path / "a", "analysis", contents=["*.png"])
     assert read_stamp(out)["kind"] == "analysis"
     (out / "old.png").write_text("x")
+    (out / "mine.txt").write_text("a file the user put there")
     claim_output(out, "analysis")  # reuse keeps contents
     assert (out / "old.png").exists()
-    claim_output(out, "analysis", fresh=True)
+    claim_output(out, "analysis", fresh=True)  # clears only what the stamp lists
     assert not (out / "old.png").exists() and (out / STAMP_NAME).exists()
+    assert (out / "mine.txt").read_text() == "a file the user put there"
     with pytest.raises(OutputFolderError, match="holds a probekit analysis"):
         claim_output(out, "study")
     foreign = tmp_path / "data"
