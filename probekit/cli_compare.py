@@ -40,7 +40,12 @@ def _cmd(args: argparse.Namespace) -> int:
     for v in cmp.verdicts:
         print(f"- {v}")
     if args.out:
-        out = Path(args.out)
+        from probekit.outdir import claim_output
+
+        out = claim_output(args.out, "comparison", fresh=True, command="compare",
+                           inputs=[args.results] + [i.partition("=")[2] for i in args.seen],
+                           contents=["comparison.csv", "n_per_cell.csv", "verdicts.json",
+                                     "figures"])
         (out / "figures").mkdir(parents=True, exist_ok=True)
         cmp.table.to_csv(out / "comparison.csv", index=False)
         cmp.n_table.to_csv(out / "n_per_cell.csv", index=False)
@@ -69,8 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-boot", type=int, default=1000, help="paired speaker bootstrap replicates")
     p.add_argument("--n-perm", type=int, default=1000,
                    help="paired permutations (before/after swapped within each speaker)")
-    p.add_argument("--alpha", type=float, default=0.05, help="1 - interval level and test level")
+    from probekit.cliutil import level
+    p.add_argument("--alpha", type=level, default=0.05, help="1 - interval level and test level")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutations")
     p.add_argument("--out", default=None, help="write comparison.csv, n_per_cell.csv, "
-                   "verdicts.json and figures/ here")
+                   "verdicts.json and figures/ here (a folder probekit owns: one it did not write is "
+                   "refused; its own earlier comparison is replaced)")
     p.set_defaults(func=_cmd)

@@ -29,6 +29,14 @@ def _train(args: argparse.Namespace) -> int:
     from training.finetune import finetune, finetune_splits
     from training.trainer import TrainConfig
 
+    from probekit.outdir import claim_output
+
+    # A run folder probekit did not stamp (the corpus folder included) is refused; a rerun of
+    # the same run resumes in it.
+    claim_output(args.out, "training", command="train",
+                 inputs=(args.corpus, args.model if Path(args.model).exists() else None),
+                 contents=["final", "merged", "best", "checkpoint.pt", "log.jsonl", "log.csv",
+                           "finetune.json", "transcripts.csv", "transcripts_*.csv"])
     corpus = read_corpus(args.corpus)
     split = finetune_splits(corpus, attribute=args.attribute,
                             train_groups=_split(args.train_groups),
@@ -78,6 +86,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from probekit.cliutil import at_least_one, share
+
     p = sub.add_parser("train", help="fine-tune Whisper adapters (LoRA / MAS-LoRA) with a "
                        "fairness objective", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,10 +103,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-groups", default=None, help="comma-separated; default: all")
     p.add_argument("--val-speakers", type=int, default=1,
                    help="speakers per trained group held out for validation (model selection)")
-    p.add_argument("--test-fraction", type=float, default=0.2,
+    p.add_argument("--test-fraction", type=share, default=0.2,
                    help="share of the speakers held out (with the sentences they read) for the "
                    "reported test WER")
-    p.add_argument("--steps", type=int, default=100, help="optimiser steps")
+    p.add_argument("--steps", type=at_least_one, default=100, help="optimiser steps (>= 1)")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per step and process")
     p.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
     p.add_argument("--lr", type=float, default=4e-5, help="learning rate")

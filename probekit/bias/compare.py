@@ -39,7 +39,7 @@ from probekit.bias.resample import percentile_ci, speaker_bootstrap_indices
 from probekit.bias.speakers import require_columns, speaker_matrix
 
 __all__ = ["PairedChange", "paired_change", "Comparison", "compare_encoders", "SeenIds",
-           "LeakageError", "check_unseen", "COMPARE_STATISTICS", "SEEN_FILE",
+           "LeakageError", "SeenIdsError", "check_unseen", "COMPARE_STATISTICS", "SEEN_FILE",
            "change_figure"]
 
 #: Statistics compared (besides ``group:<g>``): summaries, then gaps (larger = more unequal,
@@ -51,6 +51,10 @@ SEEN_FILE = "seen_ids.json"
 
 class LeakageError(BiasInputError):
     """A comparison would test an adapted encoder on speakers it was trained or validated on."""
+
+
+class SeenIdsError(BiasInputError):
+    """A ``seen_ids.json`` does not follow its schema (unknown, missing or mistyped keys)."""
 
 
 # -- the leakage guard ----------------------------------------------------------------------
@@ -93,9 +97,35 @@ class SeenIds:
         path = Path(folder) / SEEN_FILE
         if not path.is_file():
             return None
-        d = json.loads(path.read_text())
-        return cls(frozenset(map(str, d.get("speakers", ()))),
-                   frozenset(map(str, d.get("sentences", ()))), str(d.get("note", "")))
+        return cls.read(path)
+
+    @classmethod
+    def read(cls, path) -> "SeenIds":
+        """Read ``seen_ids.json`` through its schema: ``speakers`` (required) and ``sentences``
+        lists of strings, ``note`` a string; any other key or type is refused by name, so a
+        misspelt file can never make the leakage guard pass."""
+        where = f"{path}"
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SeenIdsError(f"{where}: unreadable ({exc})") from None
+        if not isinstance(d, dict):
+            raise SeenIdsError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - {"speakers", "sentences", "note"})
+        if unknown:
+            raise SeenIdsError(f"{where}: unknown key(s) {unknown}; expected speakers, "
+                               "sentences, note")
+        if "speakers" not in d:
+            raise SeenIdsError(f"{where}: no 'speakers' list")
+        for key in ("speakers", "sentences"):
+            v = d.get(key, [])
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise SeenIdsError(f"{where}: {key!r} must be a list of strings, got "
+                                   f"{type(v).__name__}")
+        if not isinstance(d.get("note", ""), str):
+            raise SeenIdsError(f"{where}: 'note' must be a string")
+        return cls(frozenset(d["speakers"]), frozenset(d.get("sentences", [])),
+                   d.get("note", ""))
 
 
 def check_unseen(encoder: str, test_speakers: Sequence[str], seen: SeenIds | None, *,

@@ -14,7 +14,13 @@ def _probe(args: argparse.Namespace) -> int:
     from probekit.probes.results import ResultsTable
     from probekit.store import EmbeddingStore
 
+    from probekit.outdir import claim_output
+    from probekit.probes.results import SUPERSEDED_DIR
+
     store = EmbeddingStore.open(args.store)
+    # appended to, never cleared: a folder probekit did not stamp as results is refused
+    claim_output(args.out, "results", command="probe", inputs=(args.store, args.corpus),
+                 contents=["part-*.csv", SUPERSEDED_DIR])
     layers = [int(x) if x.isdigit() else x for x in _csv(args.layers)] if args.layers else None
     corpus = None
     if args.corpus:
@@ -46,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default="phone",
                    help="comma list of phone, speaker, group:<attribute>, asr")
     p.add_argument("--out", required=True,
-                   help="results folder (appended to; cells are keyed by the store's fingerprint)")
+                   help="results folder (appended to; cells are keyed by the store's fingerprint); a "
+                        "non-empty folder probekit did not stamp as results is refused")
     p.add_argument("--group", default="accent",
                    help="attribute defining speaker groups, or an intersection such as "
                         "accent*gender (each group needs at least 4 speakers)")

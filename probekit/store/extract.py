@@ -27,7 +27,7 @@ from probekit.store import distributed
 from probekit.store.pooling import phone_frame_ranges, phone_means, utterance_mean
 from probekit.store.store import (FINGERPRINT_NAME, FORMAT_VERSION, INDEX_NAME, POOLINGS,
                                   SHARDS_DIR, EmbeddingStore, corpus_hash, fingerprint_diff,
-                                  shard_name, write_json_atomic)
+                                  fingerprint_key, shard_name, write_json_atomic)
 
 __all__ = ["extract", "resolve_layers", "store_fingerprint", "DTYPES"]
 
@@ -103,11 +103,14 @@ def _prepare(root: Path, fp: dict, overwrite: bool, rank: int) -> bool:
     """Check or write the fingerprint; returns True when the store is already finished."""
     fp_path = root / FINGERPRINT_NAME
     if rank == 0 or not distributed.is_initialized():
-        if overwrite and rank == 0:
-            for name in (INDEX_NAME, FINGERPRINT_NAME):
-                (root / name).unlink(missing_ok=True)
-            shutil.rmtree(root / SHARDS_DIR, ignore_errors=True)
-        root.mkdir(parents=True, exist_ok=True)
+        from probekit.outdir import OutputFolderError, claim_output
+
+        try:  # a folder probekit did not stamp as a store is refused, --overwrite or not
+            claim_output(root, "store", fresh=overwrite, command="extract",
+                         fingerprint=fingerprint_key(fp),
+                         contents=[FINGERPRINT_NAME, INDEX_NAME, SHARDS_DIR])
+        except OutputFolderError as exc:
+            raise StoreError(str(exc)) from None
         if not fp_path.exists():
             if (root / SHARDS_DIR).exists():
                 raise StoreError(f"{root} has shards but no {FINGERPRINT_NAME}; pass "

@@ -107,6 +107,20 @@ def _read_meta(path: Path):
     return df
 
 
+def _check_rows(info: dict, pooling: str, array_path: Path, n_array: int, meta_path: Path,
+                n_meta: int) -> None:
+    """Refuse a shard whose array or metadata rows differ from what extraction wrote (a lost
+    row would shift every later label)."""
+    want = info.get("rows", {}).get(pooling)
+    want_meta = info.get("utterances") if pooling == "frames" else want
+    if want is not None and n_array != want:
+        raise StoreError(f"{array_path} has {n_array} rows; the store wrote {want} (damaged "
+                         "store: extract it again)")
+    if want_meta is not None and n_meta != want_meta:
+        raise StoreError(f"{meta_path} has {n_meta} rows; the store wrote {want_meta} for "
+                         f"{array_path.name} (damaged store: extract it again)")
+
+
 @dataclass(frozen=True)
 class EmbeddingStore:
     """A finished embedding store (see the module docstring for the layout).
@@ -209,13 +223,15 @@ class EmbeddingStore:
         name = self.layer_name(layer)
         self._check_pooling(pooling)
         arrays, metas, offset, frame_offset = [], [], 0, 0
-        for shard in self.shard_paths():
+        for info, shard in zip(self.index["shards"], self.shard_paths()):
             path = shard / f"{name}.{pooling}.npy"
             try:
                 arrays.append(np.load(path, mmap_mode="r"))
             except FileNotFoundError:
                 raise StoreError(f"store file missing: {path}") from None
             meta = _read_meta(shard / f"{pooling}.csv")
+            _check_rows(info, pooling, path, arrays[-1].shape[0], shard / f"{pooling}.csv",
+                        len(meta))
             meta["row"] += offset
             if pooling == "frames":
                 meta["offset"] += frame_offset

@@ -234,7 +234,7 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
     bad = sorted(set(an) - {"n_boot", "n_perm", "alpha"})
     if bad:
         raise StudyConfigError(f"{where}: [analysis]: unknown key(s) {bad}")
-    return StudyConfig(
+    cfg = StudyConfig(
         name=str(d.get("name") or (Path(source).parent.name if source else "study")),
         title=d.get("title"), question=d.get("question"), corpus=corpus,
         encoders=tuple(encoders), tasks=tuple(tasks), group_attribute=group,
@@ -243,6 +243,34 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
         alpha=float(an.get("alpha", 0.05)), seed=int(d.get("seed", 0)),
         device=str(d.get("device", "auto")), training=_training(d.get("training"), where, labels),
         source=source)
+    _check_values(cfg, where)
+    return cfg
+
+
+def _check_values(cfg: StudyConfig, where: str) -> None:
+    """Refuse values that cannot be right: levels and shares outside (0, 1), counts below 1."""
+    def number(v, key):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise StudyConfigError(f"{where}: {key} = {v!r} is not a number")
+        return v
+
+    def open_unit(v, key, what):
+        if v is not None and not 0 < number(v, key) < 1:
+            raise StudyConfigError(f"{where}: {key} = {v!r}: a {what} lies strictly between 0 "
+                                   "and 1")
+
+    def at_least_one(v, key):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise StudyConfigError(f"{where}: {key} = {v!r}: an integer >= 1 is needed")
+
+    open_unit(cfg.alpha, "analysis.alpha", "level")
+    at_least_one(cfg.n_boot, "analysis.n_boot")
+    at_least_one(cfg.n_perm, "analysis.n_perm")
+    for t in cfg.tasks:
+        open_unit(t.test_speakers, f"tasks.{t.task}.test_speakers", "share of speakers")
+    if cfg.training is not None:
+        open_unit(cfg.training.test_speakers, "training.test_speakers", "share of speakers")
+        at_least_one(cfg.training.steps, "training.steps")
 
 
 _TRAINING_KEYS = {f for f in TrainingSpec.__dataclass_fields__ if f != "methods"} | {"methods",
