@@ -53,6 +53,19 @@ def detect(path) -> str:
     return detect_kind(path)
 
 
+def _claim_corpus_out(out, args: argparse.Namespace, command: str):
+    """Claim a folder for a new manifest: never the corpus's own folder (or one holding it),
+    never a folder probekit did not write (:mod:`probekit.outdir`)."""
+    from pathlib import Path
+
+    from probekit.corpus.model import MANIFEST_NAME
+    from probekit.outdir import claim_output
+
+    src = Path(args.path)
+    return claim_output(out, "corpus", fresh=True, command=command, contents=[MANIFEST_NAME],
+                        inputs=(src, src.parent if src.is_file() else None))
+
+
 def _summary(args: argparse.Namespace) -> int:
     corpus = _read(args)
     print(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speakers)} speakers "
@@ -87,17 +100,19 @@ def _validate(args: argparse.Namespace) -> int:
           f"warnings; {len(report.dropped)} utterances would be dropped")
     if args.write_clean:
         clean, _ = report.clean_corpus()
-        print(f"clean corpus written to {clean.save(args.write_clean)}")
+        out = _claim_corpus_out(args.write_clean, args, "corpus validate --write-clean")
+        print(f"clean corpus written to {clean.save(out)}")
     return 0 if report.ok else 1
 
 
 def _align(args: argparse.Namespace) -> int:
     from probekit.corpus.align import align_corpus
 
+    out = _claim_corpus_out(args.out, args, "corpus align")  # before hours of aligning
     corpus = _read(args)
     aligned, report = align_corpus(corpus, oov=args.oov, overwrite=not args.keep,
                                    progress=not args.quiet)
-    path = aligned.save(args.out)
+    path = aligned.save(out)
     print(f"aligned {len(report.aligned)} of {len(corpus)} utterances; "
           f"{len(report.failed)} failed, {len(report.oov)} with out-of-dictionary words")
     for uid, msg in list(report.failed.items())[:20]:
@@ -158,7 +173,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "default; pass a larger value to be stricter)")
     v.add_argument("--no-audio", action="store_true", help="do not decode the audio files")
     v.add_argument("--max-per-rule", type=int, default=20, help="problems printed per rule")
-    v.add_argument("--write-clean", metavar="DIR", help="save the corpus without bad utterances")
+    v.add_argument("--write-clean", metavar="DIR",
+                   help="save the corpus without bad utterances as DIR/manifest.jsonl (a new "
+                        "folder probekit owns; never the corpus's own folder)")
     v.set_defaults(func=_validate)
     a = csub.add_parser("align", help="force-align transcripts to audio (pocketsphinx)",
                         description="Add word and phone alignments (ARPAbet without stress, "
@@ -168,7 +185,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "(they keep their old alignments and are listed).",
                         epilog="example: probekit corpus align my_corpus/ --out aligned/")
     a.add_argument("path", help="corpus folder or manifest, in any recognised layout")
-    a.add_argument("--out", required=True, help="folder for the aligned manifest.jsonl")
+    a.add_argument("--out", required=True, help="folder for the aligned manifest.jsonl (a new "
+                   "folder probekit owns; never the corpus's own folder)")
     _add_reader_options(a)
     a.add_argument("--oov", choices=["warn", "error", "skip"], default="warn",
                    help="words not in the dictionary: guess a pronunciation (warn), stop, or "

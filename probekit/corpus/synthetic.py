@@ -393,6 +393,12 @@ def build_synthetic_corpus(config: SyntheticConfig | str = "default",
                  "generator_version": GENERATOR_VERSION, **stats}
         (work / STAMP_NAME).write_text(json.dumps(stamp, indent=1, sort_keys=True,
                                                   ensure_ascii=False) + "\n", "utf-8")
+        from probekit.outdir import write_stamp
+
+        # probekit's ownership stamp, listing exactly what the build wrote (probekit.outdir)
+        write_stamp(work, "corpus", {"command": "corpus synth", "fingerprint": fp,
+                                     "contents": sorted(p.name for p in work.iterdir()),
+                                     "complete": True})
         try:
             if target.exists():
                 target.rmdir()  # empty (checked above); os.replace needs it gone or empty
