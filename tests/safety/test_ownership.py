@@ -70,7 +70,7 @@ def test_overwrite_clears_only_what_the_stamp_lists(tmp_path):
 
 
 def test_analyze_never_writes_over_its_own_input(tmp_path):
-    study = claim_output(tmp_path / "study", "study", contents=["work", "analysis"])
+    study = claim_output(tmp_path / "study", "study")
     res = _results(tmp_path, name="study/work/results")
     parts = _snapshot(res)
     assert main(["analyze", str(res), "--out", str(study), "--overwrite", *_AN]) == 2
@@ -273,14 +273,15 @@ def test_report_refuses_an_analysis_it_cannot_vouch_for(tmp_path, capsys):
                                      {"speakers": ["spk07"], "sentence": []},
                                      {"speakers": [7]}, ["spk07"]])
 def test_seen_ids_are_read_through_a_strict_schema(tmp_path, content, capsys):
-    from probekit.bias.compare import SEEN_FILE, SeenIds, SeenIdsError
+    from probekit.bias.compare import SEEN_FILE, SeenIds
+    from probekit.errors import ProbekitError
     from probekit.probes.results import ResultsTable
 
     from tests.bias.test_compare import _table
 
     (tmp_path / "tuned").mkdir()
     (tmp_path / "tuned" / SEEN_FILE).write_text(json.dumps(content))
-    with pytest.raises(SeenIdsError):
+    with pytest.raises(ProbekitError, match=SEEN_FILE):
         SeenIds.load(tmp_path / "tuned")
     ResultsTable(tmp_path / "res").append(_table())
     assert main(["-q", "compare", str(tmp_path / "res"), "--before", "base", "--n-boot", "20",
