@@ -61,8 +61,9 @@ print(table[table.unit == "all"].groupby(["layer", "test_group"]).value.mean().u
 # %% [markdown]
 # ## 4. Bias analysis and the report
 #
-# `probekit analyze` owns its `--out` folder (it is emptied on every run, so no figure of an
-# older analysis survives); the report is self-contained HTML with a markdown twin.
+# `probekit analyze` owns its `--out` folder (what it wrote there is replaced on every run, so
+# no figure of an older analysis survives); the report is self-contained HTML with a markdown
+# twin.
 
 # %%
 assert probekit_cli(["-q", "analyze", str(work / "results"), "--out", str(work / "analysis"),

@@ -24,7 +24,7 @@ def _analyze(args: argparse.Namespace) -> int:
     an = analyze(df, store=store, n_boot=args.n_boot, n_perm=args.n_perm, alpha=args.alpha,
                  seed=args.seed)
     from probekit.bias.output import write_analysis
-    # analyze owns --out: emptied first, so figures of an older analysis never leak through.
+    # analyze owns --out: what it wrote there before is removed first (its stamp lists it).
     out, n_figs = write_analysis(an, args.out, alpha=args.alpha, overwrite=args.overwrite,
                                  inputs=(args.results, args.store))
     print(f"wrote {len(an.tables)} tables and {n_figs} figures to {out}")
