@@ -33,7 +33,7 @@ def _report(args: argparse.Namespace) -> int:
         add_contents(analysis, "report")
     old = read_stamp(out) if out.is_dir() else None
     if old and old["kind"] == "report" and old.get("fingerprint") != source and not args.overwrite:
-        raise ProbekitError(f"{out} holds a report of {old.get('fingerprint')}, not of "
+        raise ProbekitError(f"{out} is a report of {old.get('fingerprint')}, not of "
                             f"{analysis}; pass --overwrite to replace it, or choose another --out")
     claim_output(out, "report", fresh=True, overwrite=args.overwrite, command="report",
                  fingerprint=source, inputs=(analysis,),
