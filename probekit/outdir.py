@@ -112,7 +112,8 @@ def require_output(folder: str | os.PathLike, kind: str, what: str = "") -> dict
     if stamp is None:
         raise OutputFolderError(f"{folder} is not a probekit {kind} (no {STAMP_NAME}){what}")
     if stamp["kind"] != kind:
-        raise OutputFolderError(f"{folder} is a probekit {stamp['kind']} output, not a {kind}{what}")
+        raise OutputFolderError(
+            f"{folder} is a probekit {stamp['kind']} output, not a {kind}{what}")
     if not stamp.get("complete"):
         raise OutputFolderError(f"{folder}: the {kind} was not finished (interrupted while "
                                 f"writing?); run it again{what}")

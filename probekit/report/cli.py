@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  probekit analyze results/ --store store/ --out analysis/\n"
                "  probekit report analysis/ --out report/ --synthetic\n"
-               "  probekit report probekit-demo/analysis      # writes probekit-demo/analysis/report/")
+               "  probekit report probekit-demo/analysis   # into probekit-demo/analysis/report/")
     p.add_argument("analysis", metavar="ANALYSIS_DIR", help="output folder of probekit analyze")
     p.add_argument("--out", help="report folder, owned by probekit: a folder it did not write is "
                                  "refused (default: ANALYSIS_DIR/report)")
@@ -65,6 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="show the random-model banner for ENCODER (repeatable)")
     p.add_argument("--title", help="report title (default: the config's, or 'probekit bias report')")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace a report of another analysis, or another kind of probekit output, in "
-                        "--out (never a folder probekit did not write)")
+                   help="replace a report of another analysis, or another kind of probekit "
+                        "output, in --out (never a folder probekit did not write)")
     p.set_defaults(func=_report)
