@@ -99,14 +99,14 @@ def _check_inputs(corpus, poolings, dtype, shard_size) -> list[str]:
     return [p for p in POOLINGS if p in poolings]
 
 
-def _prepare(root: Path, fp: dict, overwrite: bool, rank: int) -> bool:
+def _prepare(root: Path, fp: dict, overwrite: bool, rank: int, inputs: tuple = ()) -> bool:
     """Check or write the fingerprint; returns True when the store is already finished."""
     fp_path = root / FINGERPRINT_NAME
     if rank == 0 or not distributed.is_initialized():
         from probekit.outdir import OutputFolderError, claim_output
 
         try:  # a folder probekit did not stamp as a store is refused, --overwrite or not
-            claim_output(root, "store", fresh=overwrite, command="extract",
+            claim_output(root, "store", fresh=overwrite, command="extract", inputs=inputs,
                          fingerprint=fingerprint_key(fp),
                          contents=[FINGERPRINT_NAME, INDEX_NAME, SHARDS_DIR])
         except OutputFolderError as exc:
@@ -322,7 +322,7 @@ def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = No
         raise StoreError(f"rank {rank} is outside world size {world_size}")
     root = Path(out_dir)
     fp = store_fingerprint(encoder, corpus, layer_idx, poolings, dtype, shard_size)
-    if _prepare(root, fp, overwrite, rank):
+    if _prepare(root, fp, overwrite, rank, inputs=(getattr(corpus, "root", None),)):
         return EmbeddingStore.open(root)
 
     attributes = corpus.attributes

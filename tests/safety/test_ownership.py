@@ -196,6 +196,11 @@ def test_extract_overwrite_refuses_a_user_folder(tmp_path, tiny_encoder, small_c
         with pytest.raises(StoreError, match="not written by probekit"):
             extract(tiny_encoder, small_corpus, user, overwrite=overwrite, progress=False)
     assert _snapshot(user) == before
+    # the corpus's own folder (a probekit corpus) is an input: never an output, --overwrite or not
+    corpus = _snapshot(small_corpus.root)
+    with pytest.raises(StoreError, match="input of this command"):
+        extract(tiny_encoder, small_corpus, small_corpus.root, overwrite=True, progress=False)
+    assert _snapshot(small_corpus.root) == corpus
 
 
 # -- 2. every file read back is checked against what wrote it ---------------------------------
