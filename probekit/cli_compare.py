@@ -43,6 +43,8 @@ def _cmd(args: argparse.Namespace) -> int:
         from probekit.outdir import claim_output
 
         out = claim_output(args.out, "comparison", fresh=True, command="compare",
+                           fingerprint={"results": str(Path(args.results).resolve()),
+                                        "before": args.before, "after": after},
                            inputs=[args.results] + [i.partition("=")[2] for i in args.seen],
                            contents=["comparison.csv", "n_per_cell.csv", "verdicts.json",
                                      "figures"])

@@ -34,6 +34,8 @@ def _train(args: argparse.Namespace) -> int:
     # A run folder probekit did not stamp (the corpus folder included) is refused; a rerun of
     # the same run resumes in it.
     claim_output(args.out, "training", command="train",
+                 fingerprint={"corpus": str(Path(args.corpus).resolve()), "model": args.model,
+                              "method": args.method, "objective": args.objective},
                  inputs=(args.corpus, args.model if Path(args.model).exists() else None),
                  contents=["final", "merged", "best", "checkpoint.pt", "log.jsonl", "log.csv",
                            "finetune.json", "transcripts.csv", "transcripts_*.csv"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,12 @@ def _analyze(args: argparse.Namespace) -> int:
                  seed=args.seed)
     from probekit.bias.output import write_analysis
     # analyze owns --out: what it wrote there before is removed first (its stamp lists it).
+    stores = [s for s in (args.store if isinstance(args.store, list) else [args.store]) if s]
+    fp = {"results": str(Path(args.results).resolve()), "rows": len(df),
+          "stores": [str(Path(s).resolve()) for s in stores], "n_boot": args.n_boot,
+          "n_perm": args.n_perm, "alpha": args.alpha, "seed": args.seed}
     out, n_figs = write_analysis(an, args.out, alpha=args.alpha, overwrite=args.overwrite,
-                                 inputs=(args.results, args.store))
+                                 inputs=(args.results, *stores), fingerprint=fp)
     print(f"wrote {len(an.tables)} tables and {n_figs} figures to {out}")
     return 0
 

@@ -31,7 +31,7 @@ def findings(an, alpha: float = 0.05) -> str:
 
 
 def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False,
-                   inputs: tuple = ()) -> tuple[Path, int]:
+                   inputs: tuple = (), fingerprint=None) -> tuple[Path, int]:
     """Write every table (CSV), the figures (``figures/*.png``) and ``findings.md``.
 
     The folder is owned by the analysis (:func:`probekit.outdir.claim_output`): what an older
@@ -46,7 +46,7 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False,
     from probekit.outdir import claim_output, finish_output
 
     out = claim_output(folder, "analysis", fresh=True, overwrite=overwrite, command="analyze",
-                       inputs=inputs, contents=[f"{n}.csv" for n in an.tables]
+                       inputs=inputs, fingerprint=fingerprint, contents=[f"{n}.csv" for n in an.tables]
                        + ["figures", "findings.md"])
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for name, table in an.tables.items():

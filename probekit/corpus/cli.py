@@ -63,6 +63,7 @@ def _claim_corpus_out(out, args: argparse.Namespace, command: str):
 
     src = Path(args.path)
     return claim_output(out, "corpus", fresh=True, command=command, contents=[MANIFEST_NAME],
+                        fingerprint={"corpus": str(src.resolve())},
                         inputs=(src, src.parent if src.is_file() else None))
 
 

@@ -301,7 +301,8 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
             store = next(iter(stores.values()))
         an = analyze(ResultsTable(results_dir).load(), store=store, n_boot=config.n_boot,
                      n_perm=config.n_perm, alpha=config.alpha, seed=config.seed)
-        write_analysis(an, analysis, alpha=config.alpha, overwrite=True)
+        write_analysis(an, analysis, alpha=config.alpha, overwrite=True,
+                       fingerprint={"study": config.fingerprint(), "rows": n_rows})
         from probekit.outdir import add_contents
         add_contents(analysis, "analysis.json")
         (analysis / "analysis.json").write_text(json.dumps(
