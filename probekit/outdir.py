@@ -114,6 +114,9 @@ def require_output(folder: str | os.PathLike, kind: str, what: str = "") -> dict
     if stamp["kind"] != kind:
         raise OutputFolderError(
             f"{folder} is a probekit {stamp['kind']} output, not a {kind}{what}")
+    if "contents" not in stamp:
+        raise OutputFolderError(f"{folder}: this {kind} was written by an older probekit that did "
+                                f"not record what it wrote; run it again{what}")
     if not stamp.get("complete"):
         raise OutputFolderError(f"{folder}: the {kind} was not finished (interrupted while "
                                 f"writing?); run it again{what}")
