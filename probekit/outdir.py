@@ -59,12 +59,15 @@ def is_probekit_output(folder: str | os.PathLike) -> bool:
     return read_stamp(folder) is not None
 
 
-def write_stamp(folder: Path, kind: str, info: dict | None = None) -> None:
-    """Write (or replace) the stamp of ``folder``, marking it as a probekit ``kind`` output."""
+def write_stamp(folder: Path, kind: str, info: dict | None = None, *,
+                timestamp: bool = True) -> None:
+    """Write (or replace) the stamp of ``folder``, marking it as a probekit ``kind`` output
+    (``timestamp=False``: no creation time, for outputs that must be byte-identical on rebuild)."""
     from probekit import __version__
 
     d = {"kind": kind, "probekit": __version__,
-         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "contents": [], **(info or {})}
+         **({"created": time.strftime("%Y-%m-%dT%H:%M:%S%z")} if timestamp else {}),
+         "contents": [], **(info or {})}
     tmp = Path(folder) / (STAMP_NAME + ".tmp")
     tmp.write_text(json.dumps(d, indent=1) + "\n")
     os.replace(tmp, Path(folder) / STAMP_NAME)

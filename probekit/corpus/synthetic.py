@@ -398,7 +398,7 @@ def build_synthetic_corpus(config: SyntheticConfig | str = "default",
         # probekit's ownership stamp, listing exactly what the build wrote (probekit.outdir)
         write_stamp(work, "corpus", {"command": "corpus synth", "fingerprint": fp,
                                      "contents": sorted(p.name for p in work.iterdir()),
-                                     "complete": True})
+                                     "complete": True}, timestamp=False)
         try:
             if target.exists():
                 target.rmdir()  # empty (checked above); os.replace needs it gone or empty
