@@ -26,7 +26,7 @@ from sklearn.base import clone
 from probekit.errors import ProbekitError
 from probekit.probes.results import ResultsTable, cell_key, validate_results
 from probekit.probes.splits import (Split, TrainingSet, content_split, equal_training_sets,
-                                   speaker_id_split)
+                                   missing_sentence_ids, sentence_status, speaker_id_split)
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +271,11 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     if intersection:
         _add_intersection(meta, group_attribute, store.index["attributes"])
     splits = {s: _task_split(task, meta, group_col, s, test_speakers) for s in seeds}
+    sentence_split = {s: sentence_status(meta, splits[s]) for s in seeds}
+    if missing_sentence_ids(meta):
+        log.warning("%d of %d %s examples have no sentence id (no prompt id and no transcript): "
+                    "sentences may repeat across the split", missing_sentence_ids(meta), len(meta),
+                    task)
     sets = {s: (equal_training_sets(meta, splits[s].train, group_col, s, kinds)
                 if content else _pooled_all(meta, splits[s].train, group_col, s, task))
             for s in seeds}
@@ -286,7 +291,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                     base = {"encoder": encoder, "store": key, "layer": layer, "layer_index": store.layers.index(layer),
                             "task": task, "probe": _probe_name(p), "group_attribute": group_attribute,
                             "train_set": ts.name, "seed": s, "n_train": len(ts.rows),
-                            "n_train_speakers": ts.n_speakers}
+                            "n_train_speakers": ts.n_speakers, "sentence_split": sentence_split[s]}
                     bar.update(1)
                     if cell_key(base) in done:
                         continue
