@@ -98,26 +98,15 @@ def make_probe(probe, seed: int, device: str | None = None):
 
 
 def _add_intersection(meta: pd.DataFrame, group_attribute: str, attributes) -> None:
-    """Derive the ``group:a*b`` column of an intersectional attribute in place."""
-    from probekit.corpus.model import (INTERSECTION_SEP, MIN_INTERSECTION_SPEAKERS,
-                                       intersection_parts)
+    """Derive the ``group:a*b`` column of an intersectional attribute in place
+    (:func:`probekit.store.store.add_intersection_column`)."""
+    from probekit.errors import StoreError
+    from probekit.store.store import add_intersection_column
 
-    parts = intersection_parts(group_attribute)
-    missing = [a for a in parts if a not in attributes]
-    if missing:
-        raise GridError(f"intersection {group_attribute!r}: the store's corpus has no attribute "
-                        f"{missing}; attributes: {list(attributes)}")
-    col = f"group:{group_attribute}"
-    meta[col] = meta[[f"group:{a}" for a in parts]].astype(str).agg(INTERSECTION_SEP.join, axis=1)
-    n = meta.groupby(col)["speaker"].nunique()
-    small = n[n < MIN_INTERSECTION_SPEAKERS]
-    if len(small):
-        raise GridError(
-            f"intersection {group_attribute!r} has group(s) with fewer than "
-            f"{MIN_INTERSECTION_SPEAKERS} speakers: "
-            + ", ".join(f"{g} ({k})" for g, k in small.items())
-            + f"; each intersectional group needs at least {MIN_INTERSECTION_SPEAKERS} speakers "
-              "(half are held out, and a speaker-level interval needs two on each side)")
+    try:
+        add_intersection_column(meta, group_attribute, attributes)
+    except StoreError as exc:
+        raise GridError(str(exc)) from None
 
 
 def _check_stale(table: ResultsTable, encoder: str, key: str, stale: str) -> None:

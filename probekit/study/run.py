@@ -293,10 +293,9 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     if not _analysis_done(analysis, n_rows, config):
         from probekit.bias.analysis import analyze
         from probekit.bias.output import write_analysis
-        store = None
-        if len(stores) == 1 and "phone" in config.poolings:
-            store = next(iter(stores.values()))
-        an = analyze(ResultsTable(results_dir).load(), store=store, n_boot=config.n_boot,
+        # every encoder's own store (matched by name and fingerprint) decides its random test
+        an = analyze(ResultsTable(results_dir).load(),
+                     store=dict(stores) if "phone" in config.poolings else None, n_boot=config.n_boot,
                      n_perm=config.n_perm, alpha=config.alpha, seed=config.seed)
         write_analysis(an, analysis, alpha=config.alpha, overwrite=True)
         (analysis / "analysis.json").write_text(json.dumps(
