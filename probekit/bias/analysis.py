@@ -26,6 +26,8 @@ class Analysis:
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: What it was computed from (:mod:`probekit.provenance`), written as provenance.json.
+    provenance: dict = field(default_factory=dict)
 
 
 def dispersion_table(store, attributes) -> pd.DataFrame:
@@ -46,7 +48,8 @@ def dispersion_table(store, attributes) -> pd.DataFrame:
 def _key(store) -> str:
     from probekit.store.store import fingerprint_key
 
-    return getattr(store, "key", None) or fingerprint_key(store.fingerprint)
+    fp = getattr(store, "fingerprint", None)
+    return getattr(store, "key", None) or (fingerprint_key(fp) if fp else "")
 
 
 def _describe(store) -> str:
@@ -71,9 +74,12 @@ def match_stores(results: pd.DataFrame, stores) -> dict:
                      for e, k in sorted(keys.items()))
 
     def owners(store) -> list[str]:
-        hits = [e for e, k in keys.items() if _key(store) in k]
+        hits = [e for e, k in keys.items() if _key(store) and _key(store) in k]
+        name = (getattr(store, "fingerprint", None) or {}).get("encoder")
+        # rows without a recorded store: by encoder name (or the only encoder, for a store
+        # without a fingerprint, e.g. an in-memory stand-in)
         return hits or [e for e, k in keys.items()
-                        if k <= {""} and e == (store.fingerprint or {}).get("encoder")]
+                        if k <= {""} and (e == name or (name is None and len(keys) == 1))]
 
     if isinstance(stores, Mapping):
         pairs = []
@@ -118,7 +124,16 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
                              "probe first)")
     df = validate_results(results)
     stores = match_stores(df, store)
-    out = Analysis()
+    from probekit.provenance import sentence_splits, versions
+
+    out = Analysis(provenance={
+        "analysis": {"n_boot": n_boot, "n_perm": n_perm, "alpha": alpha, "seed": seed},
+        "stores": {enc: dict(getattr(st, "fingerprint", None) or {},
+                             root=str(getattr(st, "root", ""))) for enc, st in stores.items()},
+        "fingerprints": {f"results:{e}": sorted(set(d.astype(str)) - {""}) for e, d in
+                         df.groupby("encoder")["store"]},
+        "versions": versions(), "n_result_rows": len(df),
+        "sentence_splits": sentence_splits(df)})
     kw = dict(n_boot=n_boot, n_perm=n_perm, alpha=alpha, seed=seed)
     if (df["train_set"] == "all").any():
         lw = layerwise_bias(df, train_set="all", **kw)

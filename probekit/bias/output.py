@@ -66,4 +66,9 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False) 
         fig.savefig(out / "figures" / f"{name}.png", dpi=110)
         plt.close(fig)
     (out / "findings.md").write_text(findings(an, alpha))
+    if getattr(an, "provenance", None):
+        import json
+
+        from probekit.provenance import PROVENANCE_NAME
+        (out / PROVENANCE_NAME).write_text(json.dumps(an.provenance, indent=1, default=str) + "\n")
     return out, len(figs)

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import re
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from probekit.errors import ProbekitError
+from probekit.provenance import versions
 from probekit.study.config import StudyConfig
 
 __all__ = ["StudyError", "StudyRun", "run_study", "prepare_output", "load_study_corpus",
@@ -198,19 +197,6 @@ def _probes_for(task) -> tuple | None:
     return (CTCProbe(max_epochs=int(task.max_epochs)),)
 
 
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    from probekit import __version__
-    v = {"probekit": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in ("torch", "transformers", "numpy", "pandas", "scipy"):
-        try:
-            v[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return v
-
-
 def _analysis_done(folder: Path, n_rows: int, config: StudyConfig) -> bool:
     stamp = folder / "analysis.json"
     if not stamp.exists() or not (folder / "findings.md").exists():
@@ -309,8 +295,9 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
         say(f"before/after comparison: {timings['compare']:.1f} s")
     t = time.perf_counter()
     meta = {"config": config.to_dict(), "config_file": config.source, "fingerprints": fingerprints,
-            "stores": {k: v.fingerprint for k, v in stores.items()}, "versions": _versions(),
-            "synthetic": config.synthetic,
+            "stores": {k: v.fingerprint for k, v in stores.items()}, "versions": versions(),
+            "synthetic": (f"espeak-ng voices reading English (probekit's synthetic preset "
+                          f"{config.corpus['synthetic']!r})" if config.synthetic else False),
             "random_init": [e.display for e in config.encoders if e.random_init],
             "n_utterances": len(corpus), "n_result_rows": n_rows,
             "before_after": str(out / "compare") if trained is not None else None,
