@@ -179,7 +179,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
              seeds: Sequence[int] = (0, 1, 2), train_sets: Sequence[str] | None = None,
              encoder: str | None = None, corpus=None, test_speakers: float = 0.5,
              progress: bool = True, device: str | None = None,
-             stale: str = "error") -> pd.DataFrame:
+             stale: str = "error", max_epochs: int | None = None) -> pd.DataFrame:
     """Train and evaluate probes over layers x training sets x seeds; append to ``results``.
 
     Parameters
@@ -215,6 +215,10 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     stale : {"error", "retire"}
         What to do when the table holds cells of this encoder name from a *different* store
         (another fingerprint): refuse (default), or move those parts to ``superseded/``.
+    max_epochs : int, optional
+        Training epochs of the CTC probe (task ``asr`` only; default the probe's own, 60, from
+        the CLI and a study alike). Cells already in ``results`` are kept whatever their
+        epochs: write to a new results folder to compare epochs.
 
     Returns
     -------
@@ -241,6 +245,9 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     done = table.done_cells()
     written = []
     # Metadata is shared by every layer of a pooling; read it once via the first layer.
+    if max_epochs is not None and (task != "asr" or int(max_epochs) < 1):
+        raise GridError(f"max_epochs={max_epochs!r}: it sets the CTC probe's epochs (task 'asr', "
+                        f"a positive integer), not task {task!r}'s")
     if task == "asr":
         if corpus is None:
             raise GridError("task 'asr' needs the corpus (transcripts are not stored): pass corpus=")
@@ -287,7 +294,10 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                     if task == "asr":
                         if X is None:
                             X = frames_by_utterance(store, layer)[0]
-                        est = make_probe(p, s, device).fit([X[i] for i in ts.rows], list(y[ts.rows]))
+                        est = make_probe(p, s, device)
+                        if max_epochs is not None and "max_epochs" in est.get_params():
+                            est.set_params(max_epochs=int(max_epochs))
+                        est = est.fit([X[i] for i in ts.rows], list(y[ts.rows]))
                         hyps = est.predict([X[i] for i in split.test])
                         rows.extend(_asr_rows(meta, split.test, hyps, group_col, base))
                         continue
