@@ -1,11 +1,11 @@
 """Corpus-level warnings of ``corpus validate`` about what a reader could not know (issue 18):
-sentences without ids, a speaker rule that looks wrong, the same audio twice.
+a speaker rule that looks wrong, the same audio twice. (An utterance with no transcript and no
+sentence id is already a ``text_empty`` error, whose message says that its sentence may repeat
+across the split.)
 
 =====================  ========  ==========================================================
 rule                   severity  meaning
 =====================  ========  ==========================================================
-sentence_unknown       warning   no ``sentence_id`` and no transcript: sentences may repeat
-                                 across a split unnoticed
 speaker_rule           warning   speakers inferred from file names look merged (the names
                                  left after the speaker part still vary in a field that
                                  repeats, e.g. ``voiceA_spk01_utt1`` read as ``voiceA``) or
@@ -28,16 +28,9 @@ from probekit.corpus.model import Corpus
 
 __all__ = ["CHECK_RULES", "corpus_checks"]
 
-CHECK_RULES = {"sentence_unknown": "warning", "speaker_rule": "warning",
-               "audio_duplicate": "warning"}
+CHECK_RULES = {"speaker_rule": "warning", "audio_duplicate": "warning"}
 
 _SEP = re.compile(r"[_-]")
-
-
-def _sentence_problems(corpus: Corpus, problem) -> list:
-    return [problem("sentence_unknown", u.id, "sentence_id",
-                    "no sentence id and no transcript: sentences may repeat across the split")
-            for u in corpus if u.sentence_id in (None, "")]
 
 
 def _stem(u) -> str:
@@ -97,7 +90,7 @@ def _duplicate_problems(corpus: Corpus, problem) -> list:
 
 def corpus_checks(corpus: Corpus, problem, *, check_audio: bool = True) -> list:
     """The warnings above; ``problem(rule, utterance, field, message)`` builds one finding."""
-    out = _sentence_problems(corpus, problem) + _speaker_rule_problems(corpus, problem)
+    out = _speaker_rule_problems(corpus, problem)
     if check_audio:
         out += _duplicate_problems(corpus, problem)
     return out

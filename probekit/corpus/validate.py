@@ -24,8 +24,8 @@ group_too_small            error     a group has fewer than ``min_speakers_per_g
                                      speakers (no speaker-disjoint split can hold it)
 =========================  ========  =====================================================
 
-Three corpus-level warnings (``sentence_unknown``, ``speaker_rule``, ``audio_duplicate``) are
-described in :mod:`probekit.corpus.checks`.
+Two corpus-level warnings (``speaker_rule``, ``audio_duplicate``) are described in
+:mod:`probekit.corpus.checks`.
 
 The two format warnings name the utterance and both values. They are warnings, not errors,
 because extraction still works: :meth:`~probekit.corpus.AudioSource.load` decodes at the
@@ -220,7 +220,9 @@ def _utterance_problems(u: Utterance, root: Path | None, attributes: Sequence[st
     if seconds is None and u.duration is not None and not out:
         seconds = u.duration
     if not u.text.strip():
-        out.append(Problem("text_empty", "error", u.id, "text", "the transcript is empty"))
+        out.append(Problem("text_empty", "error", u.id, "text", "the transcript is empty" + (
+            "" if u.sentence_id else " and there is no sentence id: its sentence may repeat "
+            "across the split unnoticed")))
     out += _alignment_problems(u, seconds)
     for attr in attributes:
         if not str(u.groups.get(attr, "")).strip():
