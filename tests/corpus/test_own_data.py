@@ -160,3 +160,19 @@ def test_validate_warns_on_duplicate_audio_and_unknown_sentences(tmp_path):
     assert "speakers 's1' and 's2'" in dup[0].message and rep.ok
     rep = validate_corpus(Corpus([utts[0].replace(text="")], root=tmp_path))
     assert "no sentence id: its sentence may repeat" in rep.problems[0].message
+
+
+def test_results_record_sentence_split_and_probe_warns_without_ids(tmp_path, caplog):
+    from probekit.probes.grid import run_grid
+    from probekit.probes.results import ResultsTable
+
+    from tests.probes.test_grid import FakeStore, _meta
+    meta = _meta(speakers=2)
+    run_grid(FakeStore(meta), "phone", tmp_path / "a", seeds=(0,), layers=["conv"],
+             progress=False, train_sets=("all",))
+    assert set(ResultsTable(tmp_path / "a").load()["sentence_split"]) == {"disjoint"}
+    with caplog.at_level("WARNING"):
+        run_grid(FakeStore(meta.assign(sentence_id="")), "phone", tmp_path / "b", seeds=(0,),
+                 layers=["conv"], progress=False, train_sets=("all",))
+    assert set(ResultsTable(tmp_path / "b").load()["sentence_split"]) == {"unknown"}
+    assert "sentences may repeat across the split" in caplog.text
