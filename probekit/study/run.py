@@ -264,7 +264,8 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
         for task in config.tasks:
             t = time.perf_counter()
             run_grid(store, task.task, results_dir, group_attribute=config.group_attribute,
-                     probes=task.probes, seeds=task.seeds, max_epochs=task.max_epochs, train_sets=task.train_sets,
+                     probes=task.probes, seeds=task.seeds, train_sets=task.train_sets,
+                     max_epochs=task.max_epochs,
                      encoder=spec.display, corpus=corpus if task.task == "asr" else None,
                      progress=progress, device=device or config.device, stale="retire",
                      **({"test_speakers": task.test_speakers} if task.test_speakers else {}))
@@ -277,8 +278,10 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
         from probekit.bias.analysis import analyze
         from probekit.bias.output import write_analysis
         # every encoder's own store (matched by name and fingerprint) decides its random test
-        an = analyze(ResultsTable(results_dir).load(),
-                     store=dict(stores) if "phone" in config.poolings else None, n_boot=config.n_boot,
+        results = ResultsTable(results_dir).load()
+        probed = set(results["encoder"].astype(str))
+        an = analyze(results, store={k: v for k, v in stores.items() if k in probed}
+                     if "phone" in config.poolings else None, n_boot=config.n_boot,
                      n_perm=config.n_perm, alpha=config.alpha, seed=config.seed)
         write_analysis(an, analysis, alpha=config.alpha, overwrite=True)
         (analysis / "analysis.json").write_text(json.dumps(
