@@ -150,7 +150,8 @@ class ResultsTable:
         for p in self.parts():
             part = validate_results(pd.read_csv(p, keep_default_na=False,
                                                 dtype={"unit": str, "test_group": str,
-                                                       "train_set": str, "store": str, "sentence_split": str}))
+                                                       "train_set": str, "store": str,
+                                                       "sentence_split": str}))
             if stale(part):
                 dest = self.root / SUPERSEDED_DIR
                 dest.mkdir(exist_ok=True)

@@ -3,7 +3,6 @@ synthetic banner names the corpus used, --random-init and the analysis folder ar
 
 from __future__ import annotations
 
-import json
 
 from probekit.cli import main
 from probekit.probes.grid import run_grid
