@@ -85,3 +85,21 @@ def test_analyze_on_an_empty_table_is_one_line(tmp_path):
     (tmp_path / "res").mkdir()
     ResultsTable(tmp_path / "res").load().to_csv(tmp_path / "res" / "part-0.csv", index=False)
     assert main(["analyze", str(tmp_path / "res"), "--out", str(tmp_path / "an")]) == 2
+
+
+def test_analyze_cli_takes_one_store_per_encoder(tmp_path, monkeypatch, capsys):
+    from probekit.cli import main
+
+    df, a, b = _two_encoders(tmp_path)
+    c = FakeStore(_meta(speakers=4))
+    c.fingerprint = {"encoder": "hubert", "corpus": "other"}
+    monkeypatch.setattr("probekit.store.store.EmbeddingStore.open",
+                        lambda path: {"sa": a, "sb": b, "sc": c}[str(path)])
+    args = ["-q", "analyze", str(tmp_path / "res"), "--n-boot", "20", "--n-perm", "20"]
+    assert main(args + ["--store", "sa", "--store", "sb", "--out", str(tmp_path / "an")]) == 0
+    disp = pd.read_csv(tmp_path / "an" / "dispersion_speakers.csv")
+    assert set(disp["encoder"]) == {"whisper", "wavlm-random"}
+    assert main(args + ["--store", "sc", "--out", str(tmp_path / "an2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "matches no encoder in the results" in err and "wavlm-random" in err
+    assert len(err.splitlines()) == 1
