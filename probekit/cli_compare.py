@@ -31,6 +31,13 @@ def _cmd(args: argparse.Namespace) -> int:
             raise ProbekitError(f"--seen {item!r}: no {folder}/seen_ids.json (use LABEL=FOLDER)")
         seen[label] = ids
     df = ResultsTable(args.results).load()
+    if args.task:
+        tasks = [t.strip() for t in args.task.split(",") if t.strip()]
+        unknown = sorted(set(tasks) - set(df["task"].astype(str)))
+        if unknown:
+            raise ProbekitError(f"--task {', '.join(unknown)}: not in {args.results}; its tasks: "
+                                f"{', '.join(sorted(set(df['task'].astype(str)))) or 'none'}")
+        df = df[df["task"].astype(str).isin(tasks)]
     after = [a.strip() for a in args.after.split(",")] if args.after else None
     cmp = compare_encoders(df, args.before, after, train_set=args.train_set, seen=seen,
                            allow_seen=args.allow_seen, n_boot=args.n_boot, n_perm=args.n_perm,
@@ -73,6 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-seen", action="store_true",
                    help="compare even on test speakers an adapted encoder was trained on")
     p.add_argument("--train-set", default="all", help="probe training set (default all)")
+    p.add_argument("--task", help="comma list of tasks to compare (default: every task; a task "
+                                  "whose seeds differ between the encoders no longer blocks the others)")
     p.add_argument("--n-boot", type=int, default=1000, help="paired speaker bootstrap replicates")
     p.add_argument("--n-perm", type=int, default=1000,
                    help="paired permutations (before/after swapped within each speaker)")

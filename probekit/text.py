@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
-__all__ = ["normalize_text", "english_normalizer", "word_errors", "char_errors"]
+__all__ = ["normalize_text", "english_normalizer", "word_errors", "char_errors", "sentence_key"]
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _HAS_ALNUM = re.compile(r"\w")
@@ -70,6 +70,18 @@ def normalize_text(text: str, language: str = "en") -> str:
     text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
     norm = english_normalizer() if language in ("en", "english", "English") else _basic_normalizer()
     return " ".join(w for w in norm(text).split() if _HAS_ALNUM.search(w))
+
+
+def sentence_key(text: str, language: str = "en") -> str | None:
+    """The sentence id of a transcript when the corpus has no prompt ids: ``"text:"`` + the
+    normalised transcript (:func:`normalize_text`), so two readings of one prompt that differ
+    only in case, punctuation or spelling share an id; ``None`` for an empty transcript.
+
+    >>> sentence_key("Please call Stella.")
+    'text:please call stella'
+    """
+    key = normalize_text(text or "", language)
+    return f"text:{key}" if key else None
 
 
 def _errors(refs: Sequence[str], hyps: Sequence[str], unit: str, normalize: bool,

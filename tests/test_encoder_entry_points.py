@@ -131,6 +131,10 @@ def test_study_two_encoders(row, model_dir, tmp_path):
     assert main(["-q", "study", "run", cfg, "--out", str(tmp_path / "out")]) == 0
     WALL[row] = time.perf_counter() - t
     _check_study(tmp_path / "out", ["tiny-whisper", other["label"]])
+    # issue 18: every encoder's own store reaches the analysis (dispersion per encoder)
+    import pandas as pd
+    disp = pd.read_csv(tmp_path / "out" / "analysis" / "dispersion_speakers.csv")
+    assert sorted(set(disp["encoder"])) == sorted(["tiny-whisper", other["label"]])
 
 
 @pytest.mark.parametrize("row", list(FAMILIES))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -16,7 +17,7 @@ from probekit.bias.transfer import cross_group_transfer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Analysis", "analyze", "check_analysable", "dispersion_table"]
+__all__ = ["Analysis", "analyze", "check_analysable", "dispersion_table", "match_stores"]
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Analysis:
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: What it was computed from (:mod:`probekit.provenance`), written as provenance.json.
+    provenance: dict = field(default_factory=dict)
 
 
 def dispersion_table(store, attributes) -> pd.DataFrame:
@@ -34,6 +37,9 @@ def dispersion_table(store, attributes) -> pd.DataFrame:
     for layer in store.layers:
         X, y, meta = store.load_task(layer, "phone")
         for attr in attributes:
+            if "*" in attr and f"group:{attr}" not in meta.columns:  # an intersection
+                from probekit.store.store import add_intersection_column
+                add_intersection_column(meta, attr, store.index["attributes"])
             out.append(speaker_dispersion(X, y, meta, attribute=attr)
                        .assign(layer=layer, group_attribute=attr))
     return pd.concat(out, ignore_index=True)
@@ -69,9 +75,73 @@ def check_analysable(df: pd.DataFrame) -> None:
                 "results; a bias analysis compares at least two groups")
 
 
+def _key(store) -> str:
+    from probekit.store.store import fingerprint_key
+
+    fp = getattr(store, "fingerprint", None)
+    return getattr(store, "key", None) or (fingerprint_key(fp) if fp else "")
+
+
+def _describe(store) -> str:
+    fp = getattr(store, "fingerprint", {}) or {}
+    return (f"store {getattr(store, 'root', '?')} (encoder {fp.get('encoder', '?')!r}, "
+            f"fingerprint {_key(store)})")
+
+
+def match_stores(results: pd.DataFrame, stores) -> dict:
+    """``{encoder: store}``: every store matched to the encoder of the results it produced.
+
+    ``stores`` is one store, a sequence of stores, or ``{encoder: store}``. A store belongs
+    to the encoder whose rows carry its fingerprint key (the results' ``store`` column); rows
+    written before that column existed (``""``) match by the store's encoder name. A store
+    that matches no encoder (or not the one it is given for), or two stores for one encoder,
+    is a :class:`BiasInputError` naming the store and the results' encoders.
+    """
+    if stores is None:
+        return {}
+    keys = {str(e): set(d.astype(str)) for e, d in results.groupby("encoder")["store"]}
+    have = "; ".join(f"{e} (store {', '.join(sorted(k - {''})) or 'unrecorded'})"
+                     for e, k in sorted(keys.items()))
+
+    def owners(store) -> list[str]:
+        hits = [e for e, k in keys.items() if _key(store) and _key(store) in k]
+        name = (getattr(store, "fingerprint", None) or {}).get("encoder")
+        # rows without a recorded store: by encoder name (or the only encoder, for a store
+        # without a fingerprint, e.g. an in-memory stand-in)
+        return hits or [e for e, k in keys.items()
+                        if k <= {""} and (e == name or (name is None and len(keys) == 1))]
+
+    if isinstance(stores, Mapping):
+        pairs = []
+        for enc, store in stores.items():
+            if str(enc) not in owners(store):
+                raise BiasInputError(f"{_describe(store)} given for encoder {enc!r} did not "
+                                     f"produce its results; results encoders: {have}")
+            pairs.append((str(enc), store))
+    else:
+        pairs = []
+        for store in (stores if isinstance(stores, (list, tuple)) else [stores]):
+            hits = owners(store)
+            if not hits:
+                raise BiasInputError(f"{_describe(store)} matches no encoder in the results; "
+                                     f"results encoders: {have}")
+            pairs += [(e, store) for e in hits]
+    out: dict = {}
+    for enc, store in pairs:
+        if enc in out and out[enc] is not store:
+            raise BiasInputError(f"two stores for encoder {enc!r}: {_describe(out[enc])} and "
+                                 f"{_describe(store)}")
+        out[enc] = store
+    return out
+
+
 def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: int = 1000,
             alpha: float = 0.05, seed: int = 0) -> Analysis:
     """Layerwise bias, transfer, count model, dispersion (with a store) and the typing.
+
+    ``store``: one embedding store, several, or ``{encoder: store}``; each is matched to the
+    encoder whose results it produced (:func:`match_stores`), and an encoder's "random" type
+    is decided from its own store only ("not assessed" for an encoder without one).
 
     Degenerate input (no errors at all, one layer, a group missing at a layer) gives NaN
     statistics with a ``reason`` and a note, never an exception; a group with fewer than 2
@@ -79,9 +149,22 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
     """
     from probekit.probes.results import validate_results
 
+    if results is None or len(results) == 0:
+        raise BiasInputError("the results table is empty: nothing to analyse (run probekit "
+                             "probe first)")
     df = validate_results(results)
     check_analysable(df)
-    out = Analysis()
+    stores = match_stores(df, store)
+    from probekit.provenance import sentence_splits, versions
+
+    out = Analysis(provenance={
+        "analysis": {"n_boot": n_boot, "n_perm": n_perm, "alpha": alpha, "seed": seed},
+        "stores": {enc: dict(getattr(st, "fingerprint", None) or {},
+                             root=str(getattr(st, "root", ""))) for enc, st in stores.items()},
+        "fingerprints": {f"results:{e}": sorted(set(d.astype(str)) - {""}) for e, d in
+                         df.groupby("encoder")["store"]},
+        "versions": versions(), "n_result_rows": len(df),
+        "sentence_splits": sentence_splits(df)})
     kw = dict(n_boot=n_boot, n_perm=n_perm, alpha=alpha, seed=seed)
     if (df["train_set"] == "all").any():
         lw = layerwise_bias(df, train_set="all", **kw)
@@ -101,12 +184,19 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
                           transfer_generalisation=tr.generalisation)
     except BiasInputError as exc:
         out.notes.append(f"transfer skipped: {exc}")
-    disp = None
-    if store is not None:
-        disp = dispersion_table(store, sorted(df["group_attribute"].unique()))
-        out.tables["dispersion_speakers"] = disp
+    disp = {}
+    for enc, st in stores.items():
+        attrs = sorted(df.loc[df["encoder"] == enc, "group_attribute"].unique())
+        d = dispersion_table(st, attrs)
+        disp[enc] = d.assign(encoder=enc)[["encoder"] + list(d.columns)]
+    if disp:
+        out.tables["dispersion_speakers"] = pd.concat(disp.values(), ignore_index=True)
     if (df["train_set"] == "all").any():
-        ty = type_groups(df, dispersion=disp, alpha=alpha, n_perm=n_perm, seed=seed)
+        # one encoder at a time: an encoder's random test uses its own store's dispersion
+        ty = [type_groups(d, dispersion=disp.get(enc), alpha=alpha, n_perm=n_perm, seed=seed)
+              for enc, d in df.groupby("encoder", sort=True)]
+        ty = pd.concat([t for t in ty if len(t)], ignore_index=True) if any(len(t) for t in ty) \
+            else ty[0]
         if len(ty):
             out.tables["typing"] = ty
         else:

@@ -18,11 +18,11 @@ def _analyze(args: argparse.Namespace) -> int:
     df = ResultsTable(args.results).load()
     if df.empty:
         raise BiasInputError(f"{args.results}: no results parts (part-*.csv)")
-    store = None
+    stores = None
     if args.store:
         from probekit.store.store import EmbeddingStore
-        store = EmbeddingStore.open(args.store)
-    an = analyze(df, store=store, n_boot=args.n_boot, n_perm=args.n_perm, alpha=args.alpha,
+        stores = [EmbeddingStore.open(s) for s in args.store]
+    an = analyze(df, store=stores, n_boot=args.n_boot, n_perm=args.n_perm, alpha=args.alpha,
                  seed=args.seed)
     from probekit.bias.output import write_analysis
     # analyze owns --out: what it wrote there before is removed first (its stamp lists it).
@@ -43,7 +43,11 @@ def register(sub) -> None:
                                    "layer curves, cross-group transfer, count model, embedding "
                                    "dispersion and the systematic/random typing.")
     p.add_argument("results", metavar="RESULTS_DIR", help="results table folder (part-*.csv)")
-    p.add_argument("--store", help="embedding store folder (adds phone-embedding dispersion)")
+    p.add_argument("--store", action="append", metavar="STORE",
+                   help="embedding store folder (adds phone-embedding dispersion and the random "
+                        "test); repeatable, one per encoder: each store is matched to the "
+                        "encoder whose results it produced (by fingerprint), and an encoder "
+                        "without one is typed with random 'not assessed'")
     p.add_argument("--out", required=True,
                    help="output folder for CSV tables and PNG figures; probekit owns it: it is "
                         "cleared (what its stamp lists) on every run; a folder probekit did not write, or "

@@ -63,12 +63,19 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False,
         for k, ty in t["typing"].groupby(_KEYS):
             figs.append((f"decomposition_{_slug(*k)}", figures.decomposition_bars(ty)))
     if "dispersion_speakers" in t:
-        for attr, d in t["dispersion_speakers"].groupby("group_attribute"):
-            figs.append((f"dispersion_{_slug(attr)}", figures.dispersion_scatter(d)))
+        d_all = t["dispersion_speakers"]
+        by = ["encoder", "group_attribute"] if "encoder" in d_all.columns else ["group_attribute"]
+        for k, d in d_all.groupby(by):
+            figs.append((f"dispersion_{_slug(*k)}", figures.dispersion_scatter(d)))
     for name, fig in figs:
         fig.savefig(out / "figures" / f"{name}.png", dpi=110)
         plt.close(fig)
     (out / "findings.md").write_text(findings(an, alpha))
+    if getattr(an, "provenance", None):
+        import json
+
+        from probekit.provenance import PROVENANCE_NAME
+        (out / PROVENANCE_NAME).write_text(json.dumps(an.provenance, indent=1, default=str) + "\n")
     finish_output(out, tables={n: int(len(t)) for n, t in an.tables.items()})
     return out, len(figs)
 

@@ -287,4 +287,4 @@ def align_corpus(corpus: Corpus, *, oov: str = "warn", overwrite: bool = True,
         warnings.warn(f"{len(report.oov)} utterance(s) have words not in the pronouncing "
                       f"dictionary, aligned with guessed pronunciations and no phones: "
                       f"{report.oov_words[:20]}", stacklevel=2)
-    return Corpus(out, root=corpus.root, name=corpus.name), report
+    return corpus._derive(out), report

@@ -71,6 +71,8 @@ def _summary(args: argparse.Namespace) -> int:
     corpus = _read(args)
     print(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speakers)} speakers "
           f"(read as {args.kind or detect(args.manifest)})")
+    if corpus.speaker_rule:
+        print(f"speakers from: {corpus.speaker_rule} (change with -o speaker_pattern=REGEX)")
     if args.by and INTERSECTION_SEP in args.by:
         corpus = corpus.with_intersection(args.by, min_speakers=args.min_speakers)
     attrs = [args.by] if args.by else (corpus.attributes or [None])

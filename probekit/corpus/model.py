@@ -411,13 +411,17 @@ class Corpus(Sequence[Utterance]):
         Folder that relative audio paths are resolved against (the manifest's folder).
     name : str
         A short name for reports.
+    speaker_rule : str or None
+        How the reader inferred speakers from file or folder names (said by ``corpus
+        summary`` and checked by ``corpus validate``); ``None`` when the corpus names them.
     """
 
     def __init__(self, utterances: Iterable[Utterance], root: str | os.PathLike | None = None,
-                 name: str = "corpus") -> None:
+                 name: str = "corpus", speaker_rule: str | None = None) -> None:
         self._utts = tuple(utterances)
         self.root = None if root is None else Path(root)
         self.name = name
+        self.speaker_rule = speaker_rule
         self._index: dict[str, int] = {}
         for i, u in enumerate(self._utts):
             if not isinstance(u, Utterance):
@@ -432,7 +436,7 @@ class Corpus(Sequence[Utterance]):
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
-            return Corpus(self._utts[i], root=self.root, name=self.name)
+            return self._derive(self._utts[i])
         return self._utts[i]
 
     def __iter__(self) -> Iterator[Utterance]:
@@ -449,7 +453,7 @@ class Corpus(Sequence[Utterance]):
             raise CorpusError(f"no utterance with id {utt_id!r} in corpus {self.name!r}") from None
 
     def _derive(self, utts: Iterable[Utterance]) -> "Corpus":
-        return Corpus(utts, root=self.root, name=self.name)
+        return Corpus(utts, root=self.root, name=self.name, speaker_rule=self.speaker_rule)
 
     # -- views ----------------------------------------------------------------------------
     @property

@@ -138,4 +138,4 @@ def fold_corpus(corpus: Corpus, foldings: str | Sequence[str], *,
     unknown: Counter = Counter()
     utts = [u.replace(phones=fold_phones(u.phones, names, strict=strict, unknown=unknown))
             for u in corpus]
-    return Corpus(utts, root=corpus.root, name=corpus.name), unknown
+    return corpus._derive(utts), unknown

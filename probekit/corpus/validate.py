@@ -24,6 +24,9 @@ group_too_small            error     a group has fewer than ``min_speakers_per_g
                                      speakers (no speaker-disjoint split can hold it)
 =========================  ========  =====================================================
 
+Two corpus-level warnings (``speaker_rule``, ``audio_duplicate``) are described in
+:mod:`probekit.corpus.checks`.
+
 The two format warnings name the utterance and both values. They are warnings, not errors,
 because extraction still works: :meth:`~probekit.corpus.AudioSource.load` decodes at the
 *file's* rate and averages the channels to mono, and every encoder resamples to its own rate
@@ -43,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from probekit.corpus.checks import CHECK_RULES, corpus_checks
 from probekit.corpus.model import Corpus, Segment, Utterance
 from probekit.errors import CorpusError
 
@@ -57,7 +61,7 @@ RULES = {
     "duration_mismatch": "warning", "sample_rate_mismatch": "warning",
     "channels_mismatch": "warning", "text_empty": "error", "alignment_past_end": "error",
     "alignment_overlap": "error", "group_missing": "error", "speaker_label_conflict": "error",
-    "group_too_small": "error",
+    "group_too_small": "error", **CHECK_RULES,
 }
 
 
@@ -126,8 +130,7 @@ class ValidationReport:
     def clean_corpus(self) -> tuple[Corpus, list[Problem]]:
         """The corpus without utterances that have an error, and the errors that dropped them."""
         bad = set(self.dropped)
-        return Corpus([u for u in self.corpus if u.id not in bad], root=self.corpus.root,
-                      name=self.corpus.name), self.errors
+        return self.corpus.filter(ids=[u.id for u in self.corpus if u.id not in bad]), self.errors
 
     def __repr__(self) -> str:
         return (f"ValidationReport(utterances={len(self.corpus)}, errors={len(self.errors)}, "
@@ -217,7 +220,9 @@ def _utterance_problems(u: Utterance, root: Path | None, attributes: Sequence[st
     if seconds is None and u.duration is not None and not out:
         seconds = u.duration
     if not u.text.strip():
-        out.append(Problem("text_empty", "error", u.id, "text", "the transcript is empty"))
+        out.append(Problem("text_empty", "error", u.id, "text", "the transcript is empty" + (
+            "" if u.sentence_id else " and there is no sentence id: its sentence may repeat "
+            "across the split unnoticed")))
     out += _alignment_problems(u, seconds)
     for attr in attributes:
         if not str(u.groups.get(attr, "")).strip():
@@ -300,4 +305,6 @@ def validate_corpus(corpus: Corpus, *, min_speakers_per_group: int = 2,
             break
         problems += new
         bad |= {p.utterance for p in new}
+    problems += corpus_checks(corpus, lambda rule, uid, field, msg:
+                              Problem(rule, RULES[rule], uid, field, msg), check_audio=check_audio)
     return ValidationReport(corpus, problems)

@@ -33,7 +33,8 @@ def _probe(args: argparse.Namespace) -> int:
                       seeds=[int(s) for s in _csv(args.seeds)],
                       train_sets=_csv(args.train_sets) if args.train_sets else None,
                       corpus=corpus, progress=not args.quiet, device=args.device,
-                      stale="retire" if args.retire_stale else "error")
+                      stale="retire" if args.retire_stale else "error",
+                      **({"max_epochs": args.max_epochs} if task == "asr" else {}))
         cells = 0 if df.empty else len(df.drop_duplicates(["layer", "train_set", "seed", "probe"]))
         print(f"{task}: {cells} new cell(s), {len(df)} row(s)")
     print(f"results: {args.out} ({len(ResultsTable(args.out).load())} rows in total)")
@@ -61,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probe", help="comma list of lda, ridge, logistic, mlp (default lda; ctc for asr)")
     p.add_argument("--corpus", help="the store's corpus (needed for --task asr: transcripts)")
     p.add_argument("--layers", help="comma list of layer indices or names (default: all)")
+    p.add_argument("--max-epochs", type=int,
+                   help="training epochs of the CTC probe (--task asr; default the probe's 60, "
+                        "the same as a study's); cells already in --out are kept")
     p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (resample the split)")
     p.add_argument("--train-sets",
                    help="training-set kinds for content tasks (default: single,all,all-but for phone; "

@@ -26,7 +26,7 @@ from sklearn.base import clone
 from probekit.errors import ProbekitError
 from probekit.probes.results import ResultsTable, cell_key, validate_results
 from probekit.probes.splits import (Split, TrainingSet, content_split, equal_training_sets,
-                                   speaker_id_split)
+                                   missing_sentence_ids, sentence_status, speaker_id_split)
 
 log = logging.getLogger(__name__)
 
@@ -98,26 +98,15 @@ def make_probe(probe, seed: int, device: str | None = None):
 
 
 def _add_intersection(meta: pd.DataFrame, group_attribute: str, attributes) -> None:
-    """Derive the ``group:a*b`` column of an intersectional attribute in place."""
-    from probekit.corpus.model import (INTERSECTION_SEP, MIN_INTERSECTION_SPEAKERS,
-                                       intersection_parts)
+    """Derive the ``group:a*b`` column of an intersectional attribute in place
+    (:func:`probekit.store.store.add_intersection_column`)."""
+    from probekit.errors import StoreError
+    from probekit.store.store import add_intersection_column
 
-    parts = intersection_parts(group_attribute)
-    missing = [a for a in parts if a not in attributes]
-    if missing:
-        raise GridError(f"intersection {group_attribute!r}: the store's corpus has no attribute "
-                        f"{missing}; attributes: {list(attributes)}")
-    col = f"group:{group_attribute}"
-    meta[col] = meta[[f"group:{a}" for a in parts]].astype(str).agg(INTERSECTION_SEP.join, axis=1)
-    n = meta.groupby(col)["speaker"].nunique()
-    small = n[n < MIN_INTERSECTION_SPEAKERS]
-    if len(small):
-        raise GridError(
-            f"intersection {group_attribute!r} has group(s) with fewer than "
-            f"{MIN_INTERSECTION_SPEAKERS} speakers: "
-            + ", ".join(f"{g} ({k})" for g, k in small.items())
-            + f"; each intersectional group needs at least {MIN_INTERSECTION_SPEAKERS} speakers "
-              "(half are held out, and a speaker-level interval needs two on each side)")
+    try:
+        add_intersection_column(meta, group_attribute, attributes)
+    except StoreError as exc:
+        raise GridError(str(exc)) from None
 
 
 def _check_stale(table: ResultsTable, encoder: str, key: str, stale: str) -> None:
@@ -190,7 +179,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
              seeds: Sequence[int] = (0, 1, 2), train_sets: Sequence[str] | None = None,
              encoder: str | None = None, corpus=None, test_speakers: float = 0.5,
              progress: bool = True, device: str | None = None,
-             stale: str = "error") -> pd.DataFrame:
+             stale: str = "error", max_epochs: int | None = None) -> pd.DataFrame:
     """Train and evaluate probes over layers x training sets x seeds; append to ``results``.
 
     Parameters
@@ -226,6 +215,10 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     stale : {"error", "retire"}
         What to do when the table holds cells of this encoder name from a *different* store
         (another fingerprint): refuse (default), or move those parts to ``superseded/``.
+    max_epochs : int, optional
+        Training epochs of the CTC probe (task ``asr`` only; default the probe's own, 60, from
+        the CLI and a study alike). Cells already in ``results`` are kept whatever their
+        epochs: write to a new results folder to compare epochs.
 
     Returns
     -------
@@ -252,6 +245,9 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     done = table.done_cells()
     written = []
     # Metadata is shared by every layer of a pooling; read it once via the first layer.
+    if max_epochs is not None and (task != "asr" or int(max_epochs) < 1):
+        raise GridError(f"max_epochs={max_epochs!r}: it sets the CTC probe's epochs (task 'asr', "
+                        f"a positive integer), not task {task!r}'s")
     if task == "asr":
         if corpus is None:
             raise GridError("task 'asr' needs the corpus (transcripts are not stored): pass corpus=")
@@ -271,6 +267,11 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     if intersection:
         _add_intersection(meta, group_attribute, store.index["attributes"])
     splits = {s: _task_split(task, meta, group_col, s, test_speakers) for s in seeds}
+    sentence_split = {s: sentence_status(meta, splits[s]) for s in seeds}
+    if missing_sentence_ids(meta):
+        log.warning("%d of %d %s examples have no sentence id (no prompt id and no transcript): "
+                    "sentences may repeat across the split", missing_sentence_ids(meta), len(meta),
+                    task)
     sets = {s: (equal_training_sets(meta, splits[s].train, group_col, s, kinds)
                 if content else _pooled_all(meta, splits[s].train, group_col, s, task))
             for s in seeds}
@@ -286,14 +287,17 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                     base = {"encoder": encoder, "store": key, "layer": layer, "layer_index": store.layers.index(layer),
                             "task": task, "probe": _probe_name(p), "group_attribute": group_attribute,
                             "train_set": ts.name, "seed": s, "n_train": len(ts.rows),
-                            "n_train_speakers": ts.n_speakers}
+                            "n_train_speakers": ts.n_speakers, "sentence_split": sentence_split[s]}
                     bar.update(1)
                     if cell_key(base) in done:
                         continue
                     if task == "asr":
                         if X is None:
                             X = frames_by_utterance(store, layer)[0]
-                        est = make_probe(p, s, device).fit([X[i] for i in ts.rows], list(y[ts.rows]))
+                        est = make_probe(p, s, device)
+                        if max_epochs is not None and "max_epochs" in est.get_params():
+                            est.set_params(max_epochs=int(max_epochs))
+                        est = est.fit([X[i] for i in ts.rows], list(y[ts.rows]))
                         hyps = est.predict([X[i] for i in split.test])
                         rows.extend(_asr_rows(meta, split.test, hyps, group_col, base))
                         continue

@@ -19,7 +19,9 @@ value (phones, utterances, reference characters or words), so micro averages are
 (the whole test group). ``train_set`` names what the probe was trained on: a group label,
 ``"all"`` (every group pooled) or ``"all-but:<label>"``; ``group_attribute`` says which
 attribute the groups come from (e.g. ``accent``). ``n_train`` (items) and
-``n_train_speakers`` record the equalised training size.
+``n_train_speakers`` record the equalised training size. ``sentence_split`` says whether the
+cell's split kept sentences apart (``disjoint``, ``shared``, ``unknown`` without sentence
+ids; ``""`` in tables written before it existed; :func:`probekit.probes.splits.sentence_status`).
 
 The table is stored as CSV (no extra dependency) and appended to, never rewritten in place:
 each run writes a new part file and the table is the union of its parts, so an interrupted
@@ -47,7 +49,7 @@ RESULT_COLUMNS = [
 ]
 #: Columns as stored: :data:`RESULT_COLUMNS` plus ``store`` (the store fingerprint's key; empty
 #: in tables written before it existed, and in simulated tables).
-TABLE_COLUMNS = RESULT_COLUMNS + ["store"]
+TABLE_COLUMNS = RESULT_COLUMNS + ["store", "sentence_split"]
 #: A cell of the grid: one trained probe evaluated on every test group.
 CELL_KEYS = ["encoder", "store", "layer", "task", "probe", "group_attribute", "train_set", "seed"]
 #: Sub-folder that :meth:`ResultsTable.retire` moves superseded parts to (never read).
@@ -75,7 +77,8 @@ def validate_results(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ResultsError(f"results table lacks column(s) {missing}")
     df = df.reindex(columns=TABLE_COLUMNS).copy()
-    df["store"] = df["store"].astype(object).where(df["store"].notna(), "").astype(str)
+    for col in ("store", "sentence_split"):  # optional: "" in older tables
+        df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
     for col, dt in _DTYPES.items():
         try:
             df[col] = df[col].astype(dt)
@@ -120,7 +123,7 @@ class ResultsTable:
             try:
                 frames.append(pd.read_csv(p, keep_default_na=False,
                                           dtype={"unit": str, "test_group": str, "train_set": str,
-                                                 "store": str}))
+                                                 "store": str, "sentence_split": str}))
             except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
                 raise ResultsError(f"{p}: unreadable results part ({exc})") from None
         if not frames:
@@ -147,7 +150,8 @@ class ResultsTable:
         for p in self.parts():
             part = validate_results(pd.read_csv(p, keep_default_na=False,
                                                 dtype={"unit": str, "test_group": str,
-                                                       "train_set": str, "store": str}))
+                                                       "train_set": str, "store": str,
+                                                       "sentence_split": str}))
             if stale(part):
                 dest = self.root / SUPERSEDED_DIR
                 dest.mkdir(exist_ok=True)

@@ -32,7 +32,7 @@ from probekit.errors import ProbekitError
 log = logging.getLogger(__name__)
 
 __all__ = ["Split", "SplitError", "content_split", "speaker_id_split", "check_leakage",
-           "equal_training_sets", "TrainingSet"]
+           "equal_training_sets", "TrainingSet", "sentence_status", "missing_sentence_ids"]
 
 
 class SplitError(ProbekitError, ValueError):
@@ -74,6 +74,25 @@ def _has_repeated_sentences(meta: pd.DataFrame) -> bool:
     if sid.isin(["", "nan", "None"]).all():
         return False
     return bool((meta.assign(_s=sid).groupby("_s")["speaker"].nunique() > 1).any())
+
+
+def missing_sentence_ids(meta: pd.DataFrame) -> int:
+    """Number of rows without a sentence id (the whole table when the column is absent)."""
+    if "sentence_id" not in meta.columns:
+        return len(meta)
+    return int(meta["sentence_id"].astype(str).isin(["", "nan", "None"]).sum())
+
+
+def sentence_status(meta: pd.DataFrame, split: Split) -> str:
+    """What a split guarantees about sentences, for the results column ``sentence_split``:
+    ``"disjoint"`` (no sentence on both sides), ``"shared"`` (some sentence on both sides, as
+    the speaker-ID task's utterance split allows) or ``"unknown"`` (rows without a sentence
+    id: sentences may repeat across the split unnoticed)."""
+    if missing_sentence_ids(meta):
+        return "unknown"
+    sid = meta["sentence_id"].astype(str)
+    shared = set(sid.iloc[split.train]) & set(sid.iloc[split.test])
+    return "shared" if shared else "disjoint"
 
 
 def content_split(meta: pd.DataFrame, group_col: str, seed: int, *, test_speakers: float = 0.5,

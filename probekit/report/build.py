@@ -40,8 +40,8 @@ def banners(meta: dict) -> list[str]:
     """Warnings the reader must see first."""
     out = []
     if meta.get("synthetic"):
-        out.append("SYNTHETIC DATA: the corpus is espeak-ng voices reading English. These results "
-                   "demonstrate the method; they are not findings about people or real accents.")
+        from probekit.provenance import synthetic_banner
+        out.append(synthetic_banner(meta["synthetic"]))
     if meta.get("random_init"):
         out.append("RANDOMLY INITIALISED MODEL: " + ", ".join(meta["random_init"]) +
                    " has random weights; nothing here describes a trained model.")
@@ -320,12 +320,13 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     """
     analysis, out = Path(analysis), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = dict(meta or {})
+    from probekit.provenance import split_lines, with_provenance
+    meta = with_provenance(meta, analysis)  # a step-by-step analysis carries its own
     alpha = alpha if alpha is not None else float(meta.get("config", {}).get("alpha", 0.05))
     tables = load_tables(analysis)
     title = meta.get("config", {}).get("title") or "probekit bias report"
     question = meta.get("config", {}).get("question")
-    points = summary_points(tables, alpha=alpha)
+    points = summary_points(tables, alpha=alpha) + split_lines(meta)
     level = f"{100 * (1 - alpha):g}"
     if level != "95":  # the summary's interval labels follow the chosen alpha
         points = [p.replace("95% CI", f"{level}% CI") for p in points]

@@ -9,6 +9,18 @@ from pathlib import Path
 from probekit.errors import ProbekitError
 
 
+def _analysis_encoders(analysis: Path) -> set[str]:
+    import pandas as pd
+
+    names: set[str] = set()
+    for f in analysis.glob("*.csv"):
+        try:
+            names |= set(pd.read_csv(f, usecols=["encoder"], dtype=str)["encoder"].dropna())
+        except (ValueError, pd.errors.EmptyDataError):
+            continue
+    return names
+
+
 def _report(args: argparse.Namespace) -> int:
     from probekit.bias.output import verify_analysis
     from probekit.outdir import add_contents, claim_output, read_stamp
@@ -19,9 +31,16 @@ def _report(args: argparse.Namespace) -> int:
     verify_analysis(analysis)  # a finished analysis whose tables are all there, or an error
     meta_path = Path(args.meta) if args.meta else analysis.parent / "run.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    if args.synthetic:
+    if args.synthetic_source:
+        meta["synthetic"] = args.synthetic_source
+    elif args.synthetic and not meta.get("synthetic"):
         meta["synthetic"] = True
     if args.random_init:
+        encoders = _analysis_encoders(analysis)
+        unknown = sorted(set(args.random_init) - encoders)
+        if unknown:
+            raise ProbekitError(f"--random-init {', '.join(unknown)}: not an encoder of this "
+                                f"analysis; its encoders: {', '.join(sorted(encoders)) or 'none'}")
         meta["random_init"] = sorted(set(meta.get("random_init", [])) | set(args.random_init))
     if args.title:
         meta.setdefault("config", {})["title"] = args.title
@@ -60,9 +79,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--meta", type=existing_file,
                    help="run.json with config/fingerprints/versions (default: run.json beside "
                         "the analysis folder, when there is one)")
-    p.add_argument("--synthetic", action="store_true", help="show the synthetic-data banner")
+    p.add_argument("--synthetic", action="store_true",
+                   help="show the synthetic-data banner (name the corpus with --synthetic-source)")
+    p.add_argument("--synthetic-source", metavar="DESCRIPTION",
+                   help="what the synthetic corpus is, for the banner (implies --synthetic), "
+                        "e.g. --synthetic-source 'Piper TTS voices reading English'")
     p.add_argument("--random-init", action="append", metavar="ENCODER",
-                   help="show the random-model banner for ENCODER (repeatable)")
+                   help="show the random-model banner for ENCODER (repeatable; must be an "
+                        "encoder of the analysis)")
     p.add_argument("--title", help="report title (default: the config's, or 'probekit bias report')")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a report of another analysis, or another kind of probekit "

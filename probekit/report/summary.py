@@ -142,7 +142,9 @@ def _slice_points(t, key, alpha) -> list[str]:
             if labelled.empty:
                 pts.append(f"  Systematic or random? No group is typed at any layer "
                            f"({len(ty)} group x layer cells; each family at {lvl:.3f}, "
-                           "family-wise).")
+                           "family-wise)."
+                           + ("" if src == "embedding" else " Random: not assessed (no "
+                              "embedding store for this encoder)."))
             else:
                 parts = []
                 for g, y in labelled.groupby("group"):

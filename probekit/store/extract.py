@@ -212,11 +212,15 @@ def _write_shard(encoder, corpus, index: int, utts, root: Path, layer_idx, pooli
 def _meta(pooling, utts, attributes, seconds, n_frames, ranges):
     import pandas as pd
 
+    from probekit.text import sentence_key
+
     records = []
     offset = 0
     for i, (corpus_index, u) in enumerate(utts):
+        # a corpus built in memory may lack ids: the transcript key, as every reader sets it
+        sid = u.sentence_id or (sentence_key(u.text) if u.text.strip() else None)
         base = {"corpus_index": corpus_index, "utt_id": u.id, "speaker": u.speaker,
-                "sentence_id": u.sentence_id or ""}
+                "sentence_id": sid or ""}
         base.update({f"group:{a}": u.groups.get(a, "") for a in attributes})
         if pooling == "utterance":
             records.append({**base, "duration": round(seconds[i], 6), "n_frames": n_frames[i]})

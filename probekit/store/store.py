@@ -77,6 +77,32 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def add_intersection_column(meta, attribute: str, attributes) -> str:
+    """Add the ``group:a*b`` column of an intersectional attribute to store metadata in place
+    and return its name; a missing part or a group with fewer than
+    :data:`~probekit.corpus.model.MIN_INTERSECTION_SPEAKERS` speakers is a StoreError."""
+    from probekit.corpus.model import (INTERSECTION_SEP, MIN_INTERSECTION_SPEAKERS,
+                                       intersection_parts)
+
+    parts = intersection_parts(attribute)
+    missing = [a for a in parts if a not in attributes]
+    if missing:
+        raise StoreError(f"intersection {attribute!r}: the store's corpus has no attribute "
+                         f"{missing}; attributes: {list(attributes)}")
+    col = f"group:{attribute}"
+    meta[col] = meta[[f"group:{a}" for a in parts]].astype(str).agg(INTERSECTION_SEP.join, axis=1)
+    n = meta.groupby(col)["speaker"].nunique()
+    small = n[n < MIN_INTERSECTION_SPEAKERS]
+    if len(small):
+        raise StoreError(
+            f"intersection {attribute!r} has group(s) with fewer than "
+            f"{MIN_INTERSECTION_SPEAKERS} speakers: "
+            + ", ".join(f"{g} ({k})" for g, k in small.items())
+            + f"; each intersectional group needs at least {MIN_INTERSECTION_SPEAKERS} speakers "
+              "(half are held out, and a speaker-level interval needs two on each side)")
+    return col
+
+
 def fingerprint_key(fp: dict) -> str:
     """12 hex digits of the fingerprint's hash, ignoring the probekit version (a new release
     that computes the same embeddings keeps its results)."""
@@ -250,7 +276,7 @@ class EmbeddingStore:
         task : str
             ``"phone"`` (phone pooling, y = phone label), ``"speaker"`` (utterance pooling,
             y = speaker id) or ``"group:<attribute>"`` (utterance pooling, y = that label,
-            e.g. ``"group:accent"``).
+            e.g. ``"group:accent"``, or an intersection ``"group:accent*gender"``).
 
         Returns
         -------
@@ -267,6 +293,10 @@ class EmbeddingStore:
         if task.startswith("group:"):
             attr = task.split(":", 1)[1]
             known = self.index["attributes"]
+            if "*" in attr:
+                X, meta = self.read(layer, "utterance")
+                col = add_intersection_column(meta, attr, known)
+                return X, meta[col].to_numpy(), meta
             if attr not in known:
                 raise StoreError(f"task {task!r}: the corpus has no group attribute {attr!r}; "
                                  f"attributes: {known}")

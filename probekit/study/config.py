@@ -31,6 +31,25 @@ __all__ = ["StudyConfig", "EncoderSpec", "TaskSpec", "TrainingSpec", "MethodSpec
 
 #: Grid tasks a study may list (``group:<attribute>`` for any corpus attribute).
 KNOWN_TASKS = ("phone", "speaker", "asr")
+#: Corpus options that name files or folders (resolved relative to the TOML, like ``path``).
+CORPUS_PATH_OPTIONS = ("path", "audio_dir", "speakers")
+
+
+def poolings_for(tasks) -> tuple[str, ...]:
+    """The store poolings the tasks need: ``phone`` for phone probes (and the dispersion
+    test), ``utterance`` for speaker and group-ID probes, ``frames`` for the CTC probe."""
+    need = {"phone": "phone", "speaker": "utterance", "asr": "frames"}
+    got = {need.get(t.task, "utterance") for t in tasks}
+    return tuple(p for p in ("utterance", "phone", "frames") if p in got)
+
+
+def _near_toml(value: str, source: str | None, *, must_exist: bool = False) -> str:
+    """``value`` resolved against the TOML's folder when relative (and, with ``must_exist``,
+    only when it exists there: an encoder ``name`` may also be a registered name or hub id)."""
+    if not source or os.path.isabs(str(value)):
+        return str(value)
+    p = (Path(source).parent / str(value)).resolve()
+    return str(p) if (p.exists() or not must_exist) else str(value)
 
 
 class StudyConfigError(ProbekitError, ValueError):
@@ -47,13 +66,16 @@ class EncoderSpec:
     Whisper's ``sources`` (where weights may come from; the demo never allows ``"hub"``) and
     ``long_form``, or ``revision`` for wav2vec2/HuBERT/WavLM; ``sources = [...]`` directly
     under ``[[encoders]]`` is kept as shorthand for ``options.sources``. ``random_init``
-    marks a randomly initialised model so the report says so.
+    marks a randomly initialised model so the report says so. ``store`` reuses an existing
+    embedding store of this encoder instead of extracting one (its fingerprint is checked
+    against this encoder and the study's corpus, layers and poolings).
     """
 
     name: str
     label: str | None = None
     layers: tuple | None = None
     random_init: bool = False
+    store: str | None = None
     options: dict = field(default_factory=dict, hash=False)
 
     @property
@@ -197,8 +219,9 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
     if ("synthetic" in corpus) == ("path" in corpus):
         raise StudyConfigError(f"{where}: [corpus] needs exactly one of 'synthetic' (a preset) "
                                "or 'path' (a corpus folder or manifest)")
-    if "path" in corpus and source and not os.path.isabs(corpus["path"]):
-        corpus["path"] = str((Path(source).parent / corpus["path"]).resolve())
+    for key in CORPUS_PATH_OPTIONS:  # every study path is relative to the TOML
+        if isinstance(corpus.get(key), str):
+            corpus[key] = _near_toml(corpus[key], source)
     encs = d.get("encoders")
     if not encs:
         raise StudyConfigError(f"{where}: no [[encoders]] listed")
@@ -206,11 +229,13 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
     for i, e in enumerate(encs):
         if isinstance(e, str):
             e = {"name": e}
-        bad = sorted(set(e) - {"name", "label", "sources", "layers", "random_init", "options"})
+        bad = sorted(set(e) - {"name", "label", "sources", "layers", "random_init", "options",
+                               "store"})
         if bad or "name" not in e:
             raise StudyConfigError(f"{where}: encoders[{i}]: needs 'name'; unknown key(s) {bad}")
         encoders.append(EncoderSpec(
-            name=str(e["name"]), label=e.get("label"),
+            name=_near_toml(str(e["name"]), source, must_exist=True), label=e.get("label"),
+            store=None if e.get("store") is None else _near_toml(str(e["store"]), source),
             layers=_tuple(e.get("layers"), f"encoders[{i}].layers"),
             random_init=bool(e.get("random_init", False)),
             options=_encoder_options(e, f"{where}: encoders[{i}]")))
@@ -225,6 +250,10 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
         bad = sorted(set(t) - {"probes", "seeds", "train_sets", "max_epochs", "test_speakers"})
         if bad:
             raise StudyConfigError(f"{where}: [tasks.{name!r}]: unknown key(s) {bad}")
+        if t.get("max_epochs") is not None and (name != "asr" or not isinstance(
+                t["max_epochs"], int) or t["max_epochs"] < 1):
+            raise StudyConfigError(f"{where}: [tasks.{name!r}]: max_epochs sets the CTC probe's "
+                                   "epochs: a positive integer, under [tasks.asr] only")
         tasks.append(TaskSpec(task=name, probes=_tuple(t.get("probes"), f"tasks.{name}.probes", str),
                               seeds=_tuple(t.get("seeds", [0, 1, 2]), f"tasks.{name}.seeds", int),
                               train_sets=_tuple(t.get("train_sets"), f"tasks.{name}.train_sets", str),
@@ -238,7 +267,8 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
         name=str(d.get("name") or (Path(source).parent.name if source else "study")),
         title=d.get("title"), question=d.get("question"), corpus=corpus,
         encoders=tuple(encoders), tasks=tuple(tasks), group_attribute=group,
-        poolings=_tuple(d.get("poolings", ["utterance", "phone", "frames"]), f"{where}: poolings", str),
+        poolings=(_tuple(d["poolings"], f"{where}: poolings", str) if "poolings" in d
+                  else poolings_for(tasks)),
         n_boot=int(an.get("n_boot", 1000)), n_perm=int(an.get("n_perm", 1000)),
         alpha=float(an.get("alpha", 0.05)), seed=int(d.get("seed", 0)),
         device=str(d.get("device", "auto")), training=_training(d.get("training"), where, labels),

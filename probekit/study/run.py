@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import re
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from probekit.errors import ProbekitError
+from probekit.provenance import versions
 from probekit.study.config import StudyConfig
 
 __all__ = ["StudyError", "StudyRun", "run_study", "prepare_output", "load_study_corpus",
@@ -67,8 +66,10 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
 
     - a missing or empty folder is created and stamped (:mod:`probekit.outdir`);
     - a study folder of the same config is reused;
-    - a study folder of another config is refused, unless ``overwrite``: then the stages whose
-      inputs did not change are kept (:func:`invalidate_changed`) and the rest recomputed;
+    - a study folder of another config is refused, unless ``overwrite`` or the run there never
+      finished (no ``run.json``: a failed run does not keep its folder): then the stages
+      whose inputs did not change are kept (:func:`invalidate_changed`) and the rest
+      recomputed;
     - any other non-empty folder is refused, ``overwrite`` or not, unless probekit wrote it
       (then ``overwrite`` replaces it). probekit never deletes a folder it did not write.
     """
@@ -82,7 +83,12 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
         if old.get("fingerprint") == fp:
             claim_output(out, "study", contents=STUDY_CONTENTS)
             return True
-        if not overwrite:
+        finished = (out / "run.json").exists()
+        if not overwrite and not finished:
+            log.warning("%s holds a study run that did not finish (config %s): reusing the "
+                        "folder for this config, keeping the stages whose inputs did not change",
+                        out, old.get("fingerprint"))
+        elif not overwrite:
             changed = sorted(k for k in set(old.get("config", {})) | set(config.to_dict())
                              if old.get("config", {}).get(k) != config.to_dict().get(k))
             raise StudyError(f"{out} holds a different run (config {old.get('fingerprint')}, "
@@ -90,6 +96,7 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
                              "choose another --out or pass --overwrite (which keeps the stages "
                              "whose inputs did not change)")
         invalidate_changed(out, old.get("config", {}), config)
+        (out / "run.json").unlink(missing_ok=True)  # finished again only when this run is
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         # A study.json beside work/ without probekit's stamp is a look-alike: never adopted.
         if ours is None:
@@ -191,29 +198,6 @@ def load_study_corpus(config: StudyConfig, progress: bool = True):
     return corpus
 
 
-def _probes_for(task) -> tuple | None:
-    if task.task != "asr" or task.max_epochs is None:
-        return task.probes
-    # The grid takes sequence probes as instances (it refuses other registered names for asr);
-    # the table then names it "CTCProbe". The epochs are in the study fingerprint.
-    from probekit.probes.ctc import CTCProbe
-
-    return (CTCProbe(max_epochs=int(task.max_epochs)),)
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    from probekit import __version__
-    v = {"probekit": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in ("torch", "transformers", "numpy", "pandas", "scipy"):
-        try:
-            v[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return v
-
-
 def _analysis_done(folder: Path, n_rows: int, config: StudyConfig) -> bool:
     stamp = folder / "analysis.json"
     if not stamp.exists() or not (folder / "findings.md").exists():
@@ -247,8 +231,8 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     from probekit.probes.grid import run_grid
     from probekit.probes.results import ResultsTable
     from probekit.report import build_report
-    from probekit.store import extract
     from probekit.store.store import corpus_hash
+    from probekit.study.stores import study_store
 
     for spec in config.encoders:  # an option its family does not take fails now, not midway
         check_options(resolve_family(spec.name), spec.options, name=spec.name)
@@ -273,9 +257,8 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     for spec in encoders:
         t = time.perf_counter()
         enc = load_encoder(spec.name, device=device or config.device, **spec.options)
-        store = extract(enc, corpus, out / "work" / "stores" / _slug(spec.display),
-                        layers=list(spec.layers) if spec.layers else None,
-                        poolings=config.poolings, progress=progress)
+        store = study_store(spec, enc, corpus, out / "work" / "stores" / _slug(spec.display),
+                            config.poolings, progress)
         del enc
         stores[spec.display] = store
         fingerprints[f"encoder:{spec.display}"] = store.fingerprint["encoder_weights"]
@@ -284,7 +267,8 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
         for task in config.tasks:
             t = time.perf_counter()
             run_grid(store, task.task, results_dir, group_attribute=config.group_attribute,
-                     probes=_probes_for(task), seeds=task.seeds, train_sets=task.train_sets,
+                     probes=task.probes, seeds=task.seeds, train_sets=task.train_sets,
+                     max_epochs=task.max_epochs,
                      encoder=spec.display, corpus=corpus if task.task == "asr" else None,
                      progress=progress, device=device or config.device, stale="retire",
                      **({"test_speakers": task.test_speakers} if task.test_speakers else {}))
@@ -296,10 +280,11 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     if not _analysis_done(analysis, n_rows, config):
         from probekit.bias.analysis import analyze
         from probekit.bias.output import write_analysis
-        store = None
-        if len(stores) == 1 and "phone" in config.poolings:
-            store = next(iter(stores.values()))
-        an = analyze(ResultsTable(results_dir).load(), store=store, n_boot=config.n_boot,
+        # every encoder's own store (matched by name and fingerprint) decides its random test
+        results = ResultsTable(results_dir).load()
+        probed = set(results["encoder"].astype(str))
+        an = analyze(results, store={k: v for k, v in stores.items() if k in probed}
+                     if "phone" in config.poolings else None, n_boot=config.n_boot,
                      n_perm=config.n_perm, alpha=config.alpha, seed=config.seed)
         write_analysis(an, analysis, alpha=config.alpha, overwrite=True,
                        fingerprint={"study": config.fingerprint(), "rows": n_rows})
@@ -316,8 +301,9 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
         say(f"before/after comparison: {timings['compare']:.1f} s")
     t = time.perf_counter()
     meta = {"config": config.to_dict(), "config_file": config.source, "fingerprints": fingerprints,
-            "stores": {k: v.fingerprint for k, v in stores.items()}, "versions": _versions(),
-            "synthetic": config.synthetic,
+            "stores": {k: v.fingerprint for k, v in stores.items()}, "versions": versions(),
+            "synthetic": (f"espeak-ng voices reading English (probekit's synthetic preset "
+                          f"{config.corpus['synthetic']!r})" if config.synthetic else False),
             "random_init": [e.display for e in config.encoders if e.random_init],
             "n_utterances": len(corpus), "n_result_rows": n_rows,
             "before_after": str(out / "compare") if trained is not None else None,

@@ -24,7 +24,9 @@ def _utt(root, spk, i, **changes) -> Utterance:
     name = f"{spk}-{i}.wav"
     if not (root / name).exists():
         t = np.arange(SR) / SR
-        _wav(root / name, (0.2 * np.sin(2 * np.pi * 200 * t)).astype("float32"))
+        # distinct audio per utterance (byte-identical files are an audio_duplicate warning)
+        freq = 200 + 10 * i + 30 * (list(SPEAKERS).index(spk) if spk in SPEAKERS else 7)
+        _wav(root / name, (0.2 * np.sin(2 * np.pi * freq * t)).astype("float32"))
     accent, gender = SPEAKERS.get(spk, ("ie", "male"))
     u = Utterance(id=f"{spk}-{i}", audio=AudioSource(path=name), speaker=spk,
                   groups={"accent": accent, "gender": gender}, text="hello world",
@@ -75,6 +77,10 @@ CASES = {
     "speaker_label_conflict": (lambda r: _corpus(r, _utt(r, "a2", 1, groups={
         "accent": "gb", "gender": "male"})), "a2-1"),
     "group_too_small": (lambda r: _corpus(r, extra=[_utt(r, "c1", 0)]), "c1-0"),
+    "audio_duplicate": (lambda r: _corpus(r, _utt(r, "b3", 1, audio=AudioSource(
+        path="a1-0.wav"))), "b3-1"),
+    "speaker_rule": (lambda r: Corpus([_utt(r, s, 0) for s in SPEAKERS], root=r, speaker_rule=
+                                      "file name without its last '_'/'-' field"), "a1-0"),
 }
 
 

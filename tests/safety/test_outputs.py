@@ -110,6 +110,7 @@ def test_study_config_change_keeps_unchanged_stages(tmp_path):
     run_grid(_store("A"), "phone", res, seeds=(0,), layers=["conv"], progress=False,
              encoder=cfg.encoders[0].display)
     assert prepare_output(out, cfg, overwrite=False) is True
+    (out / "run.json").write_text("{}")  # the run finished (an unfinished one keeps no folder)
     # Only the analysis settings change: stores and results are kept.
     changed = replace(cfg, n_boot=cfg.n_boot + 1)
     with pytest.raises(Exception, match="differs in"):

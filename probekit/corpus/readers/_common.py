@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from probekit.corpus.model import Segment
+from probekit.corpus.model import Segment, Utterance
 
 #: Labels of aligner tiers that mark silence or non-speech rather than a word or phone.
 SILENCE_LABELS = frozenset({"", "sil", "sp", "spn", "<sil>", "<eps>", "h#", "pau", "epi"})
@@ -60,3 +60,17 @@ def header_seconds(path: Path) -> float | None:
         return round(info.frames / info.samplerate, 6)
     except Exception:  # noqa: BLE001 - any unreadable file is validation's business
         return None
+
+
+def with_sentence_ids(utts: Iterable[Utterance]) -> list[Utterance]:
+    """Every utterance with a ``sentence_id``: its own (the corpus's prompt id) when set, else
+    :func:`probekit.text.sentence_key` of its transcript (``None`` only without a transcript;
+    ``corpus validate``, ``probe`` and the report warn about those)."""
+    from probekit.text import sentence_key
+
+    out = []
+    for u in utts:
+        if u.sentence_id in (None, "") and u.text.strip():
+            u = u.replace(sentence_id=sentence_key(u.text))
+        out.append(u)
+    return out

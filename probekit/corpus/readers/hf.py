@@ -48,7 +48,7 @@ from typing import Any
 
 from probekit.corpus.model import AudioSource, Corpus, Utterance
 from probekit.corpus.readers import register_reader
-from probekit.corpus.readers._common import header_seconds, normalise_gender
+from probekit.corpus.readers._common import header_seconds, normalise_gender, with_sentence_ids
 from probekit.errors import CorpusError
 
 __all__ = ["read_hf", "from_hf_dataset", "HF_PRESETS"]
@@ -268,7 +268,7 @@ def from_hf_dataset(ds, *, root: str | os.PathLike | None = None, preset: str | 
             raise CorpusError(f"{where}: {exc}") from None
     if not utts:
         raise CorpusError(f"dataset {name!r} has no rows")
-    return Corpus(utts, root=root, name=name)
+    return Corpus(with_sentence_ids(utts), root=root, name=name)
 
 
 @register_reader("hf", _detect)

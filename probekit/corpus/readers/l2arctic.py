@@ -30,7 +30,7 @@ from pathlib import Path
 
 from probekit.corpus.model import AudioSource, Corpus, Mispronunciation, Segment, Utterance
 from probekit.corpus.readers import register_reader
-from probekit.corpus.readers._common import SILENCE_LABELS, speech_segments
+from probekit.corpus.readers._common import SILENCE_LABELS, speech_segments, with_sentence_ids
 from probekit.corpus.readers.textgrid import Tier, read_textgrid
 from probekit.errors import CorpusError
 
@@ -180,4 +180,4 @@ def read_l2arctic(path: str | os.PathLike, *, prefer_annotation: bool = True,
                                    prefer_annotation, phone_labels))
     if not utts:
         raise CorpusError(f"no L2-ARCTIC speaker folders with wav/ under {root}")
-    return Corpus(utts, root=root, name=name)
+    return Corpus(with_sentence_ids(utts), root=root, name=name)

@@ -25,7 +25,7 @@ from typing import Any
 
 from probekit.corpus.model import AudioSource, Corpus, Segment, Utterance
 from probekit.corpus.readers import register_reader
-from probekit.corpus.readers._common import normalise_gender
+from probekit.corpus.readers._common import normalise_gender, with_sentence_ids
 from probekit.errors import CorpusError
 
 __all__ = ["from_lhotse", "read_lhotse", "utterance_from_supervision"]
@@ -200,7 +200,7 @@ def from_lhotse(recordings: Any = None, supervisions: Any = None, *, cuts: Any =
             utts.append(utterance_from_supervision(sup, recording, attributes=attributes))
     else:
         raise CorpusError("from_lhotse needs a CutSet or both a RecordingSet and a SupervisionSet")
-    return Corpus(utts, name=name)
+    return Corpus(with_sentence_ids(utts), name=name)
 
 
 def _load_all(lhotse: Any, files: Iterable[Path]) -> list:

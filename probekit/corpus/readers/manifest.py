@@ -21,6 +21,7 @@ from pathlib import Path
 
 from probekit.corpus.model import MANIFEST_NAME, AudioSource, Corpus, Utterance
 from probekit.corpus.readers import register_reader
+from probekit.corpus.readers._common import with_sentence_ids
 from probekit.errors import CorpusError
 
 __all__ = ["read_jsonl", "read_csv", "CSV_COLUMNS"]
@@ -64,7 +65,8 @@ def _csv_path(path: Path) -> Path | None:
 @register_reader("jsonl", _detect_jsonl)
 def read_jsonl(path: str | os.PathLike, name: str | None = None) -> Corpus:
     """probekit's own JSONL manifest (what ``Corpus.save`` writes)."""
-    return Corpus.load(path, name=name)
+    c = Corpus.load(path, name=name)
+    return Corpus(with_sentence_ids(c), root=c.root, name=c.name)
 
 
 def _float_or_none(value: str, field: str, where: str) -> float | None:
@@ -134,6 +136,6 @@ def read_csv(path: str | os.PathLike, name: str | None = None) -> Corpus:
             except (TypeError, ValueError) as exc:
                 raise CorpusError(f"{where}: malformed row ({exc})") from None
     try:
-        return Corpus(utts, root=p.parent, name=name or p.parent.name)
+        return Corpus(with_sentence_ids(utts), root=p.parent, name=name or p.parent.name)
     except CorpusError as exc:
         raise CorpusError(f"{p}: {exc}") from None

@@ -7,9 +7,15 @@ MFA reads a corpus of ``<speaker>/<utt>.wav`` (+ ``.lab`` or ``.txt`` transcript
 - an output folder of TextGrids plus ``audio_dir=`` (the input corpus), matched by relative
   path ``<speaker>/<utt>``.
 
-Speaker: the folder holding the file (MFA's default speaker mode); for a flat folder of files,
-``speaker_chars=N`` takes the first N characters of the name (MFA's ``-s N``). Utterance id:
-``<speaker>-<utt>``. Text: the ``.lab``/``.txt`` beside the audio, else the words tier.
+Speaker: the folder holding the file (MFA's default speaker mode). A file directly in the root
+(a flat folder) takes its speaker from its name: by default the name without its last ``_``- or
+``-``-separated field (``spk01_utt1`` -> ``spk01``, ``alba_spk01_utt1`` -> ``alba_spk01``,
+``p225_001`` -> ``p225``; a name without a separator is its own speaker).
+``speaker_chars=N`` takes the first N characters of every name instead (MFA's ``-s N``), and
+``speaker_pattern=REGEX`` the regex's ``speaker`` group (or its first group, or the whole
+match) from the start of every name; a name it does not match is an error. The rule in use is
+``Corpus.speaker_rule`` (printed by ``corpus summary``; ``corpus validate`` warns when it looks
+wrong). Utterance id: ``<speaker>-<utt>``. Text: the ``.lab``/``.txt`` beside the audio, else the words tier.
 Silence and spoken-noise labels (``""``, ``sil``, ``sp``, ``spn``...) are left out of the
 tiers; phones are kept as written (MFA's English ARPAbet models keep stress digits: fold them
 with ``fold_corpus(corpus, "arpabet-nostress")``, :mod:`probekit.corpus.phonesets`).
@@ -22,11 +28,13 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path
 
 from probekit.corpus.model import AudioSource, Corpus, Utterance
 from probekit.corpus.readers import register_reader
-from probekit.corpus.readers._common import header_seconds, normalise_gender, speech_segments
+from probekit.corpus.readers._common import (header_seconds, normalise_gender, speech_segments,
+                                             with_sentence_ids)
 from probekit.corpus.readers.textgrid import read_textgrid
 from probekit.errors import CorpusError
 
@@ -78,6 +86,35 @@ def _speaker_table(path: Path | None) -> dict[str, dict[str, str]]:
     return out
 
 
+#: The default rule for files directly in the root: the name without its last field.
+DEFAULT_FLAT_RULE = "file name without its last '_'/'-' field"
+
+
+def _speaker_of(stem: str, folder: str, chars: int | None, pattern: re.Pattern | None,
+                where: Path) -> str:
+    if pattern is not None:
+        m = pattern.match(stem)
+        if m is None or not (m.groupdict().get("speaker") or (m.group(1) if m.re.groups else m.group(0))):
+            raise CorpusError(f"{where}: speaker_pattern {pattern.pattern!r} does not match "
+                              f"the file name {stem!r}")
+        return m.groupdict().get("speaker") or (m.group(1) if m.re.groups else m.group(0))
+    if chars:
+        return stem[: int(chars)]
+    if folder:
+        return folder
+    return re.sub(r"[_-][^_-]*$", "", stem) or stem
+
+
+def _rule(chars: int | None, pattern: re.Pattern | None, flat: bool, nested: bool) -> str:
+    if pattern is not None:
+        return f"file name matched by speaker_pattern {pattern.pattern!r}"
+    if chars:
+        return f"first {int(chars)} characters of the file name (speaker_chars)"
+    parts = (["the folder holding the file"] if nested else []) + \
+        ([f"{DEFAULT_FLAT_RULE} (files directly in the root)"] if flat else [])
+    return "; ".join(parts)
+
+
 def _tier(tiers, kind: str):
     for name, tier in tiers.items():
         if name.strip().lower() in (kind, kind + "s"):
@@ -88,7 +125,7 @@ def _tier(tiers, kind: str):
 @register_reader("mfa", _detect)
 def read_mfa(path: str | os.PathLike, *, audio_dir: str | os.PathLike | None = None,
              speakers: str | os.PathLike | None = None, speaker_chars: int | None = None,
-             name: str | None = None) -> Corpus:
+             speaker_pattern: str | None = None, name: str | None = None) -> Corpus:
     """Montreal Forced Aligner output (wav + TextGrid with words/phones tiers per utterance).
 
     Parameters
@@ -101,7 +138,11 @@ def read_mfa(path: str | os.PathLike, *, audio_dir: str | os.PathLike | None = N
         Speaker table (CSV/TSV with a ``speaker`` column); default ``speakers.csv`` or
         ``speakers.tsv`` in ``path`` or ``audio_dir``.
     speaker_chars : int, optional
-        Speaker = first N characters of the file name (flat folders); default: the folder.
+        Speaker = first N characters of the file name; default: the folder, and for files
+        directly in ``path`` the name without its last ``_``/``-`` field.
+    speaker_pattern : str, optional
+        Speaker = the ``speaker`` group (else the first group, else the match) of this regex
+        matched at the start of the file name, e.g. ``"(?P<speaker>[a-z]+_spk\\d+)"``.
     """
     root = Path(path)
     if not root.is_dir():
@@ -112,6 +153,13 @@ def read_mfa(path: str | os.PathLike, *, audio_dir: str | os.PathLike | None = N
         (d / f for d in (root, audio_root) for f in ("speakers.csv", "speakers.tsv")
          if (d / f).is_file()), None)
     table = _speaker_table(table_path)
+    if speaker_pattern is not None and speaker_chars:
+        raise CorpusError("pass speaker_chars or speaker_pattern, not both")
+    try:
+        pattern = None if speaker_pattern is None else re.compile(str(speaker_pattern))
+    except re.error as exc:
+        raise CorpusError(f"speaker_pattern {speaker_pattern!r} is not a regex: {exc}") from None
+    flat = nested = False
     utts = []
     for tg in _textgrids(root):
         rel = tg.relative_to(root)
@@ -119,10 +167,8 @@ def read_mfa(path: str | os.PathLike, *, audio_dir: str | os.PathLike | None = N
         if wav is None:
             raise CorpusError(f"{tg}: no audio file {tg.stem}.wav/.flac "
                               f"{'beside it' if adir is None else f'under {adir / rel.parent}'}")
-        if speaker_chars:
-            spk = tg.stem[: int(speaker_chars)]
-        else:
-            spk = rel.parent.name if rel.parent.name else tg.stem.split("_")[0].split("-")[0]
+        spk = _speaker_of(tg.stem, rel.parent.name, speaker_chars, pattern, tg)
+        flat, nested = flat or not rel.parent.name, nested or bool(rel.parent.name)
         tiers = read_textgrid(tg)
         words_t, phones_t = _tier(tiers, "word"), _tier(tiers, "phone")
         if phones_t is None:
@@ -146,4 +192,5 @@ def read_mfa(path: str | os.PathLike, *, audio_dir: str | os.PathLike | None = N
             duration=header_seconds(wav)))
     if not utts:
         raise CorpusError(f"no TextGrid files under {root}")
-    return Corpus(utts, root=root, name=name or root.name)
+    return Corpus(with_sentence_ids(utts), root=root, name=name or root.name,
+                  speaker_rule=_rule(speaker_chars, pattern, flat, nested))

@@ -23,6 +23,7 @@ from pathlib import Path
 from probekit.corpus.model import AudioSource, Corpus, Utterance
 from probekit.corpus.readers import register_reader
 from probekit.corpus.readers._common import normalise_gender
+from probekit.text import sentence_key
 from probekit.errors import CorpusError
 
 __all__ = ["read_vctk", "read_speaker_info"]
@@ -54,11 +55,6 @@ def read_speaker_info(path: str | os.PathLike) -> dict[str, dict[str, str]]:
         out[spk] = {"age": parts[1], "gender": normalise_gender(parts[2]) or "",
                     "accent": parts[3], "region": region}
     return out
-
-
-def _sentence_key(text: str) -> str | None:
-    key = " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
-    return key or None
 
 
 def _audio_dir(root: Path) -> Path:
@@ -113,7 +109,7 @@ def read_vctk(path: str | os.PathLike, *, mic: str = "mic2", name: str = "vctk")
             text=" ".join(text.split()),
             # Utterance numbers are per speaker (only the shared passages coincide), so the
             # prompt's normalised text identifies the sentence.
-            sentence_id=_sentence_key(text),
+            sentence_id=sentence_key(text),
         ))
     if not utts:
         raise CorpusError(f"no VCTK utterances under {root}")
