@@ -28,6 +28,9 @@ def _report(args: argparse.Namespace) -> int:
     from probekit.report.build import REPORT_STAMP
 
     analysis = Path(args.analysis)
+    if analysis.is_dir() and list(analysis.glob("part-*.csv")):
+        raise ProbekitError(f"{analysis} is a results table, not an analysis folder: run "
+                            "probekit analyze RESULTS --out DIR first")
     verify_analysis(analysis)  # a finished analysis whose tables are all there, or an error
     meta_path = Path(args.meta) if args.meta else analysis.parent / "run.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}

@@ -254,7 +254,7 @@ def test_report_refuses_an_analysis_it_cannot_vouch_for(tmp_path, capsys):
     assert main(["analyze", str(res), "--out", str(an), *_AN]) == 0
     # a results folder instead of an analysis
     assert main(["report", str(res), "--out", str(tmp_path / "r1")]) == 2
-    assert "not a probekit analysis" in capsys.readouterr().err
+    assert "is a results table, not an analysis folder" in capsys.readouterr().err
     # a truncated table, then a missing one: named
     table = an / "layer_curves.csv"
     text = table.read_text()
