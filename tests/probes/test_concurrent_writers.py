@@ -21,8 +21,7 @@ from probekit.cli import main
 from probekit.probes.grid import run_grid
 from probekit.probes.results import (CELL_KEYS, ROW_KEYS, DuplicateCellsError, ResultsTable)
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: the grid's fakes
-from test_grid import FakeStore, _meta  # noqa: E402
+from tests.probes.test_grid import FakeStore, _meta
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 _GRID = """
 import sys, time
 from pathlib import Path
-sys.path.insert(0, {tests!r})
-from test_grid import FakeStore, _meta
+sys.path.insert(0, {root!r})
+from tests.probes.test_grid import FakeStore, _meta
 from probekit.probes.grid import run_grid
 go = Path({go!r})
 Path({ready!r}).touch()
@@ -50,7 +49,7 @@ def test_two_grid_processes_on_one_table_write_each_cell_once(tmp_path):
     out, go = tmp_path / "shared", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     procs = [subprocess.Popen(
-        [sys.executable, "-c", _GRID.format(tests=str(Path(__file__).parent), go=str(go),
+        [sys.executable, "-c", _GRID.format(root=str(ROOT), go=str(go),
                                             out=str(out), ready=str(tmp_path / f"ready{i}"),
                                             kw=KW)],
         env=env, stderr=subprocess.PIPE, text=True) for i in range(2)]
