@@ -39,7 +39,8 @@ from pathlib import Path
 
 from probekit.errors import ProbekitError
 
-__all__ = ["LOCK_PREFIX", "LockError", "LockHeldError", "folder_lock", "lock_holder"]
+__all__ = ["LOCK_PREFIX", "LockError", "LockHeldError", "folder_lock", "lock_holder",
+           "is_lock_file"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,11 @@ def lock_holder(folder: str | os.PathLike, name: str = "") -> dict | None:
     return _read_record(_lock_path(Path(folder), name))
 
 
+def is_lock_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a writer lock: a folder holding only these counts as empty."""
+    return Path(path).name.startswith(LOCK_PREFIX)
+
+
 def _describe(rec: dict | None) -> str:
     if not rec:
         return "another process (no holder record yet)"
@@ -112,7 +118,10 @@ def _try_lock(path: Path) -> int | None:
     """An fd holding the lock on the file now at ``path``, or None if another process holds it."""
     import fcntl
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LockError(f"cannot write in {path.parent}: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -157,7 +166,12 @@ def folder_lock(folder: str | os.PathLike, *, name: str = "", what: str = "folde
         Naming the holder (pid, host, command, since when), when refused or timed out.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise LockError(f"{folder} is a file; a {what} is a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LockError(f"cannot create {what} {folder}: {exc.strerror}") from None
     path = _lock_path(folder, name)
     key = (str(path.resolve()), threading.get_ident())
     with _held_guard:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from probekit.errors import ProbekitError
+from probekit.locks import is_lock_file
 
 __all__ = ["STAMP_NAME", "OutputFolderError", "claim_output", "read_stamp", "remove_output",
            "is_probekit_output", "write_stamp"]
@@ -112,7 +113,7 @@ def claim_output(folder: str | os.PathLike, kind: str, *, overwrite: bool = Fals
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise OutputFolderError(f"{folder} is a file; an output folder was expected")
-    if folder.is_dir() and any(folder.iterdir()):
+    if folder.is_dir() and any(not is_lock_file(p) for p in folder.iterdir()):
         stamp = read_stamp(folder)
         if stamp is None:
             raise OutputFolderError(

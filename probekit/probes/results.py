@@ -194,7 +194,7 @@ class ResultsTable:
         if not frames:
             return pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "object")) for c in TABLE_COLUMNS})
         df = pd.concat(frames, ignore_index=True)
-        keys = df.reindex(columns=CELL_KEYS).fillna("").astype(str)
+        keys = df.reindex(columns=CELL_KEYS).astype(object).fillna("").astype(str)
         n_parts = keys.assign(_part=df["_part"]).groupby(CELL_KEYS)["_part"].unique()
         twice = n_parts[n_parts.map(len) > 1]
         if len(twice):

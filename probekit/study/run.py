@@ -67,6 +67,7 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
     - any other non-empty folder is refused, ``overwrite`` or not, unless probekit wrote it
       (then ``overwrite`` replaces it). probekit never deletes a folder it did not write.
     """
+    from probekit.locks import is_lock_file
     from probekit.outdir import (STAMP_NAME, OutputFolderError, claim_output, read_stamp,
                                  remove_output, write_stamp)
 
@@ -87,7 +88,7 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
                              "choose another --out or pass --overwrite (which keeps the stages "
                              "whose inputs did not change)")
         invalidate_changed(out, old.get("config", {}), config)
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+    elif out.exists() and (not out.is_dir() or any(not is_lock_file(p) for p in out.iterdir())):
         other = read_stamp(out) if out.is_dir() else None
         if other is None:
             raise StudyError(f"{out} is not empty and was not written by probekit; probekit "
@@ -238,7 +239,20 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     Returns
     -------
     StudyRun
+
+    Raises
+    ------
+    LockHeldError
+        When another process is running a study into ``out`` (naming it; a killed one's lock
+        is taken over).
     """
+    from probekit.locks import folder_lock
+    with folder_lock(Path(out).expanduser().absolute(), what="study", wait=False):
+        return _run_study(config, out, overwrite=overwrite, progress=progress, device=device)
+
+
+def _run_study(config: StudyConfig, out: str | Path, *, overwrite: bool, progress: bool,
+               device: str | None) -> StudyRun:
     from probekit.encoders import load_encoder
     from probekit.encoders.registry import check_options, resolve_family
     from probekit.probes.grid import run_grid
