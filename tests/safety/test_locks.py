@@ -122,3 +122,42 @@ def _try(folder):
             return "free"
     except LockHeldError:
         return "held"
+
+
+def _extract(out):
+    from probekit.store import extract
+    extract(None, None, out, rank=0, world_size=1)  # refused before the encoder is touched
+
+
+def _study(out):
+    from probekit.study.run import run_study
+    run_study(None, out)
+
+
+def _train(out):
+    from types import SimpleNamespace
+
+    from training.finetune import finetune
+    finetune(None, config=SimpleNamespace(out_dir=str(out)))
+
+
+@pytest.mark.parametrize("writer,name,what", [(_extract, "extract-0-of-1", "store"),
+                                              (_study, "", "study"),
+                                              (_train, "", "training run")])
+def test_a_second_store_study_or_training_writer_is_refused_naming_the_first(
+        tmp_path, writer, name, what):
+    folder = tmp_path / "out"
+    ready, release = tmp_path / "ready", tmp_path / "release"
+    code = _HOLDER.replace('what="store"', f"name={name!r}, what={what!r}")
+    proc = subprocess.Popen([sys.executable, "-c", code.format(
+        folder=str(folder), ready=str(ready), release=str(release)), "holder-tag"], env=ENV)
+    try:
+        t0 = time.monotonic()
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() - t0 < 120
+            time.sleep(0.01)
+        with pytest.raises(LockHeldError, match=f"{what} .* is being written by pid {proc.pid}"):
+            writer(folder)
+    finally:
+        release.touch()
+        proc.wait(timeout=60)
