@@ -114,6 +114,15 @@ def _alive_here(rec: dict) -> bool | None:
     return True
 
 
+def _command() -> str:
+    """This process's command line, short: ``probekit probe --store ...``."""
+    if not sys.argv or not sys.argv[0]:
+        return "python"
+    prog = Path(sys.argv[0])
+    name = prog.parent.name if prog.name == "__main__.py" else prog.name  # python -m probekit
+    return " ".join([name] + sys.argv[1:])[:300]
+
+
 def _try_lock(path: Path) -> int | None:
     """An fd holding the lock on the file now at ``path``, or None if another process holds it."""
     import fcntl
@@ -211,9 +220,8 @@ def folder_lock(folder: str | os.PathLike, *, name: str = "", what: str = "folde
                         _describe(old),
                         "which is no longer running" if alive is False else
                         "which let go without releasing it (killed, or on another host)")
-        rec = {"pid": os.getpid(), "host": socket.gethostname(),
-               "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:])[:300] if sys.argv
-               else "python", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        rec = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command(),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(rec) + "\n").encode(), 0)
         with _held_guard:
