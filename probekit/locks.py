@@ -129,6 +129,9 @@ def _try_lock(path: Path) -> int | None:
 
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:  # the folder's creator, which left it empty, removed it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _try_lock(path)
     except OSError as exc:
         raise LockError(f"cannot write in {path.parent}: {exc.strerror}") from None
     try:
@@ -177,6 +180,7 @@ def folder_lock(folder: str | os.PathLike, *, name: str = "", what: str = "folde
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise LockError(f"{folder} is a file; a {what} is a folder")
+    created = [d for d in [folder, *folder.parents] if not d.exists()]  # removed if left empty
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -233,5 +237,10 @@ def folder_lock(folder: str | os.PathLike, *, name: str = "", what: str = "folde
                 _held.pop(key, None)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)  # before unlocking: a waiter that locked this inode retries
+            for d in created:  # a writer that wrote nothing (e.g. refused its input) leaves
+                try:           # no folder behind
+                    d.rmdir()
+                except OSError:
+                    break
     finally:
         os.close(fd)  # drops the flock
