@@ -236,7 +236,10 @@ def folder_lock(folder: str | os.PathLike, *, name: str = "", what: str = "folde
             with _held_guard:
                 _held.pop(key, None)
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)  # before unlocking: a waiter that locked this inode retries
+                # before unlocking: a waiter that locked this inode retries; and never a lock
+                # file another writer made after ours was deleted under us
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    os.unlink(path)
             for d in created:  # a writer that wrote nothing (e.g. refused its input) leaves
                 try:           # no folder behind
                     d.rmdir()
