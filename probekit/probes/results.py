@@ -81,6 +81,11 @@ class DuplicateCellsError(ResultsError):
     """A results table holds a cell (or a row) more than once: its rows would count twice."""
 
 
+def _keys(df: pd.DataFrame) -> list[tuple]:
+    """The :data:`CELL_KEYS` tuple (as strings) of every row."""
+    return list(zip(*(df[c].astype(str).tolist() for c in CELL_KEYS)))
+
+
 def _cells_text(cells: list[tuple], where: dict | None = None, limit: int = 3) -> str:
     """``(enc, store, layer, ...) in part-a.csv + part-b.csv; ...`` for the first ``limit``."""
     shown = [f"({', '.join(c)})" + (f" in {' + '.join(where[c])}" if where else "")
@@ -103,8 +108,7 @@ def validate_results(df: pd.DataFrame) -> pd.DataFrame:
     df = _normalise(df)
     dup = df.duplicated(ROW_KEYS, keep=False)
     if dup.any():
-        cells = list(dict.fromkeys(map(tuple, df.loc[dup, CELL_KEYS].astype(str).itertuples(
-            index=False))))
+        cells = list(dict.fromkeys(_keys(df.loc[dup])))
         raise DuplicateCellsError(
             f"results hold {int(dup.sum())} rows that repeat another row's {ROW_KEYS} (their "
             f"errors would count twice), in {_cells_text(cells)}")
@@ -152,6 +156,7 @@ class ResultsTable:
         if self.root.exists() and not self.root.is_dir():
             raise ResultsError(f"{self.root} is a file; a results table is a folder of parts")
         self._cells: dict[str, set[tuple]] = {}  # part name -> its cells (parts never change)
+        self._indexed: list[str] = []  # the parts _cells was last checked for repeats with
 
     def parts(self) -> list[Path]:
         return sorted(self.root.glob("part-*.csv")) if self.root.exists() else []
@@ -207,12 +212,13 @@ class ResultsTable:
 
     def _cell_index(self) -> dict[str, set[tuple]]:
         """Cells of every part, reading only parts not read before; refuses a cell in two parts."""
-        names = [p.name for p in self.parts()]
-        for p in self.parts():
+        parts = self.parts()
+        names = [p.name for p in parts]
+        if names == self._indexed:
+            return self._cells
+        for p in parts:
             if p.name not in self._cells:
-                d = validate_results(self._read(p))
-                self._cells[p.name] = set(map(tuple, d[CELL_KEYS].astype(str).drop_duplicates()
-                                              .itertuples(index=False)))
+                self._cells[p.name] = set(_keys(validate_results(self._read(p))))
         self._cells = {n: self._cells[n] for n in names}
         seen: dict[tuple, list[str]] = {}
         for n in names:
@@ -221,6 +227,7 @@ class ResultsTable:
         twice = {c: ps for c, ps in seen.items() if len(ps) > 1}
         if twice:
             raise self._duplicates_error(twice)
+        self._indexed = names
         return self._cells
 
     def done_cells(self) -> set[tuple]:
@@ -279,8 +286,7 @@ class ResultsTable:
         with self.lock():
             index = self._cell_index()
             have = set().union(*index.values())
-            keys = pd.Series(list(map(tuple, df[CELL_KEYS].astype(str).itertuples(index=False))),
-                             index=df.index)
+            keys = pd.Series(_keys(df), index=df.index)
             old = keys.map(lambda k: k in have).astype(bool)
             if old.any():
                 cells = sorted(set(keys[old]))
@@ -295,6 +301,7 @@ class ResultsTable:
                     return None
             path = self._write_part(df)
             self._cells[path.name] = set(keys[~old])
+            self._indexed = sorted(self._indexed + [path.name])  # its cells are new: checked
             return path
 
     def dedupe(self) -> tuple[list[Path], list[Path]]:
@@ -310,7 +317,7 @@ class ResultsTable:
             for p in self.parts():
                 whole = _normalise(self._read(p))
                 df = whole.drop_duplicates(ROW_KEYS)
-                keys = list(map(tuple, df[CELL_KEYS].astype(str).itertuples(index=False)))
+                keys = _keys(df)
                 keep = pd.Series([owner.setdefault(k, p.name) == p.name for k in keys],
                                  index=df.index, dtype=bool)
                 if keep.all() and len(df) == len(whole):
@@ -318,7 +325,7 @@ class ResultsTable:
                 moved.append(self._supersede(p))
                 if keep.any():
                     written.append(self._write_part(df[keep]))
-            self._cells = {}
+            self._cells, self._indexed = {}, []
         if moved:
             log.info("%s: %d part(s) with repeated cells moved to %s/, %d rewritten without them",
                      self.root, len(moved), SUPERSEDED_DIR, len(written))
