@@ -203,7 +203,8 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
         ``"phone"``, ``"speaker"``, ``"group:<attribute>"`` or ``"asr"`` (a CTC head on the
         store's ``frames``; needs ``corpus`` for the transcripts).
     results : path or ResultsTable
-        Results folder; cells already in it are skipped.
+        Results folder; cells already in it are skipped, and so are cells another process
+        (e.g. another shard of the grid) writes there meanwhile: each cell is written once.
     group_attribute : str
         Attribute that defines the speaker groups (e.g. ``"accent"``, ``"gender"``), or an
         intersection such as ``"accent*gender"`` (labels ``"es*female"``; every group needs
@@ -234,6 +235,11 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     -------
     DataFrame
         The rows written by this call (empty when everything was already done).
+
+    Raises
+    ------
+    DuplicateCellsError
+        When ``results`` already holds a cell twice (see :meth:`ResultsTable.dedupe`).
     """
     from tqdm.auto import tqdm
 
