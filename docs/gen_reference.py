@@ -24,7 +24,7 @@ PACKAGES = ["probekit.corpus", "probekit.corpus.readers", "probekit.corpus.reade
             "probekit.store", "probekit.probes", "probekit.probes.grid", "probekit.bias",
             "probekit.bias.compare",
             "probekit.report", "probekit.study", "probekit.demo", "probekit.outdir",
-            "probekit.cliutil"]
+            "probekit.locks", "probekit.cliutil"]
 
 
 def _help(parser: argparse.ArgumentParser) -> str:

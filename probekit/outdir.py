@@ -30,6 +30,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from probekit.errors import ProbekitError
+from probekit.locks import is_lock_file
 
 __all__ = ["STAMP_NAME", "OutputFolderError", "claim_output", "read_stamp", "remove_output",
            "is_probekit_output", "write_stamp", "add_contents", "finish_output",
@@ -224,7 +225,7 @@ def claim_output(folder: str | os.PathLike, kind: str, *, overwrite: bool = Fals
     new_info = {**(info or {}), **({"command": command} if command else {}),
                 **({"fingerprint": fingerprint} if fingerprint is not None else {}),
                 "contents": [_check_entry(c) for c in contents]}
-    if folder.is_dir() and any(folder.iterdir()):
+    if folder.is_dir() and any(not is_lock_file(p) for p in folder.iterdir()):
         stamp = read_stamp(folder)
         if stamp is None:
             raise OutputFolderError(

@@ -279,7 +279,23 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
         Transcribe ``split.test`` (greedy, ``max_new_tokens``) and report WER by group.
 
     A folder holding a finished run of the same settings and split is reused (no training).
+    Another process training into ``config.out_dir`` is refused (``LockHeldError`` naming it;
+    a killed one's lock is taken over); the main process of a multi-process run holds the lock.
     """
+    from probekit.locks import folder_lock
+    from probekit.store.distributed import rank_and_world
+    kw = dict(split=split, method=method, objective=objective, config=config, model=model,
+              objective_args=objective_args, adapter=adapter, attribute=attribute,
+              train_groups=train_groups, evaluate=evaluate, max_new_tokens=max_new_tokens,
+              name=name, progress=progress)
+    if rank_and_world()[0] != 0:  # a peer of a multi-process run: rank 0 holds the lock
+        return _finetune(corpus, **kw)
+    with folder_lock(config.out_dir, what="training run", wait=False):
+        return _finetune(corpus, **kw)
+
+
+def _finetune(corpus, *, split, method, objective, config, model, objective_args, adapter,
+              attribute, train_groups, evaluate, max_new_tokens, name, progress) -> FinetuneResult:
     from training.adapters import AdapterConfig, inject_adapters, save_adapters
     from training.encoder import save_adapted_model
     from training.evaluate import transcribe, wer_report

@@ -4,9 +4,10 @@ results table that analysis reads."""
 from .ctc import CTCProbe, aggregate_errors, ctc_errors, frames_by_utterance, normalize_text
 from .estimators import (LDAProbe, LinearProbe, MLPProbe, SufficientStats, TorchLogisticProbe,
                          fit_logistic_batched)
-from .results import CELL_KEYS, RESULT_COLUMNS, ResultsError, ResultsTable, validate_results
+from .results import (CELL_KEYS, RESULT_COLUMNS, DuplicateCellsError, ResultsError, ResultsTable,
+                      validate_results)
 
 __all__ = ["CTCProbe", "aggregate_errors", "ctc_errors", "frames_by_utterance", "normalize_text",
            "LDAProbe", "LinearProbe", "MLPProbe", "SufficientStats", "TorchLogisticProbe",
            "fit_logistic_batched", "CELL_KEYS", "RESULT_COLUMNS", "ResultsError", "ResultsTable",
-           "validate_results"]
+           "DuplicateCellsError", "validate_results"]

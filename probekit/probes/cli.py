@@ -1,4 +1,5 @@
-"""``probekit probe``: run the probe grid on an embedding store."""
+"""``probekit probe``: run the probe grid on an embedding store; ``probekit results dedupe``:
+repair a results table that holds a cell more than once."""
 
 from __future__ import annotations
 
@@ -41,6 +42,39 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dedupe(args: argparse.Namespace) -> int:
+    from probekit.probes.results import ResultsError, ResultsTable
+
+    table = ResultsTable(args.results)
+    if not table.parts():
+        raise ResultsError(f"{args.results}: no results parts (part-*.csv)")
+    moved, written = table.dedupe()
+    if not moved:
+        print(f"{args.results}: every cell is in the table once; nothing to do")
+        return 0
+    print(f"{args.results}: kept each cell's first part; moved {len(moved)} part(s) to "
+          f"{moved[0].parent} and wrote {len(written)} part(s) with what they held besides "
+          f"repeats ({len(table.load())} rows now)")
+    return 0
+
+
+def _register_results(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("results", help="repair a results table",
+                       description="Results-table maintenance. `dedupe` repairs a table that "
+                                   "holds a cell more than once (two runs into one folder, "
+                                   "written by a probekit that did not lock it): `analyze` and "
+                                   "`probe` refuse such a table, naming the cells and parts.")
+    rsub = r.add_subparsers(dest="results_command", metavar="ACTION", required=True)
+    d = rsub.add_parser("dedupe", help="keep each cell's first part; move repeats to superseded/",
+                        description="Keep each cell's first part (in time order). A part holding "
+                                    "a cell an earlier part holds, or a row twice, moves to "
+                                    "RESULTS_DIR/superseded/ and what it held besides repeats is "
+                                    "written as a new part. Nothing is deleted.",
+                        epilog="example: probekit results dedupe results/")
+    d.add_argument("results", metavar="RESULTS_DIR", help="results table folder (part-*.csv)")
+    d.set_defaults(func=_dedupe)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "probe", help="train and evaluate probes over layers, groups and seeds",
@@ -76,3 +110,4 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="when --out holds cells of this encoder from another store (a different "
                         "fingerprint), move them to --out/superseded/ instead of refusing")
     p.set_defaults(func=_probe)
+    _register_results(sub)

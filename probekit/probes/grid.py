@@ -11,7 +11,10 @@ Rows are per test speaker (``unit`` = speaker id) and per test group (``unit="al
 labels never seen in training count as errors (a probe cannot predict them), never dropped.
 Finished cells (:data:`~probekit.probes.results.CELL_KEYS`) already in the table are skipped,
 so a re-run or an interrupted run only computes what is missing; each (layer, seed) is
-appended as one part file.
+appended as one part file. Several processes may run grids on one table at once (shards of
+one grid, or the same grid twice): the table is re-read before each (layer, seed), and each
+append holds the table's writer lock and leaves out cells another process wrote meanwhile,
+so a cell is in the table once (``docs/scaling.md``).
 """
 
 from __future__ import annotations
@@ -189,7 +192,8 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
         ``"phone"``, ``"speaker"``, ``"group:<attribute>"`` or ``"asr"`` (a CTC head on the
         store's ``frames``; needs ``corpus`` for the transcripts).
     results : path or ResultsTable
-        Results folder; cells already in it are skipped.
+        Results folder; cells already in it are skipped, and so are cells another process
+        (e.g. another shard of the grid) writes there meanwhile: each cell is written once.
     group_attribute : str
         Attribute that defines the speaker groups (e.g. ``"accent"``, ``"gender"``), or an
         intersection such as ``"accent*gender"`` (labels ``"es*female"``; every group needs
@@ -224,6 +228,11 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     -------
     DataFrame
         The rows written by this call (empty when everything was already done).
+
+    Raises
+    ------
+    DuplicateCellsError
+        When ``results`` already holds a cell twice (see :meth:`ResultsTable.dedupe`).
     """
     from tqdm.auto import tqdm
 
@@ -282,6 +291,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
         for s in seeds:
             rows: list[dict] = []
             split = splits[s]
+            done = table.done_cells()  # cells other processes wrote since (reads new parts only)
             for ts in sets[s]:
                 for p in probes:
                     base = {"encoder": encoder, "store": key, "layer": layer, "layer_index": store.layers.index(layer),
@@ -311,9 +321,10 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                     wrong = est.predict(X[split.test]) != y[split.test]
                     rows.extend(_error_rows(meta, split.test, wrong, group_col, base))
             if rows:
-                df = validate_results(pd.DataFrame(rows))
-                table.append(df)
-                written.append(df)
+                # under the table's lock, cells another process wrote meanwhile are left out
+                part = table.append(validate_results(pd.DataFrame(rows)), done="skip")
+                if part is not None:
+                    written.append(table.read_part(part))
     bar.close()
     return pd.concat(written, ignore_index=True) if written else table.load().iloc[0:0]
 

@@ -26,10 +26,18 @@ ids; ``""`` in tables written before it existed; :func:`probekit.probes.splits.s
 The table is stored as CSV (no extra dependency) and appended to, never rewritten in place:
 each run writes a new part file and the table is the union of its parts, so an interrupted
 run loses at most the cells it had not finished, and a finished cell is never recomputed.
+
+A cell is in the table once. Appends hold the folder's writer lock
+(:func:`probekit.locks.folder_lock`) and check the cells already there under it, so two
+processes writing one table (a second run of the same grid, or shards of one grid) can never
+add a cell twice; and :meth:`ResultsTable.load` refuses a table that has a cell more than
+once (written by an older probekit), naming the cells and their parts, rather than count its
+rows twice. :meth:`ResultsTable.dedupe` (``probekit results dedupe``) repairs such a table.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterable
@@ -38,9 +46,11 @@ from pathlib import Path
 import pandas as pd
 
 from probekit.errors import ProbekitError
+from probekit.locks import folder_lock
 
-__all__ = ["RESULT_COLUMNS", "TABLE_COLUMNS", "CELL_KEYS", "ResultsError", "ResultsTable",
-           "validate_results", "ERROR_METRICS", "cell_key", "SUPERSEDED_DIR"]
+__all__ = ["RESULT_COLUMNS", "TABLE_COLUMNS", "CELL_KEYS", "ROW_KEYS", "ResultsError",
+           "DuplicateCellsError", "ResultsTable", "validate_results", "ERROR_METRICS", "cell_key",
+           "SUPERSEDED_DIR"]
 
 #: Columns of the results table, in order.
 RESULT_COLUMNS = [
@@ -52,10 +62,14 @@ RESULT_COLUMNS = [
 TABLE_COLUMNS = RESULT_COLUMNS + ["store", "sentence_split"]
 #: A cell of the grid: one trained probe evaluated on every test group.
 CELL_KEYS = ["encoder", "store", "layer", "task", "probe", "group_attribute", "train_set", "seed"]
+#: A row of a cell: a cell has one row per test group, unit and metric.
+ROW_KEYS = CELL_KEYS + ["test_group", "unit", "metric"]
 #: Sub-folder that :meth:`ResultsTable.retire` moves superseded parts to (never read).
 SUPERSEDED_DIR = "superseded"
 #: Metrics the table may hold (all error rates).
 ERROR_METRICS = ("error", "cer", "wer")
+
+log = logging.getLogger(__name__)
 
 _DTYPES = {"layer_index": "int64", "seed": "int64", "n": "int64", "n_train": "int64",
            "n_train_speakers": "int64", "value": "float64"}
@@ -65,14 +79,46 @@ class ResultsError(ProbekitError, ValueError):
     """A results table is malformed."""
 
 
+class DuplicateCellsError(ResultsError):
+    """A results table holds a cell (or a row) more than once: its rows would count twice."""
+
+
+def _keys(df: pd.DataFrame) -> list[tuple]:
+    """The :data:`CELL_KEYS` tuple (as strings) of every row."""
+    return list(zip(*(df[c].astype(str).tolist() for c in CELL_KEYS)))
+
+
+def _cells_text(cells: list[tuple], where: dict | None = None, limit: int = 3) -> str:
+    """``(enc, store, layer, ...) in part-a.csv + part-b.csv; ...`` for the first ``limit``."""
+    shown = [f"({', '.join(c)})" + (f" in {' + '.join(where[c])}" if where else "")
+             for c in cells[:limit]]
+    more = f"; and {len(cells) - limit} more" if len(cells) > limit else ""
+    return f"cell(s) ({', '.join(CELL_KEYS)}) " + "; ".join(shown) + more
+
+
 def validate_results(df: pd.DataFrame) -> pd.DataFrame:
-    """Check columns, types and value ranges; returns the frame with canonical dtypes.
+    """Check columns, types, value ranges and that no row repeats another; returns the frame
+    with canonical dtypes.
 
     Raises
     ------
     ResultsError
         Naming the missing column, or the first offending row.
+    DuplicateCellsError
+        When rows repeat a (cell, test group, unit, metric): naming the cells.
     """
+    df = _normalise(df)
+    dup = df.duplicated(ROW_KEYS, keep=False)
+    if dup.any():
+        cells = list(dict.fromkeys(_keys(df.loc[dup])))
+        raise DuplicateCellsError(
+            f"results hold {int(dup.sum())} rows that repeat another row's {ROW_KEYS} (their "
+            f"errors would count twice), in {_cells_text(cells)}")
+    return df
+
+
+def _normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns, dtypes and value ranges of :func:`validate_results`, without the repeat check."""
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
         raise ResultsError(f"results table lacks column(s) {missing}")
@@ -112,33 +158,95 @@ class ResultsTable:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise ResultsError(f"{self.root} is a file; a results table is a folder of parts")
+        self._cells: dict[str, set[tuple]] = {}  # part name -> its cells (parts never change)
+        self._indexed: list[str] = []  # the parts _cells was last checked for repeats with
 
     def parts(self) -> list[Path]:
         return sorted(self.root.glob("part-*.csv")) if self.root.exists() else []
 
+    def lock(self, wait: bool = True):
+        """The table's writer lock (a context manager, :func:`probekit.locks.folder_lock`)."""
+        return folder_lock(self.root, what="results table", wait=wait)
+
+    def read_part(self, p: str | os.PathLike) -> pd.DataFrame:
+        """One part file, checked (:func:`validate_results`)."""
+        return validate_results(self._read(Path(p)))
+
+    @staticmethod
+    def _read(p: Path) -> pd.DataFrame:
+        try:
+            return pd.read_csv(p, keep_default_na=False,
+                               dtype={"unit": str, "test_group": str, "train_set": str,
+                                      "store": str, "sentence_split": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise ResultsError(f"{p}: unreadable results part ({exc})") from None
+
+    def _duplicates_error(self, where: dict[tuple, list[str]]) -> DuplicateCellsError:
+        cells = sorted(where)
+        return DuplicateCellsError(
+            f"results table {self.root} has {len(cells)} cell(s) written more than once (their "
+            f"rows would count twice): {_cells_text(cells, where)}. Run `probekit results "
+            f"dedupe {self.root}` to keep each cell's first part (the others move to "
+            f"{SUPERSEDED_DIR}/)")
+
     def load(self) -> pd.DataFrame:
-        """The whole table (empty with the right columns when nothing was written)."""
-        frames = []
-        for p in self.parts():
-            try:
-                frames.append(pd.read_csv(p, keep_default_na=False,
-                                          dtype={"unit": str, "test_group": str, "train_set": str,
-                                                 "store": str, "sentence_split": str}))
-            except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-                raise ResultsError(f"{p}: unreadable results part ({exc})") from None
+        """The whole table (empty with the right columns when nothing was written).
+
+        Raises
+        ------
+        DuplicateCellsError
+            When a cell is in more than one part (or a row twice in one), naming the cells
+            and the parts: see :meth:`dedupe`.
+        """
+        frames = [self._read(p).assign(_part=p.name) for p in self.parts()]
         if not frames:
             return pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "object")) for c in TABLE_COLUMNS})
-        return validate_results(pd.concat(frames, ignore_index=True))
+        df = pd.concat(frames, ignore_index=True)
+        keys = df.reindex(columns=CELL_KEYS).astype(object).fillna("").astype(str)
+        n_parts = keys.assign(_part=df["_part"]).groupby(CELL_KEYS)["_part"].unique()
+        twice = n_parts[n_parts.map(len) > 1]
+        if len(twice):
+            raise self._duplicates_error({tuple(map(str, k)): list(v) for k, v in twice.items()})
+        try:
+            return validate_results(df.drop(columns="_part"))
+        except DuplicateCellsError as exc:
+            raise DuplicateCellsError(f"{self.root}: {exc}. Run `probekit results dedupe "
+                                      f"{self.root}` to keep the first of each") from None
+
+    def _cell_index(self) -> dict[str, set[tuple]]:
+        """Cells of every part, reading only parts not read before; refuses a cell in two parts."""
+        parts = self.parts()
+        names = [p.name for p in parts]
+        if names == self._indexed:
+            return self._cells
+        for p in parts:
+            if p.name not in self._cells:
+                self._cells[p.name] = set(_keys(validate_results(self._read(p))))
+        self._cells = {n: self._cells[n] for n in names}
+        seen: dict[tuple, list[str]] = {}
+        for n in names:
+            for c in self._cells[n]:
+                seen.setdefault(c, []).append(n)
+        twice = {c: ps for c, ps in seen.items() if len(ps) > 1}
+        if twice:
+            raise self._duplicates_error(twice)
+        self._indexed = names
+        return self._cells
 
     def done_cells(self) -> set[tuple]:
         """Keys (in :data:`CELL_KEYS` order) of cells already in the table."""
-        df = self.load()
-        return set(map(tuple, df[CELL_KEYS].astype(str).drop_duplicates().itertuples(index=False)))
+        return set().union(*self._cell_index().values())
 
     def stores(self) -> dict[str, set[str]]:
         """Store keys in the table, by encoder name (``""``: written before keys existed)."""
         df = self.load()
         return {str(e): set(d["store"].astype(str)) for e, d in df.groupby("encoder")}
+
+    def _supersede(self, p: Path) -> Path:
+        dest = self.root / SUPERSEDED_DIR
+        dest.mkdir(exist_ok=True)
+        os.replace(p, dest / p.name)
+        return dest / p.name
 
     def retire(self, stale) -> list[Path]:
         """Move every part for which ``stale(part_frame)`` is true to ``superseded/``.
@@ -146,31 +254,85 @@ class ResultsTable:
         Parts are never edited or deleted: superseded ones stay on disk, out of the table.
         Returns the moved parts' new paths.
         """
-        moved = []
-        for p in self.parts():
-            part = validate_results(pd.read_csv(p, keep_default_na=False,
-                                                dtype={"unit": str, "test_group": str,
-                                                       "train_set": str, "store": str,
-                                                       "sentence_split": str}))
-            if stale(part):
-                dest = self.root / SUPERSEDED_DIR
-                dest.mkdir(exist_ok=True)
-                os.replace(p, dest / p.name)
-                moved.append(dest / p.name)
-        return moved
+        with self.lock():
+            return [self._supersede(p) for p in self.parts()
+                    if stale(validate_results(self._read(p)))]
 
-    def append(self, rows: pd.DataFrame | Iterable[dict]) -> Path | None:
-        """Write ``rows`` as a new part, atomically (temp file + rename)."""
-        df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-        if df.empty:
-            return None
-        df = validate_results(df)
+    def _write_part(self, df: pd.DataFrame) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"part-{pd.Timestamp.now('UTC').strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:6]}.csv"
         tmp = self.root / f".{name}.tmp"
         df.to_csv(tmp, index=False)
         os.replace(tmp, self.root / name)
         return self.root / name
+
+    def append(self, rows: pd.DataFrame | Iterable[dict], *, done: str = "error") -> Path | None:
+        """Write ``rows`` as a new part, atomically (temp file + rename), under the table's lock.
+
+        Parameters
+        ----------
+        done : {"error", "skip"}
+            Rows of cells the table already holds: refuse them (:class:`DuplicateCellsError`
+            naming the cells), or leave them out (what the grid does: another process wrote
+            those cells since it looked).
+
+        Returns
+        -------
+        The new part, or ``None`` when nothing was left to write.
+        """
+        if done not in ("error", "skip"):
+            raise ResultsError(f"done must be 'error' or 'skip', got {done!r}")
+        df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        if df.empty:
+            return None
+        df = validate_results(df)
+        with self.lock():
+            index = self._cell_index()
+            have = set().union(*index.values())
+            keys = pd.Series(_keys(df), index=df.index)
+            old = keys.map(lambda k: k in have).astype(bool)
+            if old.any():
+                cells = sorted(set(keys[old]))
+                if done == "error":
+                    where = {c: [n for n, cs in index.items() if c in cs] for c in cells}
+                    raise DuplicateCellsError(f"results table {self.root} already holds "
+                                              f"{_cells_text(cells, where)}; not written again")
+                log.info("%s: %d cell(s) were written by another process meanwhile; kept theirs",
+                         self.root, len(cells))
+                df = df[~old]
+                if df.empty:
+                    return None
+            path = self._write_part(df)
+            self._cells[path.name] = set(keys[~old])
+            self._indexed = sorted(self._indexed + [path.name])  # its cells are new: checked
+            return path
+
+    def dedupe(self) -> tuple[list[Path], list[Path]]:
+        """Repair a table that holds a cell more than once: keep each cell's first part.
+
+        Parts are read in name (= time) order; a part holding a cell already seen in an earlier
+        part, or a row twice, moves to ``superseded/``, and what it held that is not a repeat
+        is written as a new part. Nothing is deleted. Returns (moved parts, new parts).
+        """
+        moved, written = [], []
+        with self.lock():
+            owner: dict[tuple, str] = {}
+            for p in self.parts():
+                whole = _normalise(self._read(p))
+                df = whole.drop_duplicates(ROW_KEYS)
+                keys = _keys(df)
+                keep = pd.Series([owner.setdefault(k, p.name) == p.name for k in keys],
+                                 index=df.index, dtype=bool)
+                if keep.all() and len(df) == len(whole):
+                    continue
+                moved.append(self._supersede(p))
+                if keep.any():
+                    written.append(self._write_part(df[keep]))
+            self._cells, self._indexed = {}, []
+        if moved:
+            log.info("%s: %d part(s) with repeated cells moved to %s/, %d rewritten without them",
+                     self.root, len(moved), SUPERSEDED_DIR, len(written))
+        return moved, written
 
 
 def cell_key(row: dict) -> tuple:

@@ -316,7 +316,21 @@ def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = No
         without phones for phone pooling, a phone past the end of its audio.
     CorpusError
         Unreadable audio (naming the utterance).
+    LockHeldError
+        When another process is extracting the same rank into ``out_dir`` (naming it; a
+        killed one's lock is taken over). Different ranks never wait for each other.
     """
+    from probekit.locks import folder_lock
+    kw = dict(layers=layers, poolings=poolings, dtype=dtype, shard_size=shard_size,
+              batch_size=batch_size, max_batch_seconds=max_batch_seconds, rank=rank,
+              world_size=world_size, overwrite=overwrite, progress=progress)
+    r, w = distributed.rank_and_world(rank, world_size)
+    with folder_lock(out_dir, name=f"extract-{r}-of-{w}", what="store", wait=False):
+        return _extract(encoder, corpus, out_dir, **kw)
+
+
+def _extract(encoder, corpus, out_dir, *, layers, poolings, dtype, shard_size, batch_size,
+             max_batch_seconds, rank, world_size, overwrite, progress):
     import torch
 
     poolings = _check_inputs(corpus, poolings, dtype, shard_size)

@@ -73,6 +73,7 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
     - any other non-empty folder is refused, ``overwrite`` or not, unless probekit wrote it
       (then ``overwrite`` replaces it). probekit never deletes a folder it did not write.
     """
+    from probekit.locks import is_lock_file
     from probekit.outdir import OutputFolderError, claim_output, read_stamp
 
     stamp = out / STUDY_STAMP
@@ -97,7 +98,7 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
                              "whose inputs did not change)")
         invalidate_changed(out, old.get("config", {}), config)
         (out / "run.json").unlink(missing_ok=True)  # finished again only when this run is
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+    elif out.exists() and (not out.is_dir() or any(not is_lock_file(p) for p in out.iterdir())):
         # A study.json beside work/ without probekit's stamp is a look-alike: never adopted.
         if ours is None:
             raise StudyError(f"{out} is not empty and was not written by probekit; probekit "
@@ -225,7 +226,20 @@ def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
     Returns
     -------
     StudyRun
+
+    Raises
+    ------
+    LockHeldError
+        When another process is running a study into ``out`` (naming it; a killed one's lock
+        is taken over).
     """
+    from probekit.locks import folder_lock
+    with folder_lock(Path(out).expanduser().absolute(), what="study", wait=False):
+        return _run_study(config, out, overwrite=overwrite, progress=progress, device=device)
+
+
+def _run_study(config: StudyConfig, out: str | Path, *, overwrite: bool, progress: bool,
+               device: str | None) -> StudyRun:
     from probekit.encoders import load_encoder
     from probekit.encoders.registry import check_options, resolve_family
     from probekit.probes.grid import run_grid
