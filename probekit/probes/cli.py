@@ -21,7 +21,7 @@ def _probe(args: argparse.Namespace) -> int:
     store = EmbeddingStore.open(args.store)
     # appended to, never cleared: a folder probekit did not stamp as results is refused
     claim_output(args.out, "results", command="probe", inputs=(args.store, args.corpus),
-                 fingerprint={"store": store.key},
+                 fingerprint={"store": getattr(store, "key", None)},
                  contents=["part-*.csv", SUPERSEDED_DIR])
     layers = [int(x) if x.isdigit() else x for x in _csv(args.layers)] if args.layers else None
     corpus = None
