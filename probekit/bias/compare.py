@@ -247,7 +247,7 @@ class Comparison:
     statistic: str = "difference"
 
     def figure(self):
-        return change_figure(self.table, statistic=self.statistic)
+        return change_figure(self.table, statistic=self.statistic, alpha=self.alpha)
 
 
 def _verdict(sub: pd.DataFrame, statistic: str, alpha: float, who: str) -> str:
@@ -405,10 +405,10 @@ def compare_encoders(results: pd.DataFrame, before: str, after: str | Sequence[s
                       alpha=alpha, statistic=verdict_statistic)
 
 
-def change_figure(table: pd.DataFrame, *, statistic: str = "difference"):
+def change_figure(table: pd.DataFrame, *, statistic: str = "difference", alpha: float = 0.05):
     """Change of ``statistic`` per layer (after - before) with its two-way t interval:
     one panel per (task, probe, metric), one line per compared pair; filled markers where the
-    FWER-adjusted p <= 0.05."""
+    Holm-adjusted p <= alpha."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -424,7 +424,7 @@ def change_figure(table: pd.DataFrame, *, statistic: str = "difference"):
             x = np.arange(len(s))
             line = ax.plot(x, s["change"], marker="o", mfc="white", label=f"{a} - {b}")[0]
             ax.fill_between(x, s["ci_low"], s["ci_high"], alpha=0.18, color=line.get_color())
-            sig = (s["p_fwer"] <= 0.05).to_numpy()
+            sig = (s["p_fwer"] <= alpha).to_numpy()
             ax.plot(x[sig], s["change"].to_numpy()[sig], "o", color=line.get_color())
             ax.set_xticks(x, s["layer"], rotation=45, ha="right", fontsize=7)
         ax.axhline(0, color="k", lw=0.8)

@@ -1,6 +1,7 @@
 """The paired before/after comparison: level, power, pairing by split and speaker, the
 verdict agreeing with its intervals, degenerate rows named, the leakage guard."""
 
+import json
 import re
 
 import numpy as np
@@ -205,3 +206,26 @@ def test_compare_cli_refuses_then_writes(tmp_path, capsys):
     assert (tmp_path / "cmp" / "comparison.csv").is_file()
     out = capsys.readouterr().out
     assert "GUARD OVERRIDDEN" in out and "family-wise over 4 layers" in out
+
+
+def test_report_section_names_degenerate_rows_and_shows_the_simultaneous_interval(tmp_path):
+    from probekit.report.compare import before_after_section
+
+    df = _table(K=4)
+    df.loc[df["test_group"] == "g3", "value"] = 1.0
+    cmp = compare_encoders(df, "base", alpha=0.05)
+    cmp.table.to_csv(tmp_path / "comparison.csv", index=False)
+    cmp.n_table.to_csv(tmp_path / "n_per_cell.csv", index=False)
+    pd.DataFrame({"model": ["zero-shot"], "statistic": ["macro"], "estimate": [10.0],
+                  "ci_low": [8.0], "ci_high": [12.0], "p_value": [float("nan")]}
+                 ).to_csv(tmp_path / "wer_table.csv", index=False)
+    (tmp_path / "verdicts.json").write_text(json.dumps({
+        "verdicts": cmp.verdicts, "guard": cmp.guard, "split": "s", "base": "base",
+        "adapted": ["tuned"], "train_groups": ["g0"], "alpha": 0.05,
+        "n_test_utterances_wer": 1}))
+    md, html = before_after_section(tmp_path, tmp_path)
+    text = "\n".join(md)
+    assert "**Degenerate rows.**" in text
+    assert "group g3 at layer0, layer1, layer2, layer3: group at error 1 before" in text
+    assert "simultaneous CI (layers)" in text and "two-way (split x speaker)" in text
+    assert any("Degenerate rows" in h for h in html)
