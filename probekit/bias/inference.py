@@ -157,8 +157,8 @@ def twoway_from_scores(estimate: np.ndarray, c: np.ndarray, ok: np.ndarray,
     the before/after changes of :func:`probekit.bias.compare.split_change` (group means and
     the gap statistics, by the delta method) share it.
 
-    Each split's mean over its speakers is weighted ``1/K``; ``c`` are the weighted residuals.
-    From their sums by split, by speaker and by cell (each with a ``C/(C-1)`` factor for ``C``
+    (For a mean over splits, each split's mean over its speakers weighted ``1/K``, ``c`` are
+    the weighted residuals.) From their sums by split, by speaker and by cell (each with a ``C/(C-1)`` factor for ``C``
     clusters), the variance is
 
         V = V_split + max(V_speaker - V_cell, 0)

@@ -83,9 +83,9 @@ class LayerwiseBias:
         ``degenerate`` (why the test says little: all errors in one group, a group at error
         0 or 1 while the others are not, no spread between speakers, or "cannot reach
         alpha"; empty otherwise) and ``p_min`` (the smallest p the permutation test can give
-        with the speakers present: :func:`degenerate_cells`). Statistics: ``overall, macro, worst, difference, ratio,
-        relative_gap, std, between_var, max_abs_t`` and ``group:<g>`` (p: one-sided "worse
-        than the rest").
+        with the speakers present: :func:`degenerate_cells`). Statistics: ``overall, macro,
+        worst, difference, ratio, relative_gap, std, between_var, max_abs_t`` and
+        ``group:<g>`` (p: one-sided "worse than the rest").
     summary : pandas.DataFrame
         One row per (slice, bias measure): ``n_layers, min_error_layer, min_error_share,
         max_bias_layer, max_bias_share, min_bias_layer, spearman, null_mean, p_value``
