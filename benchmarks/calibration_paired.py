@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from probekit.bias.compare import paired_change
+from probekit.bias.paired import paired_change
 
 G, SPK, L = 4, 5, 4
 

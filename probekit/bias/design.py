@@ -29,7 +29,7 @@ import pandas as pd
 
 from probekit.bias.speakers import speaker_rows
 
-__all__ = ["SplitMatrix", "split_matrix", "group_moments", "paired_cells", "speaker_mean_weights",
+__all__ = ["SplitMatrix", "split_matrix", "group_moments", "speaker_mean_weights",
            "split_average"]
 
 
@@ -144,19 +144,6 @@ def group_moments(x: np.ndarray, codes: np.ndarray, G: int):
         ss = (x0 ** 2) @ onehot - cnt * m ** 2
         v = np.where(cnt > 1, np.maximum(ss, 0.0) / (cnt - 1), np.nan)
     return m, v, cnt
-
-
-def paired_cells(rates: np.ndarray, row: int, ref_row: int, pos=None) -> np.ndarray:
-    """``rates[row] - rates[ref_row]`` per (split, speaker): (K, S) or (K, len(pos)), NaN where a
-    speaker was not tested by both probes. ``rates`` is (R, K, S) (:attr:`SplitMatrix.rates`).
-
-    The one pairing of two trained probes on the same test speakers *and* splits: own-group
-    vs broad probe (:mod:`probekit.bias.transfer`) and after vs before encoder
-    (:mod:`probekit.bias.compare`); the cells go to
-    :func:`probekit.bias.inference.twoway_cluster_t`.
-    """
-    d = rates[row] - rates[ref_row]
-    return d if pos is None else d[:, pos]
 
 
 def speaker_mean_weights(tested: np.ndarray, codes: np.ndarray, G: int, statistic: str) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.bias._slices import iter_slices, spearman
-from probekit.bias.design import group_moments, paired_cells, split_matrix
+from probekit.bias.design import group_moments, split_matrix
 from probekit.bias.errors import BiasInputError
 from probekit.bias.inference import permutation_pvalue, twoway_cluster_t
 from probekit.bias.resample import percentile_ci, split_speaker_bootstrap
@@ -79,9 +79,8 @@ def _ref_name(ref: str, g: str) -> str:
 
 def own_vs_broad_cells(rates: np.ndarray, own_row: int, ref_row: int, pos: np.ndarray) -> np.ndarray:
     """``own - reference`` error of the speakers ``pos`` in every split: (K, len(pos)), NaN
-    where a speaker was not tested by both probes. ``rates`` is (R, K, S). The same pairing
-    as a before/after comparison (:func:`probekit.bias.design.paired_cells`)."""
-    return paired_cells(rates, own_row, ref_row, pos)
+    where a speaker was not tested by both probes. ``rates`` is (R, K, S)."""
+    return rates[own_row][:, pos] - rates[ref_row][:, pos]
 
 
 def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 1000,
