@@ -24,6 +24,7 @@ def _cmd(args: argparse.Namespace) -> int:
     from probekit.bias.compare import SeenIds, compare_encoders
     from probekit.errors import ProbekitError
     from probekit.probes.results import ResultsTable
+    from probekit.report.compare import degenerate_sentences
 
     seen = {}
     for item in args.seen:
@@ -40,6 +41,8 @@ def _cmd(args: argparse.Namespace) -> int:
         print(f"guard: {g}")
     for v in cmp.verdicts:
         print(f"- {v}")
+    for d in degenerate_sentences(cmp.table):
+        print(f"degenerate: {d}")
     if args.out:
         out = Path(args.out)
         (out / "figures").mkdir(parents=True, exist_ok=True)

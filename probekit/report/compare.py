@@ -69,18 +69,20 @@ def probe_change_tables(cmp: pd.DataFrame, statistic: str = "difference",
 
 
 def degenerate_sentences(cmp: pd.DataFrame) -> list[str]:
-    """One sentence per (pair, task, probe, metric, statistic) with degenerate rows, naming
-    the layers and why (the ``note`` column of :func:`probekit.bias.compare.split_change`)."""
+    """One sentence per (pair, task, probe, reason) with degenerate rows, naming the
+    statistics, the layers and why (the ``note`` column of
+    :func:`probekit.bias.change.split_change`)."""
     if "note" not in cmp:
         return []
     d = cmp[cmp["note"].fillna("") != ""]
     out = []
-    for (a, b, task, probe, stat, note), s in d.groupby(
-            ["after", "before", "task", "probe", "statistic", "note"], sort=False):
-        what = f"group {stat[6:]}" if stat.startswith("group:") else stat
-        layers = ", ".join(map(str, s.sort_values("layer_index")["layer"]))
-        out.append(f"{a} vs {b}, {task} / {probe}, {what} at {layers}: {note}; its change "
-                   "is not evidence either way.")
+    for (a, b, task, probe, note), s in d.groupby(["after", "before", "task", "probe", "note"],
+                                                  sort=False):
+        stats = [f"group {x[6:]}" if x.startswith("group:") else x
+                 for x in dict.fromkeys(s["statistic"])]
+        layers = ", ".join(map(str, dict.fromkeys(s.sort_values("layer_index")["layer"])))
+        out.append(f"{a} vs {b}, {task} / {probe}, {', '.join(stats)} at {layers}: {note}; "
+                   "the change there is not evidence either way.")
     return out
 
 

@@ -206,6 +206,11 @@ def test_compare_cli_refuses_then_writes(tmp_path, capsys):
     assert (tmp_path / "cmp" / "comparison.csv").is_file()
     out = capsys.readouterr().out
     assert "GUARD OVERRIDDEN" in out and "family-wise over 4 layers" in out
+    # one seed: said, not tested
+    ResultsTable(tmp_path / "one").append(_table(K=1))
+    assert main(["-q", "compare", str(tmp_path / "one"), "--before", "base"]) == 0
+    out = capsys.readouterr().out
+    assert "not assessed: one probe split" in out and "degenerate: tuned vs base" in out
 
 
 def test_report_section_names_degenerate_rows_and_shows_the_simultaneous_interval(tmp_path):
