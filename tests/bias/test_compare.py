@@ -82,7 +82,7 @@ def test_retrained_calibration_fast_version():
         assert 0.0 < r[f"reject_paired_{k}_retrained"] <= 0.1, (k, r)
     for k in ("macro", "group", "gap"):
         assert r[f"cover_paired_{k}_retrained"] >= 0.88, (k, r)
-    assert r["power_paired_gap_retrained"] >= 0.2, r
+    assert r["power_paired_gap_retrained"] >= 0.15 and r["power_paired_macro_retrained"] >= 0.2, r
 
 
 def test_split_change_pairs_by_split_and_speaker_and_matches_the_layerwise_estimates():
