@@ -1,4 +1,5 @@
-"""Calibration of the paired before/after comparison (:mod:`probekit.bias.compare`).
+"""Calibration of the paired change without a training draw (:mod:`probekit.bias.paired`:
+WER before/after; probe results use :mod:`probekit.bias.change`, ``benchmarks/calib_paired.py``).
 
 Simulated paired tables with a realistic null: 4 groups x 5 test speakers, 4 layers, 100-300
 items per speaker, a real gap before (group means differ), unequal speaker variance (one
@@ -29,7 +30,7 @@ import time
 
 import numpy as np
 
-from probekit.bias.compare import paired_change
+from probekit.bias.paired import paired_change
 
 G, SPK, L = 4, 5, 4
 

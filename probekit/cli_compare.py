@@ -4,7 +4,9 @@
         --seen erm-lora=runs/erm/merged --out compare/
 
 Both encoders must have been probed on the same test speakers (same corpus, same grid
-seeds). ``--seen LABEL=FOLDER`` reads the speakers an adapted encoder was trained and
+seeds): each seed is one split, and the change is paired by split and speaker, with the
+probes' training draw counted (two-way split x speaker cluster-robust t; delta method for
+the gaps). One seed only gives no p-value or interval (the rows say why). ``--seen LABEL=FOLDER`` reads the speakers an adapted encoder was trained and
 validated on (``seen_ids.json`` beside its merged model or adapters): test speakers among them
 are refused, by name, unless ``--allow-seen``. See docs/concepts.md, "Before/after comparisons".
 """
@@ -22,6 +24,7 @@ def _cmd(args: argparse.Namespace) -> int:
     from probekit.bias.compare import SeenIds, compare_encoders
     from probekit.errors import ProbekitError
     from probekit.probes.results import ResultsTable
+    from probekit.report.compare import degenerate_sentences
 
     seen = {}
     for item in args.seen:
@@ -40,12 +43,13 @@ def _cmd(args: argparse.Namespace) -> int:
         df = df[df["task"].astype(str).isin(tasks)]
     after = [a.strip() for a in args.after.split(",")] if args.after else None
     cmp = compare_encoders(df, args.before, after, train_set=args.train_set, seen=seen,
-                           allow_seen=args.allow_seen, n_boot=args.n_boot, n_perm=args.n_perm,
-                           alpha=args.alpha, seed=args.seed)
+                           allow_seen=args.allow_seen, alpha=args.alpha)
     for g in cmp.guard:
         print(f"guard: {g}")
     for v in cmp.verdicts:
         print(f"- {v}")
+    for d in degenerate_sentences(cmp.table):
+        print(f"degenerate: {d}")
     if args.out:
         from probekit.outdir import claim_output
 
@@ -82,12 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-set", default="all", help="probe training set (default all)")
     p.add_argument("--task", help="comma list of tasks to compare (default: every task; a task "
                                   "whose seeds differ between the encoders no longer blocks the others)")
-    p.add_argument("--n-boot", type=int, default=1000, help="paired speaker bootstrap replicates")
-    p.add_argument("--n-perm", type=int, default=1000,
-                   help="paired permutations (before/after swapped within each speaker)")
     from probekit.cliutil import level
     p.add_argument("--alpha", type=level, default=0.05, help="1 - interval level and test level")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutations")
     p.add_argument("--out", default=None, help="write comparison.csv, n_per_cell.csv, "
                    "verdicts.json and figures/ here (a folder probekit owns: one it did not write is "
                    "refused; its own earlier comparison is replaced)")

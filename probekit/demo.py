@@ -71,7 +71,7 @@ FINETUNE_DEMO_CONFIG: dict = {
     "corpus": {"synthetic": "small", "speakers_per_group": 8, "sentences_per_speaker": 4,
                "sentence_pool": 8, "group_attribute": "accent"},
     "encoders": [{"name": "whisper-tiny.en", "sources": ["local", "hf-cache", "package"]}],
-    "tasks": {"group:accent": {"probes": ["lda"], "seeds": [0], "train_sets": ["all"]}},
+    "tasks": {"group:accent": {"probes": ["lda"], "seeds": [0, 1, 2], "train_sets": ["all"]}},
     "poolings": ["utterance"],
     "analysis": {"n_boot": 500, "n_perm": 500},
     "training": {"train_groups": ["en-gb-scotland", "es"], "test_speakers": 0.5,

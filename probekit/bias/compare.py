@@ -1,317 +1,61 @@
-"""Paired before/after comparison of encoders probed on the *same* test speakers.
+"""Paired before/after comparison of encoders probed on the *same* test speakers and splits.
 
 "Did fine-tuning remove the gap?" is a paired question: the base and the adapted encoder are
-probed on the same held-out speakers, so each speaker is its own control. For every task,
-probe, layer and statistic (group error, overall, macro, worst, and every gap statistic) this
-module reports the change *after minus before* with
+probed on the same held-out speakers with the same grid seeds, so each (split, speaker) cell
+is its own control. But each encoder's probes are *retrained* in every split: which speakers
+trained them moves every test speaker of that split together, differently for the two
+encoders. A comparison that pools each speaker's counts over splits and treats the trained
+probes as fixed rejected a true "no change" of the macro error in 47-65 % of draws
+(issue 19). So, per task, probe, layer and statistic (group error, overall, macro, worst and
+every gap statistic), the change *after minus before* is taken on the split design
+(:class:`~probekit.bias.design.SplitMatrix`), the same engine as the own-vs-broad test of
+:mod:`probekit.bias.transfer`:
 
-* a **paired speaker bootstrap**: speakers are resampled within their group, with the *same*
-  indices for both encoders and for every layer, so the interval keeps the pairing and the
-  dependence between layers (percentile interval, expanded as in
-  :func:`probekit.bias.resample.expanded_level` for the speakers behind the statistic: the
-  group's for a group error, every speaker for summaries and gaps);
-* a **paired permutation test**: under "no change" each speaker's before and after results
-  are exchangeable, so each draw swaps the two encoders' error counts for a random subset of
-  speakers and recomputes both statistics (for a mean error this is the sign flip of the
-  per-speaker difference). The same swap draws serve every layer, so the Westfall-Young
-  step-down max-T over layers gives family-wise control (``p_fwer``) beside the raw ``p``;
-* a **leakage guard**: an adapted encoder carries the ids of the speakers and sentences it was
-  trained and validated on (:class:`SeenIds`, saved with its adapters and merged model); a
-  comparison refuses test speakers the adapted encoder saw, naming them, unless
-  ``allow_seen=True``.
+* both encoders must have the same (seed, speaker) test cells, and each cell's before and
+  after values enter the same score, so the pairing is by split *and* speaker
+  (:func:`~probekit.bias.change.split_change`); a speaker's value is its rate averaged over
+  the splits that tested it, as everywhere in ``probekit.bias``;
+* each statistic is a function of the group means (``overall``: of the speakers), a group
+  mean a weighted sum of the cells (:func:`~probekit.bias.design.speaker_mean_weights`); the
+  change's variance is the two-way (split x speaker) cluster-robust one of its cell scores
+  (:func:`~probekit.bias.inference.twoway_from_scores`, the engine of the own-vs-broad
+  test), exact for the linear statistics (``group:<g>``, ``overall``, ``macro``) and by the
+  delta method for the gaps (``worst``, ``difference``, ``ratio``, ``relative_gap``, ``std``);
+* every row has ``se, df``, the t interval and its p (so the two always agree), ``p_fwer``
+  (Holm over the layers of one curve) and the simultaneous interval ``ci_low_fwer,
+  ci_high_fwer`` (Bonferroni over those layers), which is what the verdict quotes when no
+  layer passes; ``note`` names a degenerate row (one split, no variance, a group at error 0
+  or 1);
+* the leakage guard (:mod:`probekit.bias.leakage`) refuses test speakers an adapted encoder
+  was trained on.
 
-Formulas and which choices are ours: docs/concepts.md, "Before/after comparisons".
+Changes of per-speaker counts with no training draw (WER) use
+:func:`probekit.bias.paired.paired_change`. Formulas and which choices are ours:
+docs/concepts.md, "Before/after comparisons".
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from probekit.bias.change import COMPARE_STATISTICS, LINEAR_STATISTICS, split_change
+from probekit.bias.design import split_matrix
 from probekit.bias.errors import BiasInputError
-from probekit.bias.permutation import permutation_pvalue
-from probekit.bias.resample import percentile_ci, speaker_bootstrap_indices
-from probekit.bias.speakers import require_columns, speaker_matrix
+from probekit.bias.leakage import (SEEN_FILE, LeakageError, SeenIds, SeenIdsError,
+                                   check_unseen)
+from probekit.bias.paired import PairedChange, paired_change
+from probekit.bias.speakers import require_columns
 
-__all__ = ["PairedChange", "paired_change", "Comparison", "compare_encoders", "SeenIds",
-           "LeakageError", "SeenIdsError", "check_unseen", "COMPARE_STATISTICS", "SEEN_FILE",
-           "change_figure"]
-
-#: Statistics compared (besides ``group:<g>``): summaries, then gaps (larger = more unequal,
-#: except ``ratio``, min / max, where 1 is parity).
-COMPARE_STATISTICS = ("overall", "macro", "worst", "difference", "ratio", "relative_gap", "std")
-#: File written beside adapters / a merged model with the ids it saw.
-SEEN_FILE = "seen_ids.json"
-
-
-class LeakageError(BiasInputError):
-    """A comparison would test an adapted encoder on speakers it was trained or validated on."""
-
-
-class SeenIdsError(BiasInputError):
-    """A ``seen_ids.json`` does not follow its schema (unknown, missing or mistyped keys)."""
-
-
-# -- the leakage guard ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class SeenIds:
-    """Speakers and sentences an adapted model saw in training or validation.
-
-    ``sentences`` is empty when the corpus has no ``sentence_id``.
-    """
-
-    speakers: frozenset = frozenset()
-    sentences: frozenset = frozenset()
-    note: str = ""
-
-    @classmethod
-    def from_corpora(cls, *corpora, note: str = "") -> "SeenIds":
-        spk, sent = set(), set()
-        for c in corpora:
-            if c is None:
-                continue
-            for u in c:
-                spk.add(str(u.speaker))
-                if getattr(u, "sentence_id", None) not in (None, ""):
-                    sent.add(str(u.sentence_id))
-        return cls(frozenset(spk), frozenset(sent), note)
-
-    def to_dict(self) -> dict:
-        return {"speakers": sorted(self.speakers), "sentences": sorted(self.sentences),
-                "note": self.note}
-
-    def save(self, folder) -> Path:
-        path = Path(folder) / SEEN_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, folder) -> "SeenIds | None":
-        """The ids saved in ``folder`` (a merged model or adapter folder); None if absent."""
-        path = Path(folder) / SEEN_FILE
-        if not path.is_file():
-            return None
-        return cls.read(path)
-
-    @classmethod
-    def read(cls, path) -> "SeenIds":
-        """Read ``seen_ids.json`` through its schema: ``speakers`` (required) and ``sentences``
-        lists of strings, ``note`` a string; any other key or type is refused by name, so a
-        misspelt file can never make the leakage guard pass."""
-        where = f"{path}"
-        try:
-            d = json.loads(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SeenIdsError(f"{where}: unreadable ({exc})") from None
-        if not isinstance(d, dict):
-            raise SeenIdsError(f"{where}: expected a JSON object, got {type(d).__name__}")
-        unknown = sorted(set(d) - {"speakers", "sentences", "note"})
-        if unknown:
-            raise SeenIdsError(f"{where}: unknown key(s) {unknown}; expected speakers, "
-                               "sentences, note")
-        if "speakers" not in d:
-            raise SeenIdsError(f"{where}: no 'speakers' list")
-        for key in ("speakers", "sentences"):
-            v = d.get(key, [])
-            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-                raise SeenIdsError(f"{where}: {key!r} must be a list of strings, got "
-                                   f"{type(v).__name__}")
-        if not isinstance(d.get("note", ""), str):
-            raise SeenIdsError(f"{where}: 'note' must be a string")
-        return cls(frozenset(d["speakers"]), frozenset(d.get("sentences", [])),
-                   d.get("note", ""))
-
-
-def check_unseen(encoder: str, test_speakers: Sequence[str], seen: SeenIds | None, *,
-                 test_sentences: Sequence[str] | None = None, allow_seen: bool = False) -> str:
-    """Refuse test speakers (and sentences, when given) that ``encoder`` saw in training.
-
-    Returns a sentence for the report stating what was checked. Raises
-    :class:`LeakageError` naming the seen speakers unless ``allow_seen``.
-    """
-    if seen is None:
-        return f"{encoder}: no record of training speakers (not an adapted encoder)"
-    spk = sorted(set(map(str, test_speakers)) & seen.speakers)
-    sent = sorted(set(map(str, test_sentences or ())) & seen.sentences)
-    n = len(set(map(str, test_speakers)))
-    if (spk or sent) and not allow_seen:
-        what = []
-        if spk:
-            what.append(f"{len(spk)} of {n} test speakers ({', '.join(spk[:8])}"
-                        f"{', ...' if len(spk) > 8 else ''})")
-        if sent:
-            what.append(f"{len(sent)} test sentences ({', '.join(sent[:5])}"
-                        f"{', ...' if len(sent) > 5 else ''})")
-        raise LeakageError(f"{encoder} was trained or validated on {' and '.join(what)}; its "
-                           "'after' errors would be measured on its own training data. Probe "
-                           "held-out speakers, or pass allow_seen=True (--allow-seen) to "
-                           "compare anyway")
-    if spk or sent:
-        return (f"{encoder}: GUARD OVERRIDDEN - {len(spk)} of {n} test speakers"
-                f"{f' and {len(sent)} sentences' if sent else ''} were seen in training")
-    extra = " and sentences" if test_sentences is not None and seen.sentences else ""
-    return (f"{encoder}: none of the {n} test speakers{extra} was among the "
-            f"{len(seen.speakers)} training/validation speakers")
-
-
-# -- array core -----------------------------------------------------------------------------
-def _stats(K: np.ndarray, N: np.ndarray, onehot: np.ndarray, names: Sequence[str]) -> dict:
-    """Summary and gap statistics from per-speaker counts (..., S) -> each (...,)."""
-    Kg, Ng = K @ onehot, N @ onehot
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e = Kg / Ng
-        mx, mn, macro = e.max(-1), e.min(-1), e.mean(-1)
-        out = {"overall": K.sum(-1) / N.sum(-1), "macro": macro, "worst": mx,
-               "difference": mx - mn, "ratio": np.where(mx > 0, mn / mx, np.nan),
-               "relative_gap": np.where(macro > 0, (mx - mn) / macro, np.nan),
-               "std": e.std(-1)}
-    for j, g in enumerate(names):
-        out[f"group:{g}"] = e[..., j]
-    return out
-
-
-def _swap_signs(S: int, n_perm: int, rng) -> tuple[np.ndarray, bool]:
-    """Swap patterns (P, S) of bool; every pattern when ``2**S <= n_perm`` (exact test)."""
-    if S <= 20 and 2 ** S <= n_perm:
-        return ((np.arange(2 ** S)[:, None] >> np.arange(S)) & 1).astype(bool), True
-    return rng.random((n_perm, S)) < 0.5, False
-
-
-def _maxt_stepdown(T: np.ndarray, null: np.ndarray, exact: bool) -> np.ndarray:
-    """Westfall-Young step-down max-T adjusted p-values over the last axis.
-
-    ``T`` (L,) observed standardized statistics, ``null`` (P, L) the same under the shared
-    permutations; NaN entries take no part.
-    """
-    out = np.full(T.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(T))
-    if not ok.size:
-        return out
-    order = ok[np.argsort(-T[ok])]
-    nul = np.where(np.isfinite(null[:, order]), null[:, order], -np.inf)
-    # successive maxima over the hypotheses still in the family (reverse cumulative max)
-    q = np.maximum.accumulate(nul[:, ::-1], axis=1)[:, ::-1]
-    tol = 1e-12 * np.maximum(1.0, np.abs(T[order]))
-    ge = (q >= T[order] - tol).sum(0)
-    p = ge / null.shape[0] if exact else (1.0 + ge) / (1.0 + null.shape[0])
-    out[order] = np.minimum(np.maximum.accumulate(p), 1.0)
-    return out
-
-
-@dataclass(frozen=True)
-class PairedChange:
-    """Result of :func:`paired_change` for R rows (e.g. layers) of one slice.
-
-    Attributes
-    ----------
-    table : pandas.DataFrame
-        One row per (row, statistic): ``before, after, change`` (after - before),
-        ``ci_low, ci_high`` (paired speaker bootstrap), ``p_value`` (two-sided paired
-        permutation), ``p_fwer`` (Westfall-Young step-down max-T over the rows, per
-        statistic), ``n_speakers`` (speakers behind the statistic), ``n_items``.
-    speaker_differences : numpy.ndarray (R, S)
-        Per-speaker error rate after minus before.
-    exact : bool
-        True when every swap pattern was enumerated.
-    """
-
-    table: pd.DataFrame
-    speaker_differences: np.ndarray
-    exact: bool
-
-
-def paired_change(errors_before, n_before, errors_after, n_after, groups, *,
-                  rows: Sequence | None = None, statistics: Sequence[str] | None = None,
-                  n_boot: int = 1000, n_perm: int = 1000, alpha: float = 0.05,
-                  seed: int = 0) -> PairedChange:
-    """Paired change (after - before) of every statistic, per row, for one set of speakers.
-
-    Parameters
-    ----------
-    errors_before, n_before, errors_after, n_after : array-like (R, S) or (S,)
-        Per-speaker error counts and item counts of the two encoders on the same S speakers
-        (same column order), R rows (layers) sharing them.
-    groups : array-like of str (S,)
-        Group of each speaker.
-    rows : sequence, optional
-        Labels of the R rows (default ``0..R-1``).
-    statistics : sequence of str, optional
-        Subset of :data:`COMPARE_STATISTICS` and ``"group"`` (all ``group:<g>``); default all.
-    n_boot, n_perm, alpha, seed
-        Bootstrap replicates, swap draws (all ``2**S`` patterns when that is fewer), interval
-        level ``1 - alpha``, and the seed of both.
-    """
-    Ka, Na, Kb, Nb = (np.atleast_2d(np.asarray(x, float))
-                      for x in (errors_before, n_before, errors_after, n_after))
-    if not (Ka.shape == Na.shape == Kb.shape == Nb.shape):
-        raise BiasInputError(f"before/after arrays differ in shape: {Ka.shape}, {Na.shape}, "
-                             f"{Kb.shape}, {Nb.shape}")
-    groups = np.asarray(groups).astype(str)
-    R, S = Ka.shape
-    if groups.shape != (S,):
-        raise BiasInputError(f"groups has shape {groups.shape}, expected ({S},)")
-    if (Na <= 0).any() or (Nb <= 0).any():
-        raise BiasInputError("every speaker needs n > 0 items before and after")
-    names, codes = np.unique(groups, return_inverse=True)
-    counts = np.bincount(codes, minlength=len(names))
-    if counts.min() < 2:
-        raise BiasInputError(f"group {names[counts.argmin()]!r} has {counts.min()} speaker; a "
-                             "paired speaker bootstrap needs at least 2 per group")
-    onehot = np.eye(len(names))[codes]
-    rows = list(range(R)) if rows is None else list(rows)
-    rng = np.random.default_rng(seed)
-    before, after = _stats(Ka, Na, onehot, names), _stats(Kb, Nb, onehot, names)
-    keys = [k for k in before if statistics is None or k in statistics
-            or (k.startswith("group:") and "group" in statistics)]
-    # paired permutation: swap the two encoders' counts for a random subset of speakers
-    W, exact = _swap_signs(S, n_perm, rng)
-    Wl = W[:, None, :]
-    sKa, sNa = np.where(Wl, Kb, Ka), np.where(Wl, Nb, Na)
-    sKb, sNb = np.where(Wl, Ka, Kb), np.where(Wl, Na, Nb)
-    null_a, null_b = _stats(sKa, sNa, onehot, names), _stats(sKb, sNb, onehot, names)
-    # paired bootstrap: the same speaker indices for both encoders and every row
-    idx = speaker_bootstrap_indices(codes, n_boot, rng)
-    boot_a = _stats(Ka[:, idx].transpose(1, 0, 2), Na[:, idx].transpose(1, 0, 2), onehot, names)
-    boot_b = _stats(Kb[:, idx].transpose(1, 0, 2), Nb[:, idx].transpose(1, 0, 2), onehot, names)
-    group_counts = dict(zip(names, counts))
-    out = []
-    for k in keys:
-        obs = after[k] - before[k]                           # (R,)
-        null = null_b[k] - null_a[k]                         # (P, R), symmetric about 0
-        with np.errstate(invalid="ignore"):
-            if exact:
-                tol = 1e-12 * np.maximum(1.0, np.abs(obs))
-                p = (np.abs(null) >= np.abs(obs) - tol).mean(0)
-                p = np.where(np.isnan(obs), np.nan, p)
-            else:
-                p = permutation_pvalue(np.abs(obs), np.abs(null))
-            sd = np.sqrt(np.nanmean(null ** 2, axis=0))      # null is centred at 0
-            T = np.where(sd > 0, np.abs(obs) / sd, np.where(np.abs(obs) > 0, np.inf, 0.0))
-            Tn = np.abs(null) / np.where(sd > 0, sd, np.inf)
-        p_fwer = _maxt_stepdown(T, Tn, exact)
-        reps = boot_b[k] - boot_a[k]                         # (B, R)
-        # a paired change is resampled over every speaker: expand for the speakers behind it
-        # (the group's for a group error, all for the summaries and gaps; the smallest group's
-        # count, the convention for unpaired gaps, over-covered: 99.3 % at 95 %)
-        lo, hi = percentile_ci(reps, alpha, n_clusters=int(group_counts[k[6:]]) if
-                               k.startswith("group:") else int(S))
-        g = k[6:] if k.startswith("group:") else None
-        n_spk = int(group_counts[g]) if g else int(S)
-        n_items = (Na[:, codes == list(names).index(g)].sum(1) if g else Na.sum(1))
-        for r in range(R):
-            out.append({"row": rows[r], "statistic": k, "before": before[k][r],
-                        "after": after[k][r], "change": obs[r], "ci_low": lo[r],
-                        "ci_high": hi[r], "p_value": p[r], "p_fwer": p_fwer[r],
-                        "n_speakers": n_spk, "n_items": int(n_items[r])})
-    with np.errstate(invalid="ignore", divide="ignore"):
-        diffs = Kb / Nb - Ka / Na
-    return PairedChange(pd.DataFrame(out), diffs, exact)
+__all__ = ["split_change", "Comparison", "compare_encoders", "COMPARE_STATISTICS",
+           "LINEAR_STATISTICS", "change_figure",
+           # re-exported (their home: probekit.bias.paired / probekit.bias.leakage)
+           "PairedChange", "paired_change", "SeenIds", "LeakageError", "SeenIdsError",
+           "check_unseen",
+           "SEEN_FILE"]
 
 
 # -- results tables ------------------------------------------------------------------------
@@ -335,15 +79,17 @@ class Comparison:
     ----------
     table : pandas.DataFrame
         One row per (before, after, task, probe, metric, group_attribute, layer, statistic):
-        ``layer_index, before_value, after_value, change, ci_low, ci_high, p_value, p_fwer,
-        n_speakers, n_items, n_layers``. ``p_fwer`` is adjusted over the layers of one
-        (pair, task, probe, metric, statistic).
+        ``layer_index, before_value, after_value, change, se, df, t, ci_low, ci_high,
+        p_value, p_fwer, ci_low_fwer, ci_high_fwer, n_speakers, n_splits, method, note,
+        n_items, n_layers`` (:func:`split_change`). ``p_fwer`` and the ``_fwer`` interval are
+        over the layers of one (pair, task, probe, metric, statistic).
     verdicts : list of str
         One sentence per (pair, task, probe, metric) about the gap (``statistic``).
     guard : list of str
         What the leakage guard checked, per adapted encoder.
     n_table : pandas.DataFrame
-        Test speakers and items per (pair, task, probe, metric, group).
+        Test speakers (distinct and per split), items and splits per (pair, task, probe,
+        metric, group).
     """
 
     table: pd.DataFrame
@@ -354,45 +100,63 @@ class Comparison:
     statistic: str = "difference"
 
     def figure(self):
-        return change_figure(self.table, statistic=self.statistic)
+        return change_figure(self.table, statistic=self.statistic, alpha=self.alpha)
 
 
 def _verdict(sub: pd.DataFrame, statistic: str, alpha: float, who: str) -> str:
+    """The sentence for one curve. It states the family and level of its decision and quotes
+    the interval of that same family: the per-layer interval of a layer that passes (Holm's
+    p_fwer <= alpha implies its raw p <= alpha, so that interval excludes 0), else the
+    simultaneous interval (Bonferroni over the layers, which then includes 0); per-layer
+    intervals that exclude 0 without passing are named with the reason."""
     s = sub[sub["statistic"] == statistic].sort_values("layer_index")
     if s.empty:
         return f"{who}: no {statistic} rows"
     what = _WHAT.get(statistic, statistic)
-    sig = s[s["p_fwer"] <= alpha]
     L = len(s)
+    lvl = f"{100 * (1 - alpha):g}%"
+    if s["p_value"].isna().all():
+        why = next((n for n in s["note"] if n), "no test could be made")
+        return f"{who}: the change of the {what} is not assessed: {why}."
+    sig = s[s["p_fwer"] <= alpha]
 
     def one(r):
         word = "fell" if r.change < 0 else "rose"
         if statistic == "ratio":
             word = "rose (toward parity)" if r.change > 0 else "fell (away from parity)"
         return (f"at {r.layer} {word} by {abs(r.change):.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] "
-                f"(from {r.before_value:.3f} to {r.after_value:.3f}; p = {r.p_value:.3f}, "
-                f"FWER-adjusted over {L} layers {r.p_fwer:.3f})")
+                f"(from {r.before_value:.3f} to {r.after_value:.3f}; p = {r.p_value:.3g}, "
+                f"Holm over {L} layers {r.p_fwer:.3g})")
 
+    family = (f"family-wise over {L} layers at {alpha:g}; each change with its {lvl} "
+              "interval; the probes' training draw (splits) and the speakers both counted")
     if len(sig):
         parts = "; ".join(one(r) for r in sig.itertuples())
         rest = (f"; at the other {L - len(sig)} layers the change is within what the "
-                "speakers' variation produces" if len(sig) < L else "")
-        return f"{who}: the {what} {parts}{rest}."
+                "training draw and the speakers' variation produce" if len(sig) < L else "")
+        return f"{who}: the {what} {parts}{rest} ({family})."
     big = s.iloc[int(np.nanargmax(np.abs(s["change"].to_numpy())))] if s["change"].notna().any() \
         else s.iloc[0]
+    raw = s[(s["ci_low"] > 0) | (s["ci_high"] < 0)]
+    why = ""
+    if len(raw):
+        why = (f" The per-layer {lvl} interval excludes 0 at {', '.join(map(str, raw['layer']))}"
+               f", but with {L} layers tested that is within what chance produces at a "
+               f"family-wise {alpha:g} (Holm p >= {raw['p_fwer'].min():.3g}).")
     return (f"{who}: at no layer is the change of the {what} distinguishable from the "
-            f"speakers' variation (largest change {big.change:+.3f} "
-            f"[{big.ci_low:+.3f}, {big.ci_high:+.3f}] at {big.layer}, FWER-adjusted p = "
-            f"{big.p_fwer:.3f}); this is not evidence that the gap is unchanged - the "
+            f"training draw and the speakers' variation (family-wise over {L} layers at "
+            f"{alpha:g}; largest change {big.change:+.3f} at {big.layer}, simultaneous "
+            f"interval [{big.ci_low_fwer:+.3f}, {big.ci_high_fwer:+.3f}], Holm p = "
+            f"{big.p_fwer:.3g}).{why} This is not evidence that the gap is unchanged: the "
             "interval says how large a change the data leave possible.")
 
 
 def compare_encoders(results: pd.DataFrame, before: str, after: str | Sequence[str] | None = None,
                      *, train_set: str = "all", seen: Mapping[str, SeenIds | None] | None = None,
                      allow_seen: bool = False, statistics: Sequence[str] | None = None,
-                     verdict_statistic: str = "difference", n_boot: int = 1000,
-                     n_perm: int = 1000, alpha: float = 0.05, seed: int = 0) -> Comparison:
-    """Compare encoder ``before`` with each of ``after`` on the same test speakers.
+                     verdict_statistic: str = "difference",
+                     alpha: float = 0.05) -> Comparison:
+    """Compare encoder ``before`` with each of ``after`` on the same test speakers and splits.
 
     Parameters
     ----------
@@ -411,8 +175,9 @@ def compare_encoders(results: pd.DataFrame, before: str, after: str | Sequence[s
     verdict_statistic : str
         The statistic the verdicts describe (default the max - min gap).
 
-    Seeds are pooled per speaker (error and item counts summed); both encoders must have the
-    same (seed, speaker) test cells, so the pairing is exact.
+    Each probe seed is one split; both encoders must have the same (seed, speaker) test
+    cells, so the pairing is by split and speaker (:func:`split_change`). With one seed only,
+    the training draw cannot be assessed: the rows carry no p-value or interval and say so.
 
     Raises
     ------
@@ -457,20 +222,24 @@ def compare_encoders(results: pd.DataFrame, before: str, after: str | Sequence[s
                                      "comparison needs one test split for both")
             layers = sorted(set(A["layer"]) & set(B["layer"]),
                             key=lambda x: A.loc[A["layer"] == x, "layer_index"].iloc[0])
-            A, B = A[A["layer"].isin(layers)], B[B["layer"].isin(layers)]
-            ma = speaker_matrix(A, rows=["layer"], min_speakers=2)
-            mb = speaker_matrix(B, rows=["layer"], min_speakers=2)
-            order_a = [list(ma.keys["layer"]).index(x) for x in layers]
-            order_b = [list(mb.keys["layer"]).index(x) for x in layers]
-            pos = pd.Series(np.arange(mb.speakers.size), index=mb.speakers)[ma.speakers].to_numpy()
-            pc = paired_change(ma.errors[order_a], ma.n[order_a], mb.errors[order_b][:, pos],
-                               mb.n[order_b][:, pos], ma.groups, rows=layers,
-                               statistics=statistics, n_boot=n_boot, n_perm=n_perm,
-                               alpha=alpha, seed=seed)
-            t = pc.table.rename(columns={"row": "layer", "before": "before_value",
-                                         "after": "after_value"})
+            both = sl[sl["layer"].isin(layers)].assign(
+                _enc=lambda x: np.where(x["encoder"] == before, "before", "after"))
+            m = split_matrix(both, rows=["layer", "_enc"], min_speakers=2)
+            row = {(ly, e): i for i, (ly, e) in enumerate(m.keys.itertuples(index=False))}
+            rb = np.stack([m.rates[row[(ly, "before")]] for ly in layers])
+            ra = np.stack([m.rates[row[(ly, "after")]] for ly in layers])
+            nb = np.stack([m.n[row[(ly, "before")]] for ly in layers])          # (L, K, S)
+            t = split_change(rb, ra, m.codes, m.group_names, rows=layers, statistics=statistics,
+                             alpha=alpha)
+            t = t.rename(columns={"row": "layer", "before": "before_value",
+                                  "after": "after_value"})
+            items = {"": nb.sum((1, 2))}
+            items.update({g: nb[..., m.codes == gi].sum((1, 2))
+                          for gi, g in enumerate(m.group_names)})
             li = A.groupby("layer")["layer_index"].first()
             t.insert(1, "layer_index", t["layer"].map(li).astype(int))
+            t["n_items"] = [int(items[st[6:] if st.startswith("group:") else ""][layers.index(ly)])
+                            for st, ly in zip(t["statistic"], t["layer"])]
             t["n_layers"] = len(layers)
             for c, v in reversed([("before", before), ("after", a), *key.items()]):
                 t.insert(0, c, v)
@@ -478,22 +247,21 @@ def compare_encoders(results: pd.DataFrame, before: str, after: str | Sequence[s
             who = (f"{a} vs {before}, {_task_words(key['task'], key['probe'], '')}"
                    f"{', ' + key['metric'] if key.get('metric') not in (None, 'error') else ''}")
             verdicts.append(_verdict(t, verdict_statistic, alpha, who))
-            spk = pd.Series(ma.groups).value_counts().sort_index()
-            for g, n in spk.items():
+            n_spk, n_split = m.n_speakers(), m.per_split_n(0)
+            for gi, g in enumerate(m.group_names):
                 ns.append({"before": before, "after": a, **key, "group": g,
-                           "n_speakers": int(n),
-                           "n_items": int(ma.n[order_a][0, ma.groups == g].sum()),
-                           "n_seeds": int(A["seed"].nunique())})
+                           "n_speakers": int(n_spk[gi]), "n_per_split": float(n_split[gi]),
+                           "n_items": int(items[g][0]), "n_seeds": len(m.splits)})
     if not tables:
         raise BiasInputError(f"no slice holds both {before} and {afters}")
     return Comparison(pd.concat(tables, ignore_index=True), verdicts, guard, pd.DataFrame(ns),
                       alpha=alpha, statistic=verdict_statistic)
 
 
-def change_figure(table: pd.DataFrame, *, statistic: str = "difference"):
-    """Change of ``statistic`` per layer (after - before) with its paired-bootstrap interval:
+def change_figure(table: pd.DataFrame, *, statistic: str = "difference", alpha: float = 0.05):
+    """Change of ``statistic`` per layer (after - before) with its two-way t interval:
     one panel per (task, probe, metric), one line per compared pair; filled markers where the
-    FWER-adjusted p <= 0.05."""
+    Holm-adjusted p <= alpha."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -509,7 +277,7 @@ def change_figure(table: pd.DataFrame, *, statistic: str = "difference"):
             x = np.arange(len(s))
             line = ax.plot(x, s["change"], marker="o", mfc="white", label=f"{a} - {b}")[0]
             ax.fill_between(x, s["ci_low"], s["ci_high"], alpha=0.18, color=line.get_color())
-            sig = (s["p_fwer"] <= 0.05).to_numpy()
+            sig = (s["p_fwer"] <= alpha).to_numpy()
             ax.plot(x[sig], s["change"].to_numpy()[sig], "o", color=line.get_color())
             ax.set_xticks(x, s["layer"], rotation=45, ha="right", fontsize=7)
         ax.axhline(0, color="k", lw=0.8)

@@ -29,7 +29,8 @@ import pandas as pd
 
 from probekit.bias.speakers import speaker_rows
 
-__all__ = ["SplitMatrix", "split_matrix", "group_moments"]
+__all__ = ["SplitMatrix", "split_matrix", "group_moments", "speaker_mean_weights",
+           "split_average"]
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,7 @@ class SplitMatrix:
     def speaker_rates(self) -> np.ndarray:
         """(R, S): each speaker's rate averaged over its test splits (equal weight per split);
         NaN for a speaker with no rows at that row key."""
-        t = self.tested
-        num = np.where(t, self.rates, 0.0).sum(1)
-        cnt = t.sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(cnt > 0, num / np.maximum(cnt, 1), np.nan)
+        return split_average(self.rates)
 
     def split_group_counts(self, row: int = 0) -> np.ndarray:
         """(K, G) test speakers of each group in each split at row ``row``."""
@@ -147,3 +144,43 @@ def group_moments(x: np.ndarray, codes: np.ndarray, G: int):
         ss = (x0 ** 2) @ onehot - cnt * m ** 2
         v = np.where(cnt > 1, np.maximum(ss, 0.0) / (cnt - 1), np.nan)
     return m, v, cnt
+
+
+def speaker_mean_weights(tested: np.ndarray, codes: np.ndarray, G: int, statistic: str) -> np.ndarray:
+    """Cell weights (..., K, S) that make a linear statistic of the speakers' split-averaged
+    rates (:meth:`SplitMatrix.speaker_rates`) a weighted mean of the (split, speaker) cells.
+
+    A speaker tested in ``c_s`` splits contributes ``1/c_s`` per split (its split average);
+    ``statistic`` then weights the speakers: ``overall`` equally over every speaker with data,
+    ``macro`` equally over the groups with data and equally over each group's speakers,
+    ``group:<i>`` (the group's code ``i``) equally over that group's speakers. The weights sum
+    to 1 wherever any speaker has data (0 elsewhere).
+    """
+    t = np.asarray(tested, bool)
+    c = t.sum(-2, keepdims=True)                                      # (..., 1, S)
+    has = c > 0
+    onehot = np.eye(G)[codes]                                         # (S, G)
+    n_g = has.astype(float) @ onehot                                  # (..., 1, G)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = np.where(t, 1.0 / np.maximum(c, 1), 0.0)                # split average of a speaker
+        if statistic == "overall":
+            w = per / np.maximum(has.sum(-1, keepdims=True), 1)
+        elif statistic == "macro":
+            G_has = (n_g > 0).sum(-1, keepdims=True)
+            w = per / np.maximum(np.take(n_g, codes, axis=-1), 1) / np.maximum(G_has, 1)
+        elif statistic.startswith("group:"):
+            gi = int(statistic[6:])
+            w = np.where(codes == gi, per, 0.0) / np.maximum(n_g[..., gi:gi + 1], 1)
+        else:
+            raise ValueError(f"not a linear statistic of speaker rates: {statistic!r}")
+    return w
+
+
+def split_average(rates: np.ndarray) -> np.ndarray:
+    """(..., K, S) rates (NaN = not tested) -> (..., S): each speaker's rate averaged over the
+    splits that tested it, equal weight per split; NaN for a speaker never tested."""
+    t = ~np.isnan(rates)
+    num = np.where(t, rates, 0.0).sum(-2)
+    cnt = t.sum(-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, num / np.maximum(cnt, 1), np.nan)

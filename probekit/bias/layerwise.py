@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
 from probekit.bias._slices import iter_slices, spearman
 from probekit.bias.design import group_moments, split_matrix
@@ -40,7 +41,7 @@ from probekit.bias.resample import (clusters_behind, percentile_ci, speaker_perm
                                     split_speaker_bootstrap)
 
 __all__ = ["LayerwiseBias", "layerwise_bias", "BIAS_MEASURES", "speaker_statistics",
-           "SUMMARY_STATISTICS"]
+           "SUMMARY_STATISTICS", "degenerate_cells"]
 
 #: Bias measures related to the error across layers (``between_var`` is the debiased one).
 BIAS_MEASURES = ("between_var", "difference", "relative_gap")
@@ -78,9 +79,13 @@ class LayerwiseBias:
     curves : pandas.DataFrame
         One row per (slice, layer, statistic): ``estimate, ci_low, ci_high, p_value, p_fwer,
         n_speakers`` (distinct test speakers), ``n_per_split`` (test speakers per split),
-        ``n_splits, reason``. Statistics: ``overall, macro, worst, difference, ratio,
-        relative_gap, std, between_var, max_abs_t`` and ``group:<g>`` (p: one-sided "worse
-        than the rest").
+        ``n_splits, reason``, and for the tested rows (``group:<g>``, ``max_abs_t``)
+        ``degenerate`` (why the test says little: all errors in one group, a group at error
+        0 or 1 while the others are not, no spread between speakers, or "cannot reach
+        alpha"; empty otherwise) and ``p_min`` (the smallest p the permutation test can give
+        with the speakers present: :func:`degenerate_cells`). Statistics: ``overall, macro,
+        worst, difference, ratio, relative_gap, std, between_var, max_abs_t`` and
+        ``group:<g>`` (p: one-sided "worse than the rest").
     summary : pandas.DataFrame
         One row per (slice, bias measure): ``n_layers, min_error_layer, min_error_share,
         max_bias_layer, max_bias_share, min_bias_layer, spearman, null_mean, p_value``
@@ -103,6 +108,67 @@ def _reason(obs, L, G, n_spk_layer):
                 obs["between_var"][li] <= 0:
             out[li] = "every group has the same error"
     return out
+
+
+def _log_arrangements(n: np.ndarray) -> np.ndarray:
+    """log of the number of distinct label arrangements of speakers into groups of sizes
+    ``n`` (..., G): the multinomial ``S! / prod n_g!`` over groups with speakers."""
+    n = np.asarray(n, float)
+    return gammaln(n.sum(-1) + 1) - gammaln(n + 1).sum(-1)
+
+
+def degenerate_cells(r: np.ndarray, codes: np.ndarray, G: int, names, *, n_perm: int,
+                     alpha: float) -> dict:
+    """Name the cells whose permutation tests say little: ``{"group": (L, G) str,
+    "layer": (L,) str, "p_min_group": (L, G), "p_min_layer": (L,)}``.
+
+    ``p_min_*`` is the smallest p-value the test can give with the speakers present
+    (``max(1 / #distinct arrangements, 1 / (P + 1))``: group vs rest has ``C(S, n_g)``
+    arrangements, the equal-means test the multinomial); a cell is named when that is above
+    ``alpha``, when one group holds every error (or is at error 0 or 1 while the others are
+    not), or when no group has any spread between its speakers.
+    """
+    L = r.shape[0]
+    m, v, n = group_moments(r, codes, G)                                     # (L, G)
+    ok = ~np.isnan(r)
+    S = ok.sum(-1)                                                           # (L,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_c = gammaln(S[:, None] + 1) - gammaln(n + 1) - gammaln(S[:, None] - n + 1)
+        p_grp = np.maximum(np.exp(-log_c), 1.0 / (n_perm + 1))
+        p_lay = np.maximum(np.exp(-_log_arrangements(n)), 1.0 / (n_perm + 1))
+    err = np.where(ok, r, 0.0) > 0
+    grp_has = (err.astype(float) @ np.eye(G)[codes]) > 0                      # (L, G)
+    flat = np.nan_to_num(v, nan=0.0) == 0
+    g_txt = np.full((L, G), "", dtype=object)
+    l_txt = np.full(L, "", dtype=object)
+    for li in range(L):
+        parts_l = []
+        if grp_has[li].sum() == 1:
+            parts_l.append(f"all errors in one group ({names[int(np.argmax(grp_has[li]))]})")
+        if flat[li].all() and np.nanmax(m[li]) > np.nanmin(m[li]):
+            parts_l.append("no spread between the speakers of any group")
+        if p_lay[li] > alpha:
+            parts_l.append(f"the permutation test cannot reach {alpha:g} with {int(S[li])} "
+                           f"speakers (smallest p {p_lay[li]:.3g})")
+        l_txt[li] = "; ".join(parts_l)
+        for gi in range(G):
+            if n[li, gi] == 0:
+                continue
+            parts = []
+            others = np.delete(m[li], gi)
+            if grp_has[li, gi] and grp_has[li].sum() == 1:
+                parts.append("all errors in one group")
+            if m[li, gi] in (0.0, 1.0) and not np.all(others == m[li, gi]):
+                parts.append(f"group at error {m[li, gi]:g} while the others are not")
+            if flat[li, gi] and np.all(np.nan_to_num(np.delete(v[li], gi)) == 0) and \
+                    not np.all(others == m[li, gi]):
+                parts.append("no spread between the speakers of any group")
+            if p_grp[li, gi] > alpha:
+                parts.append(f"the permutation test cannot reach {alpha:g} with "
+                             f"{int(n[li, gi])} vs {int(S[li] - n[li, gi])} speakers "
+                             f"(smallest p {p_grp[li, gi]:.3g})")
+            g_txt[li, gi] = "; ".join(parts)
+    return {"group": g_txt, "layer": l_txt, "p_min_group": p_grp, "p_min_layer": p_lay}
 
 
 def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 1000,
@@ -136,7 +202,9 @@ def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 10
         n_split = np.stack([m.per_split_n(li) for li in range(L)])             # (L, G)
         reason = _reason(obs, L, G, n_layer)
         counts = dict(zip(m.group_names, n_layer.min(0)))
-        base = {**key, "train_set": train_set, **m.keys, "n_splits": K, "reason": reason}
+        dg = degenerate_cells(r, m.codes, G, m.group_names, n_perm=n_perm, alpha=alpha)
+        base = {**key, "train_set": train_set, **m.keys, "n_splits": K, "reason": reason,
+                "degenerate": "", "p_min": np.nan}
         nan = np.full(L, np.nan)
         for s in SUMMARY_STATISTICS:
             lo, hi = percentile_ci(boot[s], alpha, axis=0, n_clusters=clusters_behind(s, counts))
@@ -147,7 +215,8 @@ def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 10
         curves.append(pd.DataFrame({**base, "statistic": "max_abs_t", "estimate": f_obs,
                                     "ci_low": nan, "ci_high": nan, "p_value": p_f,
                                     "p_fwer": p_f_adj, "n_speakers": n_layer.sum(1),
-                                    "n_per_split": n_split.sum(1)}))
+                                    "n_per_split": n_split.sum(1), "degenerate": dg["layer"],
+                                    "p_min": dg["p_min_layer"]}))
         for gi, g in enumerate(m.group_names):
             lo, hi = percentile_ci(boot["by_group"][..., gi], alpha, axis=0,
                                    n_clusters=max(int(n_layer[:, gi].min()), 2))
@@ -155,7 +224,9 @@ def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 10
                                         "estimate": obs["by_group"][:, gi], "ci_low": lo,
                                         "ci_high": hi, "p_value": p_t[:, gi],
                                         "p_fwer": p_t_adj[:, gi], "n_speakers": n_layer[:, gi],
-                                        "n_per_split": n_split[:, gi]}))
+                                        "n_per_split": n_split[:, gi],
+                                        "degenerate": dg["group"][:, gi],
+                                        "p_min": dg["p_min_group"][:, gi]}))
         summaries += _summary_rows(key, train_set, m.keys["layer"].to_numpy(), obs, boot, null,
                                    int(n_layer.sum(1).min()))
     return LayerwiseBias(curves=pd.concat(curves, ignore_index=True),

@@ -9,9 +9,10 @@ import html
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["before_after_section", "wer_cells", "probe_change_tables"]
+__all__ = ["before_after_section", "wer_cells", "probe_change_tables", "degenerate_sentences"]
 
 
 def _ci(est, lo, hi, digits=1) -> str:
@@ -36,24 +37,52 @@ def wer_cells(wt: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def probe_change_tables(cmp: pd.DataFrame, statistic: str = "difference") -> list:
+def probe_change_tables(cmp: pd.DataFrame, statistic: str = "difference",
+                        alpha: float = 0.05) -> list:
     """One (title, layer table) per (pair, task, probe, metric): before, after, change with
-    its interval, raw and FWER-adjusted p, and the test speakers behind it."""
+    its per-layer and its simultaneous (over layers) interval, raw and Holm-adjusted p, the
+    test speakers and splits behind it, and ``note`` (why a row says little, when it does)."""
     out = []
     sub = cmp[cmp["statistic"] == statistic]
+    lvl = f"{100 * (1 - alpha):g}%"
+    fmt = lambda c, lo, hi: "" if pd.isna(lo) else f"{c:+.3f} [{lo:+.3f}, {hi:+.3f}]"  # noqa: E731
     for key, s in sub.groupby(["after", "before", "task", "probe", "metric"], sort=False):
         s = s.sort_values("layer_index")
+        sim = (s["ci_low_fwer"], s["ci_high_fwer"]) if "ci_low_fwer" in s else (s["ci_low"] * np.nan,) * 2
         t = pd.DataFrame({
             "before": s["before_value"].map("{:.3f}".format).to_numpy(),
             "after": s["after_value"].map("{:.3f}".format).to_numpy(),
-            "change [95% CI]": [f"{c:+.3f} [{lo:+.3f}, {hi:+.3f}]" for c, lo, hi in
-                                zip(s["change"], s["ci_low"], s["ci_high"])],
-            "p": s["p_value"].map("{:.3f}".format).to_numpy(),
-            "p (FWER, layers)": [f"**{p:.3f}**" if p <= 0.05 else f"{p:.3f}" for p in s["p_fwer"]],
-            "speakers": s["n_speakers"].to_numpy(), "items": s["n_items"].to_numpy()},
+            f"change [{lvl} CI]": [fmt(c, lo, hi) for c, lo, hi in
+                                   zip(s["change"], s["ci_low"], s["ci_high"])],
+            "simultaneous CI (layers)": [fmt(c, lo, hi) for c, lo, hi in zip(s["change"], *sim)],
+            "p": s["p_value"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}").to_numpy(),
+            "p (FWER, Holm over layers)": ["" if pd.isna(p) else
+                                           (f"**{p:.3g}**" if p <= alpha else f"{p:.3g}")
+                                           for p in s["p_fwer"]],
+            "speakers": s["n_speakers"].to_numpy(),
+            "splits": s["n_splits"].to_numpy() if "n_splits" in s else "",
+            "note": s["note"].fillna("").to_numpy() if "note" in s else ""},
             index=pd.Index(s["layer"].to_numpy(), name="layer"))
         a, b, task, probe, metric = key
         out.append((f"{a} vs {b}: {task} / {probe} ({metric}), change of the max - min gap", t))
+    return out
+
+
+def degenerate_sentences(cmp: pd.DataFrame) -> list[str]:
+    """One sentence per (pair, task, probe, reason) with degenerate rows, naming the
+    statistics, the layers and why (the ``note`` column of
+    :func:`probekit.bias.change.split_change`)."""
+    if "note" not in cmp:
+        return []
+    d = cmp[cmp["note"].fillna("") != ""]
+    out = []
+    for (a, b, task, probe, note), s in d.groupby(["after", "before", "task", "probe", "note"],
+                                                  sort=False):
+        stats = [f"group {x[6:]}" if x.startswith("group:") else x
+                 for x in dict.fromkeys(s["statistic"])]
+        layers = ", ".join(map(str, dict.fromkeys(s.sort_values("layer_index")["layer"])))
+        out.append(f"{a} vs {b}, {task} / {probe}, {', '.join(stats)} at {layers}: {note}; "
+                   "the change there is not evidence either way.")
     return out
 
 
@@ -69,29 +98,36 @@ def before_after_section(folder: str | Path | None, out: str | Path) -> tuple[li
     cmp = pd.read_csv(folder / "comparison.csv")
     n = pd.read_csv(folder / "n_per_cell.csv")
     wer = wer_cells(wt)
-    probes = probe_change_tables(cmp)
+    alpha = float(v.get("alpha", 0.05))
+    probes = probe_change_tables(cmp, alpha=alpha)
+    degenerate = degenerate_sentences(cmp)
     ncell = n.pivot_table(index=["after", "task", "probe"], columns="group", values="n_speakers",
                           aggfunc="first")
     ncell = ncell.reset_index().set_index("after")
     fig = folder / "figures" / "change_difference.png"
     intro = (f"Base encoder {v['base']} against the adapted encoders {', '.join(v['adapted'])} "
              f"(fine-tuned on {', '.join(v['train_groups'])}). Fine-tuning split: {v['split']}. "
-             "Base and adapted encoders are probed on the same held-out speakers; change = "
-             "after - before; intervals: paired speaker bootstrap (same speakers for both "
-             "encoders and every layer); p: paired permutation (each speaker's before/after "
-             "swapped), FWER-adjusted over layers by Westfall-Young max-T.")
+             "Base and adapted encoders are probed on the same held-out speakers with the "
+             "same probe seeds (one split each); change = after - before, paired by split "
+             "and speaker. Each encoder's probes are retrained in every split, so the "
+             "intervals and p-values count the training draw as well as the speakers: "
+             "two-way (split x speaker) cluster-robust t (delta method for the gaps); "
+             "FWER: Holm over layers, with the matching simultaneous interval, which is the "
+             "one a verdict quotes when no layer passes.")
     wer_note = (f"WER (%) on {v['n_test_utterances_wer']} test utterances; [95% speaker-bootstrap "
                 "interval, within group]; macro and gap over the trained groups; Δ: paired "
                 "change against zero-shot with its paired interval and swap-test p.")
     md = ["## Before / after fine-tuning", "", intro, "", "**Leakage guard.**", ""]
     md += [f"- {g}" for g in v["guard"]] + ["", "**Verdicts.**", ""]
-    md += [f"- {x}" for x in v["verdicts"]] + ["", "### WER by group", "", wer_note, "",
-                                                _md_table(wer), ""]
+    md += [f"- {x}" for x in v["verdicts"]] + [""]
+    if degenerate:
+        md += ["**Degenerate rows.**", ""] + [f"- {x}" for x in degenerate] + [""]
+    md += ["### WER by group", "", wer_note, "", _md_table(wer), ""]
     if fig.is_file():
         rel = Path(__import__("os").path.relpath(fig, out)).as_posix()
         md += [f"![change of the gap per layer]({rel})", "",
-               "*Change of the max - min group gap per layer (after - before) with its paired "
-               "speaker-bootstrap interval; filled: FWER-adjusted p <= 0.05.*", ""]
+               "*Change of the max - min group gap per layer (after - before) with its "
+               "two-way (split x speaker) interval; filled: Holm-adjusted p <= 0.05.*", ""]
     for title, t in probes:
         md += [f"### {title}", "", _md_table(t), ""]
     md += ["### Test speakers per group (n per cell)", "", _md_table(ncell), ""]
@@ -100,12 +136,15 @@ def before_after_section(folder: str | Path | None, out: str | Path) -> tuple[li
          "<p><strong>Leakage guard.</strong></p><ul>"]
     h += [f"<li>{e(g)}</li>" for g in v["guard"]] + ["</ul><p><strong>Verdicts.</strong></p><ul>"]
     h += [f"<li>{_md_inline(x)}</li>" for x in v["verdicts"]] + ["</ul>"]
+    if degenerate:
+        h += ["<p><strong>Degenerate rows.</strong></p><ul>"]
+        h += [f"<li>{e(x)}</li>" for x in degenerate] + ["</ul>"]
     h += [f'<h3>WER by group</h3><p class="muted">{e(wer_note)}</p>{_html_table(wer)}']
     if fig.is_file():
         b64 = base64.b64encode(fig.read_bytes()).decode("ascii")
         h.append(f'<figure><img alt="change of the gap" src="data:image/png;base64,{b64}">'
                  "<figcaption>Change of the max - min group gap per layer (after - before) with "
-                 "its paired speaker-bootstrap interval; filled: FWER-adjusted p &lt;= 0.05."
+                 "its two-way (split x speaker) interval; filled: Holm-adjusted p &lt;= 0.05."
                  "</figcaption></figure>")
     for title, t in probes:
         h.append(f"<h3>{e(title)}</h3>{_html_table(t)}")

@@ -416,8 +416,7 @@ def compare_stage(config: StudyConfig, results_dir: Path, folder: Path, trained:
                                test_sentences=[str(u.sentence_id) for u in test])
                   for k, v in trained["seen"].items()]
     cmp = compare_encoders(df, trained["base"], labels, seen=trained["seen"],
-                           allow_seen=tr.allow_seen, n_boot=config.n_boot,
-                           n_perm=config.n_perm, alpha=config.alpha, seed=config.seed)
+                           allow_seen=tr.allow_seen, alpha=config.alpha)
     cmp.table.to_csv(folder / "comparison.csv", index=False)
     cmp.n_table.to_csv(folder / "n_per_cell.csv", index=False)
     (folder / "figures").mkdir(exist_ok=True)
