@@ -289,8 +289,8 @@ def test_seen_ids_are_read_through_a_strict_schema(tmp_path, content, capsys):
     with pytest.raises(ProbekitError, match=SEEN_FILE):
         SeenIds.load(tmp_path / "tuned")
     ResultsTable(tmp_path / "res").append(_table())
-    assert main(["-q", "compare", str(tmp_path / "res"), "--before", "base", "--n-boot", "20",
-                 "--n-perm", "20", "--seen", f"tuned={tmp_path / 'tuned'}"]) == 2
+    assert main(["-q", "compare", str(tmp_path / "res"), "--before", "base",
+                 "--seen", f"tuned={tmp_path / 'tuned'}"]) == 2
     assert SEEN_FILE in capsys.readouterr().err
 
 

@@ -120,8 +120,7 @@ def test_compare_task_filter(tmp_path, capsys):
     # another task whose seeds differ between the encoders
     run_grid(st, "group:accent", res, seeds=(0, 1), encoder="base", progress=False)
     run_grid(st, "group:accent", res, seeds=(2,), encoder="after", progress=False)
-    args = ["compare", str(res), "--before", "base", "--after", "after", "--n-boot", "20",
-            "--n-perm", "20"]
+    args = ["compare", str(res), "--before", "base", "--after", "after"]
     assert main(args + ["--task", "phone"]) == 0
     assert "phone" in capsys.readouterr().out
     assert main(args + ["--task", "pitch"]) == 2
