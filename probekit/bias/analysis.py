@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from probekit.bias.counts import count_model
+from probekit.bias.decision import decide
 from probekit.bias.decomposition import type_groups
 from probekit.bias.dispersion import speaker_dispersion
 from probekit.bias.errors import BiasInputError
@@ -46,6 +48,12 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
     Degenerate input (no errors at all, one layer, a group missing at a layer) gives NaN
     statistics with a ``reason`` and a note, never an exception; a group with fewer than 2
     test speakers is an error naming it.
+
+    Every finding is taken once, here: :func:`probekit.bias.decision.decide` adds the
+    ``decision``, ``decision_level`` and ``decision_family`` columns (one family of findings
+    per encoder, Bonferroni to ``alpha``) and the ``decision_families`` table; the figures,
+    the report's bold cells and its sentences all read those columns. A level below the
+    smallest p-value ``n_perm`` permutations can reach is said in a note.
     """
     from probekit.probes.results import validate_results
 
@@ -82,4 +90,14 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
             out.notes.append("no task has single-group probes beside the probe trained on every "
                              "group: no systematic/random typing (group effects are in the "
                              "layer curves)")
+    out.tables = decide(out.tables, alpha=alpha, n_perm=n_perm)
+    fam = out.tables.get("decision_families")
+    if fam is not None and len(fam) and not fam["attainable"].all():
+        for enc, f in fam[~fam["attainable"]].groupby("encoder"):
+            need = int(np.ceil(2 * f["min_attainable_p"].max() / f["level"].min() * (n_perm + 1)))
+            out.notes.append(
+                f"{enc}: the finding level {f['level'].min():.2g} is below the smallest p-value "
+                f"{n_perm} permutations can reach ({f['min_attainable_p'].min():.2g}): "
+                f"{', '.join(sorted(set(f['family'])))} cannot find anything; rerun with "
+                f"n_perm >= {need}")
     return out
