@@ -37,8 +37,6 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False) 
     first, so figures of an older analysis never leak into a new report, and a folder that
     probekit did not write is refused. Returns ``(folder, number of figures)``.
     """
-    import matplotlib.pyplot as plt
-
     from probekit.bias import figures
     from probekit.outdir import claim_output
 
@@ -61,7 +59,6 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False) 
         for attr, d in t["dispersion_speakers"].groupby("group_attribute"):
             figs.append((f"dispersion_{_slug(attr)}", figures.dispersion_scatter(d)))
     for name, fig in figs:
-        fig.savefig(out / "figures" / f"{name}.png", dpi=110)
-        plt.close(fig)
+        fig.savefig(out / "figures" / f"{name}.png", dpi=110)  # pyplot-free: nothing to close
     (out / "findings.md").write_text(findings(an, alpha))
     return out, len(figs)
