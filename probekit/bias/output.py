@@ -40,6 +40,10 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False) 
     from probekit.bias import figures
     from probekit.outdir import claim_output
 
+    from probekit.bias.decision import decide, has_decisions
+
+    if not has_decisions(an.tables):  # an Analysis built by hand: the same one decision
+        an.tables = decide(an.tables, alpha=alpha)
     out = claim_output(folder, "analysis", fresh=True, overwrite=overwrite)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for name, table in an.tables.items():

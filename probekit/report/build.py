@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from probekit.report.summary import load_tables, primary_slices, summary_points, task_words
+from probekit.report.summary import (load_tables, primary_slices, summary_points, task_words,
+                                     with_decisions)
 
 __all__ = ["build_report", "banners", "group_error_table", "group_interval_table",
            "glance_figure", "markdown_to_html", "report_source"]
@@ -48,30 +49,36 @@ def banners(meta: dict) -> list[str]:
     return out
 
 
-def _fmt(x, p=None, alpha=0.05) -> str:
+def _fmt(x, bold: bool = False) -> str:
     s = f"{x:.3f}"
-    return f"**{s}**" if p is not None and p == p and p <= alpha else s
+    return f"**{s}**" if bold else s
 
 
 def group_error_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> pd.DataFrame:
-    """Groups x layers of the probe trained on every group (bold: worse than the rest,
-    family-wise p <= alpha), plus the overall error, the debiased gap and the family-wise
-    p-value of equal group means (max |t| over groups)."""
+    """Groups x layers of the probe trained on every group (bold: the ``decision`` column
+    says the group is worse than the rest; the level is the table's ``decision_level``),
+    plus the overall error, the debiased gap and the family-wise p-value of equal group
+    means (max |t| over groups; bold where decided). ``curves`` without decision columns get
+    them from :func:`probekit.report.summary.with_decisions` at ``alpha``."""
+    from probekit.report.summary import with_decisions
+
+    curves = with_decisions({"layer_curves": curves}, alpha)["layer_curves"]
     enc, task, probe, metric = key
     c = curves[(curves["encoder"] == enc) & (curves["task"] == task) & (curves["probe"] == probe) &
                (curves["metric"] == metric)]
     layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
+    dec = c["decision"].fillna(False).astype(bool)
     rows = {}
     for stat, label in ([(s, s[6:]) for s in sorted(c["statistic"].unique()) if s.startswith("group:")]
                         + [("overall", "overall"), ("between_var", "gap (between-group var, debiased)")]):
-        x = c[c["statistic"] == stat].set_index("layer")
-        pcol = "p_fwer" if "p_fwer" in x.columns else "p_value"
-        rows[label] = [_fmt(x.at[layer, "estimate"], x.at[layer, pcol] if stat.startswith("group:")
-                            else None, alpha) if layer in x.index else "" for layer in layers]
-    gp = c[c["statistic"] == "max_abs_t"].set_index("layer")
+        x = c[c["statistic"] == stat].assign(_d=dec).set_index("layer")
+        rows[label] = [_fmt(x.at[layer, "estimate"], bool(x.at[layer, "_d"]))
+                       if layer in x.index else "" for layer in layers]
+    gp = c[c["statistic"] == "max_abs_t"].assign(_d=dec).set_index("layer")
     if len(gp):
-        rows["unequal means p (family-wise)"] = [f"{gp.at[layer, 'p_fwer']:.3f}" if layer in gp.index
-                                                 else "" for layer in layers]
+        rows["unequal means p (family-wise)"] = [
+            (f"**{gp.at[layer, 'p_fwer']:.3f}**" if gp.at[layer, "_d"] else f"{gp.at[layer, 'p_fwer']:.3f}")
+            if layer in gp.index else "" for layer in layers]
     return pd.DataFrame.from_dict(rows, orient="index", columns=layers)
 
 
@@ -187,55 +194,62 @@ def _glance_data(tables: dict, key: tuple, alpha: float):
     rest = (np.nansum(E, axis=0, keepdims=True) - E) / (k - 1)
     D = E - rest
     marks = [["" for _ in layers] for _ in groups]
-    ty = tables.get("typing")
-    if ty is not None and {"group", "layer", "type"} <= set(ty.columns):
-        t = ty
+    t = tables.get("typing")
+    if t is not None and {"group", "layer", "type"} <= set(t.columns):
         for col, val in (("encoder", enc), ("task", task), ("probe", probe), ("metric", metric)):
             if col in t.columns:
                 t = t[t[col].astype(str) == str(val)]
+    if t is not None and len(t) and "type" in t.columns:
         for r in t.itertuples(index=False):
             g, layer, typ = str(getattr(r, "group")), str(getattr(r, "layer")), str(getattr(r, "type"))
             if g in groups and layer in layers:
                 marks[groups.index(g)][layers.index(layer)] = TYPE_MARKS.get(typ, "")
-    elif "p_value" in c.columns:
-        p = c.assign(group=c["statistic"].str[6:]).drop_duplicates(["group", "layer"]) \
-            .pivot(index="group", columns="layer", values="p_fwer" if "p_fwer" in c.columns else "p_value") \
-            .reindex(index=groups, columns=layers)
-        for gi in range(k):
-            for li in range(len(layers)):
-                v = p.iat[gi, li]
-                if v == v and v <= alpha:
-                    marks[gi][li] = "*"
+    else:  # no typing: mark the "worse" decision
+        for r in c[c["decision"].fillna(False).astype(bool)].itertuples(index=False):
+            marks[groups.index(str(r.statistic)[6:])][layers.index(r.layer)] = "*"
     return groups, layers, D, marks
 
 
-def glance_figure(tables: dict, alpha: float = 0.05, max_panels: int = 4):
-    """The one-screen overview: for each primary slice (encoder x task, up to ``max_panels``),
-    groups x layers coloured by the group's error minus the mean error of the other groups
-    (red: worse than the rest), each cell marked by its type (S systematic, R random, S+R
-    both; ``*`` p <= alpha when there is no typing table). ``None`` without layer curves.
+def glance_figure(tables: dict, alpha: float = 0.05):
+    """The one-screen overview: one row of panels per encoder (every encoder), one panel per
+    task, groups x layers coloured by the group's error minus the mean error of the other
+    groups (red: worse than the rest), each cell marked by its typing decision (S
+    systematic, R random, S+R both, W worse unexplained) or, for a task without typing, ``*``
+    where the group is decided worse than the rest. ``None`` without layer curves.
 
     Built on ``matplotlib.figure.Figure`` (no pyplot): it never changes a notebook's backend.
     """
     import numpy as np
     from matplotlib.figure import Figure
 
+    from probekit.report.summary import with_decisions
+
     if "layer_curves" not in tables or tables["layer_curves"].empty:
         return None
+    tables = with_decisions(tables, alpha)
     panels = []
     for key in primary_slices(tables["layer_curves"]):
         d = _glance_data(tables, key, alpha)
         if d is not None:
             panels.append((key, d))
-        if len(panels) >= max_panels:
-            break
     if not panels:
         return None
+    encs = list(dict.fromkeys(k[0] for k, _ in panels))
+    n = max(sum(k[0] == e for k, _ in panels) for e in encs)
     vmax = max(float(np.nanmax(np.abs(d[2]))) for _, d in panels) or 1e-9
-    n = len(panels)
-    height = max(2.6, 0.42 * max(len(d[0]) for _, d in panels) + 1.6)
-    fig = Figure(figsize=(min(16, max(6.5, 4.2 * n + 1.2)), height), dpi=110, layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    height = max(2.6, 0.42 * max(len(d[0]) for _, d in panels) + 1.6) * len(encs)
+    fig = Figure(figsize=(min(18, max(6.5, 4.2 * n + 1.2)), height), dpi=110, layout="constrained")
+    grid = fig.subplots(len(encs), n, squeeze=False)
+    axes, placed = [], []
+    for ei, e in enumerate(encs):
+        mine = [p for p in panels if p[0][0] == e]
+        for j in range(n):
+            if j < len(mine):
+                axes.append(grid[ei, j])
+                placed.append(mine[j])
+            else:
+                grid[ei, j].axis("off")
+    panels = placed
     im = None
     for ax, (key, (groups, layers, D, marks)) in zip(axes, panels):
         im = ax.imshow(D, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
@@ -248,13 +262,16 @@ def glance_figure(tables: dict, alpha: float = 0.05, max_panels: int = 4):
                 if marks[gi][li]:
                     ax.text(li, gi, marks[gi][li], ha="center", va="center", fontsize=8,
                             fontweight="bold", color="black")
-    axes[0].set_ylabel("group")
+    for ei in range(len(encs)):
+        grid[ei, 0].set_ylabel("group")
     cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
     cb.set_label("error minus the other groups' mean")
-    level = f"{100 * (1 - alpha):g}"
+    fam = tables.get("decision_families")
+    lv = ("; ".join(f"{e} at {g['level'].iloc[0]:.3g}" for e, g in fam.groupby("encoder"))
+          if fam is not None and len(fam) else f"{alpha:g}")
     fig.suptitle(f"At a glance: red = worse than the other groups, blue = better\n"
-                 f"marks: S systematic, R random, S+R both, W worse unexplained (typing at alpha {alpha:g})",
-                 fontsize=9)
+                 f"marks: S systematic, R random, S+R both, W worse unexplained, * worse "
+                 f"(the report's decisions, each family at: {lv})", fontsize=9)
     return fig
 
 
@@ -322,7 +339,7 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     out.mkdir(parents=True, exist_ok=True)
     meta = dict(meta or {})
     alpha = alpha if alpha is not None else float(meta.get("config", {}).get("alpha", 0.05))
-    tables = load_tables(analysis)
+    tables = with_decisions(load_tables(analysis), alpha)
     title = meta.get("config", {}).get("title") or "probekit bias report"
     question = meta.get("config", {}).get("question")
     points = summary_points(tables, alpha=alpha)
@@ -361,8 +378,9 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     prov_json = json.dumps(prov, indent=1, default=str)
     stores_json = json.dumps(meta.get("stores", {}), indent=1, default=str)
     table_note = (f"Group error of the probe trained on every group, per layer. Bold: the group "
-                  f"differs from the rest (permutation p <= {alpha:g}), or the gap exceeds speaker "
-                  f"variation. Under each table: every cell with its {level}% speaker-bootstrap "
+                  f"is worse than the rest, or the group means differ (unequal means p), by the "
+                  f"same decisions as the summary and the figures (family and level: the "
+                  f"summary's first lines). Under each table: every cell with its {level}% speaker-bootstrap "
                   "interval and the number of test speakers (n). All tables: the CSV files in "
                   "the analysis folder.")
 
@@ -410,7 +428,9 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
                  f'src="data:image/png;base64,{b64}"><p class="muted">Each cell: a group\'s error '
                  "minus the mean error of the other groups, for the probe trained on every group "
                  "(red: worse than the rest). Marks: the typing (S systematic, R random, S+R "
-                 "both). SVG: report_figures/at_a_glance.svg.</p></section>")
+                 "both, W worse unexplained; * worse, for tasks without typing), the same "
+                 "decisions as the summary and the bold cells. One row per encoder. SVG: "
+                 "report_figures/at_a_glance.svg.</p></section>")
     h.append('<h2 id="summary">Summary</h2><ul class="summary">')
     for p in points:
         paras = p.split("\n")
