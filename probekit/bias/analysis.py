@@ -42,7 +42,7 @@ def dispersion_table(store, attributes) -> pd.DataFrame:
 
 
 def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: int = 1000,
-            alpha: float = 0.05, seed: int = 0) -> Analysis:
+            alpha: float = 0.05, seed: int = 0, with_counts: bool = True) -> Analysis:
     """Layerwise bias, transfer, count model, dispersion (with a store) and the typing.
 
     Degenerate input (no errors at all, one layer, a group missing at a layer) gives NaN
@@ -64,7 +64,8 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
         lw = layerwise_bias(df, train_set="all", **kw)
         out.tables["layer_curves"] = lw.curves
         out.tables["layer_summary"] = lw.summary
-        out.tables["count_model"] = count_model(df, alpha=alpha)
+        if with_counts:  # descriptive (no finding reads it); the slowest part of analyze
+            out.tables["count_model"] = count_model(df, alpha=alpha)
         bad = lw.curves[lw.curves["reason"].astype(str) != ""]
         for (enc, task, metric), r in bad.groupby(["encoder", "task", "metric"]):
             out.notes.append(f"{enc} / {task} ({metric}): {r['reason'].iloc[0]} at "

@@ -34,7 +34,8 @@ import pandas as pd
 
 from probekit.bias._slices import SLICE_KEYS
 
-__all__ = ["decide", "report_slices", "FAMILIES", "PERMUTATION_FAMILIES", "has_decisions"]
+__all__ = ["decide", "report_slices", "FAMILIES", "PERMUTATION_FAMILIES", "has_decisions",
+           "findings_table"]
 
 #: The finding families, in reading order.
 FAMILIES = ("worse", "unequal means", "trend", "own vs broad", "systematic", "random")
@@ -197,3 +198,29 @@ def _worse_from_curves(ty: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     ty.loc[found, "worse_p"] = m.loc[found, "p_value"].to_numpy()
     ty.loc[found, "worse_p_fwer"] = m.loc[found, "p_fwer"].to_numpy()
     return ty
+
+
+def findings_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every finding the report states: one row per decided cell of a report slice
+    (``encoder, task, probe, metric, group_attribute, table, layer, what``). Secondary
+    metrics (decided, not reported) are left out. Used by ``benchmarks/calib_findings.py``
+    to count false findings under the global null."""
+    cols = SLICE_KEYS + ["table", "layer", "what"]
+    c = tables.get("layer_curves")
+    if c is None or c.empty or "decision" not in c.columns:
+        return pd.DataFrame(columns=cols)
+    keep = set(report_slices(c, with_attribute=True))
+    out = []
+    for name, what in (("layer_curves", "statistic"), ("layer_summary", "bias_measure"),
+                       ("own_vs_broad", "group"), ("typing", "type")):
+        t = tables.get(name)
+        if t is None or t.empty or "decision" not in t.columns:
+            continue
+        d = t[t["decision"].fillna(False).astype(bool)]
+        if d.empty:
+            continue
+        inside = [tuple(r) in keep for r in d[SLICE_KEYS].itertuples(index=False)]
+        d = d[inside]
+        out.append(d[SLICE_KEYS].assign(table=name, layer=d.get("layer", d.get("max_bias_layer")),
+                                         what=d[what].astype(str)))
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
