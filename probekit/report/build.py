@@ -317,7 +317,7 @@ REPORT_STAMP = ".probekit-report.json"
 
 
 def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None,
-                 *, alpha: float | None = None) -> tuple[Path, Path]:
+                 *, alpha: float | None = None, power: bool = True) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md`` from an analysis folder.
 
     Parameters
@@ -330,6 +330,9 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
         ``config``, ``fingerprints``, ``versions``, ``timings``, ``synthetic`` (bool),
         ``random_init`` (list of encoder names) - the run's provenance (see
         :func:`probekit.study.run_study`).
+    power : bool
+        Give, next to each "not detected", the effect the design had 80% power to detect
+        (:mod:`probekit.bias.power`: simulated once per design, cached on disk).
 
     Returns
     -------
@@ -340,6 +343,10 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     meta = dict(meta or {})
     alpha = alpha if alpha is not None else float(meta.get("config", {}).get("alpha", 0.05))
     tables = with_decisions(load_tables(analysis), alpha)
+    if power:
+        from probekit.bias.power import add_detectable_effects
+
+        tables = add_detectable_effects(tables)
     title = meta.get("config", {}).get("title") or "probekit bias report"
     question = meta.get("config", {}).get("question")
     points = summary_points(tables, alpha=alpha)

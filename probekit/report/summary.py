@@ -105,8 +105,9 @@ def _not_detected(t, key, family: str) -> str:
     x = f["detectable_effect"].iloc[0]
     note = str(f["detectable_effect_note"].iloc[0]) if "detectable_effect_note" in f else ""
     if x == x:
-        return f" (at this design, 80% power needs {note or 'an effect of'} {x:.2f})"
-    return f" (detectable effect: {note})" if note and note != "nan" else ""
+        return (f" (not detected; this design had 80% power only for {note or 'an effect of'} "
+                f"{x:.2f} or more, absolute {key[3]} rate)")
+    return f" (not detected; 80% power: {note})" if note and note != "nan" else ""
 
 
 def _slice_points(t, key, alpha) -> list[str]:
@@ -160,7 +161,7 @@ def _slice_points(t, key, alpha) -> list[str]:
                    f"{srow.p_value:.3f}, level {tl:.3g}): "
                    + (("the gap is larger where the error is larger." if srow.spearman > srow.null_mean
                        else "the gap is larger where the error is smaller.") if tracks
-                      else "not detected" + _not_detected(t, key, "trend") + ".")
+                      else (_not_detected(t, key, "trend").strip(" ()") or "not detected") + ".")
                    + f" Largest debiased gap at {srow.max_bias_layer} (chosen in "
                      f"{_pct(srow.max_bias_share)} of resamples).")
     elif srow is not None and srow.reason:
