@@ -37,7 +37,7 @@ __all__ = ["design_of", "detectable_effect", "add_detectable_effects", "GRID", "
 
 #: Effect sizes tried (absolute error rate), smallest first; the first with enough power wins.
 GRID = (0.03, 0.06, 0.10, 0.15, 0.20, 0.30)
-DRAWS = 10
+DRAWS = 8
 POWER = 0.8
 #: Families with a planted effect here, and the words for their effect size.
 SIMULATED = {"worse": "one group worse by", "unequal means": "one group off the rest by",

@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent("""
                           train_sets="full", group_offset={"g2": 0.2})
     an = analyze(df, n_boot=20, n_perm=49)
     write_analysis(an, out + "/analysis")
-    build_report(out + "/analysis", out + "/report")
+    build_report(out + "/analysis", out + "/report", power=False)
     change_figure(pd.DataFrame({"statistic": "difference", "task": "phone", "probe": "lda",
                                 "metric": "per", "before": "a", "after": "b", "layer_index": [0, 1],
                                 "layer": ["l0", "l1"], "change": [0.1, 0.0], "ci_low": [0.0, -0.1],

@@ -58,7 +58,7 @@ def test_figure_marks_bold_cells_glance_and_text_name_the_same_layers(crafted):
     make, root = crafted
     an = make()
     write_analysis(an, root / "analysis", overwrite=True)
-    build_report(root / "analysis", root / "report")
+    build_report(root / "analysis", root / "report", power=False)  # power: test_power.py
     md = (root / "report" / "report.md").read_text()
     tables = load_tables(root / "analysis")
     summary = md[md.index("## Summary"):md.index("## Figures")]
