@@ -48,8 +48,10 @@ def _decided(d: pd.DataFrame) -> np.ndarray:
     """The rows' ``decision`` column (:mod:`probekit.bias.decision`); a table without it is
     refused rather than marked at a guessed level."""
     if "decision" not in d.columns:
-        raise KeyError("table has no 'decision' column: take the decisions with "
-                       "probekit.bias.decision.decide (analyze does) before drawing marks")
+        from probekit.bias.errors import BiasInputError
+
+        raise BiasInputError("layer curves without a 'decision' column: take the decisions with "
+                             "probekit.bias.decision.decide (analyze does) before drawing marks")
     return d["decision"].fillna(False).astype(bool).to_numpy()
 
 

@@ -117,3 +117,20 @@ def test_adding_an_encoder_changes_no_other_encoders_conclusions(crafted):
     mine = lambda pts: [p for p in pts if p.startswith("**sim,") or "about **sim**" in p]
     one_pts, two_pts = mine(summary_points(an.tables)), mine(summary_points(two))
     assert len(one_pts) >= 2 and one_pts == two_pts
+
+
+def test_at_a_glance_shows_every_encoder(crafted):
+    """A two-encoder, three-task study's first screen has every encoder's panels (it cut at 4
+    panels, so the second encoder showed one task)."""
+    from probekit.report.build import glance_figure
+
+    make, _ = crafted
+    t = make().tables
+    three = {k: pd.concat([v, v[v["task"] == "speaker"].assign(task="group:accent")],
+                          ignore_index=True) if "task" in v.columns else v for k, v in t.items()}
+    two = {k: pd.concat([v, v.assign(encoder="wavlm")], ignore_index=True)
+           if "encoder" in v.columns else v for k, v in three.items()}
+    fig = glance_figure(two)
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    for enc in ("sim", "wavlm"):
+        assert sum(x.startswith(f"{enc}:") for x in titles) == 3, titles
