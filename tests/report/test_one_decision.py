@@ -134,3 +134,17 @@ def test_at_a_glance_shows_every_encoder(crafted):
     titles = [a.get_title() for a in fig.axes if a.get_title()]
     for enc in ("sim", "wavlm"):
         assert sum(x.startswith(f"{enc}:") for x in titles) == 3, titles
+
+
+def test_a_level_the_permutations_cannot_reach_is_said():
+    from probekit.bias.analysis import analyze
+    from probekit.bias.simulate import simulate_results
+    from probekit.report import summary_points
+
+    df = simulate_results(n_groups=3, speakers_per_group=6, n_layers=3, seeds=(0, 1, 2),
+                          train_sets=("all",), group_offset={"g2": 0.3})
+    an = analyze(df, n_boot=10, n_perm=19)   # smallest p 0.05 > the finding level
+    assert any("below the smallest p-value 19 permutations can reach" in n and "n_perm >=" in n
+               for n in an.notes), an.notes
+    text = "\n".join(summary_points(an.tables, notes=an.notes))
+    assert "cannot find anything here" in text and "worse" in text
