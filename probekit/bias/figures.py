@@ -200,5 +200,5 @@ def decomposition_bars(typing: pd.DataFrame) -> Figure:
     handles = [Rectangle((0, 0), 1, 1, color=c) for c in TYPE_COLORS.values()]
     fig.legend(handles, TYPE_COLORS.keys(), loc="outside lower center", ncol=5, fontsize=8)
     fig.suptitle(f"{d['encoder'].iloc[0]} | {d['task'].iloc[0]} | type per group and layer "
-                 f"(family-wise level {d['level'].iloc[0]:.3f} per family)")
+                 f"(the report's decision level {d['level'].iloc[0]:.3g} per family)")
     return fig
