@@ -6,9 +6,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from probekit.bias.counts import count_model
+from probekit.bias.decision import decide
 from probekit.bias.decomposition import type_groups
 from probekit.bias.dispersion import speaker_dispersion
 from probekit.bias.errors import BiasInputError
@@ -136,7 +138,7 @@ def match_stores(results: pd.DataFrame, stores) -> dict:
 
 
 def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: int = 1000,
-            alpha: float = 0.05, seed: int = 0) -> Analysis:
+            alpha: float = 0.05, seed: int = 0, with_counts: bool = True) -> Analysis:
     """Layerwise bias, transfer, count model, dispersion (with a store) and the typing.
 
     ``store``: one embedding store, several, or ``{encoder: store}``; each is matched to the
@@ -146,6 +148,12 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
     Degenerate input (no errors at all, one layer, a group missing at a layer) gives NaN
     statistics with a ``reason`` and a note, never an exception; a group with fewer than 2
     test speakers is an error naming it.
+
+    Every finding is taken once, here: :func:`probekit.bias.decision.decide` adds the
+    ``decision``, ``decision_level`` and ``decision_family`` columns (one family of findings
+    per encoder, Bonferroni to ``alpha``) and the ``decision_families`` table; the figures,
+    the report's bold cells and its sentences all read those columns. A level below the
+    smallest p-value ``n_perm`` permutations can reach is said in a note.
     """
     from probekit.probes.results import validate_results
 
@@ -170,7 +178,8 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
         lw = layerwise_bias(df, train_set="all", **kw)
         out.tables["layer_curves"] = lw.curves
         out.tables["layer_summary"] = lw.summary
-        out.tables["count_model"] = count_model(df, alpha=alpha)
+        if with_counts:  # descriptive (no finding reads it); the slowest part of analyze
+            out.tables["count_model"] = count_model(df, alpha=alpha)
         bad = lw.curves[lw.curves["reason"].astype(str) != ""]
         for (enc, task, metric), r in bad.groupby(["encoder", "task", "metric"]):
             out.notes.append(f"{enc} / {task} ({metric}): {r['reason'].iloc[0]} at "
@@ -203,4 +212,14 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
             out.notes.append("no task has single-group probes beside the probe trained on every "
                              "group: no systematic/random typing (group effects are in the "
                              "layer curves)")
+    out.tables = decide(out.tables, alpha=alpha, n_perm=n_perm)
+    fam = out.tables.get("decision_families")
+    if fam is not None and len(fam) and not fam["attainable"].all():
+        for enc, f in fam[~fam["attainable"]].groupby("encoder"):
+            need = int(np.ceil(2 * f["min_attainable_p"].max() / f["level"].min() * (n_perm + 1)))
+            out.notes.append(
+                f"{enc}: the finding level {f['level'].min():.2g} is below the smallest p-value "
+                f"{n_perm} permutations can reach ({f['min_attainable_p'].min():.2g}): "
+                f"{', '.join(sorted(set(f['family'])))} cannot find anything; rerun with "
+                f"n_perm >= {need}")
     return out

@@ -262,15 +262,12 @@ def change_figure(table: pd.DataFrame, *, statistic: str = "difference", alpha: 
     """Change of ``statistic`` per layer (after - before) with its two-way t interval:
     one panel per (task, probe, metric), one line per compared pair; filled markers where the
     Holm-adjusted p <= alpha."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left alone
 
     t = table[table["statistic"] == statistic]
     panels = list(t.groupby(["task", "probe", "metric"], sort=True))
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.5 * max(len(panels), 1), 3.8),
-                             constrained_layout=True, squeeze=False)
+    fig = Figure(figsize=(5.5 * max(len(panels), 1), 3.8), layout="constrained")
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)
     for ax, ((task, probe, metric), sub) in zip(axes[0], panels):
         for (b, a), s in sub.groupby(["before", "after"], sort=False):
             s = s.sort_values("layer_index")

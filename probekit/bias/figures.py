@@ -1,18 +1,24 @@
 """Seaborn figures of the bias tables; every axis has units and every title the speaker count.
 
 Each function takes the tidy tables of :func:`probekit.bias.analysis.analyze` and returns a
-matplotlib Figure (the caller saves or shows it).
+``matplotlib.figure.Figure`` (the caller saves or shows it). No global state is touched:
+figures are built without pyplot (so the backend of a notebook is never switched and no
+figure is registered with it) and the seaborn style is applied inside context managers (so
+``rcParams`` are the user's again afterwards). Marks come from the tables' ``decision``
+columns (:mod:`probekit.bias.decision`), the same that the report's bold cells and sentences
+read.
 """
 
 from __future__ import annotations
 
-import matplotlib
+import functools
+from contextlib import ExitStack
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 __all__ = ["layer_curves", "transfer_heatmaps", "dispersion_scatter", "decomposition_bars",
            "TYPE_COLORS"]
@@ -21,19 +27,42 @@ TYPE_COLORS = {"neither": "#bbbbbb", "systematic": "#d95f02", "random": "#7570b3
                "both": "#1b9e77", "worse, unexplained": "#e7298a"}
 
 
-def _theme():
-    sns.set_theme(style="whitegrid", context="paper")
+def _styled(fn):
+    """Run ``fn`` under the house style (seaborn whitegrid/paper) without changing rcParams
+    outside the call."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        with ExitStack() as st:
+            st.enter_context(sns.axes_style("whitegrid"))
+            st.enter_context(sns.plotting_context("paper"))
+            return fn(*a, **kw)
+    return wrapper
 
 
-def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> plt.Figure:
+def _figure(rows: int, cols: int, figsize, **kw):
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(rows, cols, **kw)
+
+
+def _decided(d: pd.DataFrame) -> np.ndarray:
+    """The rows' ``decision`` column (:mod:`probekit.bias.decision`); a table without it is
+    refused rather than marked at a guessed level."""
+    if "decision" not in d.columns:
+        from probekit.bias.errors import BiasInputError
+
+        raise BiasInputError("layer curves without a 'decision' column: take the decisions with "
+                             "probekit.bias.decision.decide (analyze does) before drawing marks")
+    return d["decision"].fillna(False).astype(bool).to_numpy()
+
+
+def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> Figure:
     """Per-layer error by group (left) and the bias measure (right), CI bands, one slice.
 
     ``curves`` is ``layer_curves`` restricted to one task/probe/metric/attribute; several
     encoders are drawn on the same axes (line style) so before/after comparisons share them.
     """
-    _theme()
     metric, task = curves["metric"].iloc[0], curves["task"].iloc[0]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig, (a1, a2) = _figure(1, 2, (11, 4))
     groups = sorted(s[6:] for s in curves["statistic"].unique() if s.startswith("group:"))
     pal = dict(zip(groups, sns.color_palette("husl", len(groups))))
     styles = ["-", "--", ":", "-."]
@@ -45,6 +74,11 @@ def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> plt.Figu
             d = x(c[c["statistic"] == f"group:{g}"])
             a1.plot(d["layer_index"], d["estimate"], ls, color=pal[g], lw=1, alpha=0.8,
                     label=g if ei == 0 else None)
+            a1.fill_between(d["layer_index"], d["ci_low"], d["ci_high"], color=pal[g],
+                            alpha=0.08, lw=0)
+            worse = _decided(d)
+            a1.scatter(d.loc[worse, "layer_index"], d.loc[worse, "estimate"], s=60, marker="^",
+                       facecolors="none", edgecolors=pal[g], zorder=3)
         o = x(c[c["statistic"] == "overall"])
         a1.plot(o["layer_index"], o["estimate"], ls, color="k", lw=2,
                 label=f"overall ({enc})")
@@ -52,18 +86,22 @@ def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> plt.Figu
         b = x(c[c["statistic"] == bias])
         a2.plot(b["layer_index"], b["estimate"], ls, marker="o", color="C3", label=enc)
         a2.fill_between(b["layer_index"], b["ci_low"], b["ci_high"], color="C3", alpha=0.15)
-        f = x(c[c["statistic"] == "max_abs_t"]).set_index("layer_index")["p_fwer"]
-        sig = b["layer_index"].map(f).fillna(1.0).to_numpy() <= 0.05
+        mt = x(c[c["statistic"] == "max_abs_t"])
+        f = mt.set_index("layer_index")["decision"].astype(bool) if len(mt) else pd.Series(dtype=bool)
+        sig = b["layer_index"].map(f).fillna(False).to_numpy(bool)
+        lvl = mt["decision_level"].dropna()
         a2.scatter(b.loc[sig, "layer_index"], b.loc[sig, "estimate"], s=80, facecolors="none",
                    edgecolors="k", zorder=3,
-                   label="unequal means, family-wise p <= 0.05" if ei == 0 else None)
+                   label=(f"unequal means, family-wise p <= {lvl.iloc[0]:.3g}" if len(lvl)
+                          else "unequal means") if ei == 0 else None)
         n_spk.append(int(o["n_speakers"].iloc[0]))
         labels = o[["layer_index", "layer"]].drop_duplicates()
     for a in (a1, a2):
         a.set_xticks(labels["layer_index"], labels["layer"], rotation=45, ha="right")
         a.set_xlabel("layer")
     a1.set_ylabel(f"{metric} rate (fraction of {task} items wrong)")
-    a1.set_title(f"{task}: error per group, 95% speaker-bootstrap CI")
+    a1.set_title(f"{task}: error per group; bands: speaker-bootstrap CI "
+                 "(faint: groups, grey: overall); triangle: worse than the rest", fontsize=8)
     a2.set_ylabel("between-group variance net of sampling noise" if bias == "between_var"
                   else f"{bias} of group {metric} rates")
     a2.axhline(0, color="k", lw=0.6)
@@ -76,13 +114,13 @@ def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> plt.Figu
     return fig
 
 
-def transfer_heatmaps(matrix: pd.DataFrame, layers=None, max_layers: int = 4) -> plt.Figure:
+@_styled
+def transfer_heatmaps(matrix: pd.DataFrame, layers=None, max_layers: int = 4) -> Figure:
     """Train-set x test-group error heatmaps, one panel per layer (one slice).
 
     Without ``layers``, at most ``max_layers`` evenly spaced layers (first and last included)
     are drawn; every layer is in the CSV.
     """
-    _theme()
     if layers is None:
         all_layers = list(matrix.sort_values("layer_index")["layer"].unique())
         pick = np.unique(np.linspace(0, len(all_layers) - 1, min(max_layers, len(all_layers)))
@@ -91,8 +129,7 @@ def transfer_heatmaps(matrix: pd.DataFrame, layers=None, max_layers: int = 4) ->
     k = len(layers)
     cols = min(k, 3)
     rows = int(np.ceil(k / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.4 * rows), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = _figure(rows, cols, (5.2 * cols, 4.4 * rows), squeeze=False)
     vmin, vmax = matrix["error"].min(), matrix["error"].max()
     groups = sorted(matrix["test_group"].unique())
     order = (["all"] + [g for g in groups if g in set(matrix["train_set"])] +
@@ -114,16 +151,15 @@ def transfer_heatmaps(matrix: pd.DataFrame, layers=None, max_layers: int = 4) ->
     return fig
 
 
-def dispersion_scatter(speakers: pd.DataFrame, error: str = "error") -> plt.Figure:
+@_styled
+def dispersion_scatter(speakers: pd.DataFrame, error: str = "error") -> Figure:
     """Per-speaker phone-embedding dispersion vs the cross-fitted phone error, per layer."""
-    _theme()
     if error not in speakers:
         speakers = speakers.assign(error=1 - speakers["accuracy"])
     layers = list(dict.fromkeys(speakers["layer"]))
     cols = min(len(layers), 4)
     rows = int(np.ceil(len(layers) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = _figure(rows, cols, (4 * cols, 3.4 * rows), squeeze=False)
     for ax, layer in zip(axes.flat, layers):
         d = speakers[speakers["layer"] == layer]
         sns.scatterplot(data=d, x="dispersion", y=error, hue="group", ax=ax, s=25,
@@ -139,10 +175,10 @@ def dispersion_scatter(speakers: pd.DataFrame, error: str = "error") -> plt.Figu
     return fig
 
 
-def decomposition_bars(typing: pd.DataFrame) -> plt.Figure:
+@_styled
+def decomposition_bars(typing: pd.DataFrame) -> Figure:
     """Each group's error minus the other groups' mean per layer, coloured by its type (one
     slice of the typing table)."""
-    _theme()
     d = typing.copy()
     rest = d.groupby("layer")["group_error"].transform("sum")
     cnt = d.groupby("layer")["group_error"].transform("count")
@@ -150,8 +186,7 @@ def decomposition_bars(typing: pd.DataFrame) -> plt.Figure:
     layers = list(d.sort_values("layer_index")["layer"].unique())
     cols = min(len(layers), 4)
     rows = int(np.ceil(len(layers) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False,
-                             sharey=True, constrained_layout=True)
+    fig, axes = _figure(rows, cols, (4 * cols, 3.4 * rows), squeeze=False, sharey=True)
     for ax, layer in zip(axes.flat, layers):
         x = d[d["layer"] == layer].sort_values("group")
         pos = np.arange(len(x))
@@ -162,8 +197,8 @@ def decomposition_bars(typing: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel("group error minus the other groups'\n(absolute)")
     for ax in list(axes.flat)[len(layers):]:
         ax.axis("off")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in TYPE_COLORS.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in TYPE_COLORS.values()]
     fig.legend(handles, TYPE_COLORS.keys(), loc="outside lower center", ncol=5, fontsize=8)
     fig.suptitle(f"{d['encoder'].iloc[0]} | {d['task'].iloc[0]} | type per group and layer "
-                 f"(family-wise level {d['level'].iloc[0]:.3f} per family)")
+                 f"(the report's decision level {d['level'].iloc[0]:.3g} per family)")
     return fig

@@ -40,11 +40,13 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False,
     lists every table with its row count once all is written (:func:`verify_analysis` checks
     them). Returns ``(folder, number of figures)``.
     """
-    import matplotlib.pyplot as plt
-
     from probekit.bias import figures
     from probekit.outdir import claim_output, finish_output
 
+    from probekit.bias.decision import decide, has_decisions
+
+    if not has_decisions(an.tables):  # an Analysis built by hand: the same one decision
+        an.tables = decide(an.tables, alpha=alpha)
     out = claim_output(folder, "analysis", fresh=True, overwrite=overwrite, command="analyze",
                        inputs=inputs, fingerprint=fingerprint, contents=[f"{n}.csv" for n in an.tables]
                        + ["figures", "findings.md"])
@@ -68,8 +70,7 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False,
         for k, d in d_all.groupby(by):
             figs.append((f"dispersion_{_slug(*k)}", figures.dispersion_scatter(d)))
     for name, fig in figs:
-        fig.savefig(out / "figures" / f"{name}.png", dpi=110)
-        plt.close(fig)
+        fig.savefig(out / "figures" / f"{name}.png", dpi=110)  # pyplot-free: nothing to close
     (out / "findings.md").write_text(findings(an, alpha))
     if getattr(an, "provenance", None):
         import json

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from probekit.report.summary import load_tables, primary_slices, summary_points, task_words
+from probekit.report.glance import TYPE_MARKS, _glance_data, glance_figure  # noqa: F401
+from probekit.report.summary import (load_tables, primary_slices, summary_points, task_words,
+                                     with_decisions)
 
 __all__ = ["build_report", "banners", "group_error_table", "group_interval_table",
            "glance_figure", "markdown_to_html", "report_source"]
@@ -48,30 +50,36 @@ def banners(meta: dict) -> list[str]:
     return out
 
 
-def _fmt(x, p=None, alpha=0.05) -> str:
+def _fmt(x, bold: bool = False) -> str:
     s = f"{x:.3f}"
-    return f"**{s}**" if p is not None and p == p and p <= alpha else s
+    return f"**{s}**" if bold else s
 
 
 def group_error_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> pd.DataFrame:
-    """Groups x layers of the probe trained on every group (bold: worse than the rest,
-    family-wise p <= alpha), plus the overall error, the debiased gap and the family-wise
-    p-value of equal group means (max |t| over groups)."""
+    """Groups x layers of the probe trained on every group (bold: the ``decision`` column
+    says the group is worse than the rest; the level is the table's ``decision_level``),
+    plus the overall error, the debiased gap and the family-wise p-value of equal group
+    means (max |t| over groups; bold where decided). ``curves`` without decision columns get
+    them from :func:`probekit.report.summary.with_decisions` at ``alpha``."""
+    from probekit.report.summary import with_decisions
+
+    curves = with_decisions({"layer_curves": curves}, alpha)["layer_curves"]
     enc, task, probe, metric = key
     c = curves[(curves["encoder"] == enc) & (curves["task"] == task) & (curves["probe"] == probe) &
                (curves["metric"] == metric)]
     layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
+    dec = c["decision"].fillna(False).astype(bool)
     rows = {}
     for stat, label in ([(s, s[6:]) for s in sorted(c["statistic"].unique()) if s.startswith("group:")]
                         + [("overall", "overall"), ("between_var", "gap (between-group var, debiased)")]):
-        x = c[c["statistic"] == stat].set_index("layer")
-        pcol = "p_fwer" if "p_fwer" in x.columns else "p_value"
-        rows[label] = [_fmt(x.at[layer, "estimate"], x.at[layer, pcol] if stat.startswith("group:")
-                            else None, alpha) if layer in x.index else "" for layer in layers]
-    gp = c[c["statistic"] == "max_abs_t"].set_index("layer")
+        x = c[c["statistic"] == stat].assign(_d=dec).set_index("layer")
+        rows[label] = [_fmt(x.at[layer, "estimate"], bool(x.at[layer, "_d"]))
+                       if layer in x.index else "" for layer in layers]
+    gp = c[c["statistic"] == "max_abs_t"].assign(_d=dec).set_index("layer")
     if len(gp):
-        rows["unequal means p (family-wise)"] = [f"{gp.at[layer, 'p_fwer']:.3f}" if layer in gp.index
-                                                 else "" for layer in layers]
+        rows["unequal means p (family-wise)"] = [
+            (f"**{gp.at[layer, 'p_fwer']:.3f}**" if gp.at[layer, "_d"] else f"{gp.at[layer, 'p_fwer']:.3f}")
+            if layer in gp.index else "" for layer in layers]
     return pd.DataFrame.from_dict(rows, orient="index", columns=layers)
 
 
@@ -160,104 +168,6 @@ def markdown_to_html(text: str) -> str:
     return "\n".join(out)
 
 
-#: Marks of the typing in the at-a-glance figure.
-TYPE_MARKS = {"systematic": "S", "random": "R", "both": "S+R", "worse, unexplained": "W"}
-
-
-def _glance_data(tables: dict, key: tuple, alpha: float):
-    """(groups, layers, difference matrix, mark matrix) for one slice, or None."""
-    import numpy as np
-
-    curves = tables["layer_curves"]
-    enc, task, probe, metric = key
-    c = curves[(curves["encoder"] == enc) & (curves["task"] == task) & (curves["probe"] == probe)
-               & (curves["metric"] == metric) & curves["statistic"].astype(str).str.startswith("group:")]
-    if "train_set" in c.columns and (c["train_set"] == "all").any():
-        c = c[c["train_set"] == "all"]
-    if c.empty:
-        return None
-    layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
-    groups = sorted(c["statistic"].str[6:].unique())
-    est = c.assign(group=c["statistic"].str[6:]).drop_duplicates(["group", "layer"]) \
-        .pivot(index="group", columns="layer", values="estimate").reindex(index=groups, columns=layers)
-    E = est.to_numpy(dtype=float)
-    k = len(groups)
-    if k < 2:
-        return None
-    rest = (np.nansum(E, axis=0, keepdims=True) - E) / (k - 1)
-    D = E - rest
-    marks = [["" for _ in layers] for _ in groups]
-    ty = tables.get("typing")
-    if ty is not None and {"group", "layer", "type"} <= set(ty.columns):
-        t = ty
-        for col, val in (("encoder", enc), ("task", task), ("probe", probe), ("metric", metric)):
-            if col in t.columns:
-                t = t[t[col].astype(str) == str(val)]
-        for r in t.itertuples(index=False):
-            g, layer, typ = str(getattr(r, "group")), str(getattr(r, "layer")), str(getattr(r, "type"))
-            if g in groups and layer in layers:
-                marks[groups.index(g)][layers.index(layer)] = TYPE_MARKS.get(typ, "")
-    elif "p_value" in c.columns:
-        p = c.assign(group=c["statistic"].str[6:]).drop_duplicates(["group", "layer"]) \
-            .pivot(index="group", columns="layer", values="p_fwer" if "p_fwer" in c.columns else "p_value") \
-            .reindex(index=groups, columns=layers)
-        for gi in range(k):
-            for li in range(len(layers)):
-                v = p.iat[gi, li]
-                if v == v and v <= alpha:
-                    marks[gi][li] = "*"
-    return groups, layers, D, marks
-
-
-def glance_figure(tables: dict, alpha: float = 0.05, max_panels: int = 4):
-    """The one-screen overview: for each primary slice (encoder x task, up to ``max_panels``),
-    groups x layers coloured by the group's error minus the mean error of the other groups
-    (red: worse than the rest), each cell marked by its type (S systematic, R random, S+R
-    both; ``*`` p <= alpha when there is no typing table). ``None`` without layer curves.
-
-    Built on ``matplotlib.figure.Figure`` (no pyplot): it never changes a notebook's backend.
-    """
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    if "layer_curves" not in tables or tables["layer_curves"].empty:
-        return None
-    panels = []
-    for key in primary_slices(tables["layer_curves"]):
-        d = _glance_data(tables, key, alpha)
-        if d is not None:
-            panels.append((key, d))
-        if len(panels) >= max_panels:
-            break
-    if not panels:
-        return None
-    vmax = max(float(np.nanmax(np.abs(d[2]))) for _, d in panels) or 1e-9
-    n = len(panels)
-    height = max(2.6, 0.42 * max(len(d[0]) for _, d in panels) + 1.6)
-    fig = Figure(figsize=(min(16, max(6.5, 4.2 * n + 1.2)), height), dpi=110, layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    im = None
-    for ax, (key, (groups, layers, D, marks)) in zip(axes, panels):
-        im = ax.imshow(D, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(len(layers)), layers, rotation=60, ha="right", fontsize=8)
-        ax.set_yticks(range(len(groups)), groups, fontsize=8)
-        ax.set_xlabel("layer")
-        ax.set_title(f"{key[0]}: {task_words(key[1])}\n({key[2]}, {key[3]})", fontsize=9)
-        for gi in range(len(groups)):
-            for li in range(len(layers)):
-                if marks[gi][li]:
-                    ax.text(li, gi, marks[gi][li], ha="center", va="center", fontsize=8,
-                            fontweight="bold", color="black")
-    axes[0].set_ylabel("group")
-    cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
-    cb.set_label("error minus the other groups' mean")
-    level = f"{100 * (1 - alpha):g}"
-    fig.suptitle(f"At a glance: red = worse than the other groups, blue = better\n"
-                 f"marks: S systematic, R random, S+R both, W worse unexplained (typing at alpha {alpha:g})",
-                 fontsize=9)
-    return fig
-
-
 def _md_table(df: pd.DataFrame) -> str:
     cols = [df.index.name or ""] + [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -279,8 +189,11 @@ def _html_table(df: pd.DataFrame) -> str:
 
 
 _CAPTIONS = {
-    "layer_curves": "Error per layer for each group (probe trained on every group) and the "
-                    "max-min gap with its speaker-bootstrap interval",
+    "layer_curves": "Error per layer for each group (probe trained on every group; faint bands: "
+                    "each group's speaker-bootstrap interval, grey: the overall error's) and the "
+                    "debiased between-group variance with its interval; circles: group means "
+                    "unequal, triangles: the group is worse than the rest (the summary's "
+                    "decisions, at the level it states)",
     "transfer": "Cross-group transfer: error of probes trained on one group (rows) on each test "
                 "group (columns)",
     "decomposition": "Random vs systematic: each group's error minus the others' per layer, coloured by its type",
@@ -300,7 +213,7 @@ REPORT_STAMP = ".probekit-report.json"
 
 
 def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None,
-                 *, alpha: float | None = None) -> tuple[Path, Path]:
+                 *, alpha: float | None = None, power: bool = True) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md`` from an analysis folder.
 
     Parameters
@@ -313,6 +226,9 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
         ``config``, ``fingerprints``, ``versions``, ``timings``, ``synthetic`` (bool),
         ``random_init`` (list of encoder names) - the run's provenance (see
         :func:`probekit.study.run_study`).
+    power : bool
+        Give, next to each "not detected", the effect the design had 80% power to detect
+        (:mod:`probekit.bias.power`: simulated once per design, cached on disk).
 
     Returns
     -------
@@ -323,7 +239,11 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     from probekit.provenance import split_lines, with_provenance
     meta = with_provenance(meta, analysis)  # a step-by-step analysis carries its own
     alpha = alpha if alpha is not None else float(meta.get("config", {}).get("alpha", 0.05))
-    tables = load_tables(analysis)
+    tables = with_decisions(load_tables(analysis), alpha)
+    if power:
+        from probekit.bias.power import add_detectable_effects
+
+        tables = add_detectable_effects(tables)
     title = meta.get("config", {}).get("title") or "probekit bias report"
     question = meta.get("config", {}).get("question")
     points = summary_points(tables, alpha=alpha) + split_lines(meta)
@@ -362,8 +282,9 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     prov_json = json.dumps(prov, indent=1, default=str)
     stores_json = json.dumps(meta.get("stores", {}), indent=1, default=str)
     table_note = (f"Group error of the probe trained on every group, per layer. Bold: the group "
-                  f"differs from the rest (permutation p <= {alpha:g}), or the gap exceeds speaker "
-                  f"variation. Under each table: every cell with its {level}% speaker-bootstrap "
+                  f"is worse than the rest, or the group means differ (unequal means p), by the "
+                  f"same decisions as the summary and the figures (family and level: the "
+                  f"summary's first lines). Under each table: every cell with its {level}% speaker-bootstrap "
                   "interval and the number of test speakers (n). All tables: the CSV files in "
                   "the analysis folder.")
 
@@ -411,7 +332,9 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
                  f'src="data:image/png;base64,{b64}"><p class="muted">Each cell: a group\'s error '
                  "minus the mean error of the other groups, for the probe trained on every group "
                  "(red: worse than the rest). Marks: the typing (S systematic, R random, S+R "
-                 "both). SVG: report_figures/at_a_glance.svg.</p></section>")
+                 "both, W worse unexplained; * worse, for tasks without typing), the same "
+                 "decisions as the summary and the bold cells. One row per encoder. SVG: "
+                 "report_figures/at_a_glance.svg.</p></section>")
     h.append('<h2 id="summary">Summary</h2><ul class="summary">')
     for p in points:
         paras = p.split("\n")

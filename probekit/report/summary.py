@@ -7,6 +7,10 @@ family-wise-controlled group and gap tests, the joint-permutation test of the er
 relationship, the own-vs-broad test with the training draw as a unit, the typing rule, and
 speaker-bootstrap intervals of group errors. Descriptive numbers (the layer of least error,
 the largest debiased gap) say how often a resample picks the same layer.
+
+Every finding it states is read from the tables' ``decision`` columns
+(:mod:`probekit.bias.decision`), never re-tested here: the figure marks, the bold cells and
+the sentences name the same cells at the same level.
 """
 
 from __future__ import annotations
@@ -15,15 +19,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from probekit.bias.decision import decide, has_decisions, report_slices
+
 __all__ = ["load_tables", "summary_points", "TASK_WORDS", "primary_slices", "task_words",
-           "TABLES"]
+           "TABLES", "with_decisions", "family_points"]
 
 #: How a task's probe is described in prose.
 TASK_WORDS = {"phone": "phone recognition", "speaker": "speaker identification",
               "asr": "transcription (CTC)"}
 
 TABLES = ("layer_curves", "layer_summary", "typing", "own_vs_broad", "transfer_generalisation",
-          "transfer_matrix", "count_model", "dispersion_speakers")
+          "transfer_matrix", "count_model", "dispersion_speakers", "decision_families")
 
 
 def task_words(task: str) -> str:
@@ -51,14 +57,16 @@ def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
 
 def primary_slices(curves: pd.DataFrame) -> list[tuple]:
     """(encoder, task, probe, metric) slices, one metric per task (``cer`` for ASR: the
-    character rate is the stabler of the two), tasks in a fixed reading order."""
-    keys = curves[["encoder", "task", "probe", "metric"]].drop_duplicates()
-    keys = keys[~((keys["task"] == "asr") & (keys["metric"] == "wer") &
-                  keys["task"].isin(keys.loc[keys["metric"] == "cer", "task"]))]
-    order = {"phone": 0, "asr": 1, "speaker": 2}
-    keys = keys.assign(o=keys["task"].map(lambda t: order.get(t, 3)))
-    return [tuple(r) for r in keys.sort_values(["encoder", "o", "task"]).drop(columns="o")
-            .itertuples(index=False)]
+    character rate is the stabler of the two), tasks in a fixed reading order
+    (:func:`probekit.bias.decision.report_slices`)."""
+    return list(dict.fromkeys(report_slices(curves)))
+
+
+def with_decisions(tables: dict[str, pd.DataFrame], alpha: float = 0.05) -> dict:
+    """The tables with their decision columns: as the analysis wrote them, or (an analysis
+    folder written before the columns existed) taken now by the same
+    :func:`probekit.bias.decision.decide`."""
+    return tables if has_decisions(tables) else decide(tables, alpha=alpha)
 
 
 def _layers(xs) -> str:
@@ -76,6 +84,32 @@ def _pct(x) -> str:
     return f"{100 * x:.0f}%" if x == x else "n/a"
 
 
+def _level(df: pd.DataFrame, default: float) -> float:
+    lv = df["decision_level"].dropna() if "decision_level" in df else pd.Series(dtype=float)
+    return float(lv.iloc[0]) if len(lv) else default
+
+
+def _decided(df: pd.DataFrame) -> pd.Series:
+    return df["decision"].fillna(False).astype(bool)
+
+
+def _not_detected(t, key, family: str) -> str:
+    """" (80% power at ...)" from the decision families' detectable effect, when known."""
+    fam = t.get("decision_families")
+    if fam is None or "detectable_effect" not in fam:
+        return ""
+    f = _sel(fam, key)
+    f = f[f["family"] == family]
+    if f.empty:
+        return ""
+    x = f["detectable_effect"].iloc[0]
+    note = str(f["detectable_effect_note"].iloc[0]) if "detectable_effect_note" in f else ""
+    if x == x:
+        return (f" (not detected; this design had 80% power only for {note or 'an effect of'} "
+                f"{x:.2f} or more, absolute {key[3]} rate)")
+    return f" (not detected; 80% power: {note})" if note and note != "nan" else ""
+
+
 def _slice_points(t, key, alpha) -> list[str]:
     enc, task, probe, metric = key
     c = _sel(t["layer_curves"], key)
@@ -84,6 +118,7 @@ def _slice_points(t, key, alpha) -> list[str]:
     grp = c[c["statistic"].str.startswith("group:")]
     if ov.empty or grp.empty:
         return []
+    lvl = _level(grp, alpha)
     L = len(ov)
     n_split = int(grp["n_per_split"].min())
     n_dist = int(grp["n_speakers"].min())
@@ -103,27 +138,30 @@ def _slice_points(t, key, alpha) -> list[str]:
              f"{best.ci_low:.3f}-{best.ci_high:.3f}"
              + (f", the lowest layer in {_pct(srow.min_error_share)} of resamples" if srow is not None else "")
              + ".")
-    sig = wf[wf["p_fwer"] <= alpha]
+    sig = wf[_decided(wf)]
     head += (f" Group means differ by more than speaker variation produces (max |t| over groups, "
-             f"family-wise over {L} layers at {alpha:.3g}) at {len(sig)} of {L} layers"
-             + (f" ({_layers(sig['layer'])})." if len(sig) else "."))
-    flagged = grp[grp["p_fwer"] <= alpha]
+             f"family-wise over {L} layers at {_level(wf, lvl):.3g}) at {len(sig)} of {L} layers"
+             + (f" ({_layers(sig['layer'])})." if len(sig) else
+                _not_detected(t, key, "unequal means") + "."))
+    flagged = grp[_decided(grp)]
     if len(flagged):
         by = flagged.groupby("statistic")["layer"].apply(list)
-        head += (" Worse than the other groups (family-wise over layers x groups): "
+        head += (f" Worse than the other groups (family-wise over layers x groups at {lvl:.3g}): "
                  + "; ".join(f"**{g[6:]}** at {_layers(ls_)}" for g, ls_ in by.items()) + ".")
     else:
-        head += " No single group is worse than the rest at any layer after family-wise control."
+        head += (f" No single group is found worse than the rest at any layer (family-wise at "
+                 f"{lvl:.3g}){_not_detected(t, key, 'worse')}.")
     pts = [head]
     if srow is not None and srow.reason == "" and srow.spearman == srow.spearman:
-        tracks = srow.p_value <= alpha
+        tracks = bool(srow.decision) if "decision" in srow.index else srow.p_value <= alpha
+        tl = float(srow.decision_level) if "decision_level" in srow.index else alpha
         pts.append(f"  Does the gap track the error across layers? Spearman between the "
                    f"error and the debiased gap {srow.spearman:+.2f}; parity would give "
                    f"{srow.null_mean:+.2f} on average here (joint permutation p "
-                   f"{srow.p_value:.3f}, level {alpha:.3g}): "
+                   f"{srow.p_value:.3f}, level {tl:.3g}): "
                    + (("the gap is larger where the error is larger." if srow.spearman > srow.null_mean
                        else "the gap is larger where the error is smaller.") if tracks
-                      else "no relationship beyond what parity produces.")
+                      else (_not_detected(t, key, "trend").strip(" ()") or "not detected") + ".")
                    + f" Largest debiased gap at {srow.max_bias_layer} (chosen in "
                      f"{_pct(srow.max_bias_share)} of resamples).")
     elif srow is not None and srow.reason:
@@ -132,17 +170,14 @@ def _slice_points(t, key, alpha) -> list[str]:
     if ty is not None:
         ty = _sel(ty, key)
         if len(ty):
-            from probekit.bias.decomposition import type_at_level
-
-            lvl = float(ty["level"].iloc[0]) * alpha / t["_alpha"]
-            ty = type_at_level(ty, lvl)
-            labelled = ty[ty["type"] != "neither"]
+            tl = _level(ty, lvl)
+            labelled = ty[_decided(ty)] if "decision" in ty else ty[ty["type"] != "neither"]
             src = ty["random_source"].iloc[0]
             ref = ty["reference"].iloc[0]
             if labelled.empty:
                 pts.append(f"  Systematic or random? No group is typed at any layer "
-                           f"({len(ty)} group x layer cells; each family at {lvl:.3f}, "
-                           "family-wise)."
+                           f"({len(ty)} group x layer cells; each family at {tl:.3g}, "
+                           f"family-wise){_not_detected(t, key, 'systematic')}."
                            + ("" if src == "embedding" else " Random: not assessed (no "
                               "embedding store for this encoder)."))
             else:
@@ -155,64 +190,85 @@ def _slice_points(t, key, alpha) -> list[str]:
                            "its held-out speakers; random: its speakers' phone embeddings are "
                            "more spread out and spread goes with errors"
                            + ("" if src == "embedding" else " - not assessed here: no embedding store")
-                           + f"; each family tested family-wise at {lvl:.3f}.)")
+                           + f"; each family tested family-wise at {tl:.3g}.)")
     ob = t.get("own_vs_broad")
     if ob is not None:
         o = _sel(ob, key)
-        o = o[o["group"] == "(pooled)"]
+        o = o[(o["group"] == "(pooled)")]
+        if "decision_level" in o:
+            o = o[o["decision_level"].notna()]
         if len(o):
-            ref = "all-matched" if (o["reference"] == "all-matched").any() else "all"
-            o = o[o["reference"] == ref]
-            from probekit.bias.inference import holm
-            p = holm(o["p_less"].to_numpy(float))
-            wins = o[p <= alpha]
+            ref = o["reference"].iloc[0]
+            wins = o[_decided(o)] if "decision" in o else o.iloc[:0]
             if o["n_splits"].max() < 2:
                 pts.append("  Own-group vs broad probes: one split only, so the training draw "
                            "cannot be assessed (run more probe seeds).")
             else:
                 pts.append(f"  Own-group probes beat the '{ref}' probe on their own speakers "
                            f"(pooled over groups, speaker x split cluster-robust t, Holm over "
-                           f"layers) at {len(wins)} of {len(o)} layers"
-                           + (f": {_layers(wins['layer'])}." if len(wins) else "."))
+                           f"layers at {_level(o, lvl):.3g}) at {len(wins)} of {len(o)} layers"
+                           + (f": {_layers(wins['layer'])}." if len(wins) else
+                              _not_detected(t, key, "own vs broad") + "."))
     if n_split < 8:
         pts.append(f"  How sure: as few as {n_split} test speakers of a group per split; "
                    "per-group intervals are wide and small gaps go undetected.")
     return pts
 
 
+def family_points(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """One sentence per encoder: its findings' family, level and guarantee (and a level the
+    permutation count cannot reach)."""
+    fam = tables.get("decision_families")
+    if fam is None or fam.empty:
+        return []
+    out = []
+    for enc, f in fam.groupby("encoder", sort=True):
+        a, n, lv = float(f["alpha"].iloc[0]), int(f["n_families"].iloc[0]), float(f["level"].iloc[0])
+        s = (f"Findings about **{enc}** are one family: {n} test families (worse group, unequal "
+             f"means, trend, own vs broad, typing, per task) each at {a:g}/{n} = {lv:.3g} "
+             f"(Bonferroni), so the chance of any false finding about {enc} is at most {a:g}; "
+             "other encoders do not change its level.")
+        bad = f[~f["attainable"].astype(bool)]
+        if len(bad):
+            s += (f" Warning: {lv:.3g} is below the smallest p-value the permutation count can "
+                  f"reach ({bad['min_attainable_p'].min():.3g}) for "
+                  f"{', '.join(sorted(set(bad['family'])))}: these cannot find anything here; "
+                  "rerun the analysis with more permutations (--n-perm).")
+        out.append(s)
+    return out
+
+
 def summary_points(tables: dict[str, pd.DataFrame], *, alpha: float = 0.05,
                    notes: list[str] | None = None) -> list[str]:
-    """Markdown paragraphs, most important first. Empty tables give a one-line note."""
+    """Markdown paragraphs, most important first. Empty tables give a one-line note.
+
+    Every finding is read from the tables' decision columns (``alpha`` only fills them in for
+    an analysis written before they existed)."""
     notes = list(notes or [])
     if "layer_curves" not in tables:
         return (["The analysis produced no layer curves (no probe was trained on every group), "
                  "so there is nothing to summarise; see the tables below."]
                 + [f"Note: {n}" for n in notes])
-    c = tables["layer_curves"]
-    slices = primary_slices(c)
-    # family-wise over the tasks of the summary too: Bonferroni over its slices
-    a_task = alpha / max(len(slices), 1)
-    t = dict(tables, _alpha=alpha)
+    t = with_decisions(tables, alpha)
+    c = t["layer_curves"]
     points = []
     flagged = []
-    for key in slices:
-        sp = _slice_points(t, key, a_task)
+    for key in primary_slices(c):
+        sp = _slice_points(t, key, alpha)
         if sp:
             points.append("\n".join(sp))
             g = _sel(c, key)
-            g = g[g["statistic"].str.startswith("group:") & (g["p_fwer"] <= a_task)]
+            g = g[g["statistic"].str.startswith("group:") & _decided(g)]
             flagged += list(g["statistic"].str[6:])
     attr = str(c["group_attribute"].iloc[0])
     if flagged:
         vc = pd.Series(flagged).value_counts()
         top = ", ".join(f"{g} ({n})" for g, n in vc.head(3).items())
-        points.insert(0, f"Across {len(points)} probe task(s), the {attr} groups most often "
-                         f"found worse than the rest are: {top} (task x layer cells; "
-                         f"family-wise over layers x groups x tasks at {alpha:g}).")
+        lead = (f"Across {len(points)} probe task(s), the {attr} groups most often "
+                f"found worse than the rest are: {top} (task x layer cells).")
     else:
-        points.insert(0, f"Across {len(points)} probe task(s), no {attr} group is found worse "
-                         f"than the rest at any layer (family-wise over layers x groups x tasks "
-                         f"at {alpha:g}).")
+        lead = f"Across {len(points)} probe task(s), no {attr} group is found worse than the rest at any layer."
+    points[:0] = [lead] + family_points(t)
     cm = tables.get("count_model")
     if cm is not None and "status" in cm:
         bad = cm[cm["status"].astype(str) != "ok"]
