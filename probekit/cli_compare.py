@@ -19,8 +19,6 @@ from pathlib import Path
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    import matplotlib.pyplot as plt
-
     from probekit.bias.compare import SeenIds, compare_encoders
     from probekit.errors import ProbekitError
     from probekit.probes.results import ResultsTable
@@ -66,8 +64,7 @@ def _cmd(args: argparse.Namespace) -> int:
             {"verdicts": cmp.verdicts, "guard": cmp.guard}, indent=1) + "\n")
         fig = cmp.figure()
         fig.savefig(out / "figures" / "change_difference.png", dpi=110)
-        plt.close(fig)
-        print(f"tables: {out / 'comparison.csv'}, {out / 'n_per_cell.csv'}")
+            print(f"tables: {out / 'comparison.csv'}, {out / 'n_per_cell.csv'}")
     return 0
 
 

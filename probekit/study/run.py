@@ -401,8 +401,6 @@ def compare_stage(config: StudyConfig, results_dir: Path, folder: Path, trained:
     """Paired before/after comparison of the base and adapted encoders (probes and WER) into
     ``folder``: ``comparison.csv``, ``n_per_cell.csv``, ``wer_table.csv``, ``verdicts.json``
     and ``figures/change_<statistic>.png``."""
-    import matplotlib.pyplot as plt
-
     from probekit.bias.compare import check_unseen, compare_encoders
     from probekit.probes.results import ResultsTable
     from training.finetune import wer_table
@@ -422,7 +420,6 @@ def compare_stage(config: StudyConfig, results_dir: Path, folder: Path, trained:
     (folder / "figures").mkdir(exist_ok=True)
     fig = cmp.figure()
     fig.savefig(folder / "figures" / "change_difference.png", dpi=110)
-    plt.close(fig)
     wt = wer_table(trained["transcripts"], attribute=config.group_attribute,
                    trained=trained["train_groups"], reference="zero-shot",
                    n_boot=config.n_boot, alpha=config.alpha, seed=config.seed)
