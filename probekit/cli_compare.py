@@ -64,7 +64,7 @@ def _cmd(args: argparse.Namespace) -> int:
             {"verdicts": cmp.verdicts, "guard": cmp.guard}, indent=1) + "\n")
         fig = cmp.figure()
         fig.savefig(out / "figures" / "change_difference.png", dpi=110)
-            print(f"tables: {out / 'comparison.csv'}, {out / 'n_per_cell.csv'}")
+        print(f"tables: {out / 'comparison.csv'}, {out / 'n_per_cell.csv'}")
     return 0
 
 
