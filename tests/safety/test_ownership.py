@@ -114,8 +114,7 @@ def test_compare_refuses_a_user_folder(tmp_path):
     user = tmp_path / "cmp"
     user.mkdir()
     before = _user_folder(user, {"comparison.csv": "my,table\n", "thesis.tex": "x"})
-    argv = ["-q", "compare", str(tmp_path / "res"), "--before", "base", "--n-boot", "20",
-            "--n-perm", "20", "--out"]
+    argv = ["-q", "compare", str(tmp_path / "res"), "--before", "base", "--out"]
     assert main(argv + [str(user)]) == 2
     assert _snapshot(user) == before
     assert main(argv + [str(tmp_path / "res")]) == 2  # its own input
