@@ -28,11 +28,16 @@ import torch
 from training.adapters import lora_layers, mixture_weights, set_mixture
 from training.data import AudioCache, generation_kwargs, window_seconds
 
+from probekit.errors import ProbekitError
 from probekit.text import normalize_text, word_errors
 
-__all__ = ["normalize_text", "transcribe", "WERReport", "wer_report"]
+__all__ = ["normalize_text", "transcribe", "WERReport", "wer_report", "EvaluationError"]
 
 log = logging.getLogger(__name__)
+
+
+class EvaluationError(ProbekitError, ValueError):
+    """An evaluation that cannot be done as asked (the message says why)."""
 
 
 @torch.no_grad()
@@ -51,6 +56,8 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
     known_accent_d : float, optional
         MAS-LoRA only: mix the experts with the 1/d rule on each utterance's own accent
         (accent known). ``None``: the mixture set on the model (uniform unless changed).
+        Refused (:class:`EvaluationError`) on a model without experts (plain LoRA, or a
+        merged model), which would otherwise decode the uniform mixture under that label.
     language, task : str, optional
         Forced on multilingual checkpoints (ignored by English-only ones), as in training.
 
@@ -68,6 +75,10 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
     model.eval()
     audio = audio or AudioCache(corpus, processor.feature_extractor.sampling_rate)
     experts = getattr(getattr(model, "adapter_config", None), "experts", ())
+    if known_accent_d is not None and not experts:
+        raise EvaluationError(f"known_accent_d={known_accent_d:g} asks for MAS-LoRA's "
+                              "accent-known mixture, but the model carries no experts (plain "
+                              "LoRA, or a merged model): load the adapters (final/) instead")
     if known_accent_d is not None and experts:
         chunks = [[u for u in corpus if u.group(attribute) == g] for g in corpus.groups(attribute)]
     else:

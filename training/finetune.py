@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import logging
 import time
@@ -30,9 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from probekit.bias.compare import SeenIds, paired_change
+from probekit.bias.compare import SEEN_FILE, SeenIds, paired_change
 from probekit.bias.resample import percentile_ci, speaker_bootstrap_indices
 from probekit.errors import ProbekitError
+from training.runkey import (base_fingerprint, run_settings, settings_diff, settings_key,
+                             split_sides, transcripts_settings)
 
 __all__ = ["FinetuneSplit", "FinetuneResult", "FinetuneError", "finetune_splits", "finetune",
            "speaker_word_errors", "wer_table", "METHODS"]
@@ -68,9 +69,13 @@ class FinetuneSplit:
         """What a model trained (and validated) on this split saw."""
         return SeenIds.from_corpora(self.train, self.val, note="fine-tuning train + validation")
 
+    def sides(self) -> dict:
+        """Digests of the ids on each side (``train``, ``val``, ``test``)."""
+        return split_sides(self.train, self.val, self.test)
+
     def key(self) -> str:
-        ids = sorted(u.id for c in (self.train, self.val, self.test) if c is not None for u in c)
-        return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+        """12-hex key of which utterance is on which side (and the trained groups)."""
+        return settings_key({"sides": self.sides(), "train_groups": list(self.train_groups)})
 
 
 def _sentence_design(corpus) -> str:
@@ -278,9 +283,14 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
     evaluate : bool
         Transcribe ``split.test`` (greedy, ``max_new_tokens``) and report WER by group.
 
-    A folder holding a finished run of the same settings and split is reused (no training).
+    The run is keyed by everything that determines its weights (:mod:`training.runkey`):
+    a folder holding a finished run of the same key is reused (no training; the adapters of
+    ``final/`` are loaded, experts included), and its test transcripts only when they were
+    decoded from the same ids with the same settings. A folder holding another run (or an
+    interrupted one of another key) is left alone and the run goes to ``<out_dir>-<key>``
+    (``FinetuneResult.out_dir``; a warning names what differs).
     """
-    from training.adapters import AdapterConfig, inject_adapters, save_adapters
+    from training.adapters import AdapterConfig, inject_adapters, load_adapters, save_adapters
     from training.encoder import save_adapted_model
     from training.evaluate import transcribe, wer_report
     from training.objectives import build_objective
@@ -293,54 +303,92 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
         split = finetune_splits(corpus, attribute=attribute, train_groups=train_groups,
                                 seed=config.seed)
     name = name or f"{method}-{objective}"
-    out = Path(config.out_dir)
-    adapters_dir, merged_dir = out / "final", out / "merged"
     seen = split.seen()
-    settings = {"method": method, "objective": objective, "objective_args": objective_args or {},
-                "adapter": adapter or {}, "model": str(model), "steps": config.steps,
-                "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed,
-                "split": split.key(), "attribute": attribute}
+    experts = tuple(split.train_groups) if method == "mas-lora" else ()
+    acfg = AdapterConfig(**{**(adapter or {}), "experts": experts})
+    obj = build_objective(objective, **(objective_args or {}))
+    cfg = replace(config, attribute=attribute)
+    base = base_fingerprint(str(model))
+    settings = run_settings(sides=split.sides(), config=cfg, method=method, objective=objective,
+                            objective_repr=repr(obj), adapter=acfg.to_dict(), base=base,
+                            attribute=attribute, train_groups=split.train_groups)
+    key = settings_key(settings)
+    out = _run_folder(Path(config.out_dir), settings, key)
+    cfg = replace(cfg, out_dir=str(out), progress=progress and config.progress)
+    adapters_dir, merged_dir = out / "final", out / "merged"
     done = out / DONE
     t0 = time.perf_counter()
     reused = False
     if done.is_file() and json.loads(done.read_text()).get("settings") == settings \
-            and (merged_dir / "config.json").is_file():
-        from transformers import WhisperForConditionalGeneration, WhisperProcessor
-
-        mdl = WhisperForConditionalGeneration.from_pretrained(merged_dir).eval()
-        proc = WhisperProcessor.from_pretrained(merged_dir)
+            and (merged_dir / "config.json").is_file() and (adapters_dir / SEEN_FILE).is_file():
+        # the adapters, not the merged model: accent-known MAS-LoRA evaluation needs experts
+        mdl, proc = load_base(model)
+        mdl = load_adapters(mdl, adapters_dir).eval()
         reused = True
     else:
         mdl, proc = load_base(model)
-        experts = tuple(split.train_groups) if method == "mas-lora" else ()
-        inject_adapters(mdl, AdapterConfig(**{**(adapter or {}), "experts": experts}),
-                        seed=config.seed)
-        obj = build_objective(objective, **(objective_args or {}))
-        cfg = replace(config, attribute=attribute, progress=progress and config.progress)
-        trainer = Trainer(mdl, proc, obj, split.train, cfg, val=split.val)
+        inject_adapters(mdl, acfg, seed=config.seed)
+        trainer = Trainer(mdl, proc, obj, split.train, cfg, val=split.val,
+                          identity={"base": base, "run": settings})
         mdl = trainer.fit().eval()
         save_adapters(mdl, adapters_dir)
         seen.save(adapters_dir)
         save_adapted_model(mdl, proc, merged_dir, seen=seen,
-                           info={"objective": repr(obj), "method": method,
+                           info={"objective": repr(obj), "method": method, "run_key": key,
                                  "train_groups": list(split.train_groups), "split": split.note})
     transcripts = rep = None
+    record = json.loads(done.read_text()) if reused else {}
     if evaluate:
         path = out / "transcripts.csv"
-        if reused and path.is_file():
+        ev = transcripts_settings(model=key, corpus=split.test, max_new_tokens=max_new_tokens,
+                                  language=config.language, task=config.task)
+        if reused and path.is_file() and record.get("transcripts") == ev:
             transcripts = pd.read_csv(path, keep_default_na=False)
         else:
             transcripts = transcribe(mdl, proc, split.test, attribute=attribute,
                                      max_new_tokens=max_new_tokens, progress=progress,
                                      language=config.language, task=config.task)
             transcripts.to_csv(path, index=False)
+            record["transcripts"] = ev
         rep = wer_report(transcripts, attribute, groups=split.train_groups)
     seconds = time.perf_counter() - t0
     if not reused:
-        done.write_text(json.dumps({"settings": settings, "seconds": round(seconds, 1),
-                                    "split": split.note}, indent=1) + "\n")
+        record.update({"settings": settings, "key": key, "seconds": round(seconds, 1),
+                       "split": split.note})
+    done.write_text(json.dumps(record, indent=1) + "\n")
     return FinetuneResult(name, mdl, proc, out, adapters_dir, merged_dir, seen, transcripts, rep,
                           seconds, reused, settings)
+
+
+def _held_settings(out: Path) -> dict | None:
+    """The settings of the run ``out`` holds; None when it holds none; ``{}`` when it holds
+    something whose settings cannot be read (an older layout)."""
+    if (out / DONE).is_file():
+        return json.loads((out / DONE).read_text()).get("settings") or {}
+    if (out / "checkpoint.pt").is_file():
+        import torch
+
+        state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+        return state.get("identity", {}).get("run") or {}
+    if any((out / x).exists() for x in ("final", "merged", "best", "log.jsonl")):
+        return {}
+    return None
+
+
+def _run_folder(out: Path, settings: dict, key: str) -> Path:
+    """``out``, unless it holds a run of other settings: then ``<out>-<key>`` (a warning names
+    what differs), so another run's checkpoint is never resumed nor its model reused."""
+    held = _held_settings(out)
+    if held is None or held == settings:
+        return out
+    why = settings_diff(held, settings) if held else ["the folder's settings are unknown"]
+    alt = out.with_name(f"{out.name}-{key}")
+    other = _held_settings(alt)
+    if other is not None and other != settings:
+        raise FinetuneError(f"{out} and {alt} hold runs of other settings; choose another out_dir")
+    log.warning("%s holds a run of other settings (%s); this run goes to %s", out,
+                "; ".join(why[:6]) + ("; ..." if len(why) > 6 else ""), alt)
+    return alt
 
 
 # -- WER with speaker-bootstrap intervals --------------------------------------------------
@@ -360,7 +408,8 @@ def wer_table(transcripts: dict[str, pd.DataFrame], *, attribute: str = "accent"
               n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> pd.DataFrame:
     """WER (%) by group, macro-WER and max - min gap per model, with speaker-bootstrap CIs.
 
-    ``transcripts`` maps a model name to its transcripts of the *same* test utterances.
+    ``transcripts`` maps a model name to its transcripts of the *same* test utterances
+    (refused, naming the models, when their utterance ids differ).
     Macro and gap are over ``trained`` groups (default all). Intervals resample speakers
     within group (percentile, expanded for few speakers). With ``reference`` (e.g. the base
     model), ``Δ macro`` and ``Δ gap`` are the paired change against it with the paired
@@ -369,6 +418,14 @@ def wer_table(transcripts: dict[str, pd.DataFrame], *, attribute: str = "accent"
     Returns a long table: ``model, statistic, estimate, ci_low, ci_high, p_value,
     n_speakers`` (WER in %).
     """
+    ids = {m: set(t["id"].astype(str)) for m, t in transcripts.items()}
+    ref_name, ref_ids = next(iter(ids.items()))
+    for m, s in ids.items():
+        if s != ref_ids:
+            raise FinetuneError(
+                f"{m} and {ref_name} were not evaluated on the same utterances ({len(s - ref_ids)}"
+                f" only in {m}, {len(ref_ids - s)} only in {ref_name}); a before/after table "
+                "pairs the same test utterances: re-transcribe one of them")
     counts = {m: speaker_word_errors(t, attribute) for m, t in transcripts.items()}
     first = next(iter(counts.values()))
     spk = first["speaker"].to_numpy()

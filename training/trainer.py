@@ -35,6 +35,7 @@ from training.adapters.lora import ADAPTER_WEIGHTS, adapter_state_dict
 from training.data import (MAX_LABEL_TOKENS, AudioCache, check_lengths, collate, decoder_prefix,
                            is_multilingual)
 from training.objectives import Objective, ObjectiveInput
+from training.runkey import settings_diff, split_sides
 from training.sampler import (GroupBalancedBatchSampler, UniformBatchSampler,
                               default_groups_per_batch)
 
@@ -196,10 +197,15 @@ class Trainer:
     train, val : probekit.corpus.Corpus
         ``val`` (optional) is transcribed for model selection by macro-WER.
     config : TrainConfig
+    identity : dict, optional
+        More of what determines the weights (e.g. the base model's fingerprint, as
+        :func:`training.finetune.finetune` passes); stored in every checkpoint with the
+        training and validation ids, the settings, the objective and the adapter config. A
+        checkpoint of another identity is refused (naming what differs), never resumed.
     """
 
     def __init__(self, model, processor, objective: Objective, train, config: TrainConfig,
-                 val=None, accelerator=None) -> None:
+                 val=None, accelerator=None, identity: dict | None = None) -> None:
         if getattr(model, "adapter_config", None) is None:
             raise TrainingError("the model carries no adapters; inject them first")
         if config.grad_accum > 1 and objective.needs_whole_batch:
@@ -207,6 +213,9 @@ class Trainer:
                 f"{objective!r} takes a hard max over the groups of the whole batch, which "
                 f"gradient accumulation ({config.grad_accum} micro-batches) would silently "
                 "change; use grad_accum=1 (a smaller batch) or dro_mode='online'")
+        if config.select_d is not None and not model.adapter_config.experts:
+            raise TrainingError(f"select_d={config.select_d:g} selects on MAS-LoRA's "
+                                "accent-known mixture; this model has no experts")
         if config.batch_size % config.grad_accum:
             raise TrainingError(f"batch_size {config.batch_size} is not a multiple of "
                                 f"grad_accum {config.grad_accum}")
@@ -243,6 +252,11 @@ class Trainer:
         self.raw = self.acc.unwrap_model(self.model)
         self.val_audio = AudioCache(val, sr) if val else None
         self.step, self.best, self.best_step = 0, math.inf, -1
+        cfg_id = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE}
+        self.identity = json.loads(json.dumps(
+            {"sides": split_sides(train, val), "config": cfg_id, "objective": repr(objective),
+             "adapter_config": self.raw.adapter_config.to_dict(), **(identity or {})},
+            default=str))
 
     def _drop_long(self, train):
         fe, tok = self.processor.feature_extractor, self.processor.tokenizer
@@ -294,7 +308,8 @@ class Trainer:
                  "objective": self.objective.state_dict(), "best": self.best,
                  "best_step": self.best_step, "config": asdict(self.cfg),
                  "objective_repr": repr(self.objective),
-                 "adapter_config": self.raw.adapter_config.to_dict()}
+                 "adapter_config": self.raw.adapter_config.to_dict(),
+                 "identity": self.identity}
         tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_path)
@@ -314,17 +329,19 @@ class Trainer:
         return True
 
     def _check_resumable(self, state: dict) -> None:
-        """Refuse a checkpoint written with different training settings (named)."""
-        saved, now = state.get("config", {}), asdict(self.cfg)
-        diff = [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in saved
-                if k in now and k not in _RESUMABLE and saved[k] != now[k]]
-        for key, cur in (("objective_repr", repr(self.objective)),
-                         ("adapter_config", self.raw.adapter_config.to_dict())):
-            if key in state and state[key] != cur:
-                diff.append(f"{key}: {state[key]!r} -> {cur!r}")
+        """Refuse a checkpoint of another run (what differs is named) or past ``steps``."""
+        if "identity" not in state:
+            raise TrainingError(f"{self.checkpoint_path} has no run identity (written by an "
+                                "older probekit): it cannot be shown to be this run; use a new "
+                                "out_dir or delete it")
+        diff = settings_diff(state["identity"], self.identity)
         if diff:
-            raise TrainingError(f"{self.checkpoint_path} was written with other settings ("
-                                + "; ".join(diff) + "); use a new out_dir or delete it")
+            raise TrainingError(f"{self.checkpoint_path} belongs to another run ("
+                                + "; ".join(diff[:8]) + "); use a new out_dir or delete it")
+        if state["step"] > self.cfg.steps:
+            raise TrainingError(f"{self.checkpoint_path} is at step {state['step']}, past the "
+                                f"{self.cfg.steps} steps asked for: a shorter run cannot be "
+                                "recovered from it; use a new out_dir")
 
     # -- one step ---------------------------------------------------------------------------
     def _micro_batches(self, idx: list[int]) -> list[list[int]]:
