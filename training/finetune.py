@@ -36,7 +36,7 @@ from training.runkey import (base_fingerprint, run_settings, settings_diff, sett
                              split_sides, transcripts_settings)
 
 __all__ = ["FinetuneSplit", "FinetuneResult", "FinetuneError", "finetune_splits", "finetune",
-           "speaker_word_errors", "wer_table", "METHODS"]
+           "speaker_word_errors", "wer_table", "term_shares", "METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
     cfg = replace(config, attribute=attribute)
     base = base_fingerprint(str(model))
     settings = run_settings(sides=split.sides(), config=cfg, method=method, objective=objective,
-                            objective_repr=repr(obj), adapter=acfg.to_dict(), base=base,
+                            objective_args=objective_args or {}, objective_repr=repr(obj), adapter=acfg.to_dict(), base=base,
                             attribute=attribute, train_groups=split.train_groups)
     key = settings_key(settings)
     out = _run_folder(Path(config.out_dir), settings, key)
@@ -354,10 +354,22 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
     seconds = time.perf_counter() - t0
     if not reused:
         record.update({"settings": settings, "key": key, "seconds": round(seconds, 1),
-                       "split": split.note})
+                       "split": split.note, "term_shares": term_shares(out / "log.jsonl")})
     done.write_text(json.dumps(record, indent=1) + "\n")
     return FinetuneResult(name, mdl, proc, out, adapters_dir, merged_dir, seen, transcripts, rep,
                           seconds, reused, settings)
+
+
+def term_shares(log_jsonl: Path) -> dict:
+    """The weighted terms' shares of the loss and of its gradient norm (``share_*``,
+    ``gshare_*``) at the first and last step of a run's ``log.jsonl`` (``{}``: none logged,
+    e.g. a single-term objective)."""
+    if not Path(log_jsonl).is_file():
+        return {}
+    rows = [json.loads(x) for x in Path(log_jsonl).read_text().splitlines() if x.strip()]
+    rows = [r for r in rows if any(k.startswith("gshare_") for k in r)]
+    pick = lambda r: {k: round(v, 4) for k, v in r.items() if k.startswith(("share_", "gshare_"))}  # noqa: E731
+    return {f"step {r['step']}": pick(r) for r in (rows[:1] + rows[-1:] if rows else [])}
 
 
 def _held_settings(out: Path) -> dict | None:

@@ -62,13 +62,15 @@ def _jsonable(x):
     return json.loads(json.dumps(x, default=str))
 
 
-def run_settings(*, sides: dict, config, method: str, objective: str, objective_repr: str,
-                 adapter: dict, base: str, attribute: str, train_groups) -> dict:
+def run_settings(*, sides: dict, config, method: str, objective: str, objective_args: dict,
+                 objective_repr: str, adapter: dict, base: str, attribute: str,
+                 train_groups) -> dict:
     """Everything that determines a run's weights, as a JSON-able dict."""
     cfg = {k: v for k, v in asdict(config).items() if k not in COSMETIC}
     cfg["attribute"] = attribute
     return _jsonable({"sides": sides, "train_config": cfg, "method": method,
-                      "objective": objective, "objective_repr": objective_repr,
+                      "objective": objective, "objective_args": objective_args,
+                      "objective_repr": objective_repr,
                       "adapter": adapter, "base": base, "train_groups": list(train_groups)})
 
 

@@ -104,6 +104,12 @@ class TrainConfig:
     select_d : float, optional
         MAS-LoRA model selection on the accent-known mixture with this ``d`` (``1``: each
         utterance's own expert, as the authors select); ``None``: the uniform mixture.
+    importance_weights : bool
+        Under a group-balanced sampler, weight the pooled ERM/SD terms of objectives that
+        have them (fused, IRM, SD) by the training share of each utterance's group over its
+        share of the batch, so they stay the empirical risk (as the fused objective's
+        reference implementation does). Default True; ``erm_balanced`` (the sampler control)
+        is never weighted.
     """
 
     out_dir: str
@@ -131,6 +137,7 @@ class TrainConfig:
     max_label_tokens: int = MAX_LABEL_TOKENS
     long_audio: str = "drop"
     select_d: float | None = None
+    importance_weights: bool = True
 
     def __post_init__(self) -> None:
         if self.precision not in _MIXED:
@@ -236,6 +243,10 @@ class Trainer:
         train = self._drop_long(train)
         self.train_corpus, self.val_corpus = train, val
         self.groups = [u.group(config.attribute) for u in train]
+        from collections import Counter
+
+        n = len(self.groups)
+        self.group_share = {g: c / n for g, c in Counter(self.groups).items()}
         self.sampler = self._make_sampler()
         if config.gradient_checkpointing:
             enable_gradient_checkpointing(model)
@@ -283,6 +294,8 @@ class Trainer:
         if kind == "auto":
             kind = "balanced" if getattr(obj, "compares_groups", False) else "uniform"
         self.sampler_kind = kind
+        self.weighted = (kind == "balanced" and cfg.importance_weights
+                         and getattr(obj, "importance_weighted", False))
         if kind == "uniform":
             return UniformBatchSampler(len(self.groups), cfg.batch_size, seed=cfg.seed)
         n_groups = len(set(self.groups))
@@ -366,6 +379,11 @@ class Trainer:
         terms: dict[str, float] = {}
         cfg = self.raw.config
         dev, dtype = self.acc.device, self._dtype()
+        weights = None
+        if self.weighted:   # training share of the group / its share of the (global) batch
+            in_batch = {g: all_groups.count(g) / len(all_groups) for g in names}
+            weights = [self.group_share[g] / in_batch[g] for g in all_groups]
+        shares = self._measure_shares()
         for part in micro:
             sub = [utts[i] for i in part]
             batch = collate(sub, self.audio, self.processor.feature_extractor,
@@ -380,8 +398,13 @@ class Trainer:
                         input_features=batch["input_features"].to(dev, dtype),
                         decoder_input_ids=batch["decoder_input_ids"].to(dev),
                         use_cache=False).logits
+                w = None if weights is None else torch.tensor(
+                    [weights[i] for i in part], device=logits.device)
                 out = self.objective(ObjectiveInput(logits, batch["labels"].to(logits.device),
-                                                    groups, group_names=names, sync=sync))
+                                                    groups, group_names=names, sync=sync,
+                                                    weights=w))
+                if shares:
+                    out.update(self._term_shares(out))
                 self.acc.backward(out["loss"] / len(micro))
             for k, v in out.items():
                 terms[k] = terms.get(k, 0.0) + float(v.detach()) / len(micro)
@@ -395,6 +418,33 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
         return terms
+
+    def _measure_shares(self) -> bool:
+        """Gradient-norm shares of the weighted terms at the first and last step (one
+        process, one micro-batch: an extra backward per term)."""
+        return (self.step in (0, self.cfg.steps - 1) and self.acc.num_processes == 1
+                and self.cfg.grad_accum == 1)
+
+    def _term_shares(self, out: dict) -> dict:
+        """``share_<term>``: |weighted term| / sum over terms; ``gshare_<term>``: the norm
+        of its adapter gradient / the sum of those norms (the fused objective's terms)."""
+        terms = {k[2:]: v for k, v in out.items() if k.startswith("w_")}
+        if len(terms) < 2:
+            return {}
+        params = [p for p in trainable_parameters(self.raw).values() if p.requires_grad]
+        total = sum(abs(float(v.detach())) for v in terms.values()) or 1.0
+        res, norms = {}, {}
+        for k, v in terms.items():
+            res[f"share_{k}"] = abs(float(v.detach())) / total
+            if not v.requires_grad:
+                norms[k] = 0.0
+                continue
+            grads = torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
+            norms[k] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads
+                                            if g is not None)))
+        gtot = sum(norms.values()) or 1.0
+        res.update({f"gshare_{k}": n / gtot for k, n in norms.items()})
+        return {k: torch.tensor(v) for k, v in res.items()}
 
     # -- validation -------------------------------------------------------------------------
     def validate(self) -> dict:
@@ -413,13 +463,21 @@ class Trainer:
             return
         with open(self.out / "log.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
-        path = self.out / "log.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
+
+    def _write_csv(self) -> None:
+        """``log.csv`` from ``log.jsonl``: one column per key over all rows (train and
+        validation rows have different keys), empty where a row has none."""
+        path = self.out / "log.jsonl"
+        if not self.acc.is_main_process or not path.is_file():
+            return
+        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        tmp = self.out / f"log.csv.tmp{os.getpid()}"
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, self.out / "log.csv")
 
     def _maybe_validate(self) -> None:
         """Main process only (the others wait at a barrier and receive the score), so the
@@ -472,6 +530,7 @@ class Trainer:
             if last or self.step % max(self.cfg.save_every, 1) == 0 or \
                     (stop_after is not None and done_here >= stop_after):
                 self.save_checkpoint()
+                self._write_csv()
             if stop_after is not None and done_here >= stop_after:
                 break
         bar.close()

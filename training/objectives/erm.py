@@ -18,3 +18,16 @@ class ERM(Objective):
     def __call__(self, batch: ObjectiveInput):
         risk = batch.mean_risk(utterance_risks(batch.logits, batch.labels))
         return {"loss": risk, "erm": risk}
+
+
+@register_objective("erm_balanced")
+class BalancedERM(ERM):
+    """ERM on group-balanced batches, unweighted: the control that separates the effect of
+    the sampler from that of a group objective ("fused beats ERM" mixes both, since the
+    group objectives get balanced batches). Same loss as :class:`ERM`; ``sampler="auto"``
+    balances its batches and no importance weights are applied.
+
+    Returns ``{"loss", "erm"}`` (equal).
+    """
+
+    compares_groups = True
