@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 
 from training.adapters import lora_layers, mixture_weights, set_mixture
-from training.data import AudioCache, generation_kwargs, window_seconds
+from training.data import (AudioCache, decoder_prefix, generation_kwargs, is_multilingual,
+                           window_seconds)
 
 from probekit.errors import ProbekitError
 from probekit.text import normalize_text, word_errors
@@ -41,7 +42,7 @@ class EvaluationError(ProbekitError, ValueError):
 
 
 @torch.no_grad()
-def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens: int = 96,
+def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens: int | None = None,
                attribute: str = "accent", known_accent_d: float | None = None,
                audio: AudioCache | None = None, progress: bool = False,
                language: str | None = "english", task: str | None = "transcribe"
@@ -53,6 +54,10 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
     model : WhisperForConditionalGeneration, optionally carrying (MAS-)LoRA adapters
     processor : WhisperProcessor (tokenizer + feature extractor)
     corpus : probekit.corpus.Corpus
+    max_new_tokens : int, optional
+        Decoding length cap; default the model's limit (``max_target_positions``, 448) minus
+        the forced prompt, so no hypothesis is cut short of what Whisper can produce.
+        Hypotheses that reached the cap are flagged (``hit_max_tokens``) and warned about.
     known_accent_d : float, optional
         MAS-LoRA only: mix the experts with the 1/d rule on each utterance's own accent
         (accent known). ``None``: the mixture set on the model (uniform unless changed).
@@ -67,7 +72,9 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
         One row per utterance: ``id``, ``speaker``, one column per group attribute, ``ref``,
         ``hyp`` (raw) and ``ref_norm``, ``hyp_norm``, and ``truncated`` (audio longer than
         Whisper's window was cut to it: its WER counts the missing words as deletions; a
-        warning says how many; long-form decoding is not implemented).
+        warning says how many; long-form decoding is not implemented) and ``hit_max_tokens``
+        (decoding stopped at ``max_new_tokens`` without an end token: the rest of the
+        hypothesis is missing).
     """
     from tqdm.auto import tqdm
 
@@ -86,6 +93,16 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
     saved_mix = {n: m.mix.clone() for n, m in lora_layers(model).items()}
     rows = []
     gen_kw = generation_kwargs(model, language, task)
+    prompt = decoder_prefix(processor.tokenizer, is_multilingual(model), language, task)
+    limit = int(getattr(model.config, "max_target_positions", 448)) - len(prompt)
+    if max_new_tokens is None:
+        max_new_tokens = limit
+    elif max_new_tokens > limit:
+        raise EvaluationError(f"max_new_tokens={max_new_tokens} exceeds the model's limit of "
+                              f"{limit} new tokens after the {len(prompt)}-token prompt")
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, (list, tuple)) else [eos])
+    n_cut = 0
     window = window_seconds(processor.feature_extractor)
     dev = next(model.parameters()).device
     dtype = model.get_encoder().conv1.weight.dtype  # the base's dtype (adapters are fp32)
@@ -104,19 +121,26 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
                 ids = model.generate(feats.to(dev, dtype), max_new_tokens=max_new_tokens,
                                      num_beams=1, do_sample=False, **gen_kw)
                 hyps = processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
-                for u, h in zip(utts, hyps):
+                cut = [not (eos & set(row.tolist())) for row in ids]
+                n_cut += sum(cut)
+                for u, h, c in zip(utts, hyps, cut):
                     long = len(audio(u)) > window * audio.sample_rate
                     n_long += long
                     rows.append({"id": u.id, "speaker": u.speaker, **dict(u.groups),
                                  "ref": u.text, "hyp": h.strip(),
                                  "ref_norm": normalize_text(u.text),
-                                 "hyp_norm": normalize_text(h), "truncated": long})
+                                 "hyp_norm": normalize_text(h), "truncated": long,
+                                 "hit_max_tokens": c})
                 bar.update(len(utts))
     finally:
         bar.close()
         for n, m in lora_layers(model).items():
             m.mix = saved_mix[n]
         model.train(was_training)
+    if n_cut:
+        log.warning("%d of %d hypotheses stopped at max_new_tokens=%d without an end token "
+                    "(column 'hit_max_tokens'): their missing words count as deletions",
+                    n_cut, len(rows), max_new_tokens)
     if n_long:
         log.warning("%d of %d utterances are longer than Whisper's %.0f s window and were cut "
                     "to it (column 'truncated'); their missing words count as deletions",

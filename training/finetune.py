@@ -90,7 +90,7 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
              objective: str = "erm", config, model: str = "whisper-tiny.en",
              objective_args: dict | None = None, adapter: dict | None = None,
              attribute: str | None = None, train_groups: Sequence[str] | None = None,
-             evaluate: bool = True, max_new_tokens: int = 96, name: str | None = None,
+             evaluate: bool = True, max_new_tokens: int | None = None, name: str | None = None,
              progress: bool = True) -> FinetuneResult:
     """Fine-tune adapters of ``model`` on ``corpus`` and evaluate them on held-out speakers.
 
@@ -110,7 +110,8 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
     adapter : dict, optional
         :class:`~training.adapters.AdapterConfig` fields (``r``, ``alpha``, ``targets``, ...).
     evaluate : bool
-        Transcribe ``split.test`` (greedy, ``max_new_tokens``) and report WER by group.
+        Transcribe ``split.test`` (greedy, ``max_new_tokens``: default the model's limit
+        minus the prompt) and report WER by group.
 
     The run is keyed by everything that determines its weights (:mod:`training.runkey`):
     a folder holding a finished run of the same key is reused (no training; the adapters of

@@ -69,6 +69,15 @@ class TrainConfig:
     select_d : float, optional
         MAS-LoRA model selection on the accent-known mixture with this ``d`` (``1``: each
         utterance's own expert, as the authors select); ``None``: the uniform mixture.
+    eval_max_new_tokens : int, optional
+        Decoding cap of validation (default: the model's limit minus the prompt, as
+        :func:`training.evaluate.transcribe`).
+    lr_schedule : {"constant", "linear"}
+        After the warm-up: constant (seed 000's "fixed LR"), or linear decay to 0 at
+        ``steps`` (the MAS-LoRA authors' transformers default).
+    select_metric : {"macro", "micro"}
+        Validation WER that picks the best adapters: macro (unweighted mean of the group
+        WERs) or micro (overall WER, as the MAS-LoRA authors select).
     importance_weights : bool
         Under a group-balanced sampler, weight the pooled ERM/SD terms of objectives that
         have them (fused, IRM, SD) by the training share of each utterance's group over its
@@ -103,8 +112,17 @@ class TrainConfig:
     long_audio: str = "drop"
     select_d: float | None = None
     importance_weights: bool = True
+    lr_schedule: str = "constant"
+    eval_max_new_tokens: int | None = None
+    select_metric: str = "macro"
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in ("constant", "linear"):
+            raise TrainingError(f"lr_schedule must be 'constant' or 'linear', got "
+                                f"{self.lr_schedule!r}")
+        if self.select_metric not in ("macro", "micro"):
+            raise TrainingError(f"select_metric must be 'macro' or 'micro', got "
+                                f"{self.select_metric!r}")
         if self.precision not in _MIXED:
             raise TrainingError(f"precision must be one of {sorted(_MIXED)}, got "
                                 f"{self.precision!r}")

@@ -101,22 +101,38 @@ class Trainer:
         n = len(self.groups)
         self.group_share = {g: c / n for g, c in Counter(self.groups).items()}
         self.sampler = self._make_sampler()
+        base_dtype = model.get_encoder().conv1.weight.dtype
+        if config.precision == "fp32" and base_dtype != torch.float32:
+            # a half-precision checkpoint under precision="fp32" would train in pure half
+            # precision without loss scaling: upcast the frozen base instead (adapters are fp32)
+            log.warning("the base model is %s but precision='fp32': upcasting it to float32 "
+                        "(use precision='bf16' or 'fp16' for mixed precision)", base_dtype)
+            model.float()
         if config.gradient_checkpointing:
             enable_gradient_checkpointing(model)
         params = list(trainable_parameters(model).values())
         if any(p.dtype != torch.float32 for p in params):
             raise TrainingError("adapter parameters must be float32 (LoRALinear keeps them so)")
         opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-        warm = max(config.warmup_steps, 0)
+        warm, total = max(config.warmup_steps, 0), max(config.steps, 1)
+
+        def factor(s: int) -> float:
+            if warm and s < warm:
+                return (s + 1) / warm
+            if config.lr_schedule == "linear":   # to 0 at `steps` (transformers' "linear")
+                return max(0.0, (total - s) / max(total - warm, 1))
+            return 1.0
+
         # not prepared: accelerate's scheduler wrapper steps num_processes times per call,
         # while this trainer shards every batch itself (one scheduler step per optimizer step)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         self.model, self.opt = self.acc.prepare(model, opt)
         self.raw = self.acc.unwrap_model(self.model)
         self.val_audio = AudioCache(val, sr) if val else None
         self.step, self.best, self.best_step = 0, math.inf, -1
         cfg_id = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE}
+        if config.lr_schedule == "linear":   # the decay is a function of `steps`
+            cfg_id["steps"] = config.steps
         self.identity = json.loads(json.dumps(
             {"sides": split_sides(train, val), "config": cfg_id, "objective": repr(objective),
              "adapter_config": self.raw.adapter_config.to_dict(), **(identity or {})},
@@ -175,7 +191,8 @@ class Trainer:
                  "best_step": self.best_step, "config": asdict(self.cfg),
                  "objective_repr": repr(self.objective),
                  "adapter_config": self.raw.adapter_config.to_dict(),
-                 "identity": self.identity}
+                 "identity": self.identity,
+                 "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None}
         tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_path)
@@ -190,6 +207,8 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.objective.load_state_dict(state["objective"])
+        if self.acc.scaler is not None and state.get("scaler"):
+            self.acc.scaler.load_state_dict(state["scaler"])   # fp16 loss scale
         self.step, self.best, self.best_step = state["step"], state["best"], state["best_step"]
         log.info("resumed %s at step %d", self.out, self.step)
         return True
@@ -306,6 +325,7 @@ class Trainer:
         df = transcribe(self.raw, self.processor, self.val_corpus,
                         batch_size=self.cfg.eval_batch_size, attribute=self.cfg.attribute,
                         audio=self.val_audio, known_accent_d=self.cfg.select_d,
+                        max_new_tokens=self.cfg.eval_max_new_tokens,
                         language=self.cfg.language, task=self.cfg.task)
         rep = wer_report(df, self.cfg.attribute)
         return {"val_macro_wer": rep.macro, "val_overall_wer": rep.overall, "val_gap": rep.gap,
@@ -341,8 +361,9 @@ class Trainer:
         if self.acc.is_main_process:
             metrics = self.validate()
             self._log({"step": self.step, "kind": "val", **metrics})
-            score[0] = metrics["val_macro_wer"]
-            if metrics["val_macro_wer"] < self.best:
+            key = "val_macro_wer" if self.cfg.select_metric == "macro" else "val_overall_wer"
+            score[0] = metrics[key]
+            if metrics[key] < self.best:
                 save_adapters(self.raw, self.out / "best")
         if self.acc.num_processes > 1:
             import torch.distributed as dist

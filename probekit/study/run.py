@@ -391,7 +391,8 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
         cfg = TrainConfig(out_dir=str(work / _slug(m.label)), steps=tr.steps,
                           batch_size=tr.batch_size, lr=tr.lr, eval_every=tr.eval_every,
                           save_every=max(1, tr.steps // 3), seed=tr.seed,
-                          attribute=config.group_attribute, progress=progress)
+                          attribute=config.group_attribute, progress=progress,
+                          eval_max_new_tokens=tr.max_new_tokens)
         res = finetune(corpus, split=evaluation, method=m.method, objective=m.objective,
                        objective_args=dict(m.objective_args), config=cfg, model=base.name,
                        max_new_tokens=tr.max_new_tokens, name=m.label, progress=progress)
