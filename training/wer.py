@@ -35,7 +35,10 @@ def wer_table(transcripts: dict[str, pd.DataFrame], *, attribute: str = "accent"
     Macro and gap are over ``trained`` groups (default all). Intervals resample speakers
     within group (percentile, expanded for few speakers). With ``reference`` (e.g. the base
     model), ``Δ macro`` and ``Δ gap`` are the paired change against it with the paired
-    speaker bootstrap and swap test of :func:`probekit.bias.compare.paired_change`.
+    speaker bootstrap and swap test of :func:`probekit.bias.compare.paired_change`, and
+    for every group not in ``trained`` (a native group: forgetting; an unseen accent:
+    generalisation) ``Δ group:<g>`` and, with several, ``Δ untrained macro``, the same paired
+    change over those speakers only (groups with fewer than 2 speakers get no row).
 
     Returns a long table: ``model, statistic, estimate, ci_low, ci_high, p_value,
     n_speakers`` (WER in %).
@@ -84,6 +87,23 @@ def wer_table(transcripts: dict[str, pd.DataFrame], *, attribute: str = "accent"
                                n_boot=n_boot, n_perm=n_boot, alpha=alpha, seed=seed).table
             for s, label in (("macro", "Δ macro"), ("difference", "Δ gap")):
                 x = pc[pc["statistic"] == s].iloc[0]
+                rows.append({"model": m, "statistic": label, "estimate": 100 * x["change"],
+                             "ci_low": 100 * x["ci_low"], "ci_high": 100 * x["ci_high"],
+                             "p_value": x["p_value"], "n_speakers": int(x["n_speakers"])})
+            # forgetting (a native group) and generalisation (unseen accents): the paired
+            # change of every group not trained on, and of their macro together
+            untrained = [g for g in names if g not in trained]
+            parts = [(f"Δ group:{g}", [g]) for g in untrained]
+            if len(untrained) > 1:
+                parts.append(("Δ untrained macro", untrained))
+            for label, gs in parts:
+                keep = np.isin(grp, gs)
+                if min((grp == g).sum() for g in gs) < 2:
+                    continue  # a paired speaker bootstrap needs 2 speakers per group
+                x = paired_change(r["errors"].to_numpy(float)[keep],
+                                  r["words"].to_numpy(float)[keep], K[keep], N[keep], grp[keep],
+                                  statistics=("macro",), n_boot=n_boot, n_perm=n_boot,
+                                  alpha=alpha, seed=seed).table.iloc[0]
                 rows.append({"model": m, "statistic": label, "estimate": 100 * x["change"],
                              "ci_low": 100 * x["ci_low"], "ci_high": 100 * x["ci_high"],
                              "p_value": x["p_value"], "n_speakers": int(x["n_speakers"])})

@@ -143,3 +143,25 @@ def test_a_changed_training_section_clears_the_studys_fine_tuning_runs(tmp_path,
     new = finetune_demo_config(corpus=TINY_CORPUS, steps=3)
     assert "train" in invalidate_changed(tmp_path, old.to_dict(), new)["stores_removed"]
     assert not train.exists()
+
+
+def test_wer_table_gives_paired_changes_with_intervals_for_untrained_groups():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ids, spk, acc = [], [], []
+    for g in ("es", "it", "en-us", "pt"):
+        for s in range(4):
+            for k in range(3):
+                ids.append(f"{g}{s}_{k}"), spk.append(f"{g}{s}"), acc.append(g)
+    refs = ["a b c d"] * len(ids)
+    before = pd.DataFrame({"id": ids, "speaker": spk, "accent": acc, "ref_norm": refs,
+                           "hyp_norm": ["a b c d" if rng.random() < .5 else "a b" for _ in ids]})
+    after = before.copy()
+    after.loc[after["accent"] == "en-us", "hyp_norm"] = "x"       # forgot the native group
+    t = wer_table({"zero-shot": before, "lora": after}, trained=["es", "it"],
+                  reference="zero-shot", n_boot=50)
+    row = t[(t["model"] == "lora") & (t["statistic"] == "Δ group:en-us")].iloc[0]
+    assert row["estimate"] > 0 and row["ci_low"] <= row["estimate"] <= row["ci_high"]
+    assert {"Δ group:pt", "Δ untrained macro"} <= set(t["statistic"])
+    assert row["n_speakers"] == 4
