@@ -31,7 +31,8 @@ import torch
 
 from training.adapters import hold_absent_experts, routed, save_adapters, trainable_parameters
 from training.adapters.lora import ADAPTER_WEIGHTS, adapter_state_dict
-from training.data import AudioCache, check_lengths, collate, decoder_prefix, is_multilingual
+from training.data import (AudioCache, FeatureCache, check_lengths, collate, decoder_prefix,
+                           is_multilingual)
 from training.objectives import Objective, ObjectiveInput
 from training.train_config import (_MIXED, _RESUMABLE, TrainConfig, TrainingError, _accelerator,
                                    enable_gradient_checkpointing, is_checkpointing)
@@ -93,6 +94,8 @@ class Trainer:
         self.prefix = decoder_prefix(processor.tokenizer, is_multilingual(model),
                                      config.language, config.task)
         self.audio = AudioCache(train, sr)
+        self.features = FeatureCache(self.audio, processor.feature_extractor)
+        self._next = None   # (step, future of its micro-batches), prepared in the background
         train = self._drop_long(train)
         self.train_corpus, self.val_corpus = train, val
         self.groups = [u.group(config.attribute) for u in train]
@@ -239,28 +242,55 @@ class Trainer:
     def _dtype(self) -> torch.dtype:
         return self.raw.get_encoder().conv1.weight.dtype
 
+    def _prepare(self, step: int) -> tuple[list, list, list]:
+        """The utterances of ``step``'s global batch, its micro-batches (this process's
+        share) and their collated tensors (features from the cache)."""
+        utts = [self.train_corpus[i] for i in self.sampler.batch(step)]
+        micro = self._micro_batches(list(range(len(utts))))
+        cfg = self.raw.config
+        batches = [collate([utts[i] for i in part], self.audio, self.processor.feature_extractor,
+                           self.processor.tokenizer, cfg.decoder_start_token_id,
+                           prefix=self.prefix, max_label_tokens=self.cfg.max_label_tokens,
+                           features=self.features) for part in micro]
+        return utts, micro, batches
+
+    def _batches(self, step: int):
+        """``_prepare(step)``, taken from the background thread when it was prefetched; the
+        next step's batch is then prepared while this step computes (batches are a function
+        of ``(seed, step)``, so prefetching changes nothing but the time)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._next is not None and self._next[0] == step:
+            out = self._next[1].result()
+        else:
+            out = self._prepare(step)
+        if step + 1 < self.cfg.steps:
+            if not hasattr(self, "_pool"):
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="probekit-collate")
+            self._next = (step + 1, self._pool.submit(self._prepare, step + 1))
+        else:
+            self._next = None
+        return out
+
     def train_step(self) -> dict[str, float]:
         """One optimizer step; returns the objective's terms (averaged over micro-batches)."""
+        t0 = time.perf_counter()
+        utts, micro, batches = self._batches(self.step)
+        self.data_seconds = time.perf_counter() - t0
         torch.manual_seed(self.cfg.seed * 1_000_003 + self.step)  # dropout, resumable
         self.model.train()
-        utts = [self.train_corpus[i] for i in self.sampler.batch(self.step)]
         all_groups = [u.group(self.cfg.attribute) for u in utts]
         names = list(dict.fromkeys(all_groups))  # the whole batch's groups, same on every rank
         sync = self.acc.num_processes > 1
-        micro = self._micro_batches(list(range(len(utts))))
         terms: dict[str, float] = {}
-        cfg = self.raw.config
         dev, dtype = self.acc.device, self._dtype()
         weights = None
         if self.weighted:   # training share of the group / its share of the (global) batch
             in_batch = {g: all_groups.count(g) / len(all_groups) for g in names}
             weights = [self.group_share[g] / in_batch[g] for g in all_groups]
         shares = self._measure_shares()
-        for part in micro:
+        for part, batch in zip(micro, batches):
             sub = [utts[i] for i in part]
-            batch = collate(sub, self.audio, self.processor.feature_extractor,
-                            self.processor.tokenizer, cfg.decoder_start_token_id,
-                            prefix=self.prefix, max_label_tokens=self.cfg.max_label_tokens)
             groups = [u.group(self.cfg.attribute) for u in sub]
             # routing stays on through backward: recomputed (checkpointed) activations must
             # take the same one-hot path as the forward did
@@ -392,7 +422,8 @@ class Trainer:
             terms = self.train_step()
             done_here += 1
             self._log({"step": self.step, "kind": "train", "lr": self.sched.get_last_lr()[0],
-                       "seconds": round(time.perf_counter() - t0, 4), **terms})
+                       "seconds": round(time.perf_counter() - t0, 4),
+                       "data_seconds": round(self.data_seconds, 4), **terms})
             bar.update(1)
             bar.set_postfix(loss=f"{terms['loss']:.3f}")
             if self.cfg.eval_every and self.step % self.cfg.eval_every == 0 \
@@ -408,6 +439,10 @@ class Trainer:
             if stop_after is not None and done_here >= stop_after:
                 break
         bar.close()
+        if hasattr(self, "_pool"):
+            self._pool.shutdown(wait=True)
+            del self._pool
+        self._next = None
         self.acc.wait_for_everyone()  # best/ is written by the main process
         if load_best and self.step >= self.cfg.steps and (self.out / "best" / ADAPTER_WEIGHTS).exists():
             from safetensors.torch import load_file

@@ -69,3 +69,18 @@ def test_decoding_defaults_to_the_model_limit_and_flags_hypotheses_cut_short(
     assert df["hit_max_tokens"].all()      # a random model does not end in 2 tokens
     with pytest.raises(EvaluationError, match="exceeds the model's limit"):
         transcribe(mdl, proc, few, max_new_tokens=448)
+
+
+def test_cached_log_mels_equal_the_per_batch_ones(tiny_whisper_dir, small_corpus):
+    from training.data import AudioCache, FeatureCache, collate
+    from training.finetune import load_base
+
+    _, proc = load_base(str(tiny_whisper_dir))
+    utts = list(small_corpus)[:5]
+    audio = AudioCache(small_corpus)
+    cache = FeatureCache(audio, proc.feature_extractor)
+    cache(utts[3:])                                   # cached in another batch first
+    args = (utts, audio, proc.feature_extractor, proc.tokenizer, 50257)
+    fresh, cached = collate(*args), collate(*args, features=cache)
+    assert torch.equal(fresh["input_features"], cached["input_features"])
+    assert torch.equal(fresh["labels"], cached["labels"])
