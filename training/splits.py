@@ -101,7 +101,8 @@ def finetune_splits(corpus, *, attribute: str = "accent", train_groups: Sequence
     into test / validation (20 %) / training pools too; each side keeps its own speakers
     reading its own sentences (the other utterances are in no set). Without ``sentence_id`` the split is speaker-disjoint
     only and ``note`` says so. ``val_utterances`` caps validation utterances per group
-    (validation transcribes them at every evaluation).
+    (validation transcribes them at every evaluation). A requested validation set that
+    comes out empty (e.g. a corpus of two sentence blocks) is warned about.
 
     Raises
     ------
@@ -181,6 +182,11 @@ def finetune_splits(corpus, *, attribute: str = "accent", train_groups: Sequence
     if test is None:
         raise FinetuneError("the test split is empty: every test sentence was also read by a "
                             "training speaker")
+    if val_speakers and val is None:
+        log.warning("the requested validation set is empty (%d speaker(s) per trained group "
+                    "asked; %s): no model selection will happen, the last step is kept. Use "
+                    "another seed, a smaller test_speakers or a corpus with more sentence "
+                    "blocks", val_speakers, how)
     sizes = (f"{len(train.speakers)} train, {len(val.speakers) if val else 0} validation and "
              f"{len(test.speakers)} test speakers")
     if design == "none":

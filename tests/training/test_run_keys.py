@@ -165,3 +165,15 @@ def test_wer_table_gives_paired_changes_with_intervals_for_untrained_groups():
     assert row["estimate"] > 0 and row["ci_low"] <= row["estimate"] <= row["ci_high"]
     assert {"Δ group:pt", "Δ untrained macro"} <= set(t["statistic"])
     assert row["n_speakers"] == 4
+
+
+def test_an_empty_requested_validation_set_warns(blocks_corpus, caplog):  # noqa: F811
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="training.splits"):
+        sp = finetune_splits(blocks_corpus, seed=0)
+    assert sp.val is None and "validation set is empty" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="training.splits"):
+        finetune_splits(blocks_corpus, seed=0, val_speakers=0)
+    assert "validation set is empty" not in caplog.text
