@@ -100,8 +100,7 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
     elif max_new_tokens > limit:
         raise EvaluationError(f"max_new_tokens={max_new_tokens} exceeds the model's limit of "
                               f"{limit} new tokens after the {len(prompt)}-token prompt")
-    eos = model.generation_config.eos_token_id
-    eos = set(eos if isinstance(eos, (list, tuple)) else [eos])
+    text_end = processor.tokenizer.eos_token_id   # Whisper's text tokens are the ids below
     n_cut = 0
     window = window_seconds(processor.feature_extractor)
     dev = next(model.parameters()).device
@@ -121,7 +120,9 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
                 ids = model.generate(feats.to(dev, dtype), max_new_tokens=max_new_tokens,
                                      num_beams=1, do_sample=False, **gen_kw)
                 hyps = processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
-                cut = [not (eos & set(row.tolist())) for row in ids]
+                # cut short: as many text tokens as the cap allows (padding, the prompt and the
+                # end token are specials, ids >= eos; Whisper strips a trailing end token)
+                cut = [int((row < text_end).sum()) >= max_new_tokens for row in ids]
                 n_cut += sum(cut)
                 for u, h, c in zip(utts, hyps, cut):
                     long = len(audio(u)) > window * audio.sample_rate

@@ -84,3 +84,13 @@ def test_cached_log_mels_equal_the_per_batch_ones(tiny_whisper_dir, small_corpus
     fresh, cached = collate(*args), collate(*args, features=cache)
     assert torch.equal(fresh["input_features"], cached["input_features"])
     assert torch.equal(fresh["labels"], cached["labels"])
+
+
+def test_a_hypothesis_that_ended_is_not_flagged_as_cut(small_corpus):
+    from training.evaluate import transcribe
+    from training.finetune import load_base
+
+    mdl, proc = load_base("whisper-tiny.en")
+    few = small_corpus.filter(ids=[u.id for u in small_corpus][:3])
+    df = transcribe(mdl, proc, few, max_new_tokens=60)     # short read sentences end early
+    assert not df["hit_max_tokens"].any() and (df["hyp"].str.len() > 0).all()
