@@ -22,24 +22,11 @@ def _split(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from probekit.corpus.readers import read_corpus
-    from training.evaluate import transcribe, wer_report
-    from training.finetune import finetune, finetune_splits
+def train_settings(args: argparse.Namespace):
+    """``(TrainConfig, adapter dict, method, objective, objective_args)`` from the flags: the
+    recipe's values (``--recipe``) where a flag was not given, else the library defaults."""
     from training.trainer import TrainConfig
 
-    corpus = read_corpus(args.corpus)
-    split = finetune_splits(corpus, attribute=args.attribute,
-                            train_groups=_split(args.train_groups),
-                            test_speakers=args.test_fraction, val_speakers=args.val_speakers,
-                            seed=args.seed)
-    train, val, test = split.train, split.val, split.test
-    print(f"split: {len(train)} train / {len(val) if val is not None else 0} validation / "
-          f"{len(test)} test utterances (speaker-"
-          f"{'and sentence-' if split.sentence_disjoint else ''}disjoint)"
-          + (f"; {split.note}" if split.note else ""))
     train = {k: v for k, v in {
         "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "warmup_steps": args.warmup_steps, "sampler": args.sampler, "select_d": args.select_d,
@@ -70,6 +57,25 @@ def _train(args: argparse.Namespace) -> int:
     else:
         method, objective = args.method or "lora", args.objective or "erm"
         cfg = TrainConfig(out_dir=args.out, **train)
+    return cfg, adapter, method, objective, obj_args
+
+
+def _train(args: argparse.Namespace) -> int:
+    from probekit.corpus.readers import read_corpus
+    from training.evaluate import transcribe, wer_report
+    from training.finetune import finetune, finetune_splits
+
+    corpus = read_corpus(args.corpus)
+    split = finetune_splits(corpus, attribute=args.attribute,
+                            train_groups=_split(args.train_groups),
+                            test_speakers=args.test_fraction, val_speakers=args.val_speakers,
+                            seed=args.seed)
+    train, val, test = split.train, split.val, split.test
+    print(f"split: {len(train)} train / {len(val) if val is not None else 0} validation / "
+          f"{len(test)} test utterances (speaker-"
+          f"{'and sentence-' if split.sentence_disjoint else ''}disjoint)"
+          + (f"; {split.note}" if split.note else ""))
+    cfg, adapter, method, objective, obj_args = train_settings(args)
     res = finetune(corpus, split=split, method=method, objective=objective,
                    objective_args=obj_args, config=cfg, model=args.model,
                    max_new_tokens=args.max_new_tokens, adapter=adapter, progress=cfg.progress)
