@@ -39,7 +39,8 @@ def train_settings(args: argparse.Namespace):
                  progress=not (args.no_progress or args.quiet),
                  groups_per_batch=args.groups_per_batch, min_per_group=args.min_per_group,
                  precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
-                 language=args.language, task=args.task)
+                 language=args.language, task=args.task,
+                 eval_max_new_tokens=args.max_new_tokens)
     adapter = {k: v for k, v in {
         "r": args.rank, "alpha": args.alpha, "dropout": args.dropout,
         "targets": tuple(_split(args.targets)) if args.targets else None,

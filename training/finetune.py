@@ -111,7 +111,8 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
         :class:`~training.adapters.AdapterConfig` fields (``r``, ``alpha``, ``targets``, ...).
     evaluate : bool
         Transcribe ``split.test`` (greedy, ``max_new_tokens``: default the model's limit
-        minus the prompt) and report WER by group.
+        minus the prompt) and report WER by group. A given ``max_new_tokens`` also caps
+        validation decoding unless ``config.eval_max_new_tokens`` is set.
 
     The run is keyed by everything that determines its weights (:mod:`training.runkey`):
     a folder holding a finished run of the same key is reused (no training; the adapters of
@@ -138,6 +139,8 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
     acfg = AdapterConfig(**{**(adapter or {}), "experts": experts})
     obj = build_objective(objective, **(objective_args or {}))
     cfg = replace(config, attribute=attribute)
+    if cfg.eval_max_new_tokens is None and max_new_tokens is not None:
+        cfg = replace(cfg, eval_max_new_tokens=max_new_tokens)   # validation decodes alike
     base = base_fingerprint(str(model))
     settings = run_settings(sides=split.sides(), config=cfg, method=method, objective=objective,
                             objective_args=objective_args or {}, objective_repr=repr(obj), adapter=acfg.to_dict(), base=base,
