@@ -80,6 +80,10 @@ def _train(args: argparse.Namespace) -> int:
     res = finetune(corpus, split=split, method=method, objective=objective,
                    objective_args=obj_args, config=cfg, model=args.model,
                    max_new_tokens=args.max_new_tokens, adapter=adapter, progress=cfg.progress)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:   # DDP: rank 0 evaluates and prints
+        return 0
     model, proc = res.model, res.processor
     runs = [("test (held out)", test, None, res.transcripts)]
     if val is not None and len(val):

@@ -50,7 +50,8 @@ class FinetuneResult:
 
     ``model`` carries its adapters (freshly trained) or is the merged model (a reused run);
     ``merged_dir`` opens with ``probekit.encoders.load_encoder``; ``transcripts`` /
-    ``wer`` are the test split's (None when not evaluated).
+    ``wer`` are the test split's (None when not evaluated, and on every process but the
+    main one under DDP: saving and test decoding happen once, on the main process).
     """
 
     name: str
@@ -146,6 +147,9 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
                             objective_args=objective_args or {}, objective_repr=repr(obj), adapter=acfg.to_dict(), base=base,
                             attribute=attribute, train_groups=split.train_groups)
     key = settings_key(settings)
+    from accelerate import PartialState
+
+    main = PartialState().is_main_process   # DDP (accelerate launch): rank 0 saves/decodes
     out = _run_folder(Path(config.out_dir), settings, key)
     cfg = replace(cfg, out_dir=str(out), progress=progress and config.progress)
     adapters_dir, merged_dir = out / "final", out / "merged"
@@ -164,14 +168,17 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
         trainer = Trainer(mdl, proc, obj, split.train, cfg, val=split.val,
                           identity={"base": base, "run": settings})
         mdl = trainer.fit().eval()
-        save_adapters(mdl, adapters_dir)
-        seen.save(adapters_dir)
-        save_adapted_model(mdl, proc, merged_dir, seen=seen,
-                           info={"objective": repr(obj), "method": method, "run_key": key,
-                                 "train_groups": list(split.train_groups), "split": split.note})
+        if main:   # under DDP the other processes hold the same adapters: one writer
+            save_adapters(mdl, adapters_dir)
+            seen.save(adapters_dir)
+            save_adapted_model(mdl, proc, merged_dir, seen=seen,
+                               info={"objective": repr(obj), "method": method, "run_key": key,
+                                     "train_groups": list(split.train_groups),
+                                     "split": split.note})
+        trainer.acc.wait_for_everyone()
     transcripts = rep = None
     record = json.loads(done.read_text()) if reused else {}
-    if evaluate:
+    if evaluate and main:   # the test set is decoded once, by the main process
         path = out / "transcripts.csv"
         ev = transcripts_settings(model=key, corpus=split.test, max_new_tokens=max_new_tokens,
                                   language=config.language, task=config.task)
@@ -185,6 +192,9 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
             record["transcripts"] = ev
         rep = wer_report(transcripts, attribute, groups=split.train_groups)
     seconds = time.perf_counter() - t0
+    if not main:
+        return FinetuneResult(name, mdl, proc, out, adapters_dir, merged_dir, seen, None, None,
+                              seconds, reused, settings)
     if not reused:
         record.update({"settings": settings, "key": key, "seconds": round(seconds, 1),
                        "split": split.note, "term_shares": term_shares(out / "log.jsonl")})

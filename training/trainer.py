@@ -7,18 +7,21 @@ online-DRO weights) are summed over processes before the max or the penalty, so 
 under DDP is the step on the whole batch (tested with 2 gloo processes). Mixed precision
 (``precision="bf16"|"fp16"``: accelerate's autocast, adapters and optimizer state stay
 float32) and gradient checkpointing (non-reentrant; MAS-LoRA's routing stays active through
-the backward pass, so recomputation is routed too) are settings of :class:`TrainConfig`. The trainer owns the optimizer (AdamW over the adapter parameters only, linear
-warm-up then constant), checkpoints after every ``save_every`` steps (atomic rename), resumes
-from the last checkpoint, validates with macro-WER every ``eval_every`` steps and keeps the
-best adapters (model selection, as MAS-LoRA does), logs every loss term of the objective to
-``log.jsonl`` and ``log.csv``, and is deterministic for a seed: the batches are a function of
+the backward pass, so recomputation is routed too) are settings of :class:`TrainConfig`.
+The trainer owns the optimizer (AdamW over the adapter parameters only, linear warm-up then
+constant or linear decay), checkpoints after every ``save_every`` steps (atomic rename, with
+the run's identity: another run's checkpoint is refused, never resumed), resumes from the
+last checkpoint, validates with macro- or micro-WER every ``eval_every`` steps and keeps the
+best adapters (model selection, as MAS-LoRA does), takes log-mels from a per-utterance cache
+with the next batch prepared in the background, logs every loss term of the objective (and
+the fused terms' loss and gradient shares at the first and last step) to ``log.jsonl`` and
+``log.csv``, and is deterministic for a seed: the batches are a function of
 ``(seed, step)`` and the dropout generator is re-seeded at every step, so an interrupted and
 resumed run ends where an uninterrupted one does.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -37,6 +40,7 @@ from training.objectives import Objective, ObjectiveInput
 from training.train_config import (_MIXED, _RESUMABLE, TrainConfig, TrainingError, _accelerator,
                                    enable_gradient_checkpointing, is_checkpointing)
 from training.runkey import settings_diff, split_sides
+from training.trainlog import rebuild_csv, term_shares_of
 from training.sampler import (GroupBalancedBatchSampler, UniformBatchSampler,
                               default_groups_per_batch)
 
@@ -328,25 +332,8 @@ class Trainer:
                 and self.cfg.grad_accum == 1)
 
     def _term_shares(self, out: dict) -> dict:
-        """``share_<term>``: |weighted term| / sum over terms; ``gshare_<term>``: the norm
-        of its adapter gradient / the sum of those norms (the fused objective's terms)."""
-        terms = {k[2:]: v for k, v in out.items() if k.startswith("w_")}
-        if len(terms) < 2:
-            return {}
         params = [p for p in trainable_parameters(self.raw).values() if p.requires_grad]
-        total = sum(abs(float(v.detach())) for v in terms.values()) or 1.0
-        res, norms = {}, {}
-        for k, v in terms.items():
-            res[f"share_{k}"] = abs(float(v.detach())) / total
-            if not v.requires_grad:
-                norms[k] = 0.0
-                continue
-            grads = torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
-            norms[k] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads
-                                            if g is not None)))
-        gtot = sum(norms.values()) or 1.0
-        res.update({f"gshare_{k}": n / gtot for k, n in norms.items()})
-        return {k: torch.tensor(v) for k, v in res.items()}
+        return term_shares_of(out, params)
 
     # -- validation -------------------------------------------------------------------------
     def validate(self) -> dict:
@@ -368,19 +355,8 @@ class Trainer:
             f.write(json.dumps(row) + "\n")
 
     def _write_csv(self) -> None:
-        """``log.csv`` from ``log.jsonl``: one column per key over all rows (train and
-        validation rows have different keys), empty where a row has none."""
-        path = self.out / "log.jsonl"
-        if not self.acc.is_main_process or not path.is_file():
-            return
-        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        cols = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = self.out / f"log.csv.tmp{os.getpid()}"
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=cols)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self.out / "log.csv")
+        if self.acc.is_main_process:
+            rebuild_csv(self.out)
 
     def _maybe_validate(self) -> None:
         """Main process only (the others wait at a barrier and receive the score), so the
