@@ -35,3 +35,15 @@ def test_every_python_example_of_the_training_docs_runs(tiny_whisper_dir, blocks
         exec(compile(code, str(DOC), "exec"), ns)  # noqa: S102
     assert (tmp_path / "runs" / "fused" / "merged" / "config.json").is_file()
     assert (tmp_path / "runs" / "mas" / "finetune.json").is_file()
+
+
+def test_the_defect_tables_cite_tests_that_exist():
+    tests = Path(__file__).parent
+    defined = {m for f in tests.glob("test_*.py")
+               for m in re.findall(r"^def (test_\w+)", f.read_text(), flags=re.M)}
+    files = {f.stem for f in tests.glob("test_*.py")}
+    cited = set(re.findall(r"`[\w./]*?(test_\w+)", DOC.read_text())) | set(
+        re.findall(r"::(test_\w+)", DOC.read_text()))
+    cited = {c for c in cited if c.count("_") >= 2}   # not a parameter such as test_speakers
+    missing = sorted(c for c in cited if c not in defined and c not in files)
+    assert not missing, f"docs/training.md cites tests that do not exist: {missing}"
