@@ -8,6 +8,12 @@ was merged into the weights (a merged model is a plain transformers model, so ~1
 expected; the unmerged mixture is timed too, for reference). Medians of several repeats,
 interleaved, in this one run.
 
+Input pipeline: the share of a training step spent preparing its batch (``data_share`` =
+data / (data + LoRA step)): the uncached path (``collate`` computing log-mels from the
+waveforms, as every step did before) vs the trainer's :class:`training.data.FeatureCache`
+(log-mels computed once per utterance), on ``--batch`` real utterances of the synthetic
+"small" corpus, timed in the same run.
+
 Denormal floats are flushed to zero (``torch.set_flush_denormal``) unless
 ``--keep-denormals``: after a few AdamW steps on random inputs some activations underflow,
 and x86 CPUs then take microcode assists whose cost depends on the values, not on the
@@ -15,7 +21,8 @@ method (GPUs flush them anyway). With the authors' std-1 LoRA init (the default 
 2026-12 review) they made both timings noisy by tens of percent on 2 shared cores.
 
 Usage: python benchmarks/train.py [--model whisper-tiny.en] [--batch 4] [--experts 8]
-Last line: ``BENCH maslora_step_ratio=<MAS-LoRA/LoRA> merged_infer_ratio=<merged/base>``.
+Last line: ``BENCH maslora_step_ratio=<MAS-LoRA/LoRA> merged_infer_ratio=<merged/base>
+data_share=<cached> data_share_uncached=<uncached>``.
 """
 
 from __future__ import annotations
@@ -83,10 +90,27 @@ def main() -> None:
         with torch.no_grad():
             model.model.encoder(feats)
 
+    from transformers import WhisperProcessor
+
+    from probekit.corpus.synthetic import build_synthetic_corpus
+    from training.data import AudioCache, FeatureCache, collate
+
+    proc = WhisperProcessor.from_pretrained(folder)
+    corpus = build_synthetic_corpus("small", progress=False)
+    utts = list(corpus)[: args.batch]
+    audio = AudioCache(corpus, proc.feature_extractor.sampling_rate)
+    cache = FeatureCache(audio, proc.feature_extractor)
+    for u in utts:
+        audio(u)          # waveforms decoded once in both paths: only the log-mels differ
+    data_args = (utts, audio, proc.feature_extractor, proc.tokenizer,
+                 base.config.decoder_start_token_id)
+
     timings: dict[str, list[float]] = {k: [] for k in ("lora", "mas", "base", "merged",
-                                                        "unmerged")}
+                                                        "unmerged", "data", "data_cached")}
     jobs = {"lora": lambda: step(*lora), "mas": lambda: step(*mas), "base": lambda: infer(base),
-            "merged": lambda: infer(merged), "unmerged": lambda: infer(unmerged)}
+            "merged": lambda: infer(merged), "unmerged": lambda: infer(unmerged),
+            "data": lambda: collate(*data_args),
+            "data_cached": lambda: collate(*data_args, features=cache)}
     for fn in jobs.values():  # warm-up
         fn()
     for _ in range(args.repeats):
@@ -99,8 +123,11 @@ def main() -> None:
         print(f"{k:>9}: {v * 1000:8.1f} ms (median of {args.repeats})")
     print(f"model {args.model}, batch {args.batch}, {args.experts} experts, "
           f"{args.threads} threads; unmerged/base = {med['unmerged'] / med['base']:.3f}")
+    share = med["data_cached"] / (med["data_cached"] + med["lora"])
+    share_un = med["data"] / (med["data"] + med["lora"])
     print(f"BENCH maslora_step_ratio={med['mas'] / med['lora']:.3f} "
-          f"merged_infer_ratio={med['merged'] / med['base']:.3f}")
+          f"merged_infer_ratio={med['merged'] / med['base']:.3f} "
+          f"data_share={share:.3f} data_share_uncached={share_un:.3f}")
 
 
 if __name__ == "__main__":

@@ -120,13 +120,40 @@ class AudioCache:
         return self._waves[utt.id]
 
 
+class FeatureCache:
+    """Log-mel features of a corpus' utterances, computed once per utterance and kept.
+
+    Whisper's feature extractor pads every waveform to its window and normalises each
+    utterance on its own, so an utterance's features do not depend on its batch: caching
+    them per utterance gives exactly the features :func:`collate` would compute (tested),
+    and a training step no longer recomputes them (0.7-0.9 s per 16 utterances on one core).
+    Kept in memory as float32 (80 x 3000 values, ~1 MB per utterance).
+    """
+
+    def __init__(self, audio: AudioCache, feature_extractor) -> None:
+        self.audio, self.fe = audio, feature_extractor
+        self._feats: dict[str, torch.Tensor] = {}
+
+    def __call__(self, utts: Sequence) -> torch.Tensor:
+        missing = list({u.id: u for u in utts if u.id not in self._feats}.values())
+        if missing:
+            f = self.fe([self.audio(u) for u in missing], sampling_rate=self.audio.sample_rate,
+                        return_tensors="pt", padding="max_length").input_features
+            self._feats.update({u.id: x for u, x in zip(missing, f)})
+        return torch.stack([self._feats[u.id] for u in utts])
+
+
 def collate(utts: Sequence, audio: AudioCache, feature_extractor, tokenizer,
             decoder_start_token_id: int, *, prefix: Sequence[int] | None = None,
-            max_label_tokens: int = MAX_LABEL_TOKENS) -> dict:
+            max_label_tokens: int = MAX_LABEL_TOKENS, features: FeatureCache | None = None
+            ) -> dict:
     """One batch.
 
     Parameters
     ----------
+    features : FeatureCache, optional
+        Take the log-mels from this cache (computed once per utterance) instead of
+        computing them here.
     prefix : sequence of int, optional
         The forced decoder prompt from :func:`decoder_prefix` (``SOT`` first). ``None``: the
         tokenizer's own default prefix (``SOT <|notimestamps|>`` when no language is set,
@@ -142,8 +169,11 @@ def collate(utts: Sequence, audio: AudioCache, feature_extractor, tokenizer,
         transcript (prefix after ``SOT``, text, ``<|endoftext|>``) and the same shifted right
         behind ``<|startoftranscript|>``; labels are :data:`IGNORE_INDEX` past each end.
     """
-    feats = feature_extractor([audio(u) for u in utts], sampling_rate=audio.sample_rate,
-                              return_tensors="pt", padding="max_length").input_features
+    if features is not None:
+        feats = features(utts)
+    else:
+        feats = feature_extractor([audio(u) for u in utts], sampling_rate=audio.sample_rate,
+                                  return_tensors="pt", padding="max_length").input_features
     seqs = []
     for u in utts:
         if not u.text.strip():

@@ -26,17 +26,23 @@ import pandas as pd
 import torch
 
 from training.adapters import lora_layers, mixture_weights, set_mixture
-from training.data import AudioCache, generation_kwargs, window_seconds
+from training.data import (AudioCache, decoder_prefix, generation_kwargs, is_multilingual,
+                           window_seconds)
 
+from probekit.errors import ProbekitError
 from probekit.text import normalize_text, word_errors
 
-__all__ = ["normalize_text", "transcribe", "WERReport", "wer_report"]
+__all__ = ["normalize_text", "transcribe", "WERReport", "wer_report", "EvaluationError"]
 
 log = logging.getLogger(__name__)
 
 
+class EvaluationError(ProbekitError, ValueError):
+    """An evaluation that cannot be done as asked (the message says why)."""
+
+
 @torch.no_grad()
-def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens: int = 96,
+def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens: int | None = None,
                attribute: str = "accent", known_accent_d: float | None = None,
                audio: AudioCache | None = None, progress: bool = False,
                language: str | None = "english", task: str | None = "transcribe"
@@ -48,9 +54,15 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
     model : WhisperForConditionalGeneration, optionally carrying (MAS-)LoRA adapters
     processor : WhisperProcessor (tokenizer + feature extractor)
     corpus : probekit.corpus.Corpus
+    max_new_tokens : int, optional
+        Decoding length cap; default the model's limit (``max_target_positions``, 448) minus
+        the forced prompt, so no hypothesis is cut short of what Whisper can produce.
+        Hypotheses that reached the cap are flagged (``hit_max_tokens``) and warned about.
     known_accent_d : float, optional
         MAS-LoRA only: mix the experts with the 1/d rule on each utterance's own accent
         (accent known). ``None``: the mixture set on the model (uniform unless changed).
+        Refused (:class:`EvaluationError`) on a model without experts (plain LoRA, or a
+        merged model), which would otherwise decode the uniform mixture under that label.
     language, task : str, optional
         Forced on multilingual checkpoints (ignored by English-only ones), as in training.
 
@@ -60,7 +72,9 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
         One row per utterance: ``id``, ``speaker``, one column per group attribute, ``ref``,
         ``hyp`` (raw) and ``ref_norm``, ``hyp_norm``, and ``truncated`` (audio longer than
         Whisper's window was cut to it: its WER counts the missing words as deletions; a
-        warning says how many; long-form decoding is not implemented).
+        warning says how many; long-form decoding is not implemented) and ``hit_max_tokens``
+        (decoding stopped at ``max_new_tokens`` without an end token: the rest of the
+        hypothesis is missing).
     """
     from tqdm.auto import tqdm
 
@@ -68,6 +82,10 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
     model.eval()
     audio = audio or AudioCache(corpus, processor.feature_extractor.sampling_rate)
     experts = getattr(getattr(model, "adapter_config", None), "experts", ())
+    if known_accent_d is not None and not experts:
+        raise EvaluationError(f"known_accent_d={known_accent_d:g} asks for MAS-LoRA's "
+                              "accent-known mixture, but the model carries no experts (plain "
+                              "LoRA, or a merged model): load the adapters (final/) instead")
     if known_accent_d is not None and experts:
         chunks = [[u for u in corpus if u.group(attribute) == g] for g in corpus.groups(attribute)]
     else:
@@ -75,6 +93,15 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
     saved_mix = {n: m.mix.clone() for n, m in lora_layers(model).items()}
     rows = []
     gen_kw = generation_kwargs(model, language, task)
+    prompt = decoder_prefix(processor.tokenizer, is_multilingual(model), language, task)
+    limit = int(getattr(model.config, "max_target_positions", 448)) - len(prompt)
+    if max_new_tokens is None:
+        max_new_tokens = limit
+    elif max_new_tokens > limit:
+        raise EvaluationError(f"max_new_tokens={max_new_tokens} exceeds the model's limit of "
+                              f"{limit} new tokens after the {len(prompt)}-token prompt")
+    text_end = processor.tokenizer.eos_token_id   # Whisper's text tokens are the ids below
+    n_cut = 0
     window = window_seconds(processor.feature_extractor)
     dev = next(model.parameters()).device
     dtype = model.get_encoder().conv1.weight.dtype  # the base's dtype (adapters are fp32)
@@ -93,19 +120,28 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
                 ids = model.generate(feats.to(dev, dtype), max_new_tokens=max_new_tokens,
                                      num_beams=1, do_sample=False, **gen_kw)
                 hyps = processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
-                for u, h in zip(utts, hyps):
+                # cut short: as many text tokens as the cap allows (padding, the prompt and the
+                # end token are specials, ids >= eos; Whisper strips a trailing end token)
+                cut = [int((row < text_end).sum()) >= max_new_tokens for row in ids]
+                n_cut += sum(cut)
+                for u, h, c in zip(utts, hyps, cut):
                     long = len(audio(u)) > window * audio.sample_rate
                     n_long += long
                     rows.append({"id": u.id, "speaker": u.speaker, **dict(u.groups),
                                  "ref": u.text, "hyp": h.strip(),
                                  "ref_norm": normalize_text(u.text),
-                                 "hyp_norm": normalize_text(h), "truncated": long})
+                                 "hyp_norm": normalize_text(h), "truncated": long,
+                                 "hit_max_tokens": c})
                 bar.update(len(utts))
     finally:
         bar.close()
         for n, m in lora_layers(model).items():
             m.mix = saved_mix[n]
         model.train(was_training)
+    if n_cut:
+        log.warning("%d of %d hypotheses stopped at max_new_tokens=%d without an end token "
+                    "(column 'hit_max_tokens'): their missing words count as deletions",
+                    n_cut, len(rows), max_new_tokens)
     if n_long:
         log.warning("%d of %d utterances are longer than Whisper's %.0f s window and were cut "
                     "to it (column 'truncated'); their missing words count as deletions",

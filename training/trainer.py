@@ -7,34 +7,40 @@ online-DRO weights) are summed over processes before the max or the penalty, so 
 under DDP is the step on the whole batch (tested with 2 gloo processes). Mixed precision
 (``precision="bf16"|"fp16"``: accelerate's autocast, adapters and optimizer state stay
 float32) and gradient checkpointing (non-reentrant; MAS-LoRA's routing stays active through
-the backward pass, so recomputation is routed too) are settings of :class:`TrainConfig`. The trainer owns the optimizer (AdamW over the adapter parameters only, linear
-warm-up then constant), checkpoints after every ``save_every`` steps (atomic rename), resumes
-from the last checkpoint, validates with macro-WER every ``eval_every`` steps and keeps the
-best adapters (model selection, as MAS-LoRA does), logs every loss term of the objective to
-``log.jsonl`` and ``log.csv``, and is deterministic for a seed: the batches are a function of
+the backward pass, so recomputation is routed too) are settings of :class:`TrainConfig`.
+The trainer owns the optimizer (AdamW over the adapter parameters only, linear warm-up then
+constant or linear decay), checkpoints after every ``save_every`` steps (atomic rename, with
+the run's identity: another run's checkpoint is refused, never resumed), resumes from the
+last checkpoint, validates with macro- or micro-WER every ``eval_every`` steps and keeps the
+best adapters (model selection, as MAS-LoRA does), takes log-mels from a per-utterance cache
+with the next batch prepared in the background, logs every loss term of the objective (and
+the fused terms' loss and gradient shares at the first and last step) to ``log.jsonl`` and
+``log.csv``, and is deterministic for a seed: the batches are a function of
 ``(seed, step)`` and the dropout generator is re-seeded at every step, so an interrupted and
 resumed run ends where an uninterrupted one does.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from probekit.errors import ProbekitError
 from training.adapters import hold_absent_experts, routed, save_adapters, trainable_parameters
 from training.adapters.lora import ADAPTER_WEIGHTS, adapter_state_dict
-from training.data import (MAX_LABEL_TOKENS, AudioCache, check_lengths, collate, decoder_prefix,
+from training.data import (AudioCache, FeatureCache, check_lengths, collate, decoder_prefix,
                            is_multilingual)
 from training.objectives import Objective, ObjectiveInput
+from training.train_config import (_MIXED, _RESUMABLE, TrainConfig, TrainingError, _accelerator,
+                                   enable_gradient_checkpointing, is_checkpointing)
+from training.runkey import settings_diff, split_sides
+from training.trainlog import rebuild_csv, term_shares_of
 from training.sampler import (GroupBalancedBatchSampler, UniformBatchSampler,
                               default_groups_per_batch)
 
@@ -42,146 +48,6 @@ __all__ = ["TrainConfig", "Trainer", "TrainingError", "enable_gradient_checkpoin
            "is_checkpointing"]
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(ProbekitError, ValueError):
-    """A training setup that cannot work as asked."""
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings.
-
-    Parameters
-    ----------
-    out_dir : str
-        Checkpoints, best adapters and logs go here (never into git).
-    steps : int
-        Optimizer steps.
-    batch_size : int
-        Utterances per optimizer step (global, over all processes and micro-batches).
-    grad_accum : int
-        Micro-batches per step; refused for objectives that need the whole batch.
-    lr : float
-        AdamW learning rate. The papers use 4e-5 (fusion, seed 000) and 5e-5 (MAS-LoRA, seed
-        003) over thousands of steps; short CPU demonstrations need a larger one.
-    warmup_steps, weight_decay, max_grad_norm
-    groups_per_batch : int, optional
-        Groups per balanced batch (default: all, capped so each has ``min_per_group``
-        utterances); see :class:`~training.sampler.GroupBalancedBatchSampler`.
-    attribute : str
-        Group attribute used for the objective's groups and MAS-LoRA routing.
-    eval_every : int
-        Validate every so many steps (and at the end); 0: only at the end.
-    save_every : int
-        Checkpoint every so many steps (and at the end).
-    seed : int
-    cpu : bool
-        Force the CPU. Default False: accelerate uses the GPU when there is one.
-    progress : bool
-    eval_batch_size : int
-    precision : {"fp32", "bf16", "fp16"}
-        Mixed precision of the forward/backward (accelerate autocast; fp16 with a gradient
-        scaler). The adapters, their gradients and AdamW's state are float32 in every mode.
-    gradient_checkpointing : bool
-        Recompute the frozen model's activations in the backward pass (non-reentrant).
-    sampler : {"auto", "balanced", "uniform"}
-        ``auto``: group-balanced batches for objectives that compare groups (DRO, IRM, fused),
-        uniform batches for ERM and SD, with plain LoRA or MAS-LoRA alike.
-    min_per_group : int
-        Balanced batches must give every group at least this many utterances (a group risk
-        of one utterance is per-utterance calibration, not a group's risk).
-    language, task : str, optional
-        Forced decoder prefix of multilingual checkpoints, for labels and generation alike
-        (English, transcribe); ignored by English-only checkpoints.
-    max_label_tokens : int
-        Training utterances whose labels are longer are dropped (Whisper's 448 positions).
-    long_audio : {"drop", "error"}
-        Training utterances longer than Whisper's window: dropped with a warning, or an
-        error (the feature extractor would cut the audio while the whole transcript stays
-        the target).
-    select_d : float, optional
-        MAS-LoRA model selection on the accent-known mixture with this ``d`` (``1``: each
-        utterance's own expert, as the authors select); ``None``: the uniform mixture.
-    """
-
-    out_dir: str
-    steps: int = 100
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float = 4e-5
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    groups_per_batch: int | None = None
-    attribute: str = "accent"
-    eval_every: int = 0
-    save_every: int = 25
-    seed: int = 0
-    cpu: bool = False
-    progress: bool = True
-    eval_batch_size: int = 8
-    precision: str = "fp32"
-    gradient_checkpointing: bool = False
-    sampler: str = "auto"
-    min_per_group: int = 2
-    language: str | None = "english"
-    task: str | None = "transcribe"
-    max_label_tokens: int = MAX_LABEL_TOKENS
-    long_audio: str = "drop"
-    select_d: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.precision not in _MIXED:
-            raise TrainingError(f"precision must be one of {sorted(_MIXED)}, got "
-                                f"{self.precision!r}")
-        if self.sampler not in ("auto", "balanced", "uniform"):
-            raise TrainingError(f"sampler must be 'auto', 'balanced' or 'uniform', got "
-                                f"{self.sampler!r}")
-        if self.long_audio not in ("drop", "error"):
-            raise TrainingError(f"long_audio must be 'drop' or 'error', got {self.long_audio!r}")
-
-
-_MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
-
-#: Settings a resumed run may change (they do not change what is trained).
-_RESUMABLE = {"out_dir", "steps", "progress", "eval_batch_size", "cpu", "save_every",
-              "eval_every"}
-
-
-def _accelerator(cpu: bool, mixed_precision: str):
-    """An ``Accelerator`` with this precision, also when an earlier trainer in the same
-    process used another one (accelerate keeps one global state and refuses to change its
-    precision; the process group, ``PartialState``, is kept). The state is shared, so an
-    earlier trainer's accelerator follows the new precision too: trainers of different
-    precisions in one process must run one after the other, as they do in the tests."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    current = AcceleratorState._shared_state.get("_mixed_precision")
-    if current is not None and current != mixed_precision:
-        AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(cpu=cpu, mixed_precision=mixed_precision)
-
-
-def enable_gradient_checkpointing(model) -> None:
-    """Non-reentrant activation checkpointing on a transformers model (either API name).
-
-    Non-reentrant: the frozen base's inputs need no ``requires_grad`` and recomputation sees
-    the same MAS-LoRA routing as the forward, as long as the backward runs inside
-    :func:`~training.adapters.routed` (the trainer does).
-    """
-    kw = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
-    model.config.use_cache = False
-
-
-def is_checkpointing(model) -> bool:
-    return bool(getattr(model, "is_activation_checkpointing",
-                        getattr(model, "is_gradient_checkpointing", False)))
 
 
 class Trainer:
@@ -196,10 +62,15 @@ class Trainer:
     train, val : probekit.corpus.Corpus
         ``val`` (optional) is transcribed for model selection by macro-WER.
     config : TrainConfig
+    identity : dict, optional
+        More of what determines the weights (e.g. the base model's fingerprint, as
+        :func:`training.finetune.finetune` passes); stored in every checkpoint with the
+        training and validation ids, the settings, the objective and the adapter config. A
+        checkpoint of another identity is refused (naming what differs), never resumed.
     """
 
     def __init__(self, model, processor, objective: Objective, train, config: TrainConfig,
-                 val=None, accelerator=None) -> None:
+                 val=None, accelerator=None, identity: dict | None = None) -> None:
         if getattr(model, "adapter_config", None) is None:
             raise TrainingError("the model carries no adapters; inject them first")
         if config.grad_accum > 1 and objective.needs_whole_batch:
@@ -207,6 +78,9 @@ class Trainer:
                 f"{objective!r} takes a hard max over the groups of the whole batch, which "
                 f"gradient accumulation ({config.grad_accum} micro-batches) would silently "
                 "change; use grad_accum=1 (a smaller batch) or dro_mode='online'")
+        if config.select_d is not None and not model.adapter_config.experts:
+            raise TrainingError(f"select_d={config.select_d:g} selects on MAS-LoRA's "
+                                "accent-known mixture; this model has no experts")
         if config.batch_size % config.grad_accum:
             raise TrainingError(f"batch_size {config.batch_size} is not a multiple of "
                                 f"grad_accum {config.grad_accum}")
@@ -224,25 +98,52 @@ class Trainer:
         self.prefix = decoder_prefix(processor.tokenizer, is_multilingual(model),
                                      config.language, config.task)
         self.audio = AudioCache(train, sr)
+        self.features = FeatureCache(self.audio, processor.feature_extractor)
+        self._next = None   # (step, future of its micro-batches), prepared in the background
         train = self._drop_long(train)
         self.train_corpus, self.val_corpus = train, val
         self.groups = [u.group(config.attribute) for u in train]
+        from collections import Counter
+
+        n = len(self.groups)
+        self.group_share = {g: c / n for g, c in Counter(self.groups).items()}
         self.sampler = self._make_sampler()
+        base_dtype = model.get_encoder().conv1.weight.dtype
+        if config.precision == "fp32" and base_dtype != torch.float32:
+            # a half-precision checkpoint under precision="fp32" would train in pure half
+            # precision without loss scaling: upcast the frozen base instead (adapters are fp32)
+            log.warning("the base model is %s but precision='fp32': upcasting it to float32 "
+                        "(use precision='bf16' or 'fp16' for mixed precision)", base_dtype)
+            model.float()
         if config.gradient_checkpointing:
             enable_gradient_checkpointing(model)
         params = list(trainable_parameters(model).values())
         if any(p.dtype != torch.float32 for p in params):
             raise TrainingError("adapter parameters must be float32 (LoRALinear keeps them so)")
         opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-        warm = max(config.warmup_steps, 0)
+        warm, total = max(config.warmup_steps, 0), max(config.steps, 1)
+
+        def factor(s: int) -> float:
+            if warm and s < warm:
+                return (s + 1) / warm
+            if config.lr_schedule == "linear":   # to 0 at `steps` (transformers' "linear")
+                return max(0.0, (total - s) / max(total - warm, 1))
+            return 1.0
+
         # not prepared: accelerate's scheduler wrapper steps num_processes times per call,
         # while this trainer shards every batch itself (one scheduler step per optimizer step)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         self.model, self.opt = self.acc.prepare(model, opt)
         self.raw = self.acc.unwrap_model(self.model)
         self.val_audio = AudioCache(val, sr) if val else None
         self.step, self.best, self.best_step = 0, math.inf, -1
+        cfg_id = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE}
+        if config.lr_schedule == "linear":   # the decay is a function of `steps`
+            cfg_id["steps"] = config.steps
+        self.identity = json.loads(json.dumps(
+            {"sides": split_sides(train, val), "config": cfg_id, "objective": repr(objective),
+             "adapter_config": self.raw.adapter_config.to_dict(), **(identity or {})},
+            default=str))
 
     def _drop_long(self, train):
         fe, tok = self.processor.feature_extractor, self.processor.tokenizer
@@ -269,6 +170,8 @@ class Trainer:
         if kind == "auto":
             kind = "balanced" if getattr(obj, "compares_groups", False) else "uniform"
         self.sampler_kind = kind
+        self.weighted = (kind == "balanced" and cfg.importance_weights
+                         and getattr(obj, "importance_weighted", False))
         if kind == "uniform":
             return UniformBatchSampler(len(self.groups), cfg.batch_size, seed=cfg.seed)
         n_groups = len(set(self.groups))
@@ -294,7 +197,9 @@ class Trainer:
                  "objective": self.objective.state_dict(), "best": self.best,
                  "best_step": self.best_step, "config": asdict(self.cfg),
                  "objective_repr": repr(self.objective),
-                 "adapter_config": self.raw.adapter_config.to_dict()}
+                 "adapter_config": self.raw.adapter_config.to_dict(),
+                 "identity": self.identity,
+                 "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None}
         tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_path)
@@ -309,22 +214,26 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.objective.load_state_dict(state["objective"])
+        if self.acc.scaler is not None and state.get("scaler"):
+            self.acc.scaler.load_state_dict(state["scaler"])   # fp16 loss scale
         self.step, self.best, self.best_step = state["step"], state["best"], state["best_step"]
         log.info("resumed %s at step %d", self.out, self.step)
         return True
 
     def _check_resumable(self, state: dict) -> None:
-        """Refuse a checkpoint written with different training settings (named)."""
-        saved, now = state.get("config", {}), asdict(self.cfg)
-        diff = [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in saved
-                if k in now and k not in _RESUMABLE and saved[k] != now[k]]
-        for key, cur in (("objective_repr", repr(self.objective)),
-                         ("adapter_config", self.raw.adapter_config.to_dict())):
-            if key in state and state[key] != cur:
-                diff.append(f"{key}: {state[key]!r} -> {cur!r}")
+        """Refuse a checkpoint of another run (what differs is named) or past ``steps``."""
+        if "identity" not in state:
+            raise TrainingError(f"{self.checkpoint_path} has no run identity (written by an "
+                                "older probekit): it cannot be shown to be this run; use a new "
+                                "out_dir or delete it")
+        diff = settings_diff(state["identity"], self.identity)
         if diff:
-            raise TrainingError(f"{self.checkpoint_path} was written with other settings ("
-                                + "; ".join(diff) + "); use a new out_dir or delete it")
+            raise TrainingError(f"{self.checkpoint_path} belongs to another run ("
+                                + "; ".join(diff[:8]) + "); use a new out_dir or delete it")
+        if state["step"] > self.cfg.steps:
+            raise TrainingError(f"{self.checkpoint_path} is at step {state['step']}, past the "
+                                f"{self.cfg.steps} steps asked for: a shorter run cannot be "
+                                "recovered from it; use a new out_dir")
 
     # -- one step ---------------------------------------------------------------------------
     def _micro_batches(self, idx: list[int]) -> list[list[int]]:
@@ -337,23 +246,55 @@ class Trainer:
     def _dtype(self) -> torch.dtype:
         return self.raw.get_encoder().conv1.weight.dtype
 
+    def _prepare(self, step: int) -> tuple[list, list, list]:
+        """The utterances of ``step``'s global batch, its micro-batches (this process's
+        share) and their collated tensors (features from the cache)."""
+        utts = [self.train_corpus[i] for i in self.sampler.batch(step)]
+        micro = self._micro_batches(list(range(len(utts))))
+        cfg = self.raw.config
+        batches = [collate([utts[i] for i in part], self.audio, self.processor.feature_extractor,
+                           self.processor.tokenizer, cfg.decoder_start_token_id,
+                           prefix=self.prefix, max_label_tokens=self.cfg.max_label_tokens,
+                           features=self.features) for part in micro]
+        return utts, micro, batches
+
+    def _batches(self, step: int):
+        """``_prepare(step)``, taken from the background thread when it was prefetched; the
+        next step's batch is then prepared while this step computes (batches are a function
+        of ``(seed, step)``, so prefetching changes nothing but the time)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._next is not None and self._next[0] == step:
+            out = self._next[1].result()
+        else:
+            out = self._prepare(step)
+        if step + 1 < self.cfg.steps:
+            if not hasattr(self, "_pool"):
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="probekit-collate")
+            self._next = (step + 1, self._pool.submit(self._prepare, step + 1))
+        else:
+            self._next = None
+        return out
+
     def train_step(self) -> dict[str, float]:
         """One optimizer step; returns the objective's terms (averaged over micro-batches)."""
+        t0 = time.perf_counter()
+        utts, micro, batches = self._batches(self.step)
+        self.data_seconds = time.perf_counter() - t0
         torch.manual_seed(self.cfg.seed * 1_000_003 + self.step)  # dropout, resumable
         self.model.train()
-        utts = [self.train_corpus[i] for i in self.sampler.batch(self.step)]
         all_groups = [u.group(self.cfg.attribute) for u in utts]
         names = list(dict.fromkeys(all_groups))  # the whole batch's groups, same on every rank
         sync = self.acc.num_processes > 1
-        micro = self._micro_batches(list(range(len(utts))))
         terms: dict[str, float] = {}
-        cfg = self.raw.config
         dev, dtype = self.acc.device, self._dtype()
-        for part in micro:
+        weights = None
+        if self.weighted:   # training share of the group / its share of the (global) batch
+            in_batch = {g: all_groups.count(g) / len(all_groups) for g in names}
+            weights = [self.group_share[g] / in_batch[g] for g in all_groups]
+        shares = self._measure_shares()
+        for part, batch in zip(micro, batches):
             sub = [utts[i] for i in part]
-            batch = collate(sub, self.audio, self.processor.feature_extractor,
-                            self.processor.tokenizer, cfg.decoder_start_token_id,
-                            prefix=self.prefix, max_label_tokens=self.cfg.max_label_tokens)
             groups = [u.group(self.cfg.attribute) for u in sub]
             # routing stays on through backward: recomputed (checkpointed) activations must
             # take the same one-hot path as the forward did
@@ -363,8 +304,13 @@ class Trainer:
                         input_features=batch["input_features"].to(dev, dtype),
                         decoder_input_ids=batch["decoder_input_ids"].to(dev),
                         use_cache=False).logits
+                w = None if weights is None else torch.tensor(
+                    [weights[i] for i in part], device=logits.device)
                 out = self.objective(ObjectiveInput(logits, batch["labels"].to(logits.device),
-                                                    groups, group_names=names, sync=sync))
+                                                    groups, group_names=names, sync=sync,
+                                                    weights=w))
+                if shares:
+                    out.update(self._term_shares(out))
                 self.acc.backward(out["loss"] / len(micro))
             for k, v in out.items():
                 terms[k] = terms.get(k, 0.0) + float(v.detach()) / len(micro)
@@ -379,6 +325,16 @@ class Trainer:
         self.step += 1
         return terms
 
+    def _measure_shares(self) -> bool:
+        """Gradient-norm shares of the weighted terms at the first and last step (one
+        process, one micro-batch: an extra backward per term)."""
+        return (self.step in (0, self.cfg.steps - 1) and self.acc.num_processes == 1
+                and self.cfg.grad_accum == 1)
+
+    def _term_shares(self, out: dict) -> dict:
+        params = [p for p in trainable_parameters(self.raw).values() if p.requires_grad]
+        return term_shares_of(out, params)
+
     # -- validation -------------------------------------------------------------------------
     def validate(self) -> dict:
         from training.evaluate import transcribe, wer_report
@@ -386,6 +342,7 @@ class Trainer:
         df = transcribe(self.raw, self.processor, self.val_corpus,
                         batch_size=self.cfg.eval_batch_size, attribute=self.cfg.attribute,
                         audio=self.val_audio, known_accent_d=self.cfg.select_d,
+                        max_new_tokens=self.cfg.eval_max_new_tokens,
                         language=self.cfg.language, task=self.cfg.task)
         rep = wer_report(df, self.cfg.attribute)
         return {"val_macro_wer": rep.macro, "val_overall_wer": rep.overall, "val_gap": rep.gap,
@@ -396,13 +353,10 @@ class Trainer:
             return
         with open(self.out / "log.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
-        path = self.out / "log.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
+
+    def _write_csv(self) -> None:
+        if self.acc.is_main_process:
+            rebuild_csv(self.out)
 
     def _maybe_validate(self) -> None:
         """Main process only (the others wait at a barrier and receive the score), so the
@@ -413,8 +367,9 @@ class Trainer:
         if self.acc.is_main_process:
             metrics = self.validate()
             self._log({"step": self.step, "kind": "val", **metrics})
-            score[0] = metrics["val_macro_wer"]
-            if metrics["val_macro_wer"] < self.best:
+            key = "val_macro_wer" if self.cfg.select_metric == "macro" else "val_overall_wer"
+            score[0] = metrics[key]
+            if metrics[key] < self.best:
                 save_adapters(self.raw, self.out / "best")
         if self.acc.num_processes > 1:
             import torch.distributed as dist
@@ -443,7 +398,8 @@ class Trainer:
             terms = self.train_step()
             done_here += 1
             self._log({"step": self.step, "kind": "train", "lr": self.sched.get_last_lr()[0],
-                       "seconds": round(time.perf_counter() - t0, 4), **terms})
+                       "seconds": round(time.perf_counter() - t0, 4),
+                       "data_seconds": round(self.data_seconds, 4), **terms})
             bar.update(1)
             bar.set_postfix(loss=f"{terms['loss']:.3f}")
             if self.cfg.eval_every and self.step % self.cfg.eval_every == 0 \
@@ -455,9 +411,14 @@ class Trainer:
             if last or self.step % max(self.cfg.save_every, 1) == 0 or \
                     (stop_after is not None and done_here >= stop_after):
                 self.save_checkpoint()
+                self._write_csv()
             if stop_after is not None and done_here >= stop_after:
                 break
         bar.close()
+        if hasattr(self, "_pool"):
+            self._pool.shutdown(wait=True)
+            del self._pool
+        self._next = None
         self.acc.wait_for_everyone()  # best/ is written by the main process
         if load_best and self.step >= self.cfg.steps and (self.out / "best" / ADAPTER_WEIGHTS).exists():
             from safetensors.torch import load_file

@@ -129,6 +129,9 @@ def invalidate_changed(out: Path, old: dict, config: StudyConfig) -> dict:
     - probe results: a part is kept when its encoder's store is kept, the group attribute is
       the same, its task's probes/train sets/epochs are unchanged and its seed is still
       listed; the others move to ``work/results/superseded/`` (never read);
+    - fine-tuning runs (``work/train/``, zero-shot transcripts included) are deleted when
+      ``[training]``, its base encoder or the corpus changed (``"train"`` in
+      ``stores_removed``); otherwise each run is still reused only for its own key;
     - the analysis and the report are always rebuilt.
 
     Returns ``{"stores_removed": [...], "results_retired": n}``.
@@ -164,6 +167,13 @@ def invalidate_changed(out: Path, old: dict, config: StudyConfig) -> dict:
 
     results = out / "work" / "results"
     retired = ResultsTable(results).retire(stale) if results.is_dir() else []
+    # fine-tuning runs: a changed [training] or base encoder (or corpus) retrains everything
+    base = (new.get("training") or {}).get("base")
+    if (old.get("training") != new.get("training") or not same_corpus
+            or old_enc.get(_slug(base or "")) != new_enc.get(_slug(base or ""))) \
+            and (out / "work" / "train").is_dir():
+        shutil.rmtree(out / "work" / "train")
+        removed.append("train")
     log.info("config changed: removed stores %s, retired %d results part(s)", removed, len(retired))
     return {"stores_removed": removed, "results_retired": len(retired)}
 
@@ -347,6 +357,7 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
     from probekit.study.config import EncoderSpec
     from training.evaluate import transcribe
     from training.finetune import finetune, finetune_splits, load_base
+    from training.runkey import base_fingerprint, transcripts_settings
     from training.trainer import TrainConfig
 
     tr = config.training
@@ -365,7 +376,11 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
     evaluation = replace(split, test=test)
     work = out / "work" / "train"
     zs = work / "zero-shot" / "transcripts.csv"
-    if zs.is_file():
+    zs_key = transcripts_settings(model=base_fingerprint(base.name), corpus=test,
+                                  max_new_tokens=tr.max_new_tokens, language="english",
+                                  task="transcribe")
+    zs_json = zs.with_suffix(".json")
+    if zs.is_file() and zs_json.is_file() and json.loads(zs_json.read_text()) == zs_key:
         transcripts = {"zero-shot": pd.read_csv(zs, keep_default_na=False)}
     else:
         model, proc = load_base(base.name)
@@ -373,6 +388,7 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
                         max_new_tokens=tr.max_new_tokens, progress=progress)
         zs.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(zs, index=False)
+        zs_json.write_text(json.dumps(zs_key) + "\n")
         transcripts = {"zero-shot": df}
     timings["train:zero-shot"] = time.perf_counter() - t
     specs, seen = [], {}
@@ -381,7 +397,8 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
         cfg = TrainConfig(out_dir=str(work / _slug(m.label)), steps=tr.steps,
                           batch_size=tr.batch_size, lr=tr.lr, eval_every=tr.eval_every,
                           save_every=max(1, tr.steps // 3), seed=tr.seed,
-                          attribute=config.group_attribute, progress=progress)
+                          attribute=config.group_attribute, progress=progress,
+                          eval_max_new_tokens=tr.max_new_tokens)
         res = finetune(corpus, split=evaluation, method=m.method, objective=m.objective,
                        objective_args=dict(m.objective_args), config=cfg, model=base.name,
                        max_new_tokens=tr.max_new_tokens, name=m.label, progress=progress)

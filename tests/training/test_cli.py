@@ -8,8 +8,26 @@ def test_train_command_is_registered():
                                       "mas-lora", "--objective", "fused", "--objective-args",
                                       '{"dro_mode": "online"}', "--grad-accum", "2"])
     assert args.method == "mas-lora" and args.objective == "fused" and args.grad_accum == 2
-    assert args.lr == 4e-5 and args.rank == 16 and args.alpha == 16 and args.dropout == 0.05
     assert callable(args.func)
+    from training.cli import train_settings
+
+    cfg, adapter, method, objective, _ = train_settings(args)   # library defaults
+    assert cfg.lr == 4e-5 and cfg.batch_size == 8 and cfg.lr_schedule == "constant"
+    assert adapter == {} and (method, objective) == ("mas-lora", "fused")
+
+
+def test_a_recipe_presets_the_papers_settings_and_flags_override_it():
+    from training.cli import train_settings
+
+    args = build_parser().parse_args(["train", "--corpus", "c/", "--out", "o", "--recipe",
+                                      "maslora", "--lr", "1e-4", "--steps", "50"])
+    cfg, adapter, method, objective, obj_args = train_settings(args)
+    assert (cfg.lr, cfg.steps, cfg.batch_size, cfg.lr_schedule) == (1e-4, 50, 16, "linear")
+    assert (cfg.select_d, cfg.select_metric) == (1.0, "micro")
+    assert (method, objective, obj_args) == ("mas-lora", "erm", {"erm_reduction": "token"})
+    args = build_parser().parse_args(["train", "--corpus", "c/", "--out", "o", "--recipe",
+                                      "maslora", "--objective", "fused"])
+    assert train_settings(args)[4] == {}        # the recipe's ERM arguments do not leak
 
 
 def test_train_command_has_the_papers_scale_flags():
@@ -22,7 +40,7 @@ def test_train_command_has_the_papers_scale_flags():
     assert args.groups_per_batch == 4 and args.sampler == "balanced" and args.eval_d == 1.0
     assert args.select_d == 1.0 and args.test_fraction == 0.25 and args.lora_init == "gaussian"
     d = build_parser().parse_args(["train", "--corpus", "c/", "--out", "o"])
-    assert d.precision == "fp32" and not d.gradient_checkpointing and d.sampler == "auto"
+    assert d.precision == "fp32" and not d.gradient_checkpointing and d.sampler is None
     assert d.eval_d is None and d.min_per_group == 2 and not d.cpu
 
 

@@ -1,5 +1,6 @@
-"""Review defect 9: one step of hard-max Group-DRO and of IRM under DDP (2 gloo processes on
-the CPU) equals one step on the whole batch in one process, and the warm-up schedule steps
+"""Review defect 9 / issue 20: one step of hard-max Group-DRO, IRM (pairs estimator), SD
+(synced token mean) and fused under DDP (2 gloo processes on the CPU) equals one step on the
+whole batch in one process, and the warm-up schedule steps
 once per optimizer step (accelerate's prepared scheduler stepped once per process)."""
 
 import pytest
@@ -18,9 +19,10 @@ def test_ddp_step_equals_the_whole_batch_step(tiny_whisper_dir, four_speakers, t
     # a batch whose shards disagree on the worst group, so a per-shard max would differ
     seed = next(s for s in range(10) if shard_worst_differs(model, four_speakers,
                                                             str(tmp_path / "probe"), s))
-    ref = one_step(model, four_speakers, str(tmp_path / "one"), seed=seed)
-    ddp = spawn_check(model, four_speakers, str(tmp_path), seed=seed)
-    for name in ("group_dro", "irm"):
+    names = ("group_dro", "irm", "sd", "fused")
+    ref = one_step(model, four_speakers, str(tmp_path / "one"), objectives=names, seed=seed)
+    ddp = spawn_check(model, four_speakers, str(tmp_path), objectives=names, seed=seed)
+    for name in names:
         a, b = ref[name]["weights"], ddp[name]["weights"]
         assert set(a) == set(b)
         for k in a:

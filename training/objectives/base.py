@@ -50,6 +50,12 @@ class ObjectiveInput:
         Sum group statistics over all processes (:func:`all_sum`) before any max, mean or
         penalty, so a loss computed on a shard equals the loss of the whole batch. Only has
         an effect when ``torch.distributed`` is initialised with more than one process.
+    weights : torch.Tensor, shape (batch,), optional
+        Importance weights of the pooled (ERM, SD) terms: the trainer sets them under a
+        group-balanced sampler for objectives with ``importance_weighted`` (training share
+        of the utterance's group / its share of the batch), so those terms keep their
+        empirical-risk meaning; :meth:`mean_risk` is then the self-normalised weighted mean.
+        ``None``: unweighted.
     """
 
     logits: torch.Tensor
@@ -57,6 +63,7 @@ class ObjectiveInput:
     groups: Sequence[str]
     group_names: Sequence[str] | None = None
     sync: bool = False
+    weights: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.logits.dim() != 3 or self.labels.shape != self.logits.shape[:2]:
@@ -118,11 +125,16 @@ class ObjectiveInput:
         return names, sums, counts, counts.sum()
 
     def mean_risk(self, risks: torch.Tensor) -> torch.Tensor:
-        """Mean per-utterance risk over the whole (global) batch."""
-        if not self.distributed:
-            return risks.mean()
-        n = all_sum(torch.tensor(float(risks.numel()), device=risks.device))
-        return all_sum(risks.sum()) / n
+        """Mean per-utterance risk over the whole (global) batch (importance-weighted and
+        self-normalised when :attr:`weights` is set)."""
+        if self.weights is None:
+            num, den = risks.sum(), torch.tensor(float(risks.numel()), device=risks.device)
+        else:
+            w = self.weights.to(risks.device, risks.dtype)
+            num, den = (w * risks).sum(), w.sum().detach()
+        if self.distributed:
+            num, den = all_sum(num), all_sum(den)
+        return num / den
 
 
 def world_size() -> int:
@@ -190,6 +202,9 @@ class Objective:
     #: The loss compares groups within a batch (DRO, IRM): the trainer then draws
     #: group-balanced batches with several utterances per group; otherwise uniform batches.
     compares_groups: bool = False
+    #: Its pooled ERM/SD terms take importance weights under a group-balanced sampler
+    #: (``TrainConfig.importance_weights``), so they stay empirical risks.
+    importance_weighted: bool = False
 
     def __call__(self, batch: ObjectiveInput) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -53,6 +53,9 @@ class GroupDRO(Objective):
     def needs_whole_batch(self) -> bool:  # type: ignore[override]
         return self.dro_mode == "max"
 
+    def __repr__(self) -> str:   # the hyperparameters (a run key reads them)
+        return f"GroupDRO(dro_mode={self.dro_mode}, dro_eta={self.dro_eta})"
+
     def group_losses(self, batch: ObjectiveInput, risks: torch.Tensor | None = None):
         """``(names, per-group mean risk, mean risk)`` of the groups present in the whole
         batch (summed over processes first when ``batch.sync``, so every process takes the

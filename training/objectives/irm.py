@@ -4,33 +4,60 @@ from __future__ import annotations
 
 import torch
 
-from training.objectives.base import Objective, ObjectiveInput, register_objective, utterance_risks
+from training.objectives.base import (Objective, ObjectiveError, ObjectiveInput,
+                                      register_objective, utterance_risks)
 
 
-def irm_terms(batch: ObjectiveInput) -> tuple[torch.Tensor, torch.Tensor]:
+#: IRM penalty estimators: the squared group mean (biased) or the mean over pairs (unbiased).
+IRM_ESTIMATORS = ("squared", "pairs")
+
+
+def irm_terms(batch: ObjectiveInput, estimator: str = "squared"
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Utterance risks and the IRMv1 penalty from one cross-entropy pass.
 
-    One dummy scale per group, ``w_g`` (all 1), multiplies the logits of that group's
-    utterances; a single ``autograd.grad`` of the summed group risks w.r.t. ``w`` gives every
-    group's ``d R^g / d w_g`` at once (``R^g`` depends on ``w_g`` only), so the cost is one
-    double-backward, not one per group, and the risks (equal to the unscaled ones, since
-    ``w = 1``) are reused for the risk term. Under DDP (``batch.sync``) the per-group sums
-    of those derivatives are added over processes before squaring, so the penalty is the
-    whole batch's.
+    One dummy scale per *utterance*, ``w_i`` (all 1), multiplies its logits; a single
+    ``autograd.grad`` of the summed risks w.r.t. ``w`` gives every utterance's
+    ``d_i = d r_i / d w_i`` at once, so the cost is one double-backward, and the risks
+    (equal to the unscaled ones, since ``w = 1``) are reused for the risk term. Per group
+    ``g`` with ``n_g`` utterances, ``S_g = sum d_i`` is ``n_g`` times the derivative of the
+    group risk with respect to a shared group scale (IRMv1's ``grad_w R^g``), and the
+    penalty is the mean over groups of
+
+    * ``estimator="squared"``: ``(S_g / n_g)^2``, IRMv1's squared group derivative. Biased
+      upwards by the within-group variance of ``d_i`` over ``n_g`` (with 2 utterances per
+      group it mostly measures their disagreement);
+    * ``estimator="pairs"``: ``(S_g^2 - sum d_i^2) / (n_g (n_g - 1))``, the mean of
+      ``d_i d_j`` over pairs ``i != j``: unbiased for the squared expected derivative (the
+      all-pairs form of DomainBed's split-batch product). It can be negative; groups with
+      one utterance have no pair and are left out (the trainer's balanced batches give
+      every group ``min_per_group >= 2``).
+
+    Under DDP (``batch.sync``) ``S_g``, ``sum d_i^2`` and ``n_g`` are summed over processes
+    before the penalty, so it is the whole batch's.
 
     Returns ``(risks (batch,), penalty ())``.
     """
+    if estimator not in IRM_ESTIMATORS:
+        raise ObjectiveError(f"IRM estimator must be one of {IRM_ESTIMATORS}, got {estimator!r}")
     names, idx = batch.group_index()
-    w = torch.ones(len(names), device=batch.logits.device, requires_grad=True)
-    scale = w[idx].to(batch.logits.dtype)[:, None, None]
+    w = torch.ones(len(idx), device=batch.logits.device, requires_grad=True)
+    scale = w.to(batch.logits.dtype)[:, None, None]
     risks = utterance_risks(batch.logits * scale, batch.labels)
-    local = torch.zeros(len(names), dtype=risks.dtype, device=risks.device).index_add(
-        0, idx, risks)
-    (grad,) = torch.autograd.grad(local.sum(), w, create_graph=True)
-    counts = torch.bincount(idx, minlength=len(names)).to(grad.dtype)
-    grad, counts = batch.all_sum(grad), batch.all_sum(counts)
-    present = counts > 0
-    return risks, (grad[present] / counts[present]).pow(2).mean()
+    (d,) = torch.autograd.grad(risks.sum(), w, create_graph=True)
+    zeros = torch.zeros(len(names), dtype=d.dtype, device=d.device)
+    S, Q = zeros.index_add(0, idx, d), zeros.index_add(0, idx, d * d)
+    counts = torch.bincount(idx, minlength=len(names)).to(d.dtype)
+    S, Q, counts = batch.all_sum(S), batch.all_sum(Q), batch.all_sum(counts)
+    if estimator == "squared":
+        present = counts > 0
+        return risks, (S[present] / counts[present]).pow(2).mean()
+    paired = counts > 1
+    if not bool(paired.any()):
+        raise ObjectiveError("the pairs IRM estimator needs a group with at least 2 utterances "
+                             "in the batch (use a balanced sampler with min_per_group >= 2)")
+    n = counts[paired]
+    return risks, ((S[paired].pow(2) - Q[paired]) / (n * (n - 1))).mean()
 
 
 def irm_penalty(batch: ObjectiveInput) -> torch.Tensor:
@@ -58,16 +85,26 @@ class IRM(Objective):
     ----------
     irm_lambda : float
         Penalty weight.
+    irm_estimator : {"pairs", "squared"}
+        ``pairs`` (default): the unbiased mean over pairs of utterances of a group (see
+        :func:`irm_terms`); ``squared``: IRMv1's squared group-mean derivative (biased; the
+        estimator of the fused objective's reference implementation).
 
-    Returns ``{"loss", "erm", "irm_penalty"}``.
+    Returns ``{"loss", "erm", "irm_penalty"}``; the risk term is importance-weighted under
+    a balanced sampler (``TrainConfig.importance_weights``).
     """
 
     compares_groups = True
+    importance_weighted = True
 
-    def __init__(self, irm_lambda: float = 1.0) -> None:
+    def __init__(self, irm_lambda: float = 1.0, irm_estimator: str = "pairs") -> None:
+        if irm_estimator not in IRM_ESTIMATORS:
+            raise ObjectiveError(f"irm_estimator must be one of {IRM_ESTIMATORS}, got "
+                                 f"{irm_estimator!r}")
         self.irm_lambda = float(irm_lambda)
+        self.irm_estimator = irm_estimator
 
     def __call__(self, batch: ObjectiveInput):
-        risks, pen = irm_terms(batch)
+        risks, pen = irm_terms(batch, self.irm_estimator)
         erm = batch.mean_risk(risks)
         return {"loss": erm + self.irm_lambda * pen, "erm": erm, "irm_penalty": pen}
