@@ -13,7 +13,7 @@ import numpy as np
 from scipy.stats import norm, t as student_t
 
 __all__ = ["speaker_bootstrap_indices", "speaker_permutation_indices", "percentile_ci",
-           "split_speaker_bootstrap",
+           "split_speaker_bootstrap", "null_bootstrap",
            "expanded_level", "clusters_behind"]
 
 
@@ -103,3 +103,28 @@ def split_speaker_bootstrap(rates: np.ndarray, codes: np.ndarray, n_boot: int,
         rb = np.where(den > 0, num / den, np.nan)
     idx = speaker_bootstrap_indices(codes, n_boot, rng)                            # (B, S)
     return np.take_along_axis(rb, idx[:, None, :], axis=2)
+
+
+def null_bootstrap(x: np.ndarray, codes: np.ndarray, n_boot: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Replicates of speaker values ``x`` (..., S) under equal group means: (B, ..., S).
+
+    Each group is centred at the overall speaker mean (per leading index, e.g. per layer),
+    then speakers are drawn with replacement within their own group
+    (:func:`speaker_bootstrap_indices`), each bringing its whole vector (every layer), so the
+    replicates keep every group's own speaker variance and the dependence across layers
+    (Westfall & Young's 1993 centred bootstrap). A label permutation instead mixes the
+    groups' variances: with one group at 6x the speaker variance, 13 layers and 10 speakers
+    per group, the joint-permutation trend test rejected 10.8 % and the family-wise
+    equal-means test 8.0 % of true nulls at 5 % (ours: the switch, measured in
+    ``benchmarks/calibration.py``).
+    """
+    from probekit.bias.design import group_moments
+
+    x = np.asarray(x, float)
+    G = int(np.max(codes)) + 1
+    m = group_moments(x, codes, G)[0]
+    with np.errstate(invalid="ignore"):
+        centred = x - np.take(m, codes, axis=-1) + np.nanmean(x, axis=-1, keepdims=True)
+    idx = speaker_bootstrap_indices(codes, n_boot, rng)                            # (B, S)
+    return np.moveaxis(centred[..., idx], -2, 0)
