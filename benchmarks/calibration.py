@@ -25,7 +25,7 @@ parity, accent-like and channel-like (``typed_systematic_parity_accent``,
 ``typed_systematic_parity_channel``, with ``structure_parity_*`` showing the structure was
 there), and a planted systematic bias against one group (``power_typed_systematic_accent``:
 that group's accent 1.0 against 0.5 for the others). On simulated error tables: a group whose
-own probe closes a 0.15 gap (``typed_systematic_offset``), a noisier group (1.5x spread,
+own probe closes a 0.15 gap (``typed_systematic_offset``), a noisier group (2x spread,
 0.4 error per unit log spread: ``typed_random_dispersion_only``), a gap growing with the
 error (``power_gap_*``).
 
@@ -237,7 +237,7 @@ def main(argv=None) -> int:
         def pw():
             ty, _ = typing_design(n, offset={"g2": 0.15}, advantage={"g2": 0.15})
             g2 = ty[ty["group"] == "g2"]
-            ty2, _ = typing_design(n, inflation={"g1": 1.5}, noise_effect=0.4)
+            ty2, _ = typing_design(n, inflation={"g1": 2.0}, noise_effect=0.4)
             g1 = ty2[ty2["group"] == "g1"]
             others = ty2[ty2["group"] != "g1"]
             return {"typed_systematic_offset": float((g2["type"] == "systematic").mean()),

@@ -45,16 +45,17 @@ def test_typing_rule_table():
 
 def test_offset_group_typed_systematic_and_dispersion_group_random():
     """Seed 001's two failure modes, planted separately: the group whose own probe closes a
-    0.15 gap (and is 0.15 worse) is systematic (not random); the group whose embeddings are
-    only noisier (1.5x; 0.4 error per unit log spread: error about +0.16) is random (not systematic). Both types need the
-    group to be worse family-wise at alpha / 3, hence effects larger than the old test's."""
+    0.2 gap (and is 0.2 worse) is systematic (not random); the group whose embeddings are
+    only noisier (2x spread, 0.4 error per unit log spread: error about +0.28) is random
+    (not systematic). Both types need the group to be worse family-wise at alpha / 3, hence
+    effects larger than the old test's."""
     sys_hits, rnd_hits, cross = [], [], []
     for d in range(4):
-        df, disp = _study(d, offset={"g2": 0.15}, advantage={"g2": 0.15})
+        df, disp = _study(d, offset={"g2": 0.2}, advantage={"g2": 0.2})
         ty = type_groups(df, dispersion=disp, n_perm=199, seed=d)
         g2 = ty[ty.group == "g2"]
         sys_hits.append((g2["type"] == "systematic").mean())
-        df, disp = _study(100 + d, inflation={"g1": 1.5}, noise_effect=0.4)
+        df, disp = _study(100 + d, inflation={"g1": 2.0}, noise_effect=0.4)
         ty = type_groups(df, dispersion=disp, n_perm=199, seed=d)
         g1 = ty[ty.group == "g1"]
         rnd_hits.append(g1["random"].mean())
