@@ -5,9 +5,9 @@ a task whose groups have their own probes (phone; CTC/ASR when the grid trained 
 ASR probes), layer and group, four families of tests:
 
 * **worse**: the group's speakers have a higher mean error than the other speakers under the
-  probe trained on every group (one-sided Welch t against the centred speaker bootstrap of
-  :func:`probekit.bias.resample.null_bootstrap`, Westfall-Young max-T over layers x groups:
-  the layer curves' ``group:<g>`` test);
+  probe trained on every group (one-sided Welch t, the larger p of a label permutation and a
+  centred speaker bootstrap: :func:`probekit.bias.resample.null_replicates`, Westfall-Young
+  max-T over layers x groups: the layer curves' ``group:<g>`` test);
 * **group-specific structure** (descriptive of the embeddings, *never* a bias label): the
   group's *own* probe beats the broadly trained probe on the group's held-out speakers, with
   equal training data (``all-matched``: the same number of speakers and examples, when the
@@ -65,7 +65,7 @@ from probekit.bias.design import group_moments, split_matrix
 from probekit.bias.errors import BiasInputError
 from probekit.bias.inference import (twoway_cluster_t, holm, maxt_adjust, permutation_pvalue,
                                      welch_vs_rest, within_group_permutation_indices)
-from probekit.bias.resample import null_bootstrap, speaker_permutation_indices
+from probekit.bias.resample import null_replicates, speaker_permutation_indices
 from probekit.bias.transfer import REFERENCES, own_vs_broad_cells
 
 __all__ = ["type_groups", "TYPES", "typing_rule", "type_at_level", "TYPED_TASKS",
@@ -261,8 +261,14 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
         r = np.stack([r_all[i] if i is not None else np.full(m.speakers.size, np.nan) for i in rows_all])
         gerr = group_moments(r, m.codes, G)[0]
         t = welch_vs_rest(r, m.codes, G)
-        t_null = welch_vs_rest(null_bootstrap(r, m.codes, n_perm, rng), m.codes, G)
-        worse_p, worse_adj = permutation_pvalue(t, t_null), maxt_adjust(t, t_null)
+        rates_all = np.stack([m.rates[i] if i is not None else np.full(m.rates.shape[1:], np.nan)
+                              for i in rows_all])                              # (L, K, S)
+        worse_p = worse_adj = None
+        for rp in null_replicates(rates_all, m.codes, n_perm, rng).values():   # both nulls
+            t_null = welch_vs_rest(rp, m.codes, G)
+            p, pa = permutation_pvalue(t, t_null), maxt_adjust(t, t_null)
+            worse_p = p if worse_p is None else np.maximum(worse_p, p)
+            worse_adj = pa if worse_adj is None else np.maximum(worse_adj, pa)
         tsets = set(keys["train_set"])
         ref = next((x for x in REFERENCES[:2] if x in tsets), None)
         own, p_str = np.full((L, G), np.nan), np.full((L, G), np.nan)
