@@ -112,3 +112,23 @@ def test_less_error_with_more_dispersion_is_not_random():
         hits.append(ty.loc[ty.group == "g1", "random"].mean())
         assert (ty["dispersion_corr"] > 0).all()        # the probe's errors follow the spread
     assert np.mean(hits) == 0
+
+
+def test_did_cells_mean_is_the_difference_in_differences():
+    """The cells' split-weighted mean is mean_k [mean_g d - mean_{h != g} mean_h d], with each
+    speaker against its own group's probe, whatever the number of speakers per split."""
+    from probekit.bias.decomposition import did_cells
+    from probekit.bias.inference import twoway_cluster_t
+
+    rng = np.random.default_rng(0)
+    codes = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    K, S = 4, codes.size
+    rates = rng.uniform(0.1, 0.5, size=(4, K, S))          # rows: own g0, own g1, own g2, broad
+    rates[:, 0, 1] = np.nan                                   # untested cells
+    rates[:, 2, 4] = np.nan
+    d = rates[codes, :, np.arange(S)].T - rates[3]            # (K, S) own - broad
+    want = np.mean([np.nanmean(d[k, codes == 1]) - np.mean([np.nanmean(d[k, codes == h])
+                                                             for h in (0, 2)]) for k in range(K)])
+    got = twoway_cluster_t(did_cells(rates, [0, 1, 2], 3, codes, 1))
+    assert np.isclose(got["mean"], want)
+    assert got["se"] > 0
