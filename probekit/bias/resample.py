@@ -118,8 +118,8 @@ def null_bootstrap(rates: np.ndarray, codes: np.ndarray, n_boot: int,
     (Westfall & Young's 1993 centred bootstrap). A label permutation instead mixes the
     groups' variances: with one group at 6x the speaker variance, 13 layers and 10 speakers
     per group, the joint-permutation trend test rejected 10.8 % and the family-wise
-    equal-means test 8.0 % of true nulls at 5 % (ours: the switch; measured in
-    ``benchmarks/calibration.py``). ``rates`` is NaN where a speaker was not tested.
+    equal-means test 8.0 % of true nulls at 5 %. Used beside the permutation by
+    :func:`null_replicates` (ours). ``rates`` is NaN where a speaker was not tested.
     """
     from probekit.bias.design import group_moments
 
