@@ -57,6 +57,8 @@ accounts for: ``beta_w * (D_g - D_rest) / (e_g - e_rest)`` with the pooled withi
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -130,7 +132,8 @@ def did_cells(rates: np.ndarray, own_rows, ref_row: int, codes: np.ndarray, gi: 
     n_hk = ok.astype(float) @ onehot                                            # (K, G)
     n_k = n_hk.sum(1, keepdims=True)
     others = np.delete(n_hk > 0, gi, axis=1).sum(1, keepdims=True)              # (K, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # a group without its own probe
         w = np.where(codes[None, :] == gi, n_k / n_hk[:, [gi]],
                      -n_k / (others * np.take(n_hk, codes, axis=1)))
         # each group's own mean difference (equal weight per split): the cells are centred
@@ -142,7 +145,8 @@ def did_cells(rates: np.ndarray, own_rows, ref_row: int, codes: np.ndarray, gi: 
         return np.full((K, S), np.nan)
     wc = np.where(usable, w * (d - mu[codes][None, :]), np.nan)
     wm = np.where(usable, w * mu[codes][None, :], np.nan)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         k_ok = usable.any(1)
         centre = np.nanmean(np.nanmean(wm[k_ok], axis=1))
     return wc + centre

@@ -26,8 +26,9 @@ exchangeable) and the centred speaker bootstrap (each probe's common offset out,
 moved to the overall mean, speakers drawn within their own group with their whole layer
 profile; keeps each group's own speaker variance). The permutation alone rejected 10.8 %
 (trend) and 8.0 % (family-wise equal means) of true nulls at 5 % with one group at 6x the
-speaker variance and 13 layers; the bootstrap alone rejected 13 % (trend) at parity with 13
-layers. Welch's F under permutation rejected 7-8 % with 5 layers; the max |t| held.
+speaker variance and 13 layers; the bootstrap alone is only approximate (it has few distinct
+resamples of a small group). Welch's F under permutation rejected 7-8 % with 5 layers; the
+max |t| held.
 
 Intervals are a two-level bootstrap (splits, then speakers within groups), the same
 replicate for every layer. Degenerate input (no errors, one layer, a group missing at a

@@ -142,7 +142,7 @@ def null_replicates(rates: np.ndarray, codes: np.ndarray, n: int,
     (:func:`null_bootstrap`: approximately valid when they are not, e.g. one group with more
     speaker variance). A test that takes the larger of the two p-values is valid whenever
     either null is (ours: the permutation alone over-rejected under unequal variance at 13
-    layers, the bootstrap alone at parity at 13 layers)."""
+    layers; the bootstrap is approximate at every size)."""
     rates = np.asarray(rates, float)
     t = ~np.isnan(rates)
     with np.errstate(invalid="ignore", divide="ignore"):
