@@ -4,20 +4,35 @@ Each design simulates results tables (and, for the typing, phone embeddings) wit
 repeated-split design through :mod:`probekit.bias.simulate`, runs the public API on them and
 counts rejections (null designs), coverage of 95% intervals, and detections (planted effects).
 
-Designs (``--draws`` analyses each, 400 by default):
+Null designs (:data:`NULL_DESIGNS`; ``--draws`` analyses each, 400 by default), every one at 5
+and at 13 layers (error rising 0.15 -> 0.45), 4 groups x 10 speakers and 10 splits unless
+said:
 
-* ``a5`` / ``a13``: parity, error rising across 5 / 13 layers (0.15 -> 0.45);
-* ``b``: unequal speaker variance at equal means (one group with 6x the between-speaker variance);
-* ``c``: probes trained on few speakers: a large training-draw offset per probe and split;
-* ``d``: 3 groups with 5 test speakers per group in each split;
-* ``e``: global null over 12 layers x 4 groups for the family-wise claims (typing included);
-* power: a planted systematic offset (own-group probe closes a 0.10 gap), a dispersion-only
-  group (error +~0.09 from noisier embeddings), a gap that grows with the error.
+* ``a``: parity;  ``b``: one group with 6x the between-speaker variance at equal means;
+* ``c``: probes trained on 3 speakers per group with a large training-draw offset (sd 0.04);
+* ``d``: 3 groups;  ``few``: 6 speakers per group (3 test speakers of a group per split);
+* ``infl6few``: 6x variance *and* 3 test speakers per split;
+* ``unbal``: unbalanced groups of 3, 6, 10 and 20 speakers;  ``k3``: 3 splits (the CLI default);
+* ``e``: global null over 12 layers x 4 groups for the family-wise and typing claims.
 
-Ends with one ``BENCH`` line: ``reject_<design>_<test>``, ``cover_<design>_<interval>``,
-``fwer_<design>_<family>``, ``power_<design>_<test>``, ``typed_random_dispersion_only``,
-``typed_systematic_offset`` (rates in [0, 1]), plus the paired before/after and count-model
-designs when their modules are present. Run: ``python benchmarks/calibration.py [--draws N]``.
+Keys ``reject_<design><L>_<test>`` (``L`` = 5 or 13; ``a5``, ``b``, ``c``, ``d`` keep their
+old names at 5 layers and ``L13_infl6`` is ``b`` at 13), ``cover_<design>_<interval>``,
+``fwer_<design>_<family>``.
+
+Typing through *real* LDA probes on simulated embeddings (the grid's own splits, training sets
+and scoring: :func:`probekit.bias.simulate.simulate_probe_study`): group-specific structure at
+parity, accent-like and channel-like (``typed_systematic_parity_accent``,
+``typed_systematic_parity_channel``, with ``structure_parity_*`` showing the structure was
+there), and a planted systematic bias against one group (``power_typed_systematic_accent``:
+that group's accent 1.0 against 0.5 for the others). On simulated error tables: a group whose
+own probe closes a 0.15 gap (``typed_systematic_offset``), a noisier group (2x spread,
+0.4 error per unit log spread: ``typed_random_dispersion_only``), a gap growing with the
+error (``power_gap_*``).
+
+Other modules add their keys through :data:`EXTRA_DESIGNS`: each is a module in
+``benchmarks/`` with ``run(n_draws: int, seed: int) -> dict[str, float]``, imported and run
+in order when present. Ends with one ``BENCH`` line. Run:
+``python benchmarks/calibration.py [--draws N] [--only a5,L13_infl6,...]``.
 """
 
 from __future__ import annotations
@@ -31,11 +46,27 @@ import pandas as pd
 
 from probekit.bias import cross_group_transfer, layerwise_bias, type_groups
 from probekit.bias.dispersion import speaker_dispersion
-from probekit.bias.simulate import simulate_embeddings, simulate_results, speaker_scales
+from probekit.bias.simulate import (result_speakers, simulate_embeddings, simulate_probe_study,
+                                    simulate_results, speaker_scales)
 
 ALPHA = 0.05
 SPLITS = tuple(range(10))
 SETS = lambda G: ["all", "all-matched"] + [f"g{i}" for i in range(G)]
+_INFL6 = {"variance_inflation": {"g1": 6.0}}
+#: name -> keyword arguments of :func:`null_design` (each at 5 and 13 layers).
+NULL_DESIGNS = {
+    "a5": {"L": 5}, "a13": {"L": 13},
+    "b": {"L": 5, **_INFL6}, "L13_infl6": {"L": 13, **_INFL6},
+    "c": {"L": 5, "split_sd": 0.04, "spk": 6}, "c13": {"L": 13, "split_sd": 0.04, "spk": 6},
+    "d": {"L": 5, "G": 3}, "d13": {"L": 13, "G": 3},
+    "few5": {"L": 5, "spk": 6}, "few13": {"L": 13, "spk": 6},
+    "infl6few5": {"L": 5, "spk": 6, **_INFL6}, "infl6few13": {"L": 13, "spk": 6, **_INFL6},
+    "unbal5": {"L": 5, "spk": (3, 6, 10, 20)}, "unbal13": {"L": 13, "spk": (3, 6, 10, 20)},
+    "k3_5": {"L": 5, "splits": (0, 1, 2)}, "k3_13": {"L": 13, "splits": (0, 1, 2)},
+}
+#: Modules of ``benchmarks/`` whose ``run(n_draws, seed) -> dict`` adds keys to the BENCH
+#: line, tried in order (absent ones are skipped with a note).
+EXTRA_DESIGNS = ["calibration_paired", "calibration_counts", "calib_paired", "calib_findings"]
 
 
 def _table(draw, *, G=4, spk=10, L=5, base=None, splits=SPLITS, **kw):
@@ -55,6 +86,7 @@ def _dispersion(draw, scales, *, G, spk, L):
         X, y, meta = simulate_embeddings(n_groups=G, speakers_per_group=spk, n_phones=8,
                                          tokens_per_phone=12, dim=12, phone_spread=1.0,
                                          noise=1.2, scales=scales, utterances_per_speaker=4,
+                                         speaker_names=result_speakers(G, spk),
                                          random_state=10_000 * draw + li)
         out.append(speaker_dispersion(X, y, meta).assign(layer=f"layer{li}",
                                                          group_attribute="accent"))
@@ -103,8 +135,7 @@ def null_design(name, draws, **kw):
            f"reject_{name}_trend": m["trend"], f"reject_{name}_trend_difference": m["trend_raw"],
            f"reject_{name}_own": m["own"], f"cover_{name}_group_error": m["cover_group"],
            f"cover_{name}_overall": m["cover_overall"], f"cover_{name}_own": m["cover_own"]}
-    if name.startswith("a") or name == "e":
-        out.update({f"fwer_{name}_worse": m["fwer_worse"], f"fwer_{name}_gap": m["fwer_gap"]})
+    out.update({f"fwer_{name}_worse": m["fwer_worse"], f"fwer_{name}_gap": m["fwer_gap"]})
     return out
 
 
@@ -123,6 +154,37 @@ def typing_design(draws, *, G=4, spk=10, L=5, inflation=None, offset=None, advan
         types.append(ty[["group", "type", "worse", "systematic", "random"]])
         anylabel.append(float((ty["type"] != "neither").any()))
     return pd.concat(types, ignore_index=True), float(np.mean(anylabel))
+
+
+def probe_typing(draws, seed=0, **embedding_kw):
+    """Typed shares through real LDA probes (:func:`simulate_probe_study`: 4 groups x 8
+    speakers, 5 splits, 2 layers)."""
+    rows = []
+    for d in range(draws):
+        res, disp = simulate_probe_study(random_state=seed + d, n_layers=2, **embedding_kw)
+        ty = type_groups(res, dispersion=disp, alpha=ALPHA, n_perm=199, seed=d)
+        rows.append(ty[["group", "type", "worse", "systematic", "random", "group_structure"]]
+                    .assign(draw=d))
+    return pd.concat(rows, ignore_index=True)
+
+
+def parity_structure(draws):
+    """Group-specific structure at parity (accent-like 0.5, channel-like 0.6) and a planted
+    systematic bias against g0 (accent 1.0 against 0.5 for the others)."""
+    out = {}
+    for kind, kw in (("accent", {"accent": 0.5}), ("channel", {"channel": 0.6})):
+        ty = probe_typing(draws, seed=1000, **kw)
+        out[f"typed_systematic_parity_{kind}"] = float(ty["systematic"].mean())
+        out[f"typed_any_parity_{kind}"] = float((ty["type"] != "neither").mean())
+        out[f"fwer_parity_{kind}_typed"] = float(ty.groupby("draw")["type"]
+                                                 .apply(lambda t: (t != "neither").any()).mean())
+        out[f"structure_parity_{kind}"] = float(ty["group_structure"].mean())
+    ty = probe_typing(draws, seed=2000, accent={"g0": 1.0, "g1": 0.5, "g2": 0.5, "g3": 0.5})
+    g0, rest = ty[ty["group"] == "g0"], ty[ty["group"] != "g0"]
+    out.update({"power_typed_systematic_accent": float(g0["systematic"].mean()),
+                "power_worse_accent": float(g0["worse"].mean()),
+                "reject_accent_others_typed": float((rest["type"] != "neither").mean())})
+    return out
 
 
 def power_gap(draws):
@@ -159,16 +221,9 @@ def main(argv=None) -> int:
         print(f"[{time.time() - t0:6.0f} s] {label}: " +
               " ".join(f"{k}={v:.3f}" for k, v in out.items()), file=sys.stderr, flush=True)
 
-    if want("a5"):
-        step("a5", lambda: null_design("a5", n, L=5))
-    if want("a13"):
-        step("a13", lambda: null_design("a13", n, L=13))
-    if want("b"):
-        step("b", lambda: null_design("b", n, variance_inflation={"g1": 6.0}))
-    if want("c"):
-        step("c", lambda: null_design("c", n, split_sd=0.04, spk=6))
-    if want("d"):
-        step("d", lambda: null_design("d", n, G=3))
+    for name, kw in NULL_DESIGNS.items():
+        if want(name):
+            step(name, lambda: null_design(name, n, **kw))
     if want("e"):
         def e():
             ty, anyl = typing_design(n, L=12)
@@ -176,11 +231,13 @@ def main(argv=None) -> int:
             return {"fwer_e_typed": anyl, "fwer_e_worse": per("worse"),
                     "fwer_e_systematic": per("systematic"), "fwer_e_random": per("random")}
         step("e", e)
+    if want("parity"):
+        step("parity", lambda: parity_structure(max(n // 4, 25)))
     if want("power"):
         def pw():
-            ty, _ = typing_design(n, offset={"g2": 0.10}, advantage={"g2": 0.10})
+            ty, _ = typing_design(n, offset={"g2": 0.15}, advantage={"g2": 0.15})
             g2 = ty[ty["group"] == "g2"]
-            ty2, _ = typing_design(n, inflation={"g1": 1.5})
+            ty2, _ = typing_design(n, inflation={"g1": 2.0}, noise_effect=0.4)
             g1 = ty2[ty2["group"] == "g1"]
             others = ty2[ty2["group"] != "g1"]
             return {"typed_systematic_offset": float((g2["type"] == "systematic").mean()),
@@ -191,11 +248,12 @@ def main(argv=None) -> int:
                     "power_offset_worse": float(g2["worse"].mean())}
         step("power", pw)
         step("power_gap", lambda: power_gap(n))
-    for mod in ("calibration_paired", "calibration_counts"):
+    for mod in EXTRA_DESIGNS:
         if want(mod):
             try:
                 m = __import__(mod)
             except ImportError:
+                print(f"[{mod}] not present: skipped", file=sys.stderr)
                 continue
             step(mod, lambda: m.run(n_draws=n, seed=0))
     res["draws"] = n

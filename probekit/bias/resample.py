@@ -13,7 +13,7 @@ import numpy as np
 from scipy.stats import norm, t as student_t
 
 __all__ = ["speaker_bootstrap_indices", "speaker_permutation_indices", "percentile_ci",
-           "split_speaker_bootstrap",
+           "split_speaker_bootstrap", "null_bootstrap", "null_replicates",
            "expanded_level", "clusters_behind"]
 
 
@@ -103,3 +103,50 @@ def split_speaker_bootstrap(rates: np.ndarray, codes: np.ndarray, n_boot: int,
         rb = np.where(den > 0, num / den, np.nan)
     idx = speaker_bootstrap_indices(codes, n_boot, rng)                            # (B, S)
     return np.take_along_axis(rb, idx[:, None, :], axis=2)
+
+
+def null_bootstrap(rates: np.ndarray, codes: np.ndarray, n_boot: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Speaker rates under equal group means: (R, K, S) per-split rates -> (B, R, S).
+
+    Each probe's (row and split's) common offset is taken out of its test speakers' rates
+    (the training draw, which cancels in a comparison of groups under one probe), each
+    speaker's rate is averaged over its splits, every group is centred at the overall mean
+    (per row), and speakers are drawn with replacement within their own group
+    (:func:`speaker_bootstrap_indices`), each with its whole profile over the rows (layers).
+    The replicates keep every group's own speaker variance and the dependence across layers
+    (Westfall & Young's 1993 centred bootstrap). A label permutation instead mixes the
+    groups' variances: with one group at 6x the speaker variance, 13 layers and 10 speakers
+    per group, the joint-permutation trend test rejected 10.8 % and the family-wise
+    equal-means test 8.0 % of true nulls at 5 %. Used beside the permutation by
+    :func:`null_replicates` (ours). ``rates`` is NaN where a speaker was not tested.
+    """
+    from probekit.bias.design import group_moments
+
+    rates = np.asarray(rates, float)
+    G = int(np.max(codes)) + 1
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        x = np.nanmean(rates - np.nanmean(rates, axis=-1, keepdims=True), axis=1)   # (R, S)
+        m = group_moments(x, codes, G)[0]
+        centred = x - np.take(m, codes, axis=-1) + np.nanmean(np.nanmean(rates, -1), -1)[:, None]
+    idx = speaker_bootstrap_indices(codes, n_boot, rng)                            # (B, S)
+    return np.moveaxis(centred[..., idx], -2, 0)
+
+
+def null_replicates(rates: np.ndarray, codes: np.ndarray, n: int,
+                    rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Two nulls of equal group means for speaker rates, each (P, R, S) from per-split rates
+    (R, K, S): ``"permutation"`` (group labels shuffled across speakers, the same shuffle at
+    every row: exact when the groups' speakers are exchangeable) and ``"bootstrap"``
+    (:func:`null_bootstrap`: approximately valid when they are not, e.g. one group with more
+    speaker variance). A test that takes the larger of the two p-values is valid whenever
+    either null is (ours: the permutation alone over-rejected under unequal variance at 13
+    layers; the bootstrap is approximate at every size)."""
+    rates = np.asarray(rates, float)
+    t = ~np.isnan(rates)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(t.any(1), np.where(t, rates, 0.0).sum(1) / np.maximum(t.sum(1), 1), np.nan)
+    pidx = speaker_permutation_indices(r.shape[-1], n, rng)
+    return {"permutation": np.moveaxis(r[:, pidx], 1, 0),
+            "bootstrap": null_bootstrap(rates, codes, n, rng)}

@@ -24,12 +24,21 @@ from scipy.stats import beta as beta_dist
 
 from probekit.probes.results import RESULT_COLUMNS
 
-__all__ = ["simulate_results", "simulate_embeddings", "full_train_sets", "speaker_scales"]
+__all__ = ["simulate_results", "simulate_embeddings", "full_train_sets", "speaker_scales",
+           "result_speakers", "SimulatedStore", "simulate_probe_study"]
 
 
 def full_train_sets(groups: Sequence[str]) -> list[str]:
     """``["all", "all-matched", <g>..., "all-but:<g>"...]`` for the groups."""
     return ["all", "all-matched"] + list(groups) + [f"all-but:{g}" for g in groups]
+
+
+def result_speakers(n_groups: int, speakers_per_group) -> np.ndarray:
+    """Speaker ids of :func:`simulate_results` (``g<i>_s<j>``, ``j`` counted over every group):
+    pass them to :func:`simulate_embeddings` so a dispersion frame matches the table."""
+    spg = [speakers_per_group] * n_groups if np.isscalar(speakers_per_group) else list(speakers_per_group)
+    codes = np.repeat(np.arange(n_groups), spg)
+    return np.array([f"g{c}_s{i}" for i, c in enumerate(codes)])
 
 
 def speaker_scales(n_groups: int, speakers_per_group, *, dispersion_inflation=None,
@@ -106,7 +115,7 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
     spg = ([speakers_per_group] * n_groups if np.isscalar(speakers_per_group)
            else list(speakers_per_group))
     codes = np.repeat(np.arange(n_groups), spg)
-    speakers = np.array([f"{groups[c]}_s{i}" for i, c in enumerate(codes)])
+    speakers = result_speakers(n_groups, spg)
     S, L = codes.size, n_layers
     base = np.broadcast_to(np.asarray(base_error, float), (L,))
     prof = np.ones(L) if offset_profile is None else np.asarray(offset_profile, float)
@@ -163,13 +172,19 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
     return df[RESULT_COLUMNS].astype({"n": "int64", "seed": "int64", "layer_index": "int64"})
 
 
-def simulate_embeddings(*, n_groups: int = 3, speakers_per_group: int = 6, n_phones: int = 8,
+def _per_group(x, g: str) -> float:
+    return float((x or {}).get(g, 0.0)) if isinstance(x, Mapping) or x is None else float(x)
+
+
+def simulate_embeddings(*, n_groups: int = 3, speakers_per_group: int | Sequence[int] = 6, n_phones: int = 8,
                         tokens_per_phone: int = 6, dim: int = 16, phone_spread: float = 3.0,
                         noise: float = 1.0, dispersion_inflation: Mapping[str, float] | None = None,
                         group_shift: Mapping[str, float] | None = None,
+                        accent: Mapping[str, float] | float | None = None,
+                        channel: Mapping[str, float] | float | None = None,
                         speaker_noise_sd: float = 0.1, scales: np.ndarray | None = None,
                         utterances_per_speaker: int = 4, group_attribute: str = "accent",
-                        random_state: int = 0):
+                        speaker_names: Sequence[str] | None = None, random_state: int = 0):
     """Phone-token embeddings ``X, y, meta`` like ``EmbeddingStore.load_task(layer, "phone")``.
 
     Token ``x = c_p + b_s + noise * scale_s * eps`` with phone centroids ``c_p`` (spread
@@ -177,8 +192,20 @@ def simulate_embeddings(*, n_groups: int = 3, speakers_per_group: int = 6, n_pho
     speaker's ``scale_s`` (given, e.g. from :func:`speaker_scales`, or
     ``dispersion_inflation[g] * exp(N(0, speaker_noise_sd))``): random variance.
     ``group_shift[g]`` moves every token of a group along one fixed direction (a systematic
-    shift, which does not change within-phone dispersion). Tokens are spread over
-    ``utterances_per_speaker`` utterances (``utt_id``).
+    shift, which does not change within-phone dispersion).
+
+    Group-specific structure (a number for every group, or per group): with either, the
+    phone centroids are a regular simplex (phone ``p`` at ``phone_spread / sqrt(2) * e_p``,
+    every pair ``phone_spread`` apart; needs ``dim >= n_phones``) so that groups can be
+    exactly alike. ``accent[g]``: group ``g`` realises phone ``p`` moved by that distance
+    towards phone ``(p + g + 1) mod n_phones``; ``channel[g]``: every token of group ``g``
+    moves by that distance towards phone ``g``'s centroid. With a prime ``n_phones`` above
+    ``n_groups`` (accent) or ``n_phones >= n_groups`` (channel), a relabelling of phones maps
+    any group's structure onto any other's, so equal values are group-specific structure at
+    exact parity (every group equally served by a probe trained on every group), and a
+    larger value for one group makes it worse under that probe. Tokens are spread over
+    ``utterances_per_speaker`` utterances (``utt_id``); ``speaker_names`` (in group order,
+    e.g. :func:`result_speakers`) default to ``g<i>_s<j>`` counted within each group.
 
     Returns
     -------
@@ -186,15 +213,29 @@ def simulate_embeddings(*, n_groups: int = 3, speakers_per_group: int = 6, n_pho
     ``utt_id``, ``group:<attribute>`` and ``phone``.
     """
     rng = np.random.default_rng(random_state)
+    spg = ([speakers_per_group] * n_groups if np.isscalar(speakers_per_group)
+           else list(speakers_per_group))
+    structured = accent is not None or channel is not None
+    if structured and dim < n_phones:
+        raise ValueError(f"accent/channel need dim >= n_phones ({dim} < {n_phones})")
     groups = [f"g{i}" for i in range(n_groups)]
     cent = rng.normal(0, phone_spread / np.sqrt(dim), size=(n_phones, dim))
+    if structured:
+        cent = np.eye(n_phones, dim) * phone_spread / np.sqrt(2)
     direction = rng.normal(size=dim)
     direction /= np.linalg.norm(direction)
     Xs, ys, ms = [], [], []
     i = 0
     for gi, g in enumerate(groups):
-        for si in range(speakers_per_group):
-            spk = f"{g}_s{si}"
+        off = np.zeros((n_phones, dim))
+        if structured:
+            toward = cent[(np.arange(n_phones) + gi + 1) % n_phones] - cent
+            off = _per_group(accent, g) * toward / np.linalg.norm(toward, axis=1, keepdims=True)
+            if _per_group(channel, g):
+                to_g = cent[gi % n_phones] - cent.mean(0)
+                off = off + _per_group(channel, g) * to_g / np.linalg.norm(to_g)
+        for si in range(spg[gi]):
+            spk = f"{g}_s{si}" if speaker_names is None else str(speaker_names[i])
             if scales is not None:
                 sig_s = noise * float(scales[i])
             else:
@@ -202,7 +243,7 @@ def simulate_embeddings(*, n_groups: int = 3, speakers_per_group: int = 6, n_pho
             i += 1
             b = rng.normal(0, 0.2 / np.sqrt(dim), size=dim) + (group_shift or {}).get(g, 0.0) * direction
             ph = np.repeat(np.arange(n_phones), tokens_per_phone)
-            X = cent[ph] + b + sig_s / np.sqrt(dim) * rng.normal(size=(ph.size, dim))
+            X = cent[ph] + off[ph] + b + sig_s / np.sqrt(dim) * rng.normal(size=(ph.size, dim))
             utt = np.tile(np.arange(tokens_per_phone), n_phones) % max(utterances_per_speaker, 1)
             Xs.append(X)
             ys.append(np.array([f"p{j}" for j in ph]))
@@ -210,3 +251,62 @@ def simulate_embeddings(*, n_groups: int = 3, speakers_per_group: int = 6, n_pho
                                     f"group:{group_attribute}": g, "phone": ys[-1]}))
     meta = pd.concat(ms, ignore_index=True)
     return np.vstack(Xs).astype(np.float32), np.concatenate(ys), meta
+
+
+class SimulatedStore:
+    """An in-memory stand-in for :class:`~probekit.store.EmbeddingStore` (phone task only)
+    holding one :func:`simulate_embeddings` draw per layer (same tokens, ``layer<i>``)."""
+
+    def __init__(self, layers: Sequence[np.ndarray], y: np.ndarray, meta: pd.DataFrame,
+                 group_attribute: str = "accent"):
+        self.layers = [f"layer{i}" for i in range(len(layers))]
+        self._X = dict(zip(self.layers, layers))
+        self._y, self._meta = y, meta
+        self.index = {"attributes": [group_attribute]}
+        self.fingerprint = {"encoder": "sim"}
+        self.key = "sim"
+        self.poolings = ["mean"]
+
+    def layer_name(self, layer):
+        return self.layers[layer] if isinstance(layer, (int, np.integer)) else layer
+
+    def load_task(self, layer, task):
+        if task != "phone":
+            raise ValueError(f"the simulated store holds the phone task only, not {task!r}")
+        return self._X[self.layer_name(layer)], self._y, self._meta
+
+
+def simulate_probe_study(*, n_groups: int = 4, speakers_per_group: int | Sequence[int] = 8,
+                         n_layers: int = 2, seeds: Sequence[int] = range(5),
+                         train_sets: Sequence[str] = ("single", "all", "all-matched"),
+                         probe: str = "lda", test_speakers: float = 0.5,
+                         random_state: int = 0, **embedding_kw):
+    """A results table from *real* probes on simulated embeddings, through the library's own
+    split, training-set and scoring code (:func:`probekit.probes.grid.run_grid` on a
+    :class:`SimulatedStore`), and the dispersion frame of the same embeddings.
+
+    ``speakers_per_group`` may differ by group (unbalanced designs); ``embedding_kw`` go to
+    :func:`simulate_embeddings` (``accent_sd``, ``channel_shift``, ``scales``, ...), one draw per
+    layer. Returns ``(results, dispersion)``.
+    """
+    import tempfile
+
+    from probekit.bias.analysis import dispersion_table
+    from probekit.probes.grid import run_grid
+
+    spg = ([speakers_per_group] * n_groups if np.isscalar(speakers_per_group)
+           else list(speakers_per_group))
+    kw = {"n_phones": 7, "tokens_per_phone": 12, "dim": 12, "phone_spread": 1.5, "noise": 1.2,
+          "utterances_per_speaker": 4, **embedding_kw}
+    names = result_speakers(n_groups, spg)
+    Xs, y, meta = [], None, None
+    for li in range(n_layers):
+        X, y, meta = simulate_embeddings(n_groups=n_groups, speakers_per_group=spg,
+                                         speaker_names=names, **kw,
+                                         random_state=10_000 * random_state + li)
+        Xs.append(X)
+    store = SimulatedStore(Xs, y, meta)
+    with tempfile.TemporaryDirectory() as tmp:
+        res = run_grid(store, "phone", tmp, seeds=list(seeds), train_sets=tuple(train_sets),
+                       probes=(probe,), test_speakers=test_speakers, progress=False)
+    return res, dispersion_table(store, ["accent"])

@@ -7,8 +7,14 @@ and sentences. ``speaker`` (SID) and ``group:<attribute>`` (group-ID) train on `
 a speaker-ID probe can only name speakers it was trained on, and a group-ID probe trained on
 one group has one class. Seeds resample the speaker (and sentence) split and seed the probe.
 
-Rows are per test speaker (``unit`` = speaker id) and per test group (``unit="all"``); test
-labels never seen in training count as errors (a probe cannot predict them), never dropped.
+Rows are per test speaker (``unit`` = speaker id) and per test group (``unit="all"``). Phone
+errors are scored over the labels that *every* training set of the seed saw
+(:func:`shared_labels`): a test token whose label some compared probe never saw (a phone only
+one group's transcriptions use) would count as an error of that probe only, and an
+own-vs-broad or group comparison would read it as bias; those tokens are left out of every
+probe's score alike (``n`` counts the scored tokens) and their number is logged per seed.
+Speaker-ID and group-ID probes train on ``all`` only, so for them a label unseen in training
+still counts as an error, never dropped.
 Finished cells (:data:`~probekit.probes.results.CELL_KEYS`) already in the table are skipped,
 so a re-run or an interrupted run only computes what is missing; each (layer, seed) is
 appended as one part file. Several processes may run grids on one table at once (shards of
@@ -33,7 +39,8 @@ from probekit.probes.splits import (Split, TrainingSet, content_split, equal_tra
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROBES", "register_probe", "make_probe", "run_grid", "GridError", "TASKS"]
+__all__ = ["PROBES", "register_probe", "make_probe", "run_grid", "GridError", "TASKS",
+           "shared_labels"]
 
 #: Task names the grid knows (``group:<attribute>`` for any attribute of the store).
 TASKS = ("phone", "speaker", "group:<attribute>", "asr")
@@ -140,13 +147,22 @@ def _error_rows(meta: pd.DataFrame, test: np.ndarray, wrong: np.ndarray, group_c
     frame = pd.DataFrame({"speaker": tm["speaker"].to_numpy(), "group": tm[group_col].astype(str).to_numpy(),
                           "wrong": wrong.astype(float)})
     rows = []
-    for (g, spk), d in frame.groupby(["group", "speaker"], sort=True):
-        rows.append({**base, "test_group": g, "unit": spk, "metric": "error",
-                     "value": d["wrong"].mean(), "n": len(d)})
-    for g, d in frame.groupby("group", sort=True):
-        rows.append({**base, "test_group": g, "unit": "all", "metric": "error",
-                     "value": d["wrong"].mean(), "n": len(d)})
+    for by in (["group", "speaker"], ["group"]):
+        agg = frame.groupby(by, sort=True)["wrong"].agg(["mean", "size"])
+        for k, (value, n) in zip(agg.index, agg.to_numpy()):
+            g, unit = (k if len(by) == 2 else (k, "all"))
+            rows.append({**base, "test_group": g, "unit": unit, "metric": "error",
+                         "value": float(value), "n": int(n)})
     return rows
+
+
+def shared_labels(y: np.ndarray, sets) -> np.ndarray:
+    """Labels that every training set saw: the labels a phone error is scored over."""
+    out = None
+    for ts in sets:
+        seen = np.unique(y[ts.rows])
+        out = seen if out is None else np.intersect1d(out, seen)
+    return out if out is not None else np.array([], dtype=y.dtype)
 
 
 def _asr_rows(meta: pd.DataFrame, test: np.ndarray, hyps: list[str], group_col: str,
@@ -284,6 +300,16 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     sets = {s: (equal_training_sets(meta, splits[s].train, group_col, s, kinds)
                 if content else _pooled_all(meta, splits[s].train, group_col, s, task))
             for s in seeds}
+    scored = {s: splits[s].test for s in seeds}
+    if task == "phone":
+        for s in seeds:
+            keep = np.isin(y[splits[s].test], shared_labels(y, sets[s]))
+            if not keep.all():
+                left = sorted(set(y[splits[s].test[~keep]].tolist()))
+                log.warning("seed %s: %d of %d test tokens have a label that not every training "
+                            "set saw (%s); they are not scored for any probe", s,
+                            int((~keep).sum()), keep.size, ", ".join(map(str, left[:10])))
+            scored[s] = splits[s].test[keep]
     cells = [(layer, s, ts, p) for layer in layer_names for s in seeds for ts in sets[s] for p in probes]
     bar = tqdm(total=len(cells), desc=f"probe {task}", disable=not progress, unit="cell")
     for li, layer in enumerate(layer_names):
@@ -318,8 +344,9 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                         raise GridError(f"training set {ts.name!r} (seed {s}) has one class "
                                         f"({y_train[0]!r}) for task {task!r}")
                     est = make_probe(p, s, device).fit(X[ts.rows], y_train)
-                    wrong = est.predict(X[split.test]) != y[split.test]
-                    rows.extend(_error_rows(meta, split.test, wrong, group_col, base))
+                    test = scored[s]
+                    wrong = est.predict(X[test]) != y[test]
+                    rows.extend(_error_rows(meta, test, wrong, group_col, base))
             if rows:
                 # under the table's lock, cells another process wrote meanwhile are left out
                 part = table.append(validate_results(pd.DataFrame(rows)), done="skip")

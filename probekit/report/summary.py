@@ -186,9 +186,11 @@ def _slice_points(t, key, alpha) -> list[str]:
                     by = y.groupby("type")["layer"].apply(list)
                     parts.append(f"{g}: " + "; ".join(f"{k} at {_layers(v)}" for k, v in by.items()))
                 pts.append("  Systematic or random? " + ". ".join(parts) +
-                           f". (Systematic: the group's own probe beats the '{ref}' probe on "
-                           "its held-out speakers; random: its speakers' phone embeddings are "
-                           "more spread out and spread goes with errors"
+                           f". (Systematic: the group is worse than the rest and its own "
+                           f"probe closes more of its error, against the '{ref}' probe, than "
+                           "the other groups' own probes close theirs; random: the group is "
+                           "worse, its speakers' phone embeddings are more spread out and the "
+                           "spread goes with the probe's own errors"
                            + ("" if src == "embedding" else " - not assessed here: no embedding store")
                            + f"; each family tested family-wise at {tl:.3g}.)")
     ob = t.get("own_vs_broad")
