@@ -30,11 +30,14 @@ def test_not_detected_comes_with_the_detectable_effect(tmp_path, monkeypatch):
     write_analysis(analyze(df, n_boot=20, n_perm=99, with_counts=False), tmp_path / "a")
     _, md = build_report(tmp_path / "a", tmp_path / "r")
     text = md.read_text()
+    # either an effect on the grid or "more than" its largest: the two-null tests of the layer
+    # curves are conservative at 3 groups x 6 speakers, so this design may reach neither
     m = re.search(r"No single group is found worse than the rest at any layer \(family-wise at "
-                  r"[0-9.]+\) \(not detected; this design had 80% power only for one group worse "
-                  r"by ([0-9.]+) or more, absolute error rate\)", text)
+                  r"[0-9.]+\) \(not detected; (?:this design had 80% power only for one group "
+                  r"worse by ([0-9.]+) or more, absolute error rate|80% power: more than "
+                  r"([0-9.]+) \(absolute error; largest effect simulated\))\)", text)
     assert m, text[:3000]
-    assert 0.0 < float(m.group(1)) in (0.1, 0.3)
+    assert float(m.group(1) or m.group(2)) in (0.1, 0.3)
     assert "80% power: not simulated for this family" in text  # the trend says so, no number
     cached = list((Path(os.environ["PROBEKIT_CACHE_DIR"]) / "power").glob("*.json"))
     assert len(cached) >= 2  # worse and unequal means of this design
