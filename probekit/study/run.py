@@ -209,12 +209,20 @@ def load_study_corpus(config: StudyConfig, progress: bool = True):
     return corpus
 
 
+#: Version of the analysis's statistics: bumped whenever a test, a typing rule or a decision
+#: changes, so a study never reuses an analysis computed by other statistics (2: issue 19's
+#: typing, two-null layer tests and one decision column).
+ANALYSIS_METHOD = 2
+
+
 def _analysis_done(folder: Path, n_rows: int, config: StudyConfig) -> bool:
     stamp = folder / "analysis.json"
     if not stamp.exists() or not (folder / "findings.md").exists():
         return False
     s = json.loads(stamp.read_text())
-    return s.get("n_rows") == n_rows and s.get("fingerprint") == config.fingerprint()
+    # an analysis by other statistics (an older probekit) is never reused under new prose
+    return (s.get("n_rows") == n_rows and s.get("fingerprint") == config.fingerprint()
+            and s.get("method") == ANALYSIS_METHOD)
 
 
 def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
@@ -315,7 +323,8 @@ def _run_study(config: StudyConfig, out: str | Path, *, overwrite: bool, progres
         from probekit.outdir import add_contents
         add_contents(analysis, "analysis.json")
         (analysis / "analysis.json").write_text(json.dumps(
-            {"n_rows": n_rows, "fingerprint": config.fingerprint()}) + "\n")
+            {"n_rows": n_rows, "fingerprint": config.fingerprint(),
+             "method": ANALYSIS_METHOD}) + "\n")
     timings["analysis"] = time.perf_counter() - t
     say(f"bias analysis: {timings['analysis']:.1f} s")
     if trained is not None:

@@ -143,3 +143,20 @@ def test_intersectional_task_from_a_store():
     from pathlib import Path
     X, y, m = S(Path("st"), {"attributes": ["accent", "gender"]}).load_task(0, "group:accent*gender")
     assert sorted(set(y)) == ["a*f", "a*m", "b*f", "b*m"] and len(X) == 16
+
+
+def test_an_analysis_by_older_statistics_is_not_reused(tmp_path):
+    """A study reruns an analysis whose marker names other statistics (or none: an older
+    probekit), so new prose never describes tables computed by another rule."""
+    import json
+
+    from probekit.study.config import load_config
+    from probekit.study.run import ANALYSIS_METHOD, _analysis_done
+
+    config = load_config("studies/layerwise_bias/config.toml")
+    (tmp_path / "findings.md").write_text("x\n")
+    marker = {"n_rows": 5, "fingerprint": config.fingerprint()}
+    (tmp_path / "analysis.json").write_text(json.dumps(marker))
+    assert not _analysis_done(tmp_path, 5, config)
+    (tmp_path / "analysis.json").write_text(json.dumps({**marker, "method": ANALYSIS_METHOD}))
+    assert _analysis_done(tmp_path, 5, config)
