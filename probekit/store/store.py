@@ -250,14 +250,16 @@ class EmbeddingStore:
     def layer_name(self, layer: int | str) -> str:
         """The stored layer name for a name or an index into the *encoder's* layers."""
         names = self.layers
-        if isinstance(layer, str) and not layer.lstrip("-").isdigit():
-            if layer not in names:
-                raise StoreError(f"layer {layer!r} is not in the store; stored layers: {names}")
-            return layer
         all_names = self.index["encoder_layer_names"]
+        valid = (f"layers are indices {-len(all_names)}..{len(all_names) - 1} into the encoder's "
+                 f"layers {all_names}, or stored names {names}")
+        if isinstance(layer, str) and not layer.strip().lstrip("-").isdigit():
+            if layer.strip() not in names:
+                raise StoreError(f"layer {layer!r} is not in the store; {valid}")
+            return layer.strip()
         i = int(layer)
         if not -len(all_names) <= i < len(all_names):
-            raise StoreError(f"layer index {i} out of range for the encoder's layers {all_names}")
+            raise StoreError(f"layer index {i} is out of range; {valid}")
         if all_names[i] not in names:
             raise StoreError(f"layer {i} ({all_names[i]!r}) is not in the store; "
                              f"stored layers: {names}")
