@@ -134,7 +134,7 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
             i = int(bad.to_numpy().argmax())
             raise ResultsError(f"column {col!r} row {i}: expected "
                                f"{'an integer' if dt == 'int64' else 'a number'}, found "
-                               f"{df[col].iloc[i]!r}")
+                               f"{str(df[col].iloc[i])!r}")
         df[col] = num.astype(dt)
     for col in ("encoder", "layer", "task", "probe", "group_attribute", "train_set", "test_group",
                 "unit", "metric"):
