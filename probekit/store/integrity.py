@@ -22,15 +22,16 @@ from pathlib import Path
 
 from probekit.errors import StoreError
 
+__all__ = ["INDEX_SCHEMA", "SHARD_SCHEMA", "SHARD_INFO", "SHARDS_DIR", "StoreIndexError",
+           "read_index", "check_index", "read_shard_info", "shard_files", "check_sizes",
+           "shard_problem", "damaged_shards", "set_aside_damaged", "file_sha256"]
+
 log = logging.getLogger(__name__)
 
 
 class StoreIndexError(StoreError):
     """A store's ``store.json`` is unreadable or does not match its schema."""
 
-__all__ = ["INDEX_SCHEMA", "SHARD_INFO", "SHARDS_DIR", "shard_problem", "read_index", "check_index", "read_shard_info",
-           "shard_files", "check_sizes", "damaged_shards", "file_sha256", "set_aside_damaged",
-           "StoreIndexError"]
 
 #: Each shard's own record (name, utterances, rows per pooling, audio seconds, files).
 SHARD_INFO = "shard.json"
@@ -229,7 +230,8 @@ def set_aside_damaged(root: Path, names, index: dict | None = None) -> list[str]
     damaged = damaged_shards(root, names, index)
     for name, problem in damaged.items():
         log.warning("%s: shard %s is damaged (%s); extracting it again", root, name, problem)
-        shard, aside = Path(root) / SHARDS_DIR / name, Path(root) / SHARDS_DIR / f".tmp-{name}-damaged"
+        shard = Path(root) / SHARDS_DIR / name
+        aside = shard.with_name(f".tmp-{name}-damaged")
         if shard.exists():
             shutil.rmtree(aside, ignore_errors=True)
             os.replace(shard, aside)

@@ -169,7 +169,8 @@ def _load_array(path: Path) -> np.ndarray:
         raise StoreError(f"store file missing: {path} (damaged store: extract it again)") from None
     except (ValueError, OSError, EOFError) as exc:
         raise StoreError(f"{path}: not an array extraction wrote ({str(exc).splitlines()[0]}; "
-                         "damaged store: run `probekit store verify`, then extract again)") from None
+                         "damaged store: run `probekit store verify`, then extract again)"
+                         ) from None
     if X.ndim != 2:
         raise StoreError(f"{path}: expected a (rows, hidden) array, found shape {X.shape} "
                          "(damaged store: extract it again)")

@@ -249,8 +249,8 @@ def test_extract_on_a_damaged_store_writes_only_the_damaged_shard(sound_store, s
     assert _run(["store", "verify", store], capsys)[0] == 0
 
 
-def test_extract_writes_an_unreadable_index_again_from_the_shards(sound_store, small_corpus,
-                                                                  tiny_model_dir, tmp_path):  # noqa: F811
+def test_extract_writes_an_unreadable_index_again_from_the_shards(
+        sound_store, small_corpus, tiny_model_dir, tmp_path):  # noqa: F811
     store = tmp_path / "store"
     shutil.copytree(sound_store, store)
     before = _snapshot(store)
