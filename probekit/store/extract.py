@@ -282,6 +282,9 @@ def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = No
 
     Resumable and idempotent: finished shards are kept, a finished store is returned as is,
     and a store computed from anything else (see :func:`store_fingerprint`) is refused.
+    Finished shards are first checked against the sizes and checksums recorded when they were
+    written (:mod:`probekit.store.integrity`): only damaged ones are extracted again, and an
+    unreadable ``store.json`` is written again from the shards' records.
 
     Parameters
     ----------
