@@ -253,7 +253,7 @@ class EmbeddingStore:
         names = self.layers
         all_names = self.index["encoder_layer_names"]
         valid = (f"layers are indices {-len(all_names)}..{len(all_names) - 1} into the encoder's "
-                 f"layers {all_names}, or stored names {names}")
+                 f"layers {all_names}, or stored layers {names}")
         if isinstance(layer, str) and not layer.strip().lstrip("-").isdigit():
             if layer.strip() not in names:
                 raise StoreError(f"layer {layer!r} is not in the store; {valid}")
