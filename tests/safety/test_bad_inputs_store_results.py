@@ -64,9 +64,9 @@ def _edit_json(path: Path, fn) -> None:
 
 def _legacy(store: Path) -> None:
     """As a store written before checksums: no ``files`` records (only row counts checked)."""
-    _edit_json(store / "store.json", lambda d: [s.pop("files") for s in d["shards"]])
+    _edit_json(store / "store.json", lambda d: [s.pop("files", None) for s in d["shards"]])
     for info in store.glob("shards/*/shard.json"):
-        _edit_json(info, lambda d: d.pop("files"))
+        _edit_json(info, lambda d: d.pop("files", None))
 
 
 def _edit_meta(store: Path, fn) -> None:
@@ -117,18 +117,20 @@ def _set(col, value):
     return fn
 
 
+PROBE = ["probe", "--store", "S", "--out", "O", "--task", "speaker"]  # a task the store serves
+
 # kind -> (what to damage: "store" or "results", builder, argv after the damage (S = store,
 # R = results, O = a fresh output folder), words the message must hold (regex))
 CASES = {
-    "store-shard-truncated": ("store", _truncate, ["probe", "--store", "S", "--out", "O"],
+    "store-shard-truncated": ("store", _truncate, PROBE,
                               r"block1\.utterance\.npy has \d+ bytes; extraction wrote \d+"),
-    "store-shard-pickled-object": ("store", _pickled, ["probe", "--store", "S", "--out", "O"],
+    "store-shard-pickled-object": ("store", _pickled, PROBE,
                                    r"block1\.utterance\.npy"),
     "store-shard-pickled-legacy": ("store", lambda s: (_legacy(s), _pickled(s)),
-                                   ["probe", "--store", "S", "--out", "O", "--task", "speaker"],
+                                   PROBE,
                                    r"block1\.utterance\.npy: not an array extraction wrote"),
     "store-shard-truncated-legacy": ("store", lambda s: (_legacy(s), _truncate(s)),
-                                     ["probe", "--store", "S", "--out", "O", "--task", "speaker"],
+                                     PROBE,
                                      r"block1\.utterance\.npy: not an array extraction wrote"),
     "store-shard-other-bytes": ("store", _same_size_other_bytes, ["store", "verify", "S"],
                                 r"00001: .*block1\.utterance\.npy has other content"),
@@ -136,27 +138,27 @@ CASES = {
                                  r"00001: .*block1\.utterance\.npy is missing"),
     "store-index-truncated": ("store", lambda s: (s / "store.json").write_text(
                                   (s / "store.json").read_text()[:200]),
-                              ["probe", "--store", "S", "--out", "O"],
+                              PROBE,
                               r"store\.json: unreadable store index"),
     "store-index-missing-key": ("store", _index_key("layers", drop=True),
-                                ["probe", "--store", "S", "--out", "O"],
+                                PROBE,
                                 r"store\.json: no 'layers'"),
     "store-index-wrong-type": ("store", _index_key("hidden_size", "big"),
-                               ["probe", "--store", "S", "--out", "O"],
+                               PROBE,
                                r"store\.json: 'hidden_size' should be a positive integer, "
                                r"found \"big\""),
     "store-index-not-object": ("store", lambda s: (s / "store.json").write_text("[1, 2]"),
-                               ["store", "verify", "S"], r"store\.json: expected a JSON object"),
+                               PROBE, r"store\.json: expected a JSON object"),
     "store-index-shard-entry": ("store", lambda s: _edit_json(
                                     s / "store.json", lambda d: d["shards"][1].pop("rows")),
-                                ["probe", "--store", "S", "--out", "O"],
+                                PROBE,
                                 r"store\.json: shards\[1\]: no 'rows'"),
     "store-meta-missing-column": ("store", lambda s: _edit_meta(
                                       s, lambda df: df.drop(columns=["speaker"])),
-                                  ["probe", "--store", "S", "--out", "O", "--task", "speaker"],
+                                  PROBE,
                                   r"utterance\.csv: no column\(s\) \['speaker'\]"),
     "store-meta-not-a-number": ("store", lambda s: _edit_meta(s, _set("n_frames", "many")),
-                                ["probe", "--store", "S", "--out", "O", "--task", "speaker"],
+                                PROBE,
                                 r"utterance\.csv: column 'n_frames' row 2: expected an integer, "
                                 r"found 'many'"),
     "store-fingerprint-truncated": ("store", lambda s: (s / "fingerprint.json").write_text("{"),
@@ -164,19 +166,19 @@ CASES = {
                                      "--pooling", "utterance", "--shard-size", "6", "-q"],
                                     r"fingerprint\.json: unreadable"),
     "option-layers-not-a-layer": ("store", None,
-                                  ["probe", "--store", "S", "--out", "O", "--layers", "a"],
+                                  [*PROBE, "--layers", "a"],
                                   r"layer 'a' is not in the store; layers are indices -\d+\.\.\d+"),
     "option-layers-out-of-range": ("store", None,
-                                   ["probe", "--store", "S", "--out", "O", "--layers", "0,99"],
+                                   [*PROBE, "--layers", "0,99"],
                                    r"layer index 99 is out of range; layers are indices "
                                    r"-\d+\.\.\d+"),
-    "option-layers-empty": ("store", None, ["probe", "--store", "S", "--out", "O", "--layers", ","],
+    "option-layers-empty": ("store", None, [*PROBE, "--layers", ","],
                             r"--layers: ',' names no layer"),
     "option-seeds-not-integer": ("store", None,
-                                 ["probe", "--store", "S", "--out", "O", "--seeds", "0,a"],
+                                 [*PROBE, "--seeds", "0,a"],
                                  r"--seeds: 'a' is not a seed"),
     "option-max-epochs-zero": ("store", None,
-                               ["probe", "--store", "S", "--out", "O", "--max-epochs", "0"],
+                               [*PROBE, "--max-epochs", "0"],
                                r"--max-epochs: 0 must be an integer >= 1"),
     "option-extract-batch-size-zero": ("store", None,
                                        ["extract", "--encoder", "M", "--corpus", "C", "--out", "O",
