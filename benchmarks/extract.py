@@ -12,10 +12,13 @@ One run, one corpus (the first utterances of the synthetic ``default`` preset), 
 * **peak RSS** of ``extract`` at N and 4N utterances, each in a fresh subprocess
   (``resource.getrusage(...).ru_maxrss``).
 * **store size** on disk per hour of audio per layer.
+* **damage checks** (issue 21): opening the store (one ``stat`` per shard file against its
+  recorded size) and ``probekit store verify`` (SHA-256 of every file), as shares of
+  ``ours``; the checksums themselves are computed inside ``ours`` at commit time.
 
 Usage: python benchmarks/extract.py [--utterances 32] [--shard-size 32] [--batch 8]
 Last line: ``BENCH overhead=<ours/bare> naive_speedup=<naive/ours> rss_growth=<4N/N>
-mb_per_hour_layer=<MB>``.
+mb_per_hour_layer=<MB> verify_share=<verify/ours> open_ms=<ms>``.
 """
 
 from __future__ import annotations
@@ -124,6 +127,14 @@ def main() -> None:
     extract(enc, corpus, tmp / "ours", shard_size=args.shard_size, batch_size=args.batch,
             progress=False)
     t_ours = time.perf_counter() - t0
+    from probekit.store import EmbeddingStore
+    from probekit.store.integrity import damaged_shards
+
+    t0 = time.perf_counter(); store = EmbeddingStore.open(tmp / "ours")
+    t_open = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    assert not damaged_shards(store.root, [s["name"] for s in store.index["shards"]], store.index)
+    t_verify = time.perf_counter() - t0
     t0 = time.perf_counter(); _naive(enc, corpus, tmp / "naive"); t_naive = time.perf_counter() - t0
 
     rss = {}
@@ -146,9 +157,12 @@ def main() -> None:
           f"{4 * n} utt")
     print(f"store        : {big['bytes'] / 1e6:.2f} MB for {big['audio_seconds'] / 60:.1f} min "
           f"of audio, {big['layers']} layers (utterance+phone, float16)")
+    print(f"damage checks: open {t_open * 1e3:.1f} ms (sizes), verify {t_verify:.3f} s "
+          f"(checksums) = {t_verify / t_ours:.4f} of extraction")
     print(f"BENCH overhead={t_ours / t_bare:.3f} naive_speedup={t_naive / t_ours:.2f} "
           f"rss_growth={big['rss_mb'] / rss[n]['rss_mb']:.3f} "
-          f"mb_per_hour_layer={mb_hour_layer:.2f}")
+          f"mb_per_hour_layer={mb_hour_layer:.2f} verify_share={t_verify / t_ours:.4f} "
+          f"open_ms={t_open * 1e3:.1f}")
 
 
 if __name__ == "__main__":

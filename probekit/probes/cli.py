@@ -10,6 +10,26 @@ def _csv(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
+def _layer_list(value: str) -> list[str]:
+    """``--layers`` (``argparse`` type): a non-empty comma list of layer indices or names
+    (whether each exists is checked against the store, naming the stored layers)."""
+    items = _csv(value)
+    if not items:
+        raise argparse.ArgumentTypeError(f"{value!r} names no layer: give a comma list of layer "
+                                         "indices or names, e.g. 0,2 or conv,block2")
+    return items
+
+
+def _seed_list(value: str) -> list[int]:
+    """``--seeds`` (``argparse`` type): a non-empty comma list of integers >= 0."""
+    items = _csv(value)
+    bad = [x for x in items if not x.isdigit()]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"{(bad or [value])[0]!r} is not a seed: give a comma "
+                                         "list of integers >= 0, e.g. 0,1,2")
+    return [int(x) for x in items]
+
+
 def _probe(args: argparse.Namespace) -> int:
     from probekit.probes.grid import run_grid
     from probekit.probes.results import ResultsTable
@@ -19,11 +39,13 @@ def _probe(args: argparse.Namespace) -> int:
     from probekit.probes.results import SUPERSEDED_DIR
 
     store = EmbeddingStore.open(args.store)
+    # names or encoder indices that exist in the store (StoreError with the valid ones), checked
+    # before anything is written
+    layers = [store.layer_name(x) for x in args.layers] if args.layers else None
     # appended to, never cleared: a folder probekit did not stamp as results is refused
     claim_output(args.out, "results", command="probe", inputs=(args.store, args.corpus),
                  fingerprint={"store": getattr(store, "key", None)},
                  contents=["part-*.csv", SUPERSEDED_DIR])
-    layers = [int(x) if x.isdigit() else x for x in _csv(args.layers)] if args.layers else None
     corpus = None
     if args.corpus:
         from probekit.corpus.readers import read_corpus
@@ -31,7 +53,7 @@ def _probe(args: argparse.Namespace) -> int:
     for task in _csv(args.task):
         df = run_grid(store, task, args.out, group_attribute=args.group,
                       probes=_csv(args.probe) if args.probe else None, layers=layers,
-                      seeds=[int(s) for s in _csv(args.seeds)],
+                      seeds=args.seeds,
                       train_sets=_csv(args.train_sets) if args.train_sets else None,
                       corpus=corpus, progress=not args.quiet, device=args.device,
                       stale="retire" if args.retire_stale else "error",
@@ -95,11 +117,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "accent*gender (each group needs at least 4 speakers)")
     p.add_argument("--probe", help="comma list of lda, ridge, logistic, mlp (default lda; ctc for asr)")
     p.add_argument("--corpus", help="the store's corpus (needed for --task asr: transcripts)")
-    p.add_argument("--layers", help="comma list of layer indices or names (default: all)")
-    p.add_argument("--max-epochs", type=int,
+    p.add_argument("--layers", type=_layer_list,
+                   help="comma list of encoder layer indices or stored layer names, e.g. 0,2 or "
+                        "conv,block2 (default: all stored layers)")
+    from probekit.cliutil import at_least_one
+    p.add_argument("--max-epochs", type=at_least_one,
                    help="training epochs of the CTC probe (--task asr; default the probe's 60, "
                         "the same as a study's); cells already in --out are kept")
-    p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (resample the split)")
+    p.add_argument("--seeds", type=_seed_list, default="0,1,2",
+                   help="comma list of seeds, integers >= 0 (resample the split)")
     p.add_argument("--train-sets",
                    help="training-set kinds for content tasks (default: single,all,all-but for phone; "
                         "all for asr)")

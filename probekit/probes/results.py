@@ -126,10 +126,16 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     for col in ("store", "sentence_split"):  # optional: "" in older tables
         df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
     for col, dt in _DTYPES.items():
-        try:
-            df[col] = df[col].astype(dt)
-        except (TypeError, ValueError) as exc:
-            raise ResultsError(f"results column {col!r} is not {dt}: {exc}") from None
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = num.isna() & df[col].notna()  # a text that is no number (NaN: checked below)
+        if dt == "int64":
+            bad |= df[col].isna() | (num % 1 != 0)
+        if bad.any():
+            i = int(bad.to_numpy().argmax())
+            raise ResultsError(f"column {col!r} row {i}: expected "
+                               f"{'an integer' if dt == 'int64' else 'a number'}, found "
+                               f"{str(df[col].iloc[i])!r}")
+        df[col] = num.astype(dt)
     for col in ("encoder", "layer", "task", "probe", "group_attribute", "train_set", "test_group",
                 "unit", "metric"):
         df[col] = df[col].astype(str)
@@ -169,8 +175,19 @@ class ResultsTable:
         return folder_lock(self.root, what="results table", wait=wait)
 
     def read_part(self, p: str | os.PathLike) -> pd.DataFrame:
-        """One part file, checked (:func:`validate_results`)."""
-        return validate_results(self._read(Path(p)))
+        """One part file, checked (:func:`validate_results`); an error names the part."""
+        return self._checked(Path(p), validate_results)
+
+    @classmethod
+    def _checked(cls, p: Path, check=None) -> pd.DataFrame:
+        """A part read through the table's schema (``check``, default :func:`_normalise`), its
+        errors prefixed with the part's path."""
+        try:
+            return (check or _normalise)(cls._read(p))
+        except DuplicateCellsError as exc:
+            raise DuplicateCellsError(f"{p}: {exc}") from None
+        except ResultsError as exc:
+            raise ResultsError(f"{p}: {exc}" if str(p) not in str(exc) else str(exc)) from None
 
     @staticmethod
     def _read(p: Path) -> pd.DataFrame:
@@ -178,8 +195,9 @@ class ResultsTable:
             return pd.read_csv(p, keep_default_na=False,
                                dtype={"unit": str, "test_group": str, "train_set": str,
                                       "store": str, "sentence_split": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise ResultsError(f"{p}: unreadable results part ({exc})") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ResultsError(f"{p}: unreadable results part ({msg})") from None
 
     def _duplicates_error(self, where: dict[tuple, list[str]]) -> DuplicateCellsError:
         cells = sorted(where)
@@ -198,7 +216,7 @@ class ResultsTable:
             When a cell is in more than one part (or a row twice in one), naming the cells
             and the parts: see :meth:`dedupe`.
         """
-        frames = [self._read(p).assign(_part=p.name) for p in self.parts()]
+        frames = [self._checked(p).assign(_part=p.name) for p in self.parts()]
         if not frames:
             return pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "object")) for c in TABLE_COLUMNS})
         df = pd.concat(frames, ignore_index=True)
@@ -221,7 +239,7 @@ class ResultsTable:
             return self._cells
         for p in parts:
             if p.name not in self._cells:
-                self._cells[p.name] = set(_keys(validate_results(self._read(p))))
+                self._cells[p.name] = set(_keys(self._checked(p, validate_results)))
         self._cells = {n: self._cells[n] for n in names}
         seen: dict[tuple, list[str]] = {}
         for n in names:
@@ -256,7 +274,7 @@ class ResultsTable:
         """
         with self.lock():
             return [self._supersede(p) for p in self.parts()
-                    if stale(validate_results(self._read(p)))]
+                    if stale(self._checked(p, validate_results))]
 
     def _write_part(self, df: pd.DataFrame) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -318,7 +336,7 @@ class ResultsTable:
         with self.lock():
             owner: dict[tuple, str] = {}
             for p in self.parts():
-                whole = _normalise(self._read(p))
+                whole = self._checked(p)
                 df = whole.drop_duplicates(ROW_KEYS)
                 keys = _keys(df)
                 keep = pd.Series([owner.setdefault(k, p.name) == p.name for k in keys],

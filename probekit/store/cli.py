@@ -1,4 +1,5 @@
-"""``probekit extract``: encode a corpus and write the embedding store."""
+"""``probekit extract``: encode a corpus and write the embedding store; ``probekit store
+verify``: check every shard file against the sizes and checksums recorded when it was written."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ import argparse
 
 def _split(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _positive_seconds(value: str) -> float:
+    """``--max-batch-seconds`` (``argparse`` type): a number of seconds > 0."""
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a number of seconds > 0")
+    return v
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -33,6 +45,36 @@ def _extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from probekit.errors import StoreError
+    from probekit.store.integrity import damaged_shards, read_index
+    from probekit.store.store import FINGERPRINT_NAME, INDEX_NAME
+
+    root = Path(args.store)
+    if not (root / INDEX_NAME).is_file():
+        hint = (" (extraction has not finished: rerun it to resume)"
+                if (root / FINGERPRINT_NAME).exists() else "")
+        raise StoreError(f"{root} is not a finished embedding store: no {INDEX_NAME}{hint}")
+    index = read_index(root / INDEX_NAME)
+    names = [s["name"] for s in index["shards"]]
+    damaged = damaged_shards(root, names, index)
+    if damaged:
+        raise StoreError(
+            f"{root}: {len(damaged)} of {len(names)} shard(s) damaged: "
+            + "; ".join(f"{n}: {p}" for n, p in damaged.items())
+            + ". Run `probekit extract` with the same options and --out "
+            f"{root} to extract only these again")
+    legacy = [s["name"] for s in index["shards"] if "files" not in s]
+    n_files = sum(len(s.get("files", {})) for s in index["shards"])
+    note = (f"; {len(legacy)} shard(s) written before checksums existed were checked by their "
+            "records only" if legacy else "")
+    print(f"{root}: {len(names)} shard(s), {n_files} file(s): sizes and checksums match what "
+          f"extraction wrote{note}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "extract", help="encode a corpus and store every layer's pooled hidden states",
@@ -50,10 +92,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="storage type of the embeddings")
     from probekit.cliutil import add_device_argument
     add_device_argument(p, note="; under torchrun each rank takes its LOCAL_RANK GPU")
-    p.add_argument("--shard-size", type=int, default=64, help="utterances per shard")
-    p.add_argument("--batch-size", type=int, default=8, help="utterances per encoder call")
-    p.add_argument("--max-batch-seconds", type=float, default=None,
-                   help="cap on a batch's padded audio in seconds")
+    from probekit.cliutil import at_least_one
+    p.add_argument("--shard-size", type=at_least_one, default=64, help="utterances per shard")
+    p.add_argument("--batch-size", type=at_least_one, default=8,
+                   help="utterances per encoder call")
+    p.add_argument("--max-batch-seconds", type=_positive_seconds, default=None,
+                   help="cap on a batch's padded audio in seconds (> 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a mismatching store")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (as -q)")
     p.set_defaults(func=_extract)
+
+    st = sub.add_parser("store", help="check an embedding store",
+                        description="Embedding-store maintenance. `verify` compares every shard "
+                                    "file with the size and SHA-256 recorded when extraction "
+                                    "wrote it; `probekit extract` with the same options on the "
+                                    "same folder extracts only the damaged shards again.")
+    ssub = st.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    v = ssub.add_parser("verify", help="check every shard file's size and checksum",
+                        description="Check every shard file of STORE against the size and SHA-256 "
+                                    "recorded at commit time. Exit status 2 names each damaged "
+                                    "shard and what is wrong with it.",
+                        epilog="example: probekit store verify store/")
+    v.add_argument("store", metavar="STORE", help="embedding store folder (probekit extract)")
+    v.set_defaults(func=_verify)

@@ -24,6 +24,8 @@ import numpy as np
 
 from probekit.errors import StoreError
 from probekit.store import distributed
+from probekit.store.integrity import (SHARD_INFO, StoreIndexError, read_index,
+                                      read_shard_info, set_aside_damaged, shard_files)
 from probekit.store.pooling import phone_frame_ranges, phone_means, utterance_mean
 from probekit.store.store import (FINGERPRINT_NAME, FORMAT_VERSION, INDEX_NAME, POOLINGS,
                                   SHARDS_DIR, EmbeddingStore, corpus_hash, fingerprint_diff,
@@ -34,7 +36,6 @@ __all__ = ["extract", "resolve_layers", "store_fingerprint", "DTYPES"]
 log = logging.getLogger(__name__)
 
 DTYPES = ("float16", "float32")
-SHARD_INFO = "shard.json"
 
 
 def resolve_layers(encoder, layers: Sequence[int | str] | None) -> list[int]:
@@ -117,7 +118,14 @@ def _prepare(root: Path, fp: dict, overwrite: bool, rank: int, inputs: tuple = (
                                  "overwrite=True (--overwrite) to start afresh")
             write_json_atomic(fp_path, fp)  # before any shard: a restart can check it
     distributed.barrier()
-    old = json.loads(fp_path.read_text())
+    try:
+        old = json.loads(fp_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{fp_path}: unreadable ({type(exc).__name__}); the store cannot be "
+                         "resumed: pass overwrite=True (--overwrite) to start afresh") from None
+    if not isinstance(old, dict):
+        raise StoreError(f"{fp_path}: expected a JSON object, found {type(old).__name__}; pass "
+                         "overwrite=True (--overwrite) to start afresh")
     diff = fingerprint_diff(old, fp)
     if diff:
         raise StoreError(
@@ -202,8 +210,9 @@ def _write_shard(encoder, corpus, index: int, utts, root: Path, layer_idx, pooli
         del arr
         _meta(pooling, utts, attributes, seconds, n_frames, ranges).to_csv(
             tmp / f"{pooling}.csv", index=False)
+    # sizes and checksums at commit time: opening checks sizes, `store verify` checksums
     info = {"name": name, "utterances": len(utts), "rows": rows,
-            "audio_seconds": round(float(sum(seconds)), 6)}
+            "audio_seconds": round(float(sum(seconds)), 6), "files": shard_files(tmp)}
     (tmp / SHARD_INFO).write_text(json.dumps(info, sort_keys=True) + "\n")
     # The rename is the commit point: a shard folder that exists is complete.
     os.replace(tmp, shards / name)
@@ -242,7 +251,7 @@ def _write_index(root: Path, encoder, fp: dict, layer_idx, poolings, dtype, attr
                  n_shards: int) -> None:
     shards, totals, seconds = [], {p: 0 for p in poolings}, 0.0
     for i in range(n_shards):
-        info = json.loads((root / SHARDS_DIR / shard_name(i) / SHARD_INFO).read_text())
+        info = read_shard_info(root / SHARDS_DIR / shard_name(i))
         shards.append(info)
         seconds += info["audio_seconds"]
         for p in poolings:
@@ -273,6 +282,9 @@ def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = No
 
     Resumable and idempotent: finished shards are kept, a finished store is returned as is,
     and a store computed from anything else (see :func:`store_fingerprint`) is refused.
+    Finished shards are first checked against the sizes and checksums recorded when they were
+    written (:mod:`probekit.store.integrity`): only damaged ones are extracted again, and an
+    unreadable ``store.json`` is written again from the shards' records.
 
     Parameters
     ----------
@@ -340,11 +352,21 @@ def _extract(encoder, corpus, out_dir, *, layers, poolings, dtype, shard_size, b
         raise StoreError(f"rank {rank} is outside world size {world_size}")
     root = Path(out_dir)
     fp = store_fingerprint(encoder, corpus, layer_idx, poolings, dtype, shard_size)
-    if _prepare(root, fp, overwrite, rank, inputs=(getattr(corpus, "root", None),)):
+    finished = _prepare(root, fp, overwrite, rank, inputs=(getattr(corpus, "root", None),))
+    n_shards = math.ceil(len(corpus) / shard_size)
+    index = None
+    if finished:  # an unreadable index is written again from the shards' own records
+        try:
+            index = read_index(root / INDEX_NAME)
+        except StoreIndexError as exc:
+            log.warning("%s; writing the index again from the shards", exc)
+    mine = [shard_name(i) for i in range(rank, n_shards, world_size)]
+    damaged = set_aside_damaged(root, [n for n in mine if index is not None
+                                       or (root / SHARDS_DIR / n).exists()], index)
+    if index is not None and not damaged and not distributed.is_initialized():
         return EmbeddingStore.open(root)
 
     attributes = corpus.attributes
-    n_shards = math.ceil(len(corpus) / shard_size)
     todo = [i for i in range(rank, n_shards, world_size)
             if not (root / SHARDS_DIR / shard_name(i)).exists()]
     n_todo = sum(len(range(i * shard_size, min(len(corpus), (i + 1) * shard_size))) for i in todo)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from probekit.errors import StoreError
+from probekit.store.integrity import SHARDS_DIR, check_sizes, read_index
 
 __all__ = ["EmbeddingStore", "POOLINGS", "FINGERPRINT_NAME", "INDEX_NAME", "SHARDS_DIR",
            "corpus_hash", "shard_name", "write_json_atomic", "fingerprint_diff", "fingerprint_key"]
@@ -34,7 +35,6 @@ __all__ = ["EmbeddingStore", "POOLINGS", "FINGERPRINT_NAME", "INDEX_NAME", "SHAR
 POOLINGS = ("utterance", "phone", "frames")
 FINGERPRINT_NAME = "fingerprint.json"
 INDEX_NAME = "store.json"
-SHARDS_DIR = "shards"
 #: Bump when the pooling rule or file layout changes (part of the fingerprint).
 FORMAT_VERSION = 1
 
@@ -121,16 +121,60 @@ def fingerprint_diff(old: dict, new: dict) -> list[str]:
     return out
 
 
-def _read_meta(path: Path):
+#: Columns every metadata file has, by pooling (beside one ``group:<attribute>`` per attribute).
+_META_COLUMNS = {
+    "utterance": ("row", "corpus_index", "utt_id", "speaker", "sentence_id", "duration",
+                  "n_frames"),
+    "phone": ("row", "corpus_index", "utt_id", "speaker", "sentence_id", "phone_index", "phone",
+              "start", "end", "frame_start", "frame_stop"),
+    "frames": ("row", "corpus_index", "utt_id", "speaker", "sentence_id", "offset", "n_frames"),
+}
+
+
+def _read_meta(path: Path, pooling: str):
+    """A shard's metadata CSV through its schema: the pooling's columns, numbers where numbers
+    belong; anything else is a StoreError naming the file, column and row."""
     import pandas as pd
 
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise StoreError(f"store file missing: {path} (damaged store: extract it again)") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise StoreError(f"{path}: unreadable metadata ({str(exc).splitlines()[0]}; damaged "
+                         "store: extract it again)") from None
+    missing = [c for c in _META_COLUMNS.get(pooling, ()) if c not in df.columns]
+    if missing:
+        raise StoreError(f"{path}: no column(s) {missing} (damaged store: extract it again)")
     for c in df.columns:
-        if c in _INT_COLUMNS:
-            df[c] = df[c].astype(np.int64)
-        elif c in _FLOAT_COLUMNS:
-            df[c] = df[c].astype(np.float64)
+        kind = np.int64 if c in _INT_COLUMNS else np.float64 if c in _FLOAT_COLUMNS else None
+        if kind is None:
+            continue
+        num = pd.to_numeric(df[c], errors="coerce")
+        bad = num.isna() | ((num % 1 != 0) if kind is np.int64 else False)
+        if bad.any():
+            i = int(bad.to_numpy().argmax())
+            raise StoreError(f"{path}: column {c!r} row {i}: expected "
+                             f"{'an integer' if kind is np.int64 else 'a number'}, found "
+                             f"{df[c].iloc[i]!r} (damaged store: extract it again)")
+        df[c] = num.astype(kind)
     return df
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """One stored array, memory-mapped; never unpickled (``allow_pickle=False``)."""
+    try:
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise StoreError(f"store file missing: {path} (damaged store: extract it again)") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise StoreError(f"{path}: not an array extraction wrote ({str(exc).splitlines()[0]}; "
+                         "damaged store: run `probekit store verify`, then extract again)"
+                         ) from None
+    if X.ndim != 2:
+        raise StoreError(f"{path}: expected a (rows, hidden) array, found shape {X.shape} "
+                         "(damaged store: extract it again)")
+    return X
 
 
 def _check_rows(info: dict, pooling: str, array_path: Path, n_array: int, meta_path: Path,
@@ -173,7 +217,9 @@ class EmbeddingStore:
             hint = (" (extraction has not finished: rerun it to resume)"
                     if (root / FINGERPRINT_NAME).exists() else "")
             raise StoreError(f"{root} is not a finished embedding store: no {INDEX_NAME}{hint}")
-        return cls(root, json.loads(path.read_text()))
+        index = read_index(path)  # its schema: StoreError naming the key
+        check_sizes(root, index)  # one stat per file: a truncated or replaced shard is refused
+        return cls(root, index)
 
     # -- description ------------------------------------------------------------------------
     @property
@@ -205,14 +251,16 @@ class EmbeddingStore:
     def layer_name(self, layer: int | str) -> str:
         """The stored layer name for a name or an index into the *encoder's* layers."""
         names = self.layers
-        if isinstance(layer, str) and not layer.lstrip("-").isdigit():
-            if layer not in names:
-                raise StoreError(f"layer {layer!r} is not in the store; stored layers: {names}")
-            return layer
         all_names = self.index["encoder_layer_names"]
+        valid = (f"layers are indices {-len(all_names)}..{len(all_names) - 1} into the encoder's "
+                 f"layers {all_names}, or stored layers {names}")
+        if isinstance(layer, str) and not layer.strip().lstrip("-").isdigit():
+            if layer.strip() not in names:
+                raise StoreError(f"layer {layer!r} is not in the store; {valid}")
+            return layer.strip()
         i = int(layer)
         if not -len(all_names) <= i < len(all_names):
-            raise StoreError(f"layer index {i} out of range for the encoder's layers {all_names}")
+            raise StoreError(f"layer index {i} is out of range; {valid}")
         if all_names[i] not in names:
             raise StoreError(f"layer {i} ({all_names[i]!r}) is not in the store; "
                              f"stored layers: {names}")
@@ -251,11 +299,12 @@ class EmbeddingStore:
         arrays, metas, offset, frame_offset = [], [], 0, 0
         for info, shard in zip(self.index["shards"], self.shard_paths()):
             path = shard / f"{name}.{pooling}.npy"
-            try:
-                arrays.append(np.load(path, mmap_mode="r"))
-            except FileNotFoundError:
-                raise StoreError(f"store file missing: {path}") from None
-            meta = _read_meta(shard / f"{pooling}.csv")
+            arrays.append(_load_array(path))
+            if arrays[-1].shape[1] != self.index["hidden_size"]:
+                raise StoreError(f"{path} has {arrays[-1].shape[1]} columns; the store's hidden "
+                                 f"size is {self.index['hidden_size']} (damaged store: extract "
+                                 "it again)")
+            meta = _read_meta(shard / f"{pooling}.csv", pooling)
             _check_rows(info, pooling, path, arrays[-1].shape[0], shard / f"{pooling}.csv",
                         len(meta))
             meta["row"] += offset

@@ -215,6 +215,14 @@ def test_a_shard_that_lost_metadata_rows_is_refused(tmp_path, tiny_encoder, smal
     csv = store.shard_paths()[0] / "phone.csv"
     df = pd.read_csv(csv)
     df.drop(index=df.index[3:8]).to_csv(csv, index=False)
+    # issue 21: the size recorded at commit time refuses it on opening
+    with pytest.raises(StoreError, match="phone.csv has .* bytes; extraction wrote"):
+        EmbeddingStore.open(store.root)
+    # a store written before sizes were recorded: the row counts still refuse it
+    index = json.loads((store.root / "store.json").read_text())
+    for shard in index["shards"]:
+        shard.pop("files")
+    (store.root / "store.json").write_text(json.dumps(index))
     with pytest.raises(StoreError, match="phone.csv has .* rows; the store wrote"):
         EmbeddingStore.open(store.root).read(1, "phone")
 
