@@ -178,16 +178,6 @@ class StudyConfig:
         return "synthetic" in self.corpus
 
 
-def _tuple(v, where, typ=None):
-    if v is None:
-        return None
-    if not isinstance(v, (list, tuple)):
-        v = [v]
-    if typ and not all(isinstance(x, typ) for x in v):
-        raise StudyConfigError(f"{where}: expected a list of {typ.__name__}, got {v!r}")
-    return tuple(v)
-
-
 def _encoder_options(e: dict, where: str) -> dict:
     """``[encoders.options]`` plus the ``sources`` shorthand; lists become tuples. Whether the
     family takes them is checked by ``load_encoder`` (before the study builds anything)."""
@@ -205,23 +195,111 @@ def _encoder_options(e: dict, where: str) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in sorted(opts.items())}
 
 
-def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyConfig:
-    """Validate a parsed TOML mapping; ``overrides`` replace top-level fields."""
-    where = source or "<config>"
-    d = {**d, **{k: v for k, v in overrides.items() if v is not None}}
-    known = {"name", "title", "question", "corpus", "encoders", "tasks", "analysis", "poolings",
-             "device", "seed", "training"}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise StudyConfigError(f"{where}: unknown top-level key(s) {unknown}; known: {sorted(known)}")
-    corpus = dict(d.get("corpus") or {"synthetic": "default"})
-    group = corpus.pop("group_attribute", "accent")
-    if ("synthetic" in corpus) == ("path" in corpus):
+#: One schema per table of a study TOML (:mod:`probekit.schema` kinds); unknown keys are
+#: refused with these lists, wrong types name the key and the expected type.
+TOP_SCHEMA = {"name": "str", "title": "str", "question": "str", "corpus": "table",
+              "encoders": "list", "tasks": "table", "analysis": "table", "poolings": "list[str]",
+              "device": "str", "seed": "int", "training": "table"}
+ENCODER_SCHEMA = {"name": "str", "label": "str", "sources": "list[str]", "layers": "list+",
+                  "random_init": "bool", "options": "table", "store": "str"}
+TASK_SCHEMA = {"probes": "list[str]+", "seeds": "list[int]+", "train_sets": "list[str]+",
+               "max_epochs": "int", "test_speakers": "number"}
+ANALYSIS_SCHEMA = {"n_boot": "int", "n_perm": "int", "alpha": "number"}
+TRAINING_SCHEMA = {"methods": "list+", "objective": "str", "base": "str",
+                   "train_groups": "list[str]+", "steps": "int", "batch_size": "int",
+                   "lr": "number", "eval_every": "int", "seed": "int", "test_speakers": "number",
+                   "val_speakers": "int", "val_utterances": "int", "eval_per_speaker": "int",
+                   "max_new_tokens": "int", "allow_seen": "bool"}
+METHOD_SCHEMA = {"label": "str", "method": "str", "objective": "str", "objective_args": "table"}
+#: ``[corpus]`` keys of every corpus; a synthetic one adds :class:`SyntheticConfig`'s fields
+#: (:func:`_synthetic_schema`), one on disk the reader's options (checked by ``read_corpus``).
+CORPUS_SCHEMA = {"synthetic": "str", "path": "str", "kind": "str", "group_attribute": "str",
+                 "phone_folding": "str|list[str]", "intersections": "list[str]"}
+
+
+def _fields(d, schema, where, prefix="", what=None):
+    from probekit.schema import read_fields
+
+    return read_fields(d, schema, where, StudyConfigError, prefix=prefix,
+                       what=what or (f"[{prefix.rstrip('.')}] table" if prefix else "config"))
+
+
+def _synthetic_schema() -> dict[str, str]:
+    """``[corpus]`` overrides of a synthetic preset: :class:`SyntheticConfig`'s fields, each
+    typed like its default."""
+    from dataclasses import fields
+
+    from probekit.corpus.synthetic import SyntheticConfig
+
+    def kind(v):
+        if isinstance(v, tuple):
+            return "list[int]" if all(isinstance(x, int) for x in v) else "list[str]"
+        return "int" if isinstance(v, int) else "str"
+
+    return {f.name: kind(f.default) for f in fields(SyntheticConfig) if f.name != "name"}
+
+
+def _corpus(d, where: str, source: str | None) -> tuple[dict, str]:
+    """The ``[corpus]`` table checked (a synthetic preset's overrides against its config) and
+    its group attribute."""
+    if d is None:
+        d = {"synthetic": "default"}
+    if not isinstance(d, dict):
+        _fields(d, {}, where, "corpus.")
+    if ("synthetic" in d) == ("path" in d):
         raise StudyConfigError(f"{where}: [corpus] needs exactly one of 'synthetic' (a preset) "
                                "or 'path' (a corpus folder or manifest)")
+    fixed = {k: v for k, v in CORPUS_SCHEMA.items() if "|" not in v}
+    if "synthetic" in d:
+        schema = {**fixed, **_synthetic_schema()}
+        schema.pop("path"), schema.pop("kind")
+        corpus = _fields({k: v for k, v in d.items() if k != "phone_folding"}, schema, where,
+                         "corpus.")
+    else:  # reader options are the reader's (read_corpus refuses unknown ones)
+        corpus = {**d, **_fields({k: v for k, v in d.items() if k in fixed}, fixed, where,
+                                 "corpus.")}
+    folding = d.get("phone_folding")
+    if folding is not None:
+        if not (isinstance(folding, str) or (isinstance(folding, list) and all(
+                isinstance(x, str) for x in folding))):
+            raise StudyConfigError(f"{where}: corpus.phone_folding must be a folding name or a "
+                                   f"list of strings; found {folding!r}")
+        corpus["phone_folding"] = folding
+    if "synthetic" in corpus:
+        from probekit.corpus.synthetic import resolve_config
+        from probekit.errors import CorpusError
+        over = {k: v for k, v in corpus.items() if k in _synthetic_schema()}
+        try:
+            resolve_config(corpus["synthetic"], **over)
+        except CorpusError as exc:
+            raise StudyConfigError(f"{where}: [corpus]: {exc}") from None
+    group = corpus.pop("group_attribute", "accent")
     for key in CORPUS_PATH_OPTIONS:  # every study path is relative to the TOML
         if isinstance(corpus.get(key), str):
             corpus[key] = _near_toml(corpus[key], source)
+    return corpus, group
+
+
+def _layers_ok(layers, where):
+    if layers is not None and not all(isinstance(x, (int, str)) and not isinstance(x, bool)
+                                      for x in layers):
+        raise StudyConfigError(f"{where}.layers must list layer numbers or names; found "
+                               f"{list(layers)!r}")
+    return layers
+
+
+def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyConfig:
+    """Validate a parsed TOML mapping; ``overrides`` replace top-level fields.
+
+    Each table is checked against its schema (:data:`TOP_SCHEMA`, :data:`ENCODER_SCHEMA`,
+    :data:`TASK_SCHEMA`, :data:`ANALYSIS_SCHEMA`, :data:`TRAINING_SCHEMA`,
+    :data:`METHOD_SCHEMA`, :data:`CORPUS_SCHEMA`): unknown keys are refused with the known
+    ones, wrong types name the key and the type expected.
+    """
+    where = source or "<config>"
+    d = {**d, **{k: v for k, v in overrides.items() if v is not None}}
+    d = _fields(d, TOP_SCHEMA, where, what="top level")
+    corpus, group = _corpus(d.get("corpus"), where, source)
     encs = d.get("encoders")
     if not encs:
         raise StudyConfigError(f"{where}: no [[encoders]] listed")
@@ -229,16 +307,16 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
     for i, e in enumerate(encs):
         if isinstance(e, str):
             e = {"name": e}
-        bad = sorted(set(e) - {"name", "label", "sources", "layers", "random_init", "options",
-                               "store"})
-        if bad or "name" not in e:
-            raise StudyConfigError(f"{where}: encoders[{i}]: needs 'name'; unknown key(s) {bad}")
+        at = f"encoders[{i}]"
+        options = _encoder_options(e, f"{where}: {at}") if isinstance(e, dict) else None
+        e = _fields(e, ENCODER_SCHEMA, where, f"{at}.", what=f"{at} table")
+        if "name" not in e:
+            raise StudyConfigError(f"{where}: {at}: needs 'name'")
         encoders.append(EncoderSpec(
-            name=_near_toml(str(e["name"]), source, must_exist=True), label=e.get("label"),
-            store=None if e.get("store") is None else _near_toml(str(e["store"]), source),
-            layers=_tuple(e.get("layers"), f"encoders[{i}].layers"),
-            random_init=bool(e.get("random_init", False)),
-            options=_encoder_options(e, f"{where}: encoders[{i}]")))
+            name=_near_toml(e["name"], source, must_exist=True), label=e.get("label"),
+            store=None if e.get("store") is None else _near_toml(e["store"], source),
+            layers=_layers_ok(e.get("layers"), f"{where}: {at}"),
+            random_init=e.get("random_init", False), options=options))
     labels = [e.display for e in encoders]
     if len(set(labels)) != len(labels):
         raise StudyConfigError(f"{where}: encoder names/labels must be distinct, got {labels}")
@@ -247,31 +325,22 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
         if name not in KNOWN_TASKS and not name.startswith("group:"):
             raise StudyConfigError(f"{where}: unknown task [tasks.{name!r}]; known: "
                                    f"{list(KNOWN_TASKS)} and 'group:<attribute>'")
-        bad = sorted(set(t) - {"probes", "seeds", "train_sets", "max_epochs", "test_speakers"})
-        if bad:
-            raise StudyConfigError(f"{where}: [tasks.{name!r}]: unknown key(s) {bad}")
-        if t.get("max_epochs") is not None and (name != "asr" or not isinstance(
-                t["max_epochs"], int) or t["max_epochs"] < 1):
+        t = _fields(t, TASK_SCHEMA, where, f"tasks.{name}.")
+        if t.get("max_epochs") is not None and (name != "asr" or t["max_epochs"] < 1):
             raise StudyConfigError(f"{where}: [tasks.{name!r}]: max_epochs sets the CTC probe's "
                                    "epochs: a positive integer, under [tasks.asr] only")
-        tasks.append(TaskSpec(task=name, probes=_tuple(t.get("probes"), f"tasks.{name}.probes", str),
-                              seeds=_tuple(t.get("seeds", [0, 1, 2]), f"tasks.{name}.seeds", int),
-                              train_sets=_tuple(t.get("train_sets"), f"tasks.{name}.train_sets", str),
-                              max_epochs=t.get("max_epochs"),
+        tasks.append(TaskSpec(task=name, probes=t.get("probes"), seeds=t.get("seeds", (0, 1, 2)),
+                              train_sets=t.get("train_sets"), max_epochs=t.get("max_epochs"),
                               test_speakers=t.get("test_speakers")))
-    an = dict(d.get("analysis") or {})
-    bad = sorted(set(an) - {"n_boot", "n_perm", "alpha"})
-    if bad:
-        raise StudyConfigError(f"{where}: [analysis]: unknown key(s) {bad}")
+    an = _fields(d.get("analysis") or {}, ANALYSIS_SCHEMA, where, "analysis.")
     cfg = StudyConfig(
-        name=str(d.get("name") or (Path(source).parent.name if source else "study")),
+        name=d.get("name") or (Path(source).parent.name if source else "study"),
         title=d.get("title"), question=d.get("question"), corpus=corpus,
         encoders=tuple(encoders), tasks=tuple(tasks), group_attribute=group,
-        poolings=(_tuple(d["poolings"], f"{where}: poolings", str) if "poolings" in d
-                  else poolings_for(tasks)),
-        n_boot=int(an.get("n_boot", 1000)), n_perm=int(an.get("n_perm", 1000)),
-        alpha=float(an.get("alpha", 0.05)), seed=int(d.get("seed", 0)),
-        device=str(d.get("device", "auto")), training=_training(d.get("training"), where, labels),
+        poolings=d["poolings"] if "poolings" in d else poolings_for(tasks),
+        n_boot=an.get("n_boot", 1000), n_perm=an.get("n_perm", 1000),
+        alpha=an.get("alpha", 0.05), seed=d.get("seed", 0),
+        device=d.get("device", "auto"), training=_training(d.get("training"), where, labels),
         source=source)
     _check_values(cfg, where)
     return cfg
@@ -303,32 +372,24 @@ def _check_values(cfg: StudyConfig, where: str) -> None:
         at_least_one(cfg.training.steps, "training.steps")
 
 
-_TRAINING_KEYS = {f for f in TrainingSpec.__dataclass_fields__ if f != "methods"} | {"methods",
-                                                                                     "objective"}
-
-
 def _training(t: dict | None, where: str, labels: list[str]) -> TrainingSpec | None:
     """Validate a ``[training]`` section (see :class:`TrainingSpec`)."""
     if t is None:
         return None
-    bad = sorted(set(t) - _TRAINING_KEYS)
-    if bad:
-        raise StudyConfigError(f"{where}: [training]: unknown key(s) {bad}; known: "
-                               f"{sorted(_TRAINING_KEYS)}")
-    objective = str(t.get("objective", "erm"))
+    t = _fields(t, TRAINING_SCHEMA, where, "training.")
+    objective = t.get("objective", "erm")
     methods = []
     for i, m in enumerate(t.get("methods") or ["lora"]):
         if isinstance(m, str):
             m = {"method": m}
-        bad = sorted(set(m) - {"label", "method", "objective", "objective_args"})
-        if bad:
-            raise StudyConfigError(f"{where}: training.methods[{i}]: unknown key(s) {bad}")
-        method = str(m.get("method", "lora"))
+        m = _fields(m, METHOD_SCHEMA, where, f"training.methods[{i}].",
+                    what=f"training.methods[{i}] table")
+        method = m.get("method", "lora")
         if method not in ("lora", "mas-lora"):
             raise StudyConfigError(f"{where}: training.methods[{i}]: method {method!r}; use "
                                    "'lora' or 'mas-lora'")
-        obj = str(m.get("objective", objective))
-        methods.append(MethodSpec(label=str(m.get("label") or f"{method}-{obj}"), method=method,
+        obj = m.get("objective", objective)
+        methods.append(MethodSpec(label=m.get("label") or f"{method}-{obj}", method=method,
                                   objective=obj,
                                   objective_args=tuple(sorted((m.get("objective_args") or {}).items()))))
     names = [m.label for m in methods]
@@ -339,9 +400,7 @@ def _training(t: dict | None, where: str, labels: list[str]) -> TrainingSpec | N
     if base is not None and base not in labels:
         raise StudyConfigError(f"{where}: training.base {base!r} is not an encoder of the study "
                                f"({labels})")
-    kw = {k: t[k] for k in _TRAINING_KEYS - {"methods", "objective", "base"} if k in t}
-    if "train_groups" in kw:
-        kw["train_groups"] = _tuple(kw["train_groups"], f"{where}: training.train_groups", str)
+    kw = {k: v for k, v in t.items() if k not in ("methods", "objective", "base")}
     try:
         return TrainingSpec(methods=tuple(methods), base=base or labels[0], **kw)
     except TypeError as exc:
@@ -354,7 +413,8 @@ def load_config(path: str | os.PathLike, **overrides) -> StudyConfig:
     if not p.is_file():
         raise StudyConfigError(f"study config not found: {p}")
     try:
-        d = tomllib.loads(p.read_text("utf-8"))
+        from probekit.schema import read_utf8
+        d = tomllib.loads(read_utf8(p, StudyConfigError))
     except tomllib.TOMLDecodeError as exc:
         raise StudyConfigError(f"{p}: not valid TOML: {exc}") from None
     return config_from_dict(d, source=str(p), **overrides)
