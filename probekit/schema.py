@@ -2,7 +2,7 @@
 
 A schema is a mapping ``key -> kind`` where kind is one of :data:`KINDS` (``"int"``,
 ``"number"``, ``"str"``, ``"bool"``, ``"table"``, ``"list"``, ``"list[int]"``, ``"list[str]"``;
-a trailing ``+`` asks for a non-empty list). :func:`read_fields` checks a parsed mapping
+a trailing ``+`` asks for a non-empty list; ``"a|b"`` accepts either). :func:`read_fields` checks a parsed mapping
 against one: unknown keys are refused with the list of known keys, a wrong type names the key,
 the expected type and what was found. Errors are raised as the caller's
 :class:`~probekit.errors.ProbekitError` subclass, so each reader keeps its own error type.
@@ -50,6 +50,15 @@ def _found(v) -> str:
 
 def check_value(value, kind: str, key: str, where: str, error: type[ProbekitError]):
     """``value`` if it is of ``kind`` (lists become tuples), else ``error`` naming ``key``."""
+    if "|" in kind:  # one of several kinds: the first that fits
+        for k in kind.split("|"):
+            try:
+                return check_value(value, k, key, where, error)
+            except error:
+                pass
+        raise error(f"{where}: {key} must be "
+                    f"{' or '.join(KINDS[k.rstrip('+')][1] for k in kind.split('|'))}; "
+                    f"found {_found(value)}")
     base, nonempty = kind.rstrip("+"), kind.endswith("+")
     test, words = KINDS[base]
     if not test(value):

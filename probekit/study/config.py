@@ -249,22 +249,13 @@ def _corpus(d, where: str, source: str | None) -> tuple[dict, str]:
     if ("synthetic" in d) == ("path" in d):
         raise StudyConfigError(f"{where}: [corpus] needs exactly one of 'synthetic' (a preset) "
                                "or 'path' (a corpus folder or manifest)")
-    fixed = {k: v for k, v in CORPUS_SCHEMA.items() if "|" not in v}
     if "synthetic" in d:
-        schema = {**fixed, **_synthetic_schema()}
+        schema = {**CORPUS_SCHEMA, **_synthetic_schema()}
         schema.pop("path"), schema.pop("kind")
-        corpus = _fields({k: v for k, v in d.items() if k != "phone_folding"}, schema, where,
-                         "corpus.")
+        corpus = _fields(d, schema, where, "corpus.")
     else:  # reader options are the reader's (read_corpus refuses unknown ones)
-        corpus = {**d, **_fields({k: v for k, v in d.items() if k in fixed}, fixed, where,
-                                 "corpus.")}
-    folding = d.get("phone_folding")
-    if folding is not None:
-        if not (isinstance(folding, str) or (isinstance(folding, list) and all(
-                isinstance(x, str) for x in folding))):
-            raise StudyConfigError(f"{where}: corpus.phone_folding must be a folding name or a "
-                                   f"list of strings; found {folding!r}")
-        corpus["phone_folding"] = folding
+        corpus = {**d, **_fields({k: v for k, v in d.items() if k in CORPUS_SCHEMA},
+                                 CORPUS_SCHEMA, where, "corpus.")}
     if "synthetic" in corpus:
         from probekit.corpus.synthetic import resolve_config
         from probekit.errors import CorpusError

@@ -8,6 +8,7 @@ key, row or option: ``expect`` is a regex searched in the error output).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def manifest_empty(tmp):
     folder = tmp / "corpus"
     folder.mkdir()
     (folder / "manifest.jsonl").write_text("\n")
-    return _validate(folder, "--kind", "jsonl"), r"manifest.jsonl.*no utterances"
+    return _validate(folder, "--kind", "jsonl"), r"corpus: no utterances"
 
 
 def csv_missing_columns(tmp):
@@ -113,6 +114,19 @@ def lhotse_duplicate_ids(tmp):
     line = json.dumps(sup.to_dict())
     (tmp / "m" / "x_supervisions.jsonl").write_text(line + "\n" + line + "\n")
     return _validate(tmp / "m"), r"x_supervisions.jsonl.*sup0"
+
+
+def lhotse_duplicate_recordings(tmp):
+    lhotse = pytest.importorskip("lhotse")
+    wav = _wav(tmp / "audio" / "rec1.wav", 2.0)
+    rec = lhotse.Recording.from_file(wav, recording_id="rec1")
+    sups = lhotse.SupervisionSet.from_segments([lhotse.SupervisionSegment(
+        id="sup0", recording_id="rec1", start=0.0, duration=1.0, speaker="s0", text="hi")])
+    (tmp / "m").mkdir()
+    line = json.dumps(rec.to_dict())
+    (tmp / "m" / "x_recordings.jsonl").write_text(line + "\n" + line + "\n")
+    sups.to_file(tmp / "m" / "x_supervisions.jsonl.gz")
+    return _validate(tmp / "m"), r"x_recordings.jsonl.*rec1"
 
 
 def hf_truncated_parquet(tmp):
@@ -204,6 +218,20 @@ def study_training_steps_string(tmp):
     return _study(tmp, '[training]\nsteps = "ten"\n'), r"study.toml.*training.*steps.*integer"
 
 
+def study_toml_latin1(tmp):
+    (tmp / "study.toml").write_bytes((_BASE + 'title = "études"\n').encode("latin-1"))
+    return ["study", "show", str(tmp / "study.toml")], r"study.toml:6.*UTF-8"
+
+
+def study_layers_int(tmp):
+    return _study(tmp, "layers = 3\n"), r"study.toml.*encoders\[0\].layers.*list"
+
+
+def study_method_unknown_key(tmp):
+    return (_study(tmp, '[training]\nmethods = [{method = "lora", rank = 4}]\n'),
+            r"study.toml.*methods\[0\].rank.*known")
+
+
 def study_metadata_not_json(tmp):
     from probekit.outdir import claim_output
     from probekit.study.run import STUDY_CONTENTS, STUDY_STAMP
@@ -217,11 +245,12 @@ def study_metadata_not_json(tmp):
 CASES = [manifest_groups_list, manifest_record_not_object, manifest_text_not_string,
          manifest_group_label_not_string, manifest_latin1, manifest_empty, csv_missing_columns,
          csv_latin1, reader_unknown_option, lhotse_unknown_recording, lhotse_duplicate_ids,
-         hf_truncated_parquet, mfa_speakers_latin1,
+         lhotse_duplicate_recordings, hf_truncated_parquet, mfa_speakers_latin1,
          study_n_boot_string, study_alpha_string, study_seeds_int, study_seeds_empty,
          study_encoders_int, study_tasks_not_table, study_synthetic_unknown_key,
          study_synthetic_wrong_type, study_unknown_analysis_key, study_unknown_encoder_key,
-         study_name_not_string, study_training_steps_string, study_metadata_not_json]
+         study_name_not_string, study_training_steps_string, study_toml_latin1,
+         study_layers_int, study_method_unknown_key, study_metadata_not_json]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
@@ -236,5 +265,5 @@ def test_bad_input_is_one_clear_line(case, tmp_path, capsys):
     text = out.out + out.err
     assert "Traceback" not in text
     assert rc == 2, text
-    import re
+    assert len(out.err.strip().splitlines()) == 1, out.err  # one line
     assert re.search(expect, out.err, re.S), out.err

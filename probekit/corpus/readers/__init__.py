@@ -85,7 +85,22 @@ def read_corpus(path: str | os.PathLike, kind: str | None = None, **options) -> 
     kind = detect_kind(path) if kind is None else kind
     if kind not in _READERS:
         raise CorpusError(f"unknown corpus kind {kind!r}; available: {sorted(_READERS)}")
-    return _READERS[kind].read(path, **options)
+    known = _options_of(_READERS[kind].read)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise CorpusError(f"unknown option(s) {unknown} for the {kind} reader; known: {known}")
+    corpus = _READERS[kind].read(path, **options)
+    if len(corpus) == 0:
+        raise CorpusError(f"{path}: no utterances (read as {kind})")
+    return corpus
+
+
+def _options_of(read: Callable[..., Corpus]) -> list[str]:
+    """The keyword options a reader takes (every parameter after ``path``)."""
+    import inspect
+
+    params = list(inspect.signature(read).parameters.values())[1:]
+    return sorted(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 # Imported for their registration side effect; order does not matter.
