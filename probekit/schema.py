@@ -1,7 +1,7 @@
 """Typed loaders for the files probekit reads: one small schema per kind of file or table.
 
 A schema is a mapping ``key -> kind`` where kind is one of :data:`KINDS` (``"int"``,
-``"number"``, ``"str"``, ``"bool"``, ``"table"``, ``"list"``, ``"list[int]"``, ``"list[str]"``;
+``"number"``, ``"str"``, ``"path"``, ``"bool"``, ``"table"``, ``"list"``, ``"list[int]"``, ``"list[str]"``;
 a trailing ``+`` asks for a non-empty list; ``"a|b"`` accepts either). :func:`read_fields` checks a parsed mapping
 against one: unknown keys are refused with the list of known keys, a wrong type names the key,
 the expected type and what was found. Errors are raised as the caller's
@@ -36,6 +36,7 @@ KINDS = {
     "int": (_is_int, "an integer"),
     "number": (_is_number, "a number"),
     "str": (lambda v: isinstance(v, str), "a string"),
+    "path": (lambda v: isinstance(v, (str, os.PathLike)), "a path (string)"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "table": (lambda v: isinstance(v, Mapping), "a table (key = value pairs)"),
     "list": (lambda v: isinstance(v, (list, tuple)), "a list"),

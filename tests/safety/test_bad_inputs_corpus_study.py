@@ -91,6 +91,19 @@ def reader_unknown_option(tmp):
     return _validate(folder, "-o", "colour=red"), r"colour"
 
 
+def reader_option_wrong_type(tmp):
+    argv, _ = lhotse_unknown_recording(tmp)
+    return argv + ["-o", "attributes=gender"], r"attributes.*list of strings"
+
+
+def l2arctic_transcript_latin1(tmp):
+    from tests.corpus.test_readers import _l2arctic
+
+    root = _l2arctic(tmp)
+    (root / "ABA" / "transcript" / "arctic_a0002.txt").write_bytes("Déjà vu".encode("latin-1"))
+    return _validate(root), r"arctic_a0002.txt:1.*UTF-8"
+
+
 def lhotse_unknown_recording(tmp):
     lhotse = pytest.importorskip("lhotse")
     wav = _wav(tmp / "audio" / "rec1.wav", 2.0)
@@ -244,7 +257,8 @@ def study_metadata_not_json(tmp):
 
 CASES = [manifest_groups_list, manifest_record_not_object, manifest_text_not_string,
          manifest_group_label_not_string, manifest_latin1, manifest_empty, csv_missing_columns,
-         csv_latin1, reader_unknown_option, lhotse_unknown_recording, lhotse_duplicate_ids,
+         csv_latin1, reader_unknown_option, reader_option_wrong_type, l2arctic_transcript_latin1,
+         lhotse_unknown_recording, lhotse_duplicate_ids,
          lhotse_duplicate_recordings, hf_truncated_parquet, mfa_speakers_latin1,
          study_n_boot_string, study_alpha_string, study_seeds_int, study_seeds_empty,
          study_encoders_int, study_tasks_not_table, study_synthetic_unknown_key,

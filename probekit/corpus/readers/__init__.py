@@ -85,22 +85,33 @@ def read_corpus(path: str | os.PathLike, kind: str | None = None, **options) -> 
     kind = detect_kind(path) if kind is None else kind
     if kind not in _READERS:
         raise CorpusError(f"unknown corpus kind {kind!r}; available: {sorted(_READERS)}")
-    known = _options_of(_READERS[kind].read)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise CorpusError(f"unknown option(s) {unknown} for the {kind} reader; known: {known}")
+    from probekit.schema import read_fields
+
+    options = read_fields(options, _option_schema(_READERS[kind].read), str(path), CorpusError,
+                          what=f"options of the {kind} reader")
     corpus = _READERS[kind].read(path, **options)
     if len(corpus) == 0:
         raise CorpusError(f"{path}: no utterances (read as {kind})")
     return corpus
 
 
-def _options_of(read: Callable[..., Corpus]) -> list[str]:
-    """The keyword options a reader takes (every parameter after ``path``)."""
+#: A reader option's schema kind (:mod:`probekit.schema`) from its annotation: first match.
+_KIND_OF_ANNOTATION = (("Mapping", "table"), ("Sequence", "list[str]"), ("PathLike", "path"),
+                       ("bool", "bool"),
+                       ("int", "int"), ("float", "number"), ("str", "str"))
+
+
+def _option_schema(read: Callable[..., Corpus]) -> dict[str, str]:
+    """The options a reader takes (every parameter after ``path``) with their kinds, read from
+    its signature: the reader's own typed schema, so options are checked in one place."""
     import inspect
 
-    params = list(inspect.signature(read).parameters.values())[1:]
-    return sorted(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+    out = {}
+    for p in list(inspect.signature(read).parameters.values())[1:]:
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+            ann = str(p.annotation)
+            out[p.name] = next(k for token, k in _KIND_OF_ANNOTATION if token in ann)
+    return out
 
 
 # Imported for their registration side effect; order does not matter.
