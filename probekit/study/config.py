@@ -253,9 +253,18 @@ def _corpus(d, where: str, source: str | None) -> tuple[dict, str]:
         schema = {**CORPUS_SCHEMA, **_synthetic_schema()}
         schema.pop("path"), schema.pop("kind")
         corpus = _fields(d, schema, where, "corpus.")
-    else:  # reader options are the reader's (read_corpus refuses unknown ones)
+    else:  # the other keys are the reader's options (its own schema, checked by read_corpus)
         corpus = {**d, **_fields({k: v for k, v in d.items() if k in CORPUS_SCHEMA},
                                  CORPUS_SCHEMA, where, "corpus.")}
+        if "kind" in corpus:  # known now: check its options before any work starts
+            from probekit.corpus.readers import reader_options
+            from probekit.errors import CorpusError
+            try:
+                schema = reader_options(corpus["kind"])
+            except CorpusError as exc:
+                raise StudyConfigError(f"{where}: corpus.kind: {exc}") from None
+            _fields({k: v for k, v in d.items() if k not in CORPUS_SCHEMA}, schema, where,
+                    "corpus.", what=f"[corpus] table (options of the {corpus['kind']} reader)")
     if "synthetic" in corpus:
         from probekit.corpus.synthetic import resolve_config
         from probekit.errors import CorpusError

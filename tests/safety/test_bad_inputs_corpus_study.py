@@ -214,6 +214,13 @@ def study_synthetic_wrong_type(tmp):
     return _study(tmp, "", base), r"study.toml.*speakers_per_group.*integer"
 
 
+def study_reader_option_unknown(tmp):
+    (tmp / "m.csv").write_text("id,audio,speaker\nu0,a0.wav,s0\n")
+    base = ('[corpus]\npath = "m.csv"\nkind = "csv"\ndelimiter = ";"\n'
+            '[[encoders]]\nname = "w"\n')
+    return _study(tmp, "", base), r"study.toml.*corpus.delimiter.*csv reader.*known.*name"
+
+
 def study_unknown_analysis_key(tmp):
     return _study(tmp, "[analysis]\nn_bootstrap = 10\n"), r"n_bootstrap.*known.*n_boot"
 
@@ -262,7 +269,7 @@ CASES = [manifest_groups_list, manifest_record_not_object, manifest_text_not_str
          lhotse_duplicate_recordings, hf_truncated_parquet, mfa_speakers_latin1,
          study_n_boot_string, study_alpha_string, study_seeds_int, study_seeds_empty,
          study_encoders_int, study_tasks_not_table, study_synthetic_unknown_key,
-         study_synthetic_wrong_type, study_unknown_analysis_key, study_unknown_encoder_key,
+         study_synthetic_wrong_type, study_reader_option_unknown, study_unknown_analysis_key, study_unknown_encoder_key,
          study_name_not_string, study_training_steps_string, study_toml_latin1,
          study_layers_int, study_method_unknown_key, study_metadata_not_json]
 
@@ -281,3 +288,13 @@ def test_bad_input_is_one_clear_line(case, tmp_path, capsys):
     assert rc == 2, text
     assert len(out.err.strip().splitlines()) == 1, out.err  # one line
     assert re.search(expect, out.err, re.S), out.err
+
+
+def test_training_schema_covers_every_training_field():
+    """The [training] schema and TrainingSpec cannot drift apart (a field without a type would
+    reach TrainingSpec unchecked; a typed key without a field would be accepted and dropped)."""
+    from dataclasses import fields
+
+    from probekit.study.config import TRAINING_SCHEMA, TrainingSpec
+
+    assert set(TRAINING_SCHEMA) == {f.name for f in fields(TrainingSpec)} | {"objective"}
