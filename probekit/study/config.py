@@ -24,7 +24,11 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from probekit.errors import ProbekitError
+from probekit.study.schemas import (ANALYSIS_SCHEMA, CORPUS_SCHEMA, ENCODER_SCHEMA,
+                                    METHOD_SCHEMA, TASK_SCHEMA, TOP_SCHEMA, TRAINING_SCHEMA,
+                                    StudyConfigError)
+from probekit.study.schemas import fields_of as _fields
+from probekit.study.schemas import synthetic_schema as _synthetic_schema
 
 __all__ = ["StudyConfig", "EncoderSpec", "TaskSpec", "TrainingSpec", "MethodSpec",
            "StudyConfigError", "load_config", "config_from_dict", "KNOWN_TASKS"]
@@ -50,10 +54,6 @@ def _near_toml(value: str, source: str | None, *, must_exist: bool = False) -> s
         return str(value)
     p = (Path(source).parent / str(value)).resolve()
     return str(p) if (p.exists() or not must_exist) else str(value)
-
-
-class StudyConfigError(ProbekitError, ValueError):
-    """A study config is malformed; the message names the file and the field."""
 
 
 @dataclass(frozen=True)
@@ -193,50 +193,6 @@ def _encoder_options(e: dict, where: str) -> dict:
         raise StudyConfigError(f"{where}.options: 'device' is set for the whole study (top-level "
                                "'device' or --device), not per encoder")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in sorted(opts.items())}
-
-
-#: One schema per table of a study TOML (:mod:`probekit.schema` kinds); unknown keys are
-#: refused with these lists, wrong types name the key and the expected type.
-TOP_SCHEMA = {"name": "str", "title": "str", "question": "str", "corpus": "table",
-              "encoders": "list", "tasks": "table", "analysis": "table", "poolings": "list[str]",
-              "device": "str", "seed": "int", "training": "table"}
-ENCODER_SCHEMA = {"name": "str", "label": "str", "sources": "list[str]", "layers": "list+",
-                  "random_init": "bool", "options": "table", "store": "str"}
-TASK_SCHEMA = {"probes": "list[str]+", "seeds": "list[int]+", "train_sets": "list[str]+",
-               "max_epochs": "int", "test_speakers": "number"}
-ANALYSIS_SCHEMA = {"n_boot": "int", "n_perm": "int", "alpha": "number"}
-TRAINING_SCHEMA = {"methods": "list+", "objective": "str", "base": "str",
-                   "train_groups": "list[str]+", "steps": "int", "batch_size": "int",
-                   "lr": "number", "eval_every": "int", "seed": "int", "test_speakers": "number",
-                   "val_speakers": "int", "val_utterances": "int", "eval_per_speaker": "int",
-                   "max_new_tokens": "int", "allow_seen": "bool"}
-METHOD_SCHEMA = {"label": "str", "method": "str", "objective": "str", "objective_args": "table"}
-#: ``[corpus]`` keys of every corpus; a synthetic one adds :class:`SyntheticConfig`'s fields
-#: (:func:`_synthetic_schema`), one on disk the reader's options (checked by ``read_corpus``).
-CORPUS_SCHEMA = {"synthetic": "str", "path": "str", "kind": "str", "group_attribute": "str",
-                 "phone_folding": "str|list[str]", "intersections": "list[str]"}
-
-
-def _fields(d, schema, where, prefix="", what=None):
-    from probekit.schema import read_fields
-
-    return read_fields(d, schema, where, StudyConfigError, prefix=prefix,
-                       what=what or (f"[{prefix.rstrip('.')}] table" if prefix else "config"))
-
-
-def _synthetic_schema() -> dict[str, str]:
-    """``[corpus]`` overrides of a synthetic preset: :class:`SyntheticConfig`'s fields, each
-    typed like its default."""
-    from dataclasses import fields
-
-    from probekit.corpus.synthetic import SyntheticConfig
-
-    def kind(v):
-        if isinstance(v, tuple):
-            return "list[int]" if all(isinstance(x, int) for x in v) else "list[str]"
-        return "int" if isinstance(v, int) else "str"
-
-    return {f.name: kind(f.default) for f in fields(SyntheticConfig) if f.name != "name"}
 
 
 def _corpus(d, where: str, source: str | None) -> tuple[dict, str]:

@@ -235,20 +235,18 @@ def read_lhotse(path: str | os.PathLike, *, attributes: Sequence[str] | None = N
     found = _manifests_in(p)
     name = name or (p.parent.name if p.is_file() else p.name)
     if found["cuts"]:
-        files = found["cuts"]
-        cuts = _load_all(lhotse, files)
-        _unique(cuts, "cut")
-        build = lambda: from_lhotse(cuts=lhotse.CutSet.from_cuts(cuts),  # noqa: E731
-                                    attributes=attributes, name=name)
+        files, cuts = found["cuts"], _load_all(lhotse, found["cuts"])
     elif found["recordings"] and found["supervisions"]:
-        files = found["recordings"] + found["supervisions"]
         # Plain lists: lhotse's sets index by id and fail obscurely on unknown or repeated ids.
-        recs = _load_all(lhotse, found["recordings"])
-        sups = _load_all(lhotse, found["supervisions"])
-        build = lambda: from_lhotse(recs, sups, attributes=attributes, name=name)  # noqa: E731
+        files = found["recordings"] + found["supervisions"]
+        recs, sups = _load_all(lhotse, found["recordings"]), _load_all(lhotse, found["supervisions"])
     else:
         raise CorpusError(f"{p}: no lhotse CutSet, or RecordingSet and SupervisionSet, found")
-    try:
-        return build()
+    try:  # a bad record is named with the files it came from
+        if found["cuts"]:
+            _unique(cuts, "cut")
+            return from_lhotse(cuts=lhotse.CutSet.from_cuts(cuts), attributes=attributes,
+                               name=name)
+        return from_lhotse(recs, sups, attributes=attributes, name=name)
     except CorpusError as exc:
         raise CorpusError(f"{', '.join(str(f) for f in files)}: {exc}") from None
