@@ -92,8 +92,9 @@ def reader_unknown_option(tmp):
 
 
 def reader_option_wrong_type(tmp):
-    argv, _ = lhotse_unknown_recording(tmp)
-    return argv + ["-o", "attributes=gender"], r"attributes.*list of strings"
+    argv, _ = mfa_speakers_latin1(tmp)
+    (tmp / "speakers.csv").write_text("speaker,accent\ns1,x\n")
+    return argv + ["-o", "speaker_chars=abc"], r"mfa: speaker_chars must be an integer"
 
 
 def l2arctic_transcript_latin1(tmp):
