@@ -368,7 +368,23 @@ class Utterance:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Utterance":
         """Inverse of :meth:`to_dict`; raises ``CorpusError`` naming the bad field."""
+        from probekit.schema import check_value
+
+        if not isinstance(d, Mapping):
+            raise CorpusError(f"an utterance record must be a JSON object, found "
+                              f"{type(d).__name__} {d!r:.60}")
         uid = d.get("id", "<no id>")
+        groups = d.get("groups") or {}
+        if not isinstance(groups, Mapping):
+            raise CorpusError(f"utterance {uid}: field 'groups' must be an object of "
+                              f"attribute: label, found {type(groups).__name__} {groups!r:.60}")
+        for attr, label in groups.items():
+            if isinstance(label, bool) or not isinstance(label, (str, int, float)):
+                raise CorpusError(f"utterance {uid}: label groups.{attr} must be a string, found "
+                                  f"{type(label).__name__} {label!r:.60}")
+        for key in ("text", "sentence_id"):
+            if d.get(key) is not None:
+                check_value(d[key], "str", f"field {key!r}", f"utterance {uid}", CorpusError)
         for key in ("id", "speaker", "audio"):
             if key not in d:
                 raise CorpusError(f"utterance {uid}: missing required field {key!r}")
@@ -381,8 +397,8 @@ class Utterance:
             return cls(
                 id=str(d["id"]),
                 speaker=str(d["speaker"]),
-                groups=d.get("groups") or {},
-                text=str(d.get("text", "")),
+                groups=groups,
+                text=d.get("text") or "",
                 audio=AudioSource(
                     path=str(audio["path"]),
                     sample_rate=audio.get("sample_rate"),
@@ -649,17 +665,19 @@ class Corpus(Sequence[Utterance]):
             path = path / MANIFEST_NAME
         if not path.exists():
             raise CorpusError(f"manifest not found: {path}")
+        from probekit.schema import read_utf8
+
         utts = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CorpusError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-                try:
-                    utts.append(Utterance.from_dict(d))
-                except CorpusError as exc:
-                    raise CorpusError(f"{path}:{lineno}: {exc}") from None
+        text = read_utf8(path, CorpusError)  # a non-UTF-8 file: one line naming it
+        for lineno, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CorpusError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            try:
+                utts.append(Utterance.from_dict(d))
+            except CorpusError as exc:
+                raise CorpusError(f"{path}:{lineno}: {exc}") from None
         return cls(utts, root=path.parent, name=name or path.parent.name)

@@ -24,7 +24,11 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from probekit.errors import ProbekitError
+from probekit.study.schemas import (ANALYSIS_SCHEMA, CORPUS_SCHEMA, ENCODER_SCHEMA,
+                                    METHOD_SCHEMA, TASK_SCHEMA, TOP_SCHEMA, TRAINING_SCHEMA,
+                                    StudyConfigError)
+from probekit.study.schemas import fields_of as _fields
+from probekit.study.schemas import synthetic_schema as _synthetic_schema
 
 __all__ = ["StudyConfig", "EncoderSpec", "TaskSpec", "TrainingSpec", "MethodSpec",
            "StudyConfigError", "load_config", "config_from_dict", "KNOWN_TASKS"]
@@ -50,10 +54,6 @@ def _near_toml(value: str, source: str | None, *, must_exist: bool = False) -> s
         return str(value)
     p = (Path(source).parent / str(value)).resolve()
     return str(p) if (p.exists() or not must_exist) else str(value)
-
-
-class StudyConfigError(ProbekitError, ValueError):
-    """A study config is malformed; the message names the file and the field."""
 
 
 @dataclass(frozen=True)
@@ -178,16 +178,6 @@ class StudyConfig:
         return "synthetic" in self.corpus
 
 
-def _tuple(v, where, typ=None):
-    if v is None:
-        return None
-    if not isinstance(v, (list, tuple)):
-        v = [v]
-    if typ and not all(isinstance(x, typ) for x in v):
-        raise StudyConfigError(f"{where}: expected a list of {typ.__name__}, got {v!r}")
-    return tuple(v)
-
-
 def _encoder_options(e: dict, where: str) -> dict:
     """``[encoders.options]`` plus the ``sources`` shorthand; lists become tuples. Whether the
     family takes them is checked by ``load_encoder`` (before the study builds anything)."""
@@ -205,23 +195,67 @@ def _encoder_options(e: dict, where: str) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in sorted(opts.items())}
 
 
-def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyConfig:
-    """Validate a parsed TOML mapping; ``overrides`` replace top-level fields."""
-    where = source or "<config>"
-    d = {**d, **{k: v for k, v in overrides.items() if v is not None}}
-    known = {"name", "title", "question", "corpus", "encoders", "tasks", "analysis", "poolings",
-             "device", "seed", "training"}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise StudyConfigError(f"{where}: unknown top-level key(s) {unknown}; known: {sorted(known)}")
-    corpus = dict(d.get("corpus") or {"synthetic": "default"})
-    group = corpus.pop("group_attribute", "accent")
-    if ("synthetic" in corpus) == ("path" in corpus):
+def _corpus(d, where: str, source: str | None) -> tuple[dict, str]:
+    """The ``[corpus]`` table checked (a synthetic preset's overrides against its config) and
+    its group attribute."""
+    if d is None:
+        d = {"synthetic": "default"}
+    if not isinstance(d, dict):
+        _fields(d, {}, where, "corpus.")
+    if ("synthetic" in d) == ("path" in d):
         raise StudyConfigError(f"{where}: [corpus] needs exactly one of 'synthetic' (a preset) "
                                "or 'path' (a corpus folder or manifest)")
+    if "synthetic" in d:
+        schema = {**CORPUS_SCHEMA, **_synthetic_schema()}
+        schema.pop("path"), schema.pop("kind")
+        corpus = _fields(d, schema, where, "corpus.")
+    else:  # the other keys are the reader's options (its own schema, checked by read_corpus)
+        corpus = {**d, **_fields({k: v for k, v in d.items() if k in CORPUS_SCHEMA},
+                                 CORPUS_SCHEMA, where, "corpus.")}
+        if "kind" in corpus:  # known now: check its options before any work starts
+            from probekit.corpus.readers import reader_options
+            from probekit.errors import CorpusError
+            try:
+                schema = reader_options(corpus["kind"])
+            except CorpusError as exc:
+                raise StudyConfigError(f"{where}: corpus.kind: {exc}") from None
+            _fields({k: v for k, v in d.items() if k not in CORPUS_SCHEMA}, schema, where,
+                    "corpus.", what=f"[corpus] table (options of the {corpus['kind']} reader)")
+    if "synthetic" in corpus:
+        from probekit.corpus.synthetic import resolve_config
+        from probekit.errors import CorpusError
+        over = {k: v for k, v in corpus.items() if k in _synthetic_schema()}
+        try:
+            resolve_config(corpus["synthetic"], **over)
+        except CorpusError as exc:
+            raise StudyConfigError(f"{where}: [corpus]: {exc}") from None
+    group = corpus.pop("group_attribute", "accent")
     for key in CORPUS_PATH_OPTIONS:  # every study path is relative to the TOML
         if isinstance(corpus.get(key), str):
             corpus[key] = _near_toml(corpus[key], source)
+    return corpus, group
+
+
+def _layers_ok(layers, where):
+    if layers is not None and not all(isinstance(x, (int, str)) and not isinstance(x, bool)
+                                      for x in layers):
+        raise StudyConfigError(f"{where}.layers must list layer numbers or names; found "
+                               f"{list(layers)!r}")
+    return layers
+
+
+def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyConfig:
+    """Validate a parsed TOML mapping; ``overrides`` replace top-level fields.
+
+    Each table is checked against its schema (:data:`TOP_SCHEMA`, :data:`ENCODER_SCHEMA`,
+    :data:`TASK_SCHEMA`, :data:`ANALYSIS_SCHEMA`, :data:`TRAINING_SCHEMA`,
+    :data:`METHOD_SCHEMA`, :data:`CORPUS_SCHEMA`): unknown keys are refused with the known
+    ones, wrong types name the key and the type expected.
+    """
+    where = source or "<config>"
+    d = {**d, **{k: v for k, v in overrides.items() if v is not None}}
+    d = _fields(d, TOP_SCHEMA, where, what="top level")
+    corpus, group = _corpus(d.get("corpus"), where, source)
     encs = d.get("encoders")
     if not encs:
         raise StudyConfigError(f"{where}: no [[encoders]] listed")
@@ -229,16 +263,16 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
     for i, e in enumerate(encs):
         if isinstance(e, str):
             e = {"name": e}
-        bad = sorted(set(e) - {"name", "label", "sources", "layers", "random_init", "options",
-                               "store"})
-        if bad or "name" not in e:
-            raise StudyConfigError(f"{where}: encoders[{i}]: needs 'name'; unknown key(s) {bad}")
+        at = f"encoders[{i}]"
+        options = _encoder_options(e, f"{where}: {at}") if isinstance(e, dict) else None
+        e = _fields(e, ENCODER_SCHEMA, where, f"{at}.", what=f"{at} table")
+        if "name" not in e:
+            raise StudyConfigError(f"{where}: {at}: needs 'name'")
         encoders.append(EncoderSpec(
-            name=_near_toml(str(e["name"]), source, must_exist=True), label=e.get("label"),
-            store=None if e.get("store") is None else _near_toml(str(e["store"]), source),
-            layers=_tuple(e.get("layers"), f"encoders[{i}].layers"),
-            random_init=bool(e.get("random_init", False)),
-            options=_encoder_options(e, f"{where}: encoders[{i}]")))
+            name=_near_toml(e["name"], source, must_exist=True), label=e.get("label"),
+            store=None if e.get("store") is None else _near_toml(e["store"], source),
+            layers=_layers_ok(e.get("layers"), f"{where}: {at}"),
+            random_init=e.get("random_init", False), options=options))
     labels = [e.display for e in encoders]
     if len(set(labels)) != len(labels):
         raise StudyConfigError(f"{where}: encoder names/labels must be distinct, got {labels}")
@@ -247,31 +281,22 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
         if name not in KNOWN_TASKS and not name.startswith("group:"):
             raise StudyConfigError(f"{where}: unknown task [tasks.{name!r}]; known: "
                                    f"{list(KNOWN_TASKS)} and 'group:<attribute>'")
-        bad = sorted(set(t) - {"probes", "seeds", "train_sets", "max_epochs", "test_speakers"})
-        if bad:
-            raise StudyConfigError(f"{where}: [tasks.{name!r}]: unknown key(s) {bad}")
-        if t.get("max_epochs") is not None and (name != "asr" or not isinstance(
-                t["max_epochs"], int) or t["max_epochs"] < 1):
+        t = _fields(t, TASK_SCHEMA, where, f"tasks.{name}.")
+        if t.get("max_epochs") is not None and (name != "asr" or t["max_epochs"] < 1):
             raise StudyConfigError(f"{where}: [tasks.{name!r}]: max_epochs sets the CTC probe's "
                                    "epochs: a positive integer, under [tasks.asr] only")
-        tasks.append(TaskSpec(task=name, probes=_tuple(t.get("probes"), f"tasks.{name}.probes", str),
-                              seeds=_tuple(t.get("seeds", [0, 1, 2]), f"tasks.{name}.seeds", int),
-                              train_sets=_tuple(t.get("train_sets"), f"tasks.{name}.train_sets", str),
-                              max_epochs=t.get("max_epochs"),
+        tasks.append(TaskSpec(task=name, probes=t.get("probes"), seeds=t.get("seeds", (0, 1, 2)),
+                              train_sets=t.get("train_sets"), max_epochs=t.get("max_epochs"),
                               test_speakers=t.get("test_speakers")))
-    an = dict(d.get("analysis") or {})
-    bad = sorted(set(an) - {"n_boot", "n_perm", "alpha"})
-    if bad:
-        raise StudyConfigError(f"{where}: [analysis]: unknown key(s) {bad}")
+    an = _fields(d.get("analysis") or {}, ANALYSIS_SCHEMA, where, "analysis.")
     cfg = StudyConfig(
-        name=str(d.get("name") or (Path(source).parent.name if source else "study")),
+        name=d.get("name") or (Path(source).parent.name if source else "study"),
         title=d.get("title"), question=d.get("question"), corpus=corpus,
         encoders=tuple(encoders), tasks=tuple(tasks), group_attribute=group,
-        poolings=(_tuple(d["poolings"], f"{where}: poolings", str) if "poolings" in d
-                  else poolings_for(tasks)),
-        n_boot=int(an.get("n_boot", 1000)), n_perm=int(an.get("n_perm", 1000)),
-        alpha=float(an.get("alpha", 0.05)), seed=int(d.get("seed", 0)),
-        device=str(d.get("device", "auto")), training=_training(d.get("training"), where, labels),
+        poolings=d["poolings"] if "poolings" in d else poolings_for(tasks),
+        n_boot=an.get("n_boot", 1000), n_perm=an.get("n_perm", 1000),
+        alpha=an.get("alpha", 0.05), seed=d.get("seed", 0),
+        device=d.get("device", "auto"), training=_training(d.get("training"), where, labels),
         source=source)
     _check_values(cfg, where)
     return cfg
@@ -303,32 +328,24 @@ def _check_values(cfg: StudyConfig, where: str) -> None:
         at_least_one(cfg.training.steps, "training.steps")
 
 
-_TRAINING_KEYS = {f for f in TrainingSpec.__dataclass_fields__ if f != "methods"} | {"methods",
-                                                                                     "objective"}
-
-
 def _training(t: dict | None, where: str, labels: list[str]) -> TrainingSpec | None:
     """Validate a ``[training]`` section (see :class:`TrainingSpec`)."""
     if t is None:
         return None
-    bad = sorted(set(t) - _TRAINING_KEYS)
-    if bad:
-        raise StudyConfigError(f"{where}: [training]: unknown key(s) {bad}; known: "
-                               f"{sorted(_TRAINING_KEYS)}")
-    objective = str(t.get("objective", "erm"))
+    t = _fields(t, TRAINING_SCHEMA, where, "training.")
+    objective = t.get("objective", "erm")
     methods = []
     for i, m in enumerate(t.get("methods") or ["lora"]):
         if isinstance(m, str):
             m = {"method": m}
-        bad = sorted(set(m) - {"label", "method", "objective", "objective_args"})
-        if bad:
-            raise StudyConfigError(f"{where}: training.methods[{i}]: unknown key(s) {bad}")
-        method = str(m.get("method", "lora"))
+        m = _fields(m, METHOD_SCHEMA, where, f"training.methods[{i}].",
+                    what=f"training.methods[{i}] table")
+        method = m.get("method", "lora")
         if method not in ("lora", "mas-lora"):
             raise StudyConfigError(f"{where}: training.methods[{i}]: method {method!r}; use "
                                    "'lora' or 'mas-lora'")
-        obj = str(m.get("objective", objective))
-        methods.append(MethodSpec(label=str(m.get("label") or f"{method}-{obj}"), method=method,
+        obj = m.get("objective", objective)
+        methods.append(MethodSpec(label=m.get("label") or f"{method}-{obj}", method=method,
                                   objective=obj,
                                   objective_args=tuple(sorted((m.get("objective_args") or {}).items()))))
     names = [m.label for m in methods]
@@ -339,9 +356,7 @@ def _training(t: dict | None, where: str, labels: list[str]) -> TrainingSpec | N
     if base is not None and base not in labels:
         raise StudyConfigError(f"{where}: training.base {base!r} is not an encoder of the study "
                                f"({labels})")
-    kw = {k: t[k] for k in _TRAINING_KEYS - {"methods", "objective", "base"} if k in t}
-    if "train_groups" in kw:
-        kw["train_groups"] = _tuple(kw["train_groups"], f"{where}: training.train_groups", str)
+    kw = {k: v for k, v in t.items() if k not in ("methods", "objective", "base")}
     try:
         return TrainingSpec(methods=tuple(methods), base=base or labels[0], **kw)
     except TypeError as exc:
@@ -354,7 +369,8 @@ def load_config(path: str | os.PathLike, **overrides) -> StudyConfig:
     if not p.is_file():
         raise StudyConfigError(f"study config not found: {p}")
     try:
-        d = tomllib.loads(p.read_text("utf-8"))
+        from probekit.schema import read_utf8
+        d = tomllib.loads(read_utf8(p, StudyConfigError))
     except tomllib.TOMLDecodeError as exc:
         raise StudyConfigError(f"{p}: not valid TOML: {exc}") from None
     return config_from_dict(d, source=str(p), **overrides)

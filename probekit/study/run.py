@@ -40,6 +40,21 @@ class StudyError(ProbekitError):
     """A study cannot run (e.g. its output folder holds a different run)."""
 
 
+def _study_metadata(path: Path) -> dict:
+    """A JSON object probekit wrote in a study folder; anything else is a ``StudyError``
+    naming the file (never a traceback)."""
+    try:
+        d = json.loads(path.read_text("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StudyError(f"{path}: not the study metadata probekit writes ({exc}); remove the "
+                         "file or choose another --out") from None
+    if not isinstance(d, dict):
+        raise StudyError(f"{path}: not the study metadata probekit writes (a JSON "
+                         f"{type(d).__name__}, not an object); remove the file or choose "
+                         "another --out")
+    return d
+
+
 @dataclass
 class StudyRun:
     """Where a finished study's outputs are, and how long each stage took (seconds)."""
@@ -80,7 +95,7 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
     fp = config.fingerprint()
     ours = read_stamp(out) if out.is_dir() else None
     if ours is not None and ours["kind"] == "study" and stamp.exists():
-        old = json.loads(stamp.read_text())
+        old = _study_metadata(stamp)
         if old.get("fingerprint") == fp:
             claim_output(out, "study", contents=STUDY_CONTENTS)
             return True
@@ -219,7 +234,7 @@ def _analysis_done(folder: Path, n_rows: int, config: StudyConfig) -> bool:
     stamp = folder / "analysis.json"
     if not stamp.exists() or not (folder / "findings.md").exists():
         return False
-    s = json.loads(stamp.read_text())
+    s = _study_metadata(stamp)
     # an analysis by other statistics (an older probekit) is never reused under new prose
     return (s.get("n_rows") == n_rows and s.get("fingerprint") == config.fingerprint()
             and s.get("method") == ANALYSIS_METHOD)

@@ -16,7 +16,8 @@ from pathlib import Path
 from probekit.corpus.model import Corpus
 from probekit.errors import CorpusError
 
-__all__ = ["read_corpus", "register_reader", "available_readers", "detect_kind"]
+__all__ = ["read_corpus", "register_reader", "available_readers", "detect_kind",
+           "reader_options"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,36 @@ def read_corpus(path: str | os.PathLike, kind: str | None = None, **options) -> 
     kind = detect_kind(path) if kind is None else kind
     if kind not in _READERS:
         raise CorpusError(f"unknown corpus kind {kind!r}; available: {sorted(_READERS)}")
-    return _READERS[kind].read(path, **options)
+    from probekit.schema import read_fields
+
+    options = read_fields(options, reader_options(kind), str(path), CorpusError,
+                          what=f"options of the {kind} reader")
+    corpus = _READERS[kind].read(path, **options)
+    if len(corpus) == 0:
+        raise CorpusError(f"{path}: no utterances (read as {kind})")
+    return corpus
+
+
+#: A reader option's schema kind (:mod:`probekit.schema`) from its annotation: first match.
+_KIND_OF_ANNOTATION = (("Mapping", "table"), ("Sequence", "list[str]"), ("PathLike", "path"),
+                       ("bool", "bool"),
+                       ("int", "int"), ("float", "number"), ("str", "str"))
+
+
+def reader_options(kind: str) -> dict[str, str]:
+    """The options reader ``kind`` takes (every parameter after ``path``) with their
+    :mod:`probekit.schema` kinds, read from its signature: the reader's own typed schema, so
+    options are checked in one place."""
+    import inspect
+
+    if kind not in _READERS:
+        raise CorpusError(f"unknown corpus kind {kind!r}; available: {sorted(_READERS)}")
+    out = {}
+    for p in list(inspect.signature(_READERS[kind].read).parameters.values())[1:]:
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+            ann = str(p.annotation)
+            out[p.name] = next(k for token, k in _KIND_OF_ANNOTATION if token in ann)
+    return out
 
 
 # Imported for their registration side effect; order does not matter.

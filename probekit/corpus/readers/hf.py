@@ -99,12 +99,22 @@ def _detect(path: Path) -> bool:
         (path / "data").is_dir() and any(p.suffix == ".parquet" for p in (path / "data").iterdir()))
 
 
+def _readable(path: Path, read):
+    """``read()``; any failure (truncated or foreign file: pyarrow and datasets raise many
+    types) is a ``CorpusError`` naming ``path``."""
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001
+        raise CorpusError(f"{path}: not a readable dataset file ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
 def _load(path: str | os.PathLike, split: str | None):
     datasets = _import_datasets()
     p = Path(path)
     if p.exists():
         if (p / "dataset_dict.json").is_file() or (p / "state.json").is_file():
-            ds = datasets.load_from_disk(str(p))
+            ds = _readable(p, lambda: datasets.load_from_disk(str(p)))
         else:
             found = _data_files(p)
             if found is None:
@@ -112,9 +122,13 @@ def _load(path: str | os.PathLike, split: str | None):
             ext, files = found
             if ext == "arrow":
                 ds = datasets.concatenate_datasets(
-                    [datasets.Dataset.from_file(str(f)) for f in files])
+                    [_readable(f, lambda f=f: datasets.Dataset.from_file(str(f))) for f in files])
             else:
-                ds = datasets.Dataset.from_parquet([str(f) for f in files])
+                import pyarrow.parquet as pq
+
+                for f in files:  # a damaged file is named before datasets reads them all
+                    _readable(f, lambda f=f: pq.read_metadata(f))
+                ds = _readable(p, lambda: datasets.Dataset.from_parquet([str(f) for f in files]))
     else:
         try:
             ds = datasets.load_dataset(str(path), split=split)

@@ -33,6 +33,7 @@ from probekit.corpus.readers import register_reader
 from probekit.corpus.readers._common import SILENCE_LABELS, speech_segments, with_sentence_ids
 from probekit.corpus.readers.textgrid import Tier, read_textgrid
 from probekit.errors import CorpusError
+from probekit.schema import read_utf8
 
 __all__ = ["read_l2arctic", "speaker_table", "parse_annotated_phones", "PHONE_LABELS"]
 
@@ -125,7 +126,7 @@ def _utterance(root: Path, folder: Path, wav: Path, speaker: str, uid: str, grou
                sentence_id: str | None, prefer_annotation: bool,
                labels: str = "canonical") -> Utterance:
     txt = folder / "transcript" / f"{wav.stem}.txt"
-    text = txt.read_text(encoding="utf-8").strip() if txt.is_file() else ""
+    text = read_utf8(txt, CorpusError).strip() if txt.is_file() else ""
     words, phones, errors = _alignments(folder, wav.stem, prefer_annotation, labels)
     return Utterance(id=uid, audio=AudioSource(path=wav.relative_to(root).as_posix()), speaker=speaker, groups=groups,
                      text=" ".join(text.split()), words=words, phones=phones,

@@ -191,16 +191,27 @@ def from_lhotse(recordings: Any = None, supervisions: Any = None, *, cuts: Any =
                                                    attributes=attributes)
                         for s in cut.supervisions)
     elif recordings is not None and supervisions is not None:
+        by_id = _unique(recordings, "recording")
+        _unique(supervisions, "supervision")
         for sup in supervisions:
-            try:
-                recording = recordings[sup.recording_id]
-            except KeyError:
+            recording = by_id.get(sup.recording_id)
+            if recording is None:  # (lhotse's own lookup raises StopIteration here)
                 raise CorpusError(f"lhotse supervision {sup.id}: recording "
-                                  f"{sup.recording_id!r} is not in the RecordingSet") from None
+                                  f"{sup.recording_id!r} is not in the RecordingSet")
             utts.append(utterance_from_supervision(sup, recording, attributes=attributes))
     else:
         raise CorpusError("from_lhotse needs a CutSet or both a RecordingSet and a SupervisionSet")
     return Corpus(with_sentence_ids(utts), name=name)
+
+
+def _unique(items: Iterable, what: str) -> dict:
+    """``{id: item}``; an id given twice is a ``CorpusError`` naming it."""
+    out: dict = {}
+    for item in items:
+        if item.id in out:
+            raise CorpusError(f"lhotse {what} id {item.id!r} appears twice")
+        out[item.id] = item
+    return out
 
 
 def _load_all(lhotse: Any, files: Iterable[Path]) -> list:
@@ -224,10 +235,18 @@ def read_lhotse(path: str | os.PathLike, *, attributes: Sequence[str] | None = N
     found = _manifests_in(p)
     name = name or (p.parent.name if p.is_file() else p.name)
     if found["cuts"]:
-        cuts = lhotse.CutSet.from_cuts(_load_all(lhotse, found["cuts"]))
-        return from_lhotse(cuts=cuts, attributes=attributes, name=name)
-    if found["recordings"] and found["supervisions"]:
-        recs = lhotse.RecordingSet.from_recordings(_load_all(lhotse, found["recordings"]))
-        sups = lhotse.SupervisionSet.from_segments(_load_all(lhotse, found["supervisions"]))
+        files, cuts = found["cuts"], _load_all(lhotse, found["cuts"])
+    elif found["recordings"] and found["supervisions"]:
+        # Plain lists: lhotse's sets index by id and fail obscurely on unknown or repeated ids.
+        files = found["recordings"] + found["supervisions"]
+        recs, sups = _load_all(lhotse, found["recordings"]), _load_all(lhotse, found["supervisions"])
+    else:
+        raise CorpusError(f"{p}: no lhotse CutSet, or RecordingSet and SupervisionSet, found")
+    try:  # a bad record is named with the files it came from
+        if found["cuts"]:
+            _unique(cuts, "cut")
+            return from_lhotse(cuts=lhotse.CutSet.from_cuts(cuts), attributes=attributes,
+                               name=name)
         return from_lhotse(recs, sups, attributes=attributes, name=name)
-    raise CorpusError(f"{p}: no lhotse CutSet, or RecordingSet and SupervisionSet, found")
+    except CorpusError as exc:
+        raise CorpusError(f"{', '.join(str(f) for f in files)}: {exc}") from None

@@ -15,6 +15,7 @@ CSV columns
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ from probekit.corpus.model import MANIFEST_NAME, AudioSource, Corpus, Utterance
 from probekit.corpus.readers import register_reader
 from probekit.corpus.readers._common import with_sentence_ids
 from probekit.errors import CorpusError
+from probekit.schema import read_utf8
 
 __all__ = ["read_jsonl", "read_csv", "CSV_COLUMNS"]
 
@@ -98,7 +100,7 @@ def read_csv(path: str | os.PathLike, name: str | None = None) -> Corpus:
         raise CorpusError(f"no CSV/TSV manifest at {path}")
     delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
     utts = []
-    with open(p, encoding="utf-8", newline="") as f:
+    with io.StringIO(read_utf8(p, CorpusError), newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         header = reader.fieldnames or []
         missing = [c for c in _REQUIRED if c not in header]

@@ -27,6 +27,7 @@ Groups: a ``speakers.csv`` or ``speakers.tsv`` in the root (or ``speakers=`` a p
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from pathlib import Path
@@ -37,6 +38,7 @@ from probekit.corpus.readers._common import (header_seconds, normalise_gender, s
                                              with_sentence_ids)
 from probekit.corpus.readers.textgrid import read_textgrid
 from probekit.errors import CorpusError
+from probekit.schema import read_utf8
 
 __all__ = ["read_mfa"]
 
@@ -74,7 +76,7 @@ def _speaker_table(path: Path | None) -> dict[str, dict[str, str]]:
     if path is None or not path.is_file():
         return {}
     delim = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(read_utf8(path, CorpusError), newline="") as f:
         rows = list(csv.DictReader(f, delimiter=delim))
     if rows and "speaker" not in rows[0]:
         raise CorpusError(f"{path}: needs a 'speaker' column (has {list(rows[0])})")
