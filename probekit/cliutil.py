@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 
 __all__ = ["DEFAULT_DEVICE", "DEVICE_CHOICES", "parse_device", "add_device_argument",
-           "HelpFormatter", "ProbekitParser", "level", "share", "at_least_one", "existing_file"]
+           "HelpFormatter", "ProbekitParser", "level", "share", "at_least_one", "at_least_zero",
+           "positive", "seed", "existing_file"]
 
 #: The device every command uses unless told otherwise: CUDA when available, else the CPU.
 DEFAULT_DEVICE = "auto"
@@ -34,9 +36,13 @@ def parse_device(value: str) -> str:
 
 def _number(value: str, kind):
     try:
-        return kind(value)
+        v = kind(value)
     except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
+    return v
 
 
 def level(value: str) -> float:
@@ -62,6 +68,35 @@ def at_least_one(value: str) -> int:
     v = _number(value, int)
     if v < 1:
         raise argparse.ArgumentTypeError(f"{value} must be an integer >= 1")
+    return v
+
+
+def at_least_zero(value: str) -> int:
+    """A count that may be zero (``argparse`` type), e.g. warm-up steps: an integer >= 0."""
+    v = _number(value, int)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be an integer >= 0")
+    return v
+
+
+def positive(value: str) -> float:
+    """A positive number (``argparse`` type), e.g. a learning rate: a finite float > 0."""
+    v = _number(value, float)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a number > 0")
+    return v
+
+
+#: Largest seed numpy's generators accept from the command line (2**32 - 1).
+SEED_MAX = 2**32 - 1
+
+
+def seed(value: str) -> int:
+    """A random seed (``argparse`` type): an integer from 0 to 2**32 - 1."""
+    v = _number(value, int)
+    if not 0 <= v <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is not a seed: it must be an integer from 0 "
+                                         f"to {SEED_MAX}")
     return v
 
 
