@@ -44,11 +44,35 @@ from training.trainlog import rebuild_csv, term_shares_of
 from training.sampler import (GroupBalancedBatchSampler, UniformBatchSampler,
                               default_groups_per_batch)
 
-__all__ = ["TrainConfig", "Trainer", "TrainingError", "enable_gradient_checkpointing",
-           "is_checkpointing"]
+__all__ = ["TrainConfig", "Trainer", "TrainingError", "load_checkpoint",
+           "enable_gradient_checkpointing", "is_checkpointing"]
 
 log = logging.getLogger(__name__)
 
+
+
+#: Keys every checkpoint probekit writes holds (:meth:`Trainer.save_checkpoint`).
+CHECKPOINT_KEYS = ("step", "adapters", "optimizer", "scheduler", "objective", "best",
+                   "best_step", "identity")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A training checkpoint probekit wrote, loaded so that it cannot run code
+    (``torch.load(weights_only=True)``: tensors, numbers, strings and containers only).
+    Anything else at ``path`` (a user's file, a pickle, a truncated write, another program's
+    checkpoint) is a :class:`TrainingError` naming the file, never unpickled."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError (not a zip), EOFError...
+        why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(f"{path} is not a training checkpoint probekit wrote ({why}); "
+                            "probekit loads no other file there: move it away or use a new "
+                            "out_dir") from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise TrainingError(f"{path} is not a training checkpoint probekit wrote (no "
+                            f"{', '.join(missing[:4])}); move it away or use a new out_dir")
+    return state
 
 class Trainer:
     """Fit the adapters of ``model`` on ``train`` with ``objective``.
@@ -208,7 +232,7 @@ class Trainer:
         """Load the last checkpoint if there is one; returns whether it did."""
         if not self.checkpoint_path.exists():
             return False
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(self.checkpoint_path)
         self._check_resumable(state)
         self.raw.load_state_dict(state["adapters"], strict=False)
         self.opt.load_state_dict(state["optimizer"])
@@ -423,6 +447,12 @@ class Trainer:
         if load_best and self.step >= self.cfg.steps and (self.out / "best" / ADAPTER_WEIGHTS).exists():
             from safetensors.torch import load_file
 
-            self.raw.load_state_dict(load_file(str(self.out / "best" / ADAPTER_WEIGHTS)),
-                                     strict=False)
+            best = self.out / "best" / ADAPTER_WEIGHTS
+            try:  # safetensors cannot run code; a file that is not one is named
+                state = load_file(str(best))
+            except Exception as exc:  # SafetensorError, OSError
+                raise TrainingError(f"{best}: not adapter weights probekit wrote "
+                                    f"({str(exc)[:120] or type(exc).__name__}); move it away "
+                                    "or use a new out_dir") from None
+            self.raw.load_state_dict(state, strict=False)
         return self.raw
