@@ -16,7 +16,7 @@ import re
 
 __all__ = ["DEFAULT_DEVICE", "DEVICE_CHOICES", "parse_device", "add_device_argument",
            "HelpFormatter", "ProbekitParser", "level", "share", "at_least_one", "at_least_zero",
-           "positive", "seed", "existing_file"]
+           "positive", "probability", "seed", "existing_file", "json_object"]
 
 #: The device every command uses unless told otherwise: CUDA when available, else the CPU.
 DEFAULT_DEVICE = "auto"
@@ -87,6 +87,14 @@ def positive(value: str) -> float:
     return v
 
 
+def probability(value: str) -> float:
+    """A rate such as a dropout (``argparse`` type): from 0 (included) to 1 (excluded)."""
+    v = _number(value, float)
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must lie in [0, 1) (e.g. 0.05)")
+    return v
+
+
 #: Largest seed numpy's generators accept from the command line (2**32 - 1).
 SEED_MAX = 2**32 - 1
 
@@ -107,6 +115,33 @@ def existing_file(value: str) -> str:
     if not Path(value).expanduser().is_file():
         raise argparse.ArgumentTypeError(f"no such file: {value}")
     return value
+
+
+def json_object(value: str) -> dict:
+    """A JSON object (``argparse`` type), given inline (``'{"k": 1}'``) or as the path of a
+    file holding one (an arguments file); a malformed one is refused, naming the file, the line
+    and the column."""
+    import json
+    from pathlib import Path
+
+    path = Path(value).expanduser()
+    where = "inline JSON"
+    if not value.lstrip().startswith("{") and path.is_file():
+        where = f"file {value}"
+        try:
+            value = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise argparse.ArgumentTypeError(f"file {path}: cannot be read as UTF-8 text "
+                                             f"({exc})") from None
+    try:
+        d = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"{where}: not valid JSON ({exc.msg} at line "
+                                         f"{exc.lineno}, column {exc.colno})") from None
+    if not isinstance(d, dict):
+        raise argparse.ArgumentTypeError(f"{where}: expected a JSON object ({{...}}), found "
+                                         f"{type(d).__name__}")
+    return d
 
 
 def add_device_argument(parser: argparse.ArgumentParser, what: str = "the encoder",
