@@ -251,7 +251,7 @@ def _held_settings(out: Path) -> dict | None:
     if (out / DONE).is_file():
         return _read_done(out / DONE).get("settings") or {}
     if (out / "checkpoint.pt").is_file():
-        from training.trainer import load_checkpoint  # never unpickles a stranger's file
+        from training.checkpoint import load_checkpoint  # never unpickles a stranger's file
 
         state = load_checkpoint(out / "checkpoint.pt")
         ident = state.get("identity")

@@ -34,6 +34,7 @@ import torch
 
 from training.adapters import hold_absent_experts, routed, save_adapters, trainable_parameters
 from training.adapters.lora import ADAPTER_WEIGHTS, adapter_state_dict
+from training.checkpoint import load_checkpoint
 from training.data import (AudioCache, FeatureCache, check_lengths, collate, decoder_prefix,
                            is_multilingual)
 from training.objectives import Objective, ObjectiveInput
@@ -49,30 +50,6 @@ __all__ = ["TrainConfig", "Trainer", "TrainingError", "load_checkpoint",
 
 log = logging.getLogger(__name__)
 
-
-
-#: Keys every checkpoint probekit writes holds (:meth:`Trainer.save_checkpoint`).
-CHECKPOINT_KEYS = ("step", "adapters", "optimizer", "scheduler", "objective", "best",
-                   "best_step", "identity")
-
-
-def load_checkpoint(path: Path) -> dict:
-    """A training checkpoint probekit wrote, loaded so that it cannot run code
-    (``torch.load(weights_only=True)``: tensors, numbers, strings and containers only).
-    Anything else at ``path`` (a user's file, a pickle, a truncated write, another program's
-    checkpoint) is a :class:`TrainingError` naming the file, never unpickled."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, RuntimeError (not a zip), EOFError...
-        why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise TrainingError(f"{path} is not a training checkpoint probekit wrote ({why}); "
-                            "probekit loads no other file there: move it away or use a new "
-                            "out_dir") from None
-    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
-    if missing:
-        raise TrainingError(f"{path} is not a training checkpoint probekit wrote (no "
-                            f"{', '.join(missing[:4])}); move it away or use a new out_dir")
-    return state
 
 class Trainer:
     """Fit the adapters of ``model`` on ``train`` with ``objective``.
