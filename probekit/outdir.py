@@ -188,13 +188,25 @@ def remove_output(folder: str | os.PathLike) -> None:
         folder.rmdir()
 
 
+def _listed_in(folder: Path, path: Path) -> bool:
+    """Whether ``path`` (inside ``folder``) is an entry that ``folder``'s stamp lists, i.e. a
+    place the owner of ``folder`` lets probekit write (``ANALYSIS/report``)."""
+    import fnmatch
+
+    stamp = read_stamp(folder) if folder.is_dir() else None
+    first = path.relative_to(folder).parts[0]
+    return bool(stamp) and any(fnmatch.fnmatchcase(first, str(c))
+                               for c in stamp.get("contents") or [])
+
+
 def check_output_path(folder: str | os.PathLike, *, inputs: list | tuple = (),
                       option: str = "output folder") -> Path:
     """Refuse, before any work starts, an output path probekit cannot or must not write.
 
     One rule for every ``--out``: ``folder`` may not be a symbolic link (nothing is written
     or deleted through a link), an existing file, under a file, under a folder the user cannot
-    write, or (hold) one of ``inputs``. Each refusal is one :class:`OutputFolderError` line
+    write, (hold) one of ``inputs``, or lie inside one (unless that input's stamp lists it as
+    one of its entries: ``report`` inside its analysis). Each refusal is one :class:`OutputFolderError` line
     naming ``option`` and the path, and saying what to do. Returns ``folder`` (expanded).
     """
     folder = Path(folder).expanduser()
@@ -211,6 +223,10 @@ def check_output_path(folder: str | os.PathLike, *, inputs: list | tuple = (),
             raise OutputFolderError(
                 f"{option} {folder} is (or holds) {src}, an input of this command; probekit "
                 "never writes over what it reads. Choose another output folder")
+        if real != s and _is_within(real, s) and not _listed_in(s, real):
+            raise OutputFolderError(
+                f"{option} {folder} is inside {src}, an input of this command; probekit "
+                "writes beside what it reads, never into it. Choose a folder outside it")
     if folder.exists() and not folder.is_dir():
         raise OutputFolderError(f"{option} {folder} is a file; an output folder was expected: "
                                 "choose another path (or move the file away)")
