@@ -206,8 +206,9 @@ def check_output_path(folder: str | os.PathLike, *, inputs: list | tuple = (),
     One rule for every ``--out``: ``folder`` may not be a symbolic link (nothing is written
     or deleted through a link), an existing file, under a file, under a folder the user cannot
     write, (hold) one of ``inputs``, or lie inside one (unless that input's stamp lists it as
-    one of its entries: ``report`` inside its analysis). Each refusal is one :class:`OutputFolderError` line
-    naming ``option`` and the path, and saying what to do. Returns ``folder`` (expanded).
+    one of its entries: ``report`` inside its analysis). Each refusal is one
+    :class:`OutputFolderError` line naming ``option`` and the path, and saying what to do.
+    Returns ``folder`` (expanded).
     """
     folder = Path(folder).expanduser()
     if folder.is_symlink():

@@ -239,8 +239,8 @@ def corpus_synth_seed_negative(made, tmp):
 
 
 CASES = [analyze_out_under_a_file, analyze_out_is_a_file, analyze_out_symlink_to_an_analysis,
-         analyze_out_read_only_folder, analyze_out_inside_the_results_folder, analyze_n_boot_zero, analyze_n_boot_negative,
-         analyze_n_perm_zero, analyze_seed_negative, report_table_missing_a_column,
+         analyze_out_read_only_folder, analyze_out_inside_the_results_folder, analyze_n_boot_zero,
+         analyze_n_boot_negative, analyze_n_perm_zero, analyze_seed_negative, report_table_missing_a_column,
          report_meta_not_json, report_run_json_field_of_wrong_type, report_run_json_not_an_object,
          report_run_json_random_init_a_string, report_provenance_not_json, report_stamp_not_json,
          report_stamp_row_count_wrong_type, report_out_under_a_file, report_out_symlink,
