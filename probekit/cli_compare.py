@@ -24,6 +24,11 @@ def _cmd(args: argparse.Namespace) -> int:
     from probekit.probes.results import ResultsTable
     from probekit.report.compare import degenerate_sentences
 
+    if args.out:  # a bad --out fails before the comparison
+        from probekit.outdir import check_output_path
+
+        check_output_path(args.out, option="--out",
+                          inputs=[args.results] + [i.partition("=")[2] or None for i in args.seen])
     seen = {}
     for item in args.seen:
         label, _, folder = item.partition("=")
@@ -54,7 +59,7 @@ def _cmd(args: argparse.Namespace) -> int:
         out = claim_output(args.out, "comparison", fresh=True, command="compare",
                            fingerprint={"results": str(Path(args.results).resolve()),
                                         "before": args.before, "after": after},
-                           inputs=[args.results] + [i.partition("=")[2] for i in args.seen],
+                           inputs=[args.results] + [i.partition("=")[2] or None for i in args.seen],
                            contents=["comparison.csv", "n_per_cell.csv", "verdicts.json",
                                      "figures"])
         (out / "figures").mkdir(parents=True, exist_ok=True)

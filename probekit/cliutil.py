@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 
 __all__ = ["DEFAULT_DEVICE", "DEVICE_CHOICES", "parse_device", "add_device_argument",
-           "HelpFormatter", "ProbekitParser", "level", "share", "at_least_one", "existing_file"]
+           "HelpFormatter", "ProbekitParser", "level", "share", "at_least_one", "at_least_zero",
+           "positive", "probability", "seed", "existing_file", "json_object"]
 
 #: The device every command uses unless told otherwise: CUDA when available, else the CPU.
 DEFAULT_DEVICE = "auto"
@@ -34,9 +36,13 @@ def parse_device(value: str) -> str:
 
 def _number(value: str, kind):
     try:
-        return kind(value)
+        v = kind(value)
     except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
+    return v
 
 
 def level(value: str) -> float:
@@ -65,6 +71,43 @@ def at_least_one(value: str) -> int:
     return v
 
 
+def at_least_zero(value: str) -> int:
+    """A count that may be zero (``argparse`` type), e.g. warm-up steps: an integer >= 0."""
+    v = _number(value, int)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be an integer >= 0")
+    return v
+
+
+def positive(value: str) -> float:
+    """A positive number (``argparse`` type), e.g. a learning rate: a finite float > 0."""
+    v = _number(value, float)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a number > 0")
+    return v
+
+
+def probability(value: str) -> float:
+    """A rate such as a dropout (``argparse`` type): from 0 (included) to 1 (excluded)."""
+    v = _number(value, float)
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must lie in [0, 1) (e.g. 0.05)")
+    return v
+
+
+#: Largest seed numpy's generators accept from the command line (2**32 - 1).
+SEED_MAX = 2**32 - 1
+
+
+def seed(value: str) -> int:
+    """A random seed (``argparse`` type): an integer from 0 to 2**32 - 1."""
+    v = _number(value, int)
+    if not 0 <= v <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is not a seed: it must be an integer from 0 "
+                                         f"to {SEED_MAX}")
+    return v
+
+
 def existing_file(value: str) -> str:
     """A file that must exist (``argparse`` type), e.g. ``report --meta``."""
     from pathlib import Path
@@ -72,6 +115,33 @@ def existing_file(value: str) -> str:
     if not Path(value).expanduser().is_file():
         raise argparse.ArgumentTypeError(f"no such file: {value}")
     return value
+
+
+def json_object(value: str) -> dict:
+    """A JSON object (``argparse`` type), given inline (``'{"k": 1}'``) or as the path of a
+    file holding one (an arguments file); a malformed one is refused, naming the file, the line
+    and the column."""
+    import json
+    from pathlib import Path
+
+    path = Path(value).expanduser()
+    where = "inline JSON"
+    if not value.lstrip().startswith("{") and path.is_file():
+        where = f"file {value}"
+        try:
+            value = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise argparse.ArgumentTypeError(f"file {path}: cannot be read as UTF-8 text "
+                                             f"({exc})") from None
+    try:
+        d = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"{where}: not valid JSON ({exc.msg} at line "
+                                         f"{exc.lineno}, column {exc.colno})") from None
+    if not isinstance(d, dict):
+        raise argparse.ArgumentTypeError(f"{where}: expected a JSON object ({{...}}), found "
+                                         f"{type(d).__name__}")
+    return d
 
 
 def add_device_argument(parser: argparse.ArgumentParser, what: str = "the encoder",

@@ -15,7 +15,11 @@ relative to the folder, recorded before they are written). The rules:
 - a non-empty folder *without* a stamp is always refused, ``overwrite`` or not, even when its
   layout looks like a probekit output (``findings.md`` beside ``layer_curves.csv``, ``study.json``
   beside ``work/``): look-alikes are never adopted;
-- a folder that is (or holds) an input of the same command is refused (``inputs``).
+- a folder that is (or holds) an input of the same command is refused (``inputs``);
+- before any of that, :func:`check_output_path` refuses a path no output can go to: an existing
+  file (or a file on the way to it), a symbolic link (probekit neither writes nor deletes
+  through links), a folder the user cannot write, an input of the command. Commands that
+  compute before they write call it first, so a bad ``--out`` fails before the work.
 
 :func:`finish_output` marks the folder complete (with e.g. the row count of every table), so a
 reader can refuse an output that was killed mid-write (:func:`require_output`).
@@ -32,8 +36,8 @@ from pathlib import Path, PurePosixPath
 from probekit.errors import ProbekitError
 from probekit.locks import is_lock_file
 
-__all__ = ["STAMP_NAME", "OutputFolderError", "claim_output", "read_stamp", "remove_output",
-           "is_probekit_output", "write_stamp", "add_contents", "finish_output",
+__all__ = ["STAMP_NAME", "OutputFolderError", "check_output_path", "claim_output", "read_stamp",
+           "remove_output", "is_probekit_output", "write_stamp", "add_contents", "finish_output",
            "require_output"]
 
 #: File name of the stamp inside every folder probekit owns.
@@ -113,6 +117,9 @@ def require_output(folder: str | os.PathLike, kind: str, what: str = "") -> dict
     if not folder.is_dir():
         raise OutputFolderError(f"{folder} does not exist or is not a folder{what}")
     stamp = read_stamp(folder)
+    if stamp is None and (folder / STAMP_NAME).is_file():
+        raise OutputFolderError(f"{folder / STAMP_NAME} is not a probekit stamp (not JSON, or "
+                                f"no 'kind' field): this {kind} cannot be vouched for{what}")
     if stamp is None:
         raise OutputFolderError(f"{folder} is not a probekit {kind} (no {STAMP_NAME}){what}")
     if stamp["kind"] != kind:
@@ -163,6 +170,9 @@ def remove_output(folder: str | os.PathLike) -> None:
     """Delete what probekit wrote in ``folder`` (its stamp's contents, then the folder if it is
     left empty); refuse (:class:`OutputFolderError`) a folder probekit did not write."""
     folder = Path(folder)
+    if folder.is_symlink():
+        raise OutputFolderError(f"{folder} is a symbolic link; probekit does not delete "
+                                "through links")
     if not folder.exists():
         return
     if not folder.is_dir():
@@ -176,6 +186,61 @@ def remove_output(folder: str | os.PathLike) -> None:
     _clear(folder, stamp)
     if not any(folder.iterdir()):
         folder.rmdir()
+
+
+def _listed_in(folder: Path, path: Path) -> bool:
+    """Whether ``path`` (inside ``folder``) is an entry that ``folder``'s stamp lists, i.e. a
+    place the owner of ``folder`` lets probekit write (``ANALYSIS/report``)."""
+    import fnmatch
+
+    stamp = read_stamp(folder) if folder.is_dir() else None
+    first = path.relative_to(folder).parts[0]
+    return bool(stamp) and any(fnmatch.fnmatchcase(first, str(c))
+                               for c in stamp.get("contents") or [])
+
+
+def check_output_path(folder: str | os.PathLike, *, inputs: list | tuple = (),
+                      option: str = "output folder") -> Path:
+    """Refuse, before any work starts, an output path probekit cannot or must not write.
+
+    One rule for every ``--out``: ``folder`` may not be a symbolic link (nothing is written
+    or deleted through a link), an existing file, under a file, under a folder the user cannot
+    write, (hold) one of ``inputs``, or lie inside one (unless that input's stamp lists it as
+    one of its entries: ``report`` inside its analysis). Each refusal is one
+    :class:`OutputFolderError` line naming ``option`` and the path, and saying what to do.
+    Returns ``folder`` (expanded).
+    """
+    folder = Path(folder).expanduser()
+    if folder.is_symlink():
+        raise OutputFolderError(
+            f"{option} {folder} is a symbolic link (to {os.readlink(folder)}); probekit neither "
+            "writes nor deletes through links: give the folder itself, or another path")
+    real = folder.resolve()
+    for src in inputs:
+        if src is None:
+            continue
+        s = Path(src).expanduser().resolve()
+        if _is_within(s, real):
+            raise OutputFolderError(
+                f"{option} {folder} is (or holds) {src}, an input of this command; probekit "
+                "never writes over what it reads. Choose another output folder")
+        if real != s and _is_within(real, s) and not _listed_in(s, real):
+            raise OutputFolderError(
+                f"{option} {folder} is inside {src}, an input of this command; probekit "
+                "writes beside what it reads, never into it. Choose a folder outside it")
+    if folder.exists() and not folder.is_dir():
+        raise OutputFolderError(f"{option} {folder} is a file; an output folder was expected: "
+                                "choose another path (or move the file away)")
+    have = folder
+    while not os.path.lexists(have) and have != have.parent:
+        have = have.parent
+    if not have.is_dir():
+        raise OutputFolderError(f"{option} {folder}: {have} is a file, so no folder can be "
+                                "made there; choose another path")
+    if not os.access(have, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"{option} {folder}: {have} is not writable (a read-only "
+                                "folder?); choose a folder you can write")
+    return folder
 
 
 def claim_output(folder: str | os.PathLike, kind: str, *, overwrite: bool = False,
@@ -210,18 +275,17 @@ def claim_output(folder: str | os.PathLike, kind: str, *, overwrite: bool = Fals
     Path
         The folder, existing and stamped.
     """
-    folder = Path(folder).expanduser()
-    real = folder.resolve()
-    for src in inputs:
-        if src is None:
-            continue
-        s = Path(src).expanduser().resolve()
-        if _is_within(s, real):
-            raise OutputFolderError(
-                f"{folder} is (or holds) {src}, an input of this command; probekit never "
-                "writes over what it reads. Choose another output folder")
-    if folder.exists() and not folder.is_dir():
-        raise OutputFolderError(f"{folder} is a file; an output folder was expected")
+    folder = check_output_path(folder, inputs=inputs)
+    try:
+        return _claim(folder, kind, overwrite=overwrite, fresh=fresh, info=info, command=command,
+                      fingerprint=fingerprint, contents=contents)
+    except OSError as exc:  # e.g. a read-only file system, where even root cannot write
+        raise OutputFolderError(f"output folder {folder}: cannot write there "
+                                f"({exc.strerror or exc}); choose a folder you can write") from None
+
+
+def _claim(folder: Path, kind: str, *, overwrite: bool, fresh: bool, info: dict | None,
+           command: str | None, fingerprint, contents) -> Path:
     new_info = {**(info or {}), **({"command": command} if command else {}),
                 **({"fingerprint": fingerprint} if fingerprint is not None else {}),
                 "contents": [_check_entry(c) for c in contents]}

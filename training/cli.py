@@ -15,7 +15,6 @@ selection), so its WER is optimistic; the held-out test WER is reported separate
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -46,7 +45,7 @@ def train_settings(args: argparse.Namespace):
         "r": args.rank, "alpha": args.alpha, "dropout": args.dropout,
         "targets": tuple(_split(args.targets)) if args.targets else None,
         "init": args.lora_init}.items() if v is not None}
-    obj_args = json.loads(args.objective_args) if args.objective_args else {}
+    obj_args = dict(args.objective_args or {})   # parsed and checked by the parser
     if args.recipe:
         from training.recipes import RECIPES, recipe_settings
 
@@ -119,7 +118,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from probekit.cliutil import at_least_one, share
+    from probekit.cliutil import (at_least_one, at_least_zero, json_object, positive,
+                                  probability, seed, share)
 
     p = sub.add_parser("train", help="fine-tune Whisper adapters (LoRA / MAS-LoRA) with a "
                        "fairness objective", description=__doc__,
@@ -134,42 +134,43 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="adapter type (mas-lora: one expert per training group; default lora)")
     p.add_argument("--objective", default=None,
                    help="erm, erm_balanced, sd, group_dro, irm, fused (default erm)")
-    p.add_argument("--objective-args", default=None,
-                   help='JSON hyperparameters, e.g. \'{"dro_mode": "online"}\'')
+    p.add_argument("--objective-args", type=json_object, default=None,
+                   help='JSON hyperparameters, e.g. \'{"dro_mode": "online"}\', or the path '
+                   'of a JSON file holding them')
     p.add_argument("--attribute", default="accent", help="group attribute (objective, experts)")
     p.add_argument("--train-groups", default=None, help="comma-separated; default: all")
-    p.add_argument("--val-speakers", type=int, default=1,
+    p.add_argument("--val-speakers", type=at_least_zero, default=1,
                    help="speakers per trained group held out for validation (model selection)")
     p.add_argument("--test-fraction", type=share, default=0.2,
                    help="share of the speakers held out (with the sentences they read) for the "
                    "reported test WER")
     p.add_argument("--steps", type=at_least_one, default=None,
                    help="optimiser steps (>= 1; default 100)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=at_least_one, default=None,
                    help="utterances per optimiser step over all processes (default 8)")
-    p.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 4e-5)")
+    p.add_argument("--grad-accum", type=at_least_one, default=1, help="gradient accumulation steps")
+    p.add_argument("--lr", type=positive, default=None, help="learning rate (default 4e-5)")
     p.add_argument("--lr-schedule", choices=("constant", "linear"), default=None,
                    help="after the warm-up: constant (default) or linear decay to 0")
-    p.add_argument("--rank", type=int, default=None, help="LoRA rank (default 16)")
-    p.add_argument("--alpha", type=float, default=None, help="LoRA scaling alpha (default 16)")
-    p.add_argument("--dropout", type=float, default=None, help="LoRA dropout (default 0.05)")
+    p.add_argument("--rank", type=at_least_one, default=None, help="LoRA rank (default 16)")
+    p.add_argument("--alpha", type=positive, default=None, help="LoRA scaling alpha (default 16)")
+    p.add_argument("--dropout", type=probability, default=None, help="LoRA dropout (default 0.05)")
     p.add_argument("--targets", default=None,
                    help="comma list of adapted modules (default q_proj,v_proj)")
     p.add_argument("--lora-init", choices=("normal", "gaussian", "kaiming"), default=None,
                    help="lora_A init: std 1 (MAS-LoRA authors, default), std 1/r (peft "
                    "gaussian), kaiming (peft default)")
-    p.add_argument("--warmup-steps", type=int, default=None,
+    p.add_argument("--warmup-steps", type=at_least_zero, default=None,
                    help="linear learning-rate warm-up (default 0)")
     p.add_argument("--sampler", choices=("auto", "balanced", "uniform"), default=None,
                    help="auto (default): group-balanced for DRO/IRM/fused/erm_balanced, uniform "
                    "for ERM and SD")
     p.add_argument("--no-importance-weights", action="store_true",
                    help="do not importance-weight the pooled ERM/SD terms under balanced batches")
-    p.add_argument("--groups-per-batch", type=int, default=None,
+    p.add_argument("--groups-per-batch", type=at_least_one, default=None,
                    help="groups in a balanced batch (default: all, capped at "
                    "batch-size / min-per-group)")
-    p.add_argument("--min-per-group", type=int, default=2,
+    p.add_argument("--min-per-group", type=at_least_one, default=2,
                    help="utterances per group a balanced batch must give DRO/IRM")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="mixed precision (adapters and optimizer state stay fp32)")
@@ -186,11 +187,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="validation WER that selects the checkpoint (default macro)")
     p.add_argument("--eval-d", type=float, default=None,
                    help="MAS-LoRA: also report the test WER with the accent known (1/d rule)")
-    p.add_argument("--max-new-tokens", type=int, default=None,
+    p.add_argument("--max-new-tokens", type=at_least_one, default=None,
                    help="decoding length cap (default: the model's 448 minus the prompt; "
                    "hypotheses that reach it are flagged in hit_max_tokens)")
-    p.add_argument("--eval-every", type=int, default=0, help="validate every N steps (0: never)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, adapters and batches")
+    p.add_argument("--eval-every", type=at_least_zero, default=0, help="validate every N steps (0: never)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the split, adapters and batches")
     from probekit.cliutil import add_device_argument
     add_device_argument(p, what="training", note="; cpu forces the CPU, other values leave "
                         "placement to accelerate")

@@ -173,7 +173,7 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
     done = out / DONE
     t0 = time.perf_counter()
     reused = False
-    if done.is_file() and json.loads(done.read_text()).get("settings") == settings \
+    if done.is_file() and _read_done(done).get("settings") == settings \
             and (merged_dir / "config.json").is_file() and (adapters_dir / SEEN_FILE).is_file():
         # the adapters, not the merged model: accent-known MAS-LoRA evaluation needs experts
         mdl, proc = load_base(model)
@@ -194,7 +194,7 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
                                      "split": split.note})
         trainer.acc.wait_for_everyone()
     transcripts = rep = None
-    record = json.loads(done.read_text()) if reused else {}
+    record = _read_done(done) if reused else {}
     if evaluate and main:   # the test set is decoded once, by the main process
         path = out / "transcripts.csv"
         ev = transcripts_settings(model=key, corpus=split.test, max_new_tokens=max_new_tokens,
@@ -232,16 +232,30 @@ def term_shares(log_jsonl: Path) -> dict:
     return {f"step {r['step']}": pick(r) for r in (rows[:1] + rows[-1:] if rows else [])}
 
 
+def _read_done(path: Path) -> dict:
+    """A run's finished record (``finetune.json``): a JSON object whose ``settings`` is an
+    object; anything else is refused, naming the file (never a traceback)."""
+    from probekit.provenance import read_json
+    from training.train_config import TrainingError
+
+    d = read_json(path)
+    if not isinstance(d, dict) or not isinstance(d.get("settings", {}), dict):
+        raise TrainingError(f"{path}: not a run record probekit wrote (expected a JSON object "
+                            "with a 'settings' object); move it away or use a new out_dir")
+    return d
+
+
 def _held_settings(out: Path) -> dict | None:
     """The settings of the run ``out`` holds; None when it holds none; ``{}`` when it holds
     something whose settings cannot be read (an older layout)."""
     if (out / DONE).is_file():
-        return json.loads((out / DONE).read_text()).get("settings") or {}
+        return _read_done(out / DONE).get("settings") or {}
     if (out / "checkpoint.pt").is_file():
-        import torch
+        from training.checkpoint import load_checkpoint  # never unpickles a stranger's file
 
-        state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
-        return state.get("identity", {}).get("run") or {}
+        state = load_checkpoint(out / "checkpoint.pt")
+        ident = state.get("identity")
+        return (ident.get("run") if isinstance(ident, dict) else None) or {}
     if any((out / x).exists() for x in ("final", "merged", "best", "log.jsonl")):
         return {}
     return None

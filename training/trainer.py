@@ -34,6 +34,7 @@ import torch
 
 from training.adapters import hold_absent_experts, routed, save_adapters, trainable_parameters
 from training.adapters.lora import ADAPTER_WEIGHTS, adapter_state_dict
+from training.checkpoint import load_checkpoint
 from training.data import (AudioCache, FeatureCache, check_lengths, collate, decoder_prefix,
                            is_multilingual)
 from training.objectives import Objective, ObjectiveInput
@@ -44,8 +45,8 @@ from training.trainlog import rebuild_csv, term_shares_of
 from training.sampler import (GroupBalancedBatchSampler, UniformBatchSampler,
                               default_groups_per_batch)
 
-__all__ = ["TrainConfig", "Trainer", "TrainingError", "enable_gradient_checkpointing",
-           "is_checkpointing"]
+__all__ = ["TrainConfig", "Trainer", "TrainingError", "load_checkpoint",
+           "enable_gradient_checkpointing", "is_checkpointing"]
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class Trainer:
         """Load the last checkpoint if there is one; returns whether it did."""
         if not self.checkpoint_path.exists():
             return False
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(self.checkpoint_path)
         self._check_resumable(state)
         self.raw.load_state_dict(state["adapters"], strict=False)
         self.opt.load_state_dict(state["optimizer"])
@@ -423,6 +424,12 @@ class Trainer:
         if load_best and self.step >= self.cfg.steps and (self.out / "best" / ADAPTER_WEIGHTS).exists():
             from safetensors.torch import load_file
 
-            self.raw.load_state_dict(load_file(str(self.out / "best" / ADAPTER_WEIGHTS)),
-                                     strict=False)
+            best = self.out / "best" / ADAPTER_WEIGHTS
+            try:  # safetensors cannot run code; a file that is not one is named
+                state = load_file(str(best))
+            except Exception as exc:  # SafetensorError, OSError
+                raise TrainingError(f"{best}: not adapter weights probekit wrote "
+                                    f"({str(exc)[:120] or type(exc).__name__}); move it away "
+                                    "or use a new out_dir") from None
+            self.raw.load_state_dict(state, strict=False)
         return self.raw

@@ -13,8 +13,11 @@ log = logging.getLogger(__name__)
 def _analyze(args: argparse.Namespace) -> int:
     from probekit.bias.analysis import analyze
     from probekit.bias.errors import BiasInputError
+    from probekit.outdir import check_output_path
     from probekit.probes.results import ResultsTable
 
+    # a bad --out (a file, a link, read-only, an input) fails before the resampling
+    check_output_path(args.out, inputs=(args.results, *(args.store or [])), option="--out")
     df = ResultsTable(args.results).load()
     if df.empty:
         raise BiasInputError(f"{args.results}: no results parts (part-*.csv)")
@@ -54,9 +57,11 @@ def register(sub) -> None:
                         "one holding RESULTS_DIR, is refused")
     p.add_argument("--overwrite", action="store_true",
                    help="replace another kind of probekit output in --out")
-    p.add_argument("--n-boot", type=int, default=1000, help="speaker bootstrap replicates")
-    p.add_argument("--n-perm", type=int, default=1000, help="permutations")
-    from probekit.cliutil import level
+    from probekit.cliutil import at_least_one, level, seed
+    p.add_argument("--n-boot", type=at_least_one, default=1000,
+                   help="speaker bootstrap replicates (>= 1)")
+    p.add_argument("--n-perm", type=at_least_one, default=1000, help="permutations (>= 1)")
     p.add_argument("--alpha", type=level, default=0.05, help="1 - CI level and test level")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutations")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seed of the bootstrap and permutations (0 to 2**32 - 1)")
     p.set_defaults(func=_analyze)

@@ -77,13 +77,14 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False,
 
         from probekit.provenance import PROVENANCE_NAME
         (out / PROVENANCE_NAME).write_text(json.dumps(an.provenance, indent=1, default=str) + "\n")
-    finish_output(out, tables={n: int(len(t)) for n, t in an.tables.items()})
+    finish_output(out, tables={n: int(len(t)) for n, t in an.tables.items()},
+                  columns={n: [str(c) for c in t.columns] for n, t in an.tables.items()})
     return out, len(figs)
 
 
 def verify_analysis(folder) -> dict:
     """Refuse (naming it) an analysis folder that probekit did not finish writing, or whose
-    tables are missing or changed length since; returns its stamp."""
+    tables are missing, changed length or lost a column since; returns its stamp."""
     import pandas as pd
 
     from probekit.outdir import OutputFolderError, require_output
@@ -93,17 +94,30 @@ def verify_analysis(folder) -> dict:
     tables = stamp.get("tables")
     if not isinstance(tables, dict) or not tables:
         raise OutputFolderError(f"{folder}: its stamp lists no tables; run probekit analyze again")
+    columns = stamp.get("columns") or {}  # absent in analyses written before it was recorded
+    if not isinstance(columns, dict):
+        raise OutputFolderError(f"{folder}: its stamp field 'columns' is not an object; run "
+                                "probekit analyze again")
     for name, n in tables.items():
         path = folder / f"{name}.csv"
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise OutputFolderError(f"{folder}: its stamp field 'tables.{name}' must be a row "
+                                    f"count, found {n!r}; run probekit analyze again")
         if not path.is_file():
             raise OutputFolderError(f"{folder}: table {path.name} is missing (the analysis wrote "
                                     f"{n} rows there); run probekit analyze again")
         try:
-            got = len(pd.read_csv(path))
+            df = pd.read_csv(path)
         except pd.errors.EmptyDataError:
-            got = 0
+            df = pd.DataFrame()
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise OutputFolderError(f"{folder}: table {path.name} is unreadable ({exc})") from None
+        got = len(df)
+        lost = [c for c in columns.get(name, []) if c not in df.columns]
+        if lost:
+            raise OutputFolderError(f"{folder}: table {path.name} lacks column "
+                                    f"{', '.join(map(repr, lost[:5]))} (the analysis wrote it; "
+                                    "edited?); run probekit analyze again")
         if got != n:
             raise OutputFolderError(f"{folder}: table {path.name} has {got} rows, the analysis "
                                     f"wrote {n} (truncated or edited?); run probekit analyze again")

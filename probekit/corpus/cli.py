@@ -127,6 +127,10 @@ def _align(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from probekit.corpus.synthetic import build_synthetic_corpus, resolve_config
 
+    if args.out:  # a file, a link or a read-only folder fails before the synthesis
+        from probekit.outdir import check_output_path
+
+        check_output_path(args.out, option="--out")
     overrides = {} if args.seed is None else {"seed": args.seed}
     config = resolve_config(args.preset, **overrides)
     corpus = build_synthetic_corpus(config, args.out, progress=not args.quiet)
@@ -160,7 +164,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="small: 3 accents x 2 speakers x 3 sentences (tests); default: "
                         + _default_size())
     y.add_argument("--out", help="corpus folder (default: the probekit cache)")
-    y.add_argument("--seed", type=int, help="seed of sentences, speakers and noise")
+    from probekit.cliutil import seed
+    y.add_argument("--seed", type=seed, help="seed of sentences, speakers and noise "
+                                             "(0 to 2**32 - 1)")
     y.set_defaults(func=_synth)
     v = csub.add_parser("validate", help="check audio, text, alignments and group labels",
                         description="Check a corpus (any reader's layout) and print its problems "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from probekit.errors import ProbekitError
@@ -27,13 +26,18 @@ def _report(args: argparse.Namespace) -> int:
     from probekit.report import build_report
     from probekit.report.build import REPORT_STAMP
 
+    from probekit.outdir import check_output_path
+    from probekit.provenance import read_meta
+
     analysis = Path(args.analysis)
+    if args.out:  # a file, a link, a read-only folder or the analysis itself: refused first
+        check_output_path(args.out, inputs=(analysis,), option="--out")
     if analysis.is_dir() and list(analysis.glob("part-*.csv")):
         raise ProbekitError(f"{analysis} is a results table, not an analysis folder: run "
                             "probekit analyze RESULTS --out DIR first")
     verify_analysis(analysis)  # a finished analysis whose tables are all there, or an error
     meta_path = Path(args.meta) if args.meta else analysis.parent / "run.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_meta(meta_path) if meta_path.is_file() else {}  # checked: file and field named
     if args.synthetic_source:
         meta["synthetic"] = args.synthetic_source
     elif args.synthetic and not meta.get("synthetic"):

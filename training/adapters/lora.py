@@ -148,13 +148,33 @@ def load_adapters(model: nn.Module, folder: str | Path) -> nn.Module:
     """Inject the adapters saved in ``folder`` into a base ``model`` and load their weights."""
     from safetensors.torch import load_file
 
+    from dataclasses import fields
+
+    from probekit.provenance import read_json
+
     folder = Path(folder)
     if not (folder / ADAPTER_CONFIG).is_file():
         raise AdapterError(f"{folder}: no {ADAPTER_CONFIG}")
-    d = json.loads((folder / ADAPTER_CONFIG).read_text())
+    d = read_json(folder / ADAPTER_CONFIG)   # not JSON: a MetadataError naming the file
+    if not isinstance(d, dict):
+        raise AdapterError(f"{folder / ADAPTER_CONFIG}: expected a JSON object, found "
+                           f"{type(d).__name__}")
     d.pop("method", None)
-    inject_adapters(model, AdapterConfig(**d))
-    state = load_file(str(folder / ADAPTER_WEIGHTS))
+    known = [f.name for f in fields(AdapterConfig)]
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise AdapterError(f"{folder / ADAPTER_CONFIG}: unknown field {', '.join(unknown)} "
+                           f"(known: {', '.join(known)})")
+    try:
+        cfg = AdapterConfig(**d)
+    except (TypeError, ValueError) as exc:
+        raise AdapterError(f"{folder / ADAPTER_CONFIG}: {exc}") from None
+    try:  # safetensors: a file that is not one is refused, never executed
+        state = load_file(str(folder / ADAPTER_WEIGHTS))
+    except Exception as exc:  # SafetensorError, OSError
+        raise AdapterError(f"{folder / ADAPTER_WEIGHTS}: not adapter weights probekit wrote "
+                           f"({str(exc)[:120] or type(exc).__name__})") from None
+    inject_adapters(model, cfg)
     expected = set(adapter_state_dict(model))
     if set(state) != expected:
         diff = sorted(expected ^ set(state))[:3]
