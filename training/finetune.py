@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from probekit.atomic import to_csv, write_json
 from probekit.bias.compare import SEEN_FILE, SeenIds
 from training.runkey import (base_fingerprint, run_settings, settings_diff, settings_key,
                              transcripts_settings)
@@ -205,7 +206,7 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
             transcripts = transcribe(mdl, proc, split.test, attribute=attribute,
                                      max_new_tokens=max_new_tokens, progress=progress,
                                      language=config.language, task=config.task)
-            transcripts.to_csv(path, index=False)
+            to_csv(transcripts, path, index=False)
             record["transcripts"] = ev
         rep = wer_report(transcripts, attribute, groups=split.train_groups)
     seconds = time.perf_counter() - t0
@@ -215,7 +216,7 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
     if not reused:
         record.update({"settings": settings, "key": key, "seconds": round(seconds, 1),
                        "split": split.note, "term_shares": term_shares(out / "log.jsonl")})
-    done.write_text(json.dumps(record, indent=1) + "\n")
+    write_json(done, record)  # last: the run is done once it is there
     return FinetuneResult(name, mdl, proc, out, adapters_dir, merged_dir, seen, transcripts, rep,
                           seconds, reused, settings)
 

@@ -23,7 +23,7 @@ def _analysis_encoders(analysis: Path) -> set[str]:
 
 def _report(args: argparse.Namespace) -> int:
     from probekit.bias.output import verify_analysis
-    from probekit.outdir import add_contents, claim_output, read_stamp
+    from probekit.outdir import add_contents, claim_output, finish_output, read_stamp
     from probekit.report import build_report
     from probekit.report.build import REPORT_STAMP
 
@@ -61,6 +61,7 @@ def _report(args: argparse.Namespace) -> int:
                  fingerprint=source, inputs=(analysis,),
                  contents=["report.html", "report.md", "report_figures", REPORT_STAMP])
     html, md = build_report(analysis, out, meta)
+    finish_output(out)  # stamped before writing (claim_output), marked finished last
     print(f"report: {html}\n        {md}")
     return 0
 

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probekit.atomic import savefig, to_csv, write_json
 from probekit.errors import ProbekitError
 from probekit.provenance import versions
 from probekit.study.config import StudyConfig
@@ -112,7 +113,7 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
                      command="study run", fingerprint=fp)
     except OutputFolderError as exc:
         raise StudyError(str(exc)) from None
-    stamp.write_text(json.dumps({"fingerprint": fp, "config": config.to_dict()}, indent=1) + "\n")
+    write_json(stamp, {"fingerprint": fp, "config": config.to_dict()})
     return False
 
 
@@ -314,8 +315,8 @@ def _run_study(config: StudyConfig, out: str | Path, *, overwrite: bool, progres
                        fingerprint={"study": config.fingerprint(), "rows": n_rows})
         from probekit.outdir import add_contents
         add_contents(analysis, "analysis.json")
-        (analysis / "analysis.json").write_text(json.dumps(
-            {"n_rows": n_rows, "fingerprint": config.fingerprint()}) + "\n")
+        write_json(analysis / "analysis.json",  # last: the analysis is done once it is there
+                   {"n_rows": n_rows, "fingerprint": config.fingerprint()}, indent=None)
     timings["analysis"] = time.perf_counter() - t
     say(f"bias analysis: {timings['analysis']:.1f} s")
     if trained is not None:
@@ -336,7 +337,7 @@ def _run_study(config: StudyConfig, out: str | Path, *, overwrite: bool, progres
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     meta["timings"] = {k: round(v, 1) for k, v in timings.items()}
-    (out / "run.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    write_json(out / "run.json", meta, default=str)  # last: the study finished
     return StudyRun(out=out, report_html=html, report_md=md, analysis=analysis, timings=timings,
                     reused=reused)
 
@@ -387,8 +388,8 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
         df = transcribe(model, proc, test, attribute=config.group_attribute,
                         max_new_tokens=tr.max_new_tokens, progress=progress)
         zs.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(zs, index=False)
-        zs_json.write_text(json.dumps(zs_key) + "\n")
+        to_csv(df, zs, index=False)
+        write_json(zs_json, zs_key, indent=None)
         transcripts = {"zero-shot": df}
     timings["train:zero-shot"] = time.perf_counter() - t
     specs, seen = [], {}
@@ -432,19 +433,18 @@ def compare_stage(config: StudyConfig, results_dir: Path, folder: Path, trained:
                   for k, v in trained["seen"].items()]
     cmp = compare_encoders(df, trained["base"], labels, seen=trained["seen"],
                            allow_seen=tr.allow_seen, alpha=config.alpha)
-    cmp.table.to_csv(folder / "comparison.csv", index=False)
-    cmp.n_table.to_csv(folder / "n_per_cell.csv", index=False)
+    to_csv(cmp.table, folder / "comparison.csv", index=False)
+    to_csv(cmp.n_table, folder / "n_per_cell.csv", index=False)
     (folder / "figures").mkdir(exist_ok=True)
     fig = cmp.figure()
-    fig.savefig(folder / "figures" / "change_difference.png", dpi=110)
+    savefig(fig, folder / "figures" / "change_difference.png", dpi=110)
     wt = wer_table(trained["transcripts"], attribute=config.group_attribute,
                    trained=trained["train_groups"], reference="zero-shot",
                    n_boot=config.n_boot, alpha=config.alpha, seed=config.seed)
-    wt.to_csv(folder / "wer_table.csv", index=False)
-    (folder / "verdicts.json").write_text(json.dumps({
+    to_csv(wt, folder / "wer_table.csv", index=False)
+    write_json(folder / "verdicts.json", {
         "verdicts": cmp.verdicts, "guard": cmp.guard + guard_sent,
         "split": trained["split"].note, "base": trained["base"], "adapted": labels,
         "train_groups": trained["train_groups"], "alpha": config.alpha,
-        "n_test_utterances_wer": int(len(next(iter(trained["transcripts"].values()))))},
-        indent=1) + "\n")
+        "n_test_utterances_wer": int(len(next(iter(trained["transcripts"].values()))))})
     return folder
