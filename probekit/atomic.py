@@ -72,10 +72,13 @@ _NO_DATES = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": Non
 
 def savefig(fig, path: str | os.PathLike, **kw) -> Path:
     """``fig.savefig(path, **kw)`` (a matplotlib figure), atomically and reproducibly: the
-    format follows the suffix of ``path`` and no creation date is embedded (SVG, PDF), so
-    the same figure gives the same bytes."""
+    format follows the suffix of ``path``, no creation date is embedded (SVG, PDF) and SVG
+    ids are salted with a fixed string, so the same figure gives the same bytes."""
+    import matplotlib
+
     fmt = kw.pop("format", None) or Path(path).suffix.lstrip(".").lower() or "png"
     meta = {**_NO_DATES.get(fmt, {}), **kw.pop("metadata", {})}
-    with replacing(path) as tmp:
+    # SVG element ids are random unless salted: a fixed salt gives the same ids every time
+    with replacing(path) as tmp, matplotlib.rc_context({"svg.hashsalt": "probekit"}):
         fig.savefig(tmp, format=fmt, **({"metadata": meta} if meta else {}), **kw)
     return Path(path)
