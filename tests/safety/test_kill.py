@@ -149,6 +149,8 @@ def study_toml(tmp_path_factory, _isolated_cache):
         synthetic = "small"
         speakers_per_group = 4
         sentences_per_speaker = 2
+        sentence_pool = 2
+        group_attribute = "accent"
         [[encoders]]
         name = "{model}"
         label = "tiny"
