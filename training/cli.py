@@ -76,7 +76,8 @@ def _train(args: argparse.Namespace) -> int:
                               "method": args.method, "objective": args.objective},
                  inputs=(args.corpus, args.model if Path(args.model).exists() else None),
                  contents=["final", "merged", "best", "checkpoint.pt", "log.jsonl", "log.csv",
-                           "finetune.json", "transcripts.csv", "transcripts_*.csv"])
+                           "finetune.json", "run_settings.json", "transcripts.csv",
+                           "transcripts_*.csv"])
     corpus = read_corpus(args.corpus)
     split = finetune_splits(corpus, attribute=args.attribute,
                             train_groups=_split(args.train_groups),

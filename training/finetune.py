@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 #: Adapter methods: plain LoRA, or MAS-LoRA with one encoder expert per trained group.
 METHODS = ("lora", "mas-lora")
 DONE = "finetune.json"
+#: The settings of the run a folder holds, written before training starts, so that a run
+#: killed before its first checkpoint is resumed in its own folder, not diverted from it.
+STARTED = "run_settings.json"
 
 
 @dataclass
@@ -181,6 +184,9 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
         mdl = load_adapters(mdl, adapters_dir).eval()
         reused = True
     else:
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / STARTED, {"settings": settings})
         mdl, proc = load_base(model)
         inject_adapters(mdl, acfg, seed=config.seed)
         trainer = Trainer(mdl, proc, obj, split.train, cfg, val=split.val,
@@ -243,6 +249,11 @@ def _held_settings(out: Path) -> dict | None:
 
         state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
         return state.get("identity", {}).get("run") or {}
+    if (out / STARTED).is_file():  # killed before its first checkpoint
+        try:
+            return json.loads((out / STARTED).read_text()).get("settings") or {}
+        except (ValueError, AttributeError):
+            return {}
     if any((out / x).exists() for x in ("final", "merged", "best", "log.jsonl")):
         return {}
     return None
