@@ -30,6 +30,7 @@ import pandas as pd
 
 from probekit.atomic import to_csv, write_json
 from probekit.bias.compare import SEEN_FILE, SeenIds
+from probekit.jsonfile import read_json_object
 from training.runkey import (base_fingerprint, run_settings, settings_diff, settings_key,
                              transcripts_settings)
 from training.splits import FinetuneError, FinetuneSplit, finetune_splits
@@ -177,7 +178,7 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
     done = out / DONE
     t0 = time.perf_counter()
     reused = False
-    if done.is_file() and json.loads(done.read_text()).get("settings") == settings \
+    if done.is_file() and _read_record(done).get("settings") == settings \
             and (merged_dir / "config.json").is_file() and (adapters_dir / SEEN_FILE).is_file():
         # the adapters, not the merged model: accent-known MAS-LoRA evaluation needs experts
         mdl, proc = load_base(model)
@@ -201,7 +202,7 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
                                      "split": split.note})
         trainer.acc.wait_for_everyone()
     transcripts = rep = None
-    record = json.loads(done.read_text()) if reused else {}
+    record = _read_record(done) if reused else {}
     if evaluate and main:   # the test set is decoded once, by the main process
         path = out / "transcripts.csv"
         ev = transcripts_settings(model=key, corpus=split.test, max_new_tokens=max_new_tokens,
@@ -239,21 +240,27 @@ def term_shares(log_jsonl: Path) -> dict:
     return {f"step {r['step']}": pick(r) for r in (rows[:1] + rows[-1:] if rows else [])}
 
 
+#: The schema of ``finetune.json`` (the record of a finished run) where it is read.
+RECORD_SCHEMA = {"settings": dict, "transcripts": dict, "key": str}
+
+
+def _read_record(path: Path) -> dict:
+    return read_json_object(path, "finished training run record", RECORD_SCHEMA)
+
+
 def _held_settings(out: Path) -> dict | None:
     """The settings of the run ``out`` holds; None when it holds none; ``{}`` when it holds
     something whose settings cannot be read (an older layout)."""
     if (out / DONE).is_file():
-        return json.loads((out / DONE).read_text()).get("settings") or {}
+        return _read_record(out / DONE).get("settings") or {}
     if (out / "checkpoint.pt").is_file():
         import torch
 
         state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
         return state.get("identity", {}).get("run") or {}
     if (out / STARTED).is_file():  # killed before its first checkpoint
-        try:
-            return json.loads((out / STARTED).read_text()).get("settings") or {}
-        except (ValueError, AttributeError):
-            return {}
+        return read_json_object(out / STARTED, "training run settings", {"settings": dict},
+                                required=("settings",))["settings"]
     if any((out / x).exists() for x in ("final", "merged", "best", "log.jsonl")):
         return {}
     return None

@@ -209,6 +209,17 @@ def _caption(stem: str) -> str:
     return stem
 
 
+def _read_findings(path: Path) -> str:
+    if not path.exists():
+        return ""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        from probekit.jsonfile import BadFileError
+        raise BadFileError(f"{path}: not UTF-8 text (byte {exc.start}); probekit analyze writes "
+                           "UTF-8 markdown here: run the analysis again") from None
+
+
 #: Written beside report.html: the analysis folder it was built from, and the run times.
 REPORT_STAMP = ".probekit-report.json"
 RUN_TIMES_NOTE = ("Run times are not part of the report (so that the same analysis gives the "
@@ -278,7 +289,7 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
             ci = group_interval_table(tables["layer_curves"], key, alpha)
             ci.index.name = "group / layer"
             group_tables.append((f"{key[0]}: {task_words(key[1])} ({key[2]}, {key[3]})", df, ci))
-    findings = (analysis / "findings.md").read_text() if (analysis / "findings.md").exists() else ""
+    findings = _read_findings(analysis / "findings.md")
     # No run times in the body (two runs on the same analysis give the same report): they
     # go to the report's metadata file (REPORT_STAMP) and the study's run.json.
     prov = {k: meta[k] for k in ("fingerprints", "versions", "n_utterances",

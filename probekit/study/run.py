@@ -27,6 +27,7 @@ from pathlib import Path
 
 from probekit.atomic import savefig, to_csv, write_json
 from probekit.errors import ProbekitError
+from probekit.jsonfile import BadFileError, read_json_object
 from probekit.provenance import versions
 from probekit.study.config import StudyConfig
 
@@ -35,6 +36,8 @@ __all__ = ["StudyError", "StudyRun", "run_study", "prepare_output", "load_study_
 
 log = logging.getLogger(__name__)
 STUDY_STAMP = "study.json"
+#: The schema of ``study.json``: the config's fingerprint and the config.
+STUDY_RECORD = {"fingerprint": str, "config": dict}
 
 
 class StudyError(ProbekitError):
@@ -81,7 +84,8 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
     fp = config.fingerprint()
     ours = read_stamp(out) if out.is_dir() else None
     if ours is not None and ours["kind"] == "study" and stamp.exists():
-        old = json.loads(stamp.read_text())
+        old = read_json_object(stamp, "study record", STUDY_RECORD,
+                               required=tuple(STUDY_RECORD))
         if old.get("fingerprint") == fp:
             claim_output(out, "study", contents=STUDY_CONTENTS)
             return True
@@ -214,8 +218,21 @@ def _analysis_done(folder: Path, n_rows: int, config: StudyConfig) -> bool:
     stamp = folder / "analysis.json"
     if not stamp.exists() or not (folder / "findings.md").exists():
         return False
-    s = json.loads(stamp.read_text())
+    try:  # a damaged marker (e.g. by hand) only means: compute the analysis again
+        s = read_json_object(stamp, "analysis marker", {"n_rows": int, "fingerprint": str})
+    except BadFileError as exc:
+        log.warning("%s; the analysis is computed again", exc)
+        return False
     return s.get("n_rows") == n_rows and s.get("fingerprint") == config.fingerprint()
+
+
+def _cache_key(path: Path) -> dict | None:
+    """The settings a cached file was computed with (``None``: damaged, so recomputed)."""
+    try:
+        return read_json_object(path, "cache key")
+    except BadFileError as exc:
+        log.warning("%s; computing it again", exc)
+        return None
 
 
 def run_study(config: StudyConfig, out: str | Path, *, overwrite: bool = False,
@@ -381,7 +398,7 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
                                   max_new_tokens=tr.max_new_tokens, language="english",
                                   task="transcribe")
     zs_json = zs.with_suffix(".json")
-    if zs.is_file() and zs_json.is_file() and json.loads(zs_json.read_text()) == zs_key:
+    if zs.is_file() and zs_json.is_file() and _cache_key(zs_json) == zs_key:
         transcripts = {"zero-shot": pd.read_csv(zs, keep_default_na=False)}
     else:
         model, proc = load_base(base.name)

@@ -25,19 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RNG = random.Random(21)
 
 
-def _training_fixtures():
-    """The tiny Whisper and small corpus fixtures of tests/training (one definition)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_training_conftest",
-                                                  ROOT / "tests" / "training" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.tiny_whisper_dir, mod.small_corpus
-
-
-tiny_whisper_dir, small_corpus = _training_fixtures()
-
 
 def _run_and_kill(argv: list[str], ready, *, patch: str = "", timeout: float = 90) -> int:
     """Run ``probekit argv`` in a child process (``patch``: Python run first, e.g. to hold it
