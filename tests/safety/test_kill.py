@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RNG = random.Random(21)
 
 
-
 def _run_and_kill(argv: list[str], ready, *, patch: str = "", timeout: float = 90) -> int:
     """Run ``probekit argv`` in a child process (``patch``: Python run first, e.g. to hold it
     at a point), SIGKILL it as soon as ``ready()`` is true; the child's return code."""
