@@ -225,3 +225,27 @@ def test_train_killed_then_rerun_gives_the_same_adapters(point, train_args, tmp_
     for f in sorted(ref.glob("transcripts*.csv")):
         pd.testing.assert_frame_equal(pd.read_csv(out / f.name), pd.read_csv(f))
     assert not list(out.rglob(".*.tmp"))
+
+
+# -- the helper --------------------------------------------------------------------------------
+def test_a_failed_write_leaves_the_old_file_whole_and_no_temporary(tmp_path):
+    from probekit.atomic import savefig, to_csv, write_text
+
+    p = tmp_path / "t.csv"
+    write_text(p, "old\n")
+
+    class Boom(pd.DataFrame):
+        def to_csv(self, path, **kw):
+            Path(path).write_text("half a ta")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        to_csv(Boom({"a": [1]}), p, index=False)
+    assert p.read_text() == "old\n" and [f.name for f in tmp_path.iterdir()] == ["t.csv"]
+    # figures: the same bytes twice (no dates, salted SVG ids)
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    a, b = (savefig(fig, tmp_path / f"{n}.svg").read_bytes() for n in "ab")
+    assert a == b
