@@ -14,7 +14,6 @@ are refused, by name, unless ``--allow-seen``. See docs/concepts.md, "Before/aft
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -63,12 +62,11 @@ def _cmd(args: argparse.Namespace) -> int:
                            contents=["comparison.csv", "n_per_cell.csv", "verdicts.json",
                                      "figures"])
         (out / "figures").mkdir(parents=True, exist_ok=True)
-        cmp.table.to_csv(out / "comparison.csv", index=False)
-        cmp.n_table.to_csv(out / "n_per_cell.csv", index=False)
-        (out / "verdicts.json").write_text(json.dumps(
-            {"verdicts": cmp.verdicts, "guard": cmp.guard}, indent=1) + "\n")
-        fig = cmp.figure()
-        fig.savefig(out / "figures" / "change_difference.png", dpi=110)
+        from probekit.atomic import savefig, to_csv, write_json
+        to_csv(cmp.table, out / "comparison.csv", index=False)
+        to_csv(cmp.n_table, out / "n_per_cell.csv", index=False)
+        write_json(out / "verdicts.json", {"verdicts": cmp.verdicts, "guard": cmp.guard})
+        savefig(cmp.figure(), out / "figures" / "change_difference.png", dpi=110)
         print(f"tables: {out / 'comparison.csv'}, {out / 'n_per_cell.csv'}")
     return 0
 

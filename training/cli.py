@@ -75,7 +75,8 @@ def _train(args: argparse.Namespace) -> int:
                               "method": args.method, "objective": args.objective},
                  inputs=(args.corpus, args.model if Path(args.model).exists() else None),
                  contents=["final", "merged", "best", "checkpoint.pt", "log.jsonl", "log.csv",
-                           "finetune.json", "transcripts.csv", "transcripts_*.csv"])
+                           "finetune.json", "run_settings.json", "transcripts.csv",
+                           "transcripts_*.csv"])
     corpus = read_corpus(args.corpus)
     split = finetune_splits(corpus, attribute=args.attribute,
                             train_groups=_split(args.train_groups),
@@ -106,8 +107,9 @@ def _train(args: argparse.Namespace) -> int:
                             language=args.language, task=args.task,
                             max_new_tokens=args.max_new_tokens)
         rep = wer_report(df, args.attribute)
-        df.to_csv(res.out_dir / f"transcripts_{name.split()[0].strip(',')}"
-                  f"{'' if d is None else f'_d{d:g}'}.csv", index=False)
+        from probekit.atomic import to_csv
+        to_csv(df, res.out_dir / f"transcripts_{name.split()[0].strip(',')}"
+               f"{'' if d is None else f'_d{d:g}'}.csv", index=False)
         print(f"\n{name}:")
         print(rep.by_group.to_string())
         print(f"{name}: macro-WER {rep.macro:.1f}  overall {rep.overall:.1f}  gap "

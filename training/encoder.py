@@ -15,7 +15,6 @@ fine-tuning" is the same pipeline run twice.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 from probekit.encoders.registry import register_encoder
@@ -64,7 +63,8 @@ def save_adapted_model(model, processor, out_dir, *, info: dict | None = None,
         seen.save(out)
         meta["seen"] = {"speakers": len(seen.speakers), "sentences": len(seen.sentences),
                         "file": "seen_ids.json"}
-    (out / "adaptation.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    from probekit.atomic import write_json
+    write_json(out / "adaptation.json", meta, default=str)
     return out
 
 

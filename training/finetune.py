@@ -28,7 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from probekit.atomic import to_csv, write_json
 from probekit.bias.compare import SEEN_FILE, SeenIds
+from probekit.jsonfile import read_json_object
 from training.runkey import (base_fingerprint, run_settings, settings_diff, settings_key,
                              transcripts_settings)
 from training.splits import FinetuneError, FinetuneSplit, finetune_splits
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 #: Adapter methods: plain LoRA, or MAS-LoRA with one encoder expert per trained group.
 METHODS = ("lora", "mas-lora")
 DONE = "finetune.json"
+#: The settings of the run a folder holds, written before training starts, so that a run
+#: killed before its first checkpoint is resumed in its own folder, not diverted from it.
+STARTED = "run_settings.json"
 
 
 @dataclass
@@ -173,13 +178,16 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
     done = out / DONE
     t0 = time.perf_counter()
     reused = False
-    if done.is_file() and _read_done(done).get("settings") == settings \
+    if done.is_file() and _read_record(done).get("settings") == settings \
             and (merged_dir / "config.json").is_file() and (adapters_dir / SEEN_FILE).is_file():
         # the adapters, not the merged model: accent-known MAS-LoRA evaluation needs experts
         mdl, proc = load_base(model)
         mdl = load_adapters(mdl, adapters_dir).eval()
         reused = True
     else:
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / STARTED, {"settings": settings})
         mdl, proc = load_base(model)
         inject_adapters(mdl, acfg, seed=config.seed)
         trainer = Trainer(mdl, proc, obj, split.train, cfg, val=split.val,
@@ -194,7 +202,7 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
                                      "split": split.note})
         trainer.acc.wait_for_everyone()
     transcripts = rep = None
-    record = _read_done(done) if reused else {}
+    record = _read_record(done) if reused else {}
     if evaluate and main:   # the test set is decoded once, by the main process
         path = out / "transcripts.csv"
         ev = transcripts_settings(model=key, corpus=split.test, max_new_tokens=max_new_tokens,
@@ -205,7 +213,7 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
             transcripts = transcribe(mdl, proc, split.test, attribute=attribute,
                                      max_new_tokens=max_new_tokens, progress=progress,
                                      language=config.language, task=config.task)
-            transcripts.to_csv(path, index=False)
+            to_csv(transcripts, path, index=False)
             record["transcripts"] = ev
         rep = wer_report(transcripts, attribute, groups=split.train_groups)
     seconds = time.perf_counter() - t0
@@ -215,7 +223,7 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
     if not reused:
         record.update({"settings": settings, "key": key, "seconds": round(seconds, 1),
                        "split": split.note, "term_shares": term_shares(out / "log.jsonl")})
-    done.write_text(json.dumps(record, indent=1) + "\n")
+    write_json(done, record)  # last: the run is done once it is there
     return FinetuneResult(name, mdl, proc, out, adapters_dir, merged_dir, seen, transcripts, rep,
                           seconds, reused, settings)
 
@@ -232,30 +240,28 @@ def term_shares(log_jsonl: Path) -> dict:
     return {f"step {r['step']}": pick(r) for r in (rows[:1] + rows[-1:] if rows else [])}
 
 
-def _read_done(path: Path) -> dict:
-    """A run's finished record (``finetune.json``): a JSON object whose ``settings`` is an
-    object; anything else is refused, naming the file (never a traceback)."""
-    from probekit.provenance import read_json
-    from training.train_config import TrainingError
+#: The schema of ``finetune.json`` (the record of a finished run) where it is read.
+RECORD_SCHEMA = {"settings": dict, "transcripts": dict, "key": str}
 
-    d = read_json(path)
-    if not isinstance(d, dict) or not isinstance(d.get("settings", {}), dict):
-        raise TrainingError(f"{path}: not a run record probekit wrote (expected a JSON object "
-                            "with a 'settings' object); move it away or use a new out_dir")
-    return d
+
+def _read_record(path: Path) -> dict:
+    return read_json_object(path, "finished training run record", RECORD_SCHEMA)
 
 
 def _held_settings(out: Path) -> dict | None:
     """The settings of the run ``out`` holds; None when it holds none; ``{}`` when it holds
     something whose settings cannot be read (an older layout)."""
     if (out / DONE).is_file():
-        return _read_done(out / DONE).get("settings") or {}
+        return _read_record(out / DONE).get("settings") or {}
     if (out / "checkpoint.pt").is_file():
         from training.checkpoint import load_checkpoint  # never unpickles a stranger's file
 
         state = load_checkpoint(out / "checkpoint.pt")
         ident = state.get("identity")
         return (ident.get("run") if isinstance(ident, dict) else None) or {}
+    if (out / STARTED).is_file():  # killed before its first checkpoint
+        return read_json_object(out / STARTED, "training run settings", {"settings": dict},
+                                required=("settings",))["settings"]
     if any((out / x).exists() for x in ("final", "merged", "best", "log.jsonl")):
         return {}
     return None

@@ -57,7 +57,8 @@ class SeenIds:
     def save(self, folder) -> Path:
         path = Path(folder) / SEEN_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        from probekit.atomic import write_json
+        write_json(path, self.to_dict())
         return path
 
     @classmethod

@@ -50,9 +50,10 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False,
     out = claim_output(folder, "analysis", fresh=True, overwrite=overwrite, command="analyze",
                        inputs=inputs, fingerprint=fingerprint, contents=[f"{n}.csv" for n in an.tables]
                        + ["figures", "findings.md"])
+    from probekit.atomic import savefig, to_csv, write_json, write_text
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for name, table in an.tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
+        to_csv(table, out / f"{name}.csv", index=False)
     figs = []
     t = an.tables
     if "layer_curves" in t:
@@ -70,13 +71,11 @@ def write_analysis(an, folder, *, alpha: float = 0.05, overwrite: bool = False,
         for k, d in d_all.groupby(by):
             figs.append((f"dispersion_{_slug(*k)}", figures.dispersion_scatter(d)))
     for name, fig in figs:
-        fig.savefig(out / "figures" / f"{name}.png", dpi=110)  # pyplot-free: nothing to close
-    (out / "findings.md").write_text(findings(an, alpha))
+        savefig(fig, out / "figures" / f"{name}.png", dpi=110)  # pyplot-free: nothing to close
+    write_text(out / "findings.md", findings(an, alpha))
     if getattr(an, "provenance", None):
-        import json
-
         from probekit.provenance import PROVENANCE_NAME
-        (out / PROVENANCE_NAME).write_text(json.dumps(an.provenance, indent=1, default=str) + "\n")
+        write_json(out / PROVENANCE_NAME, an.provenance, default=str)
     finish_output(out, tables={n: int(len(t)) for n, t in an.tables.items()},
                   columns={n: [str(c) for c in t.columns] for n, t in an.tables.items()})
     return out, len(figs)

@@ -130,8 +130,9 @@ def detectable_effect(design: dict, family: str, level: float) -> float:
             lo = mid + 1
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"effect": found, "design": design, "family": family,
-                                    "level": level}))
+        from probekit.atomic import write_text
+        write_text(path, json.dumps({"effect": found, "design": design, "family": family,
+                                     "level": level}))
     except OSError as exc:  # a read-only cache costs time, never the result
         log.warning("power cache not written (%s)", exc)
     return found

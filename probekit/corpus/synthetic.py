@@ -391,8 +391,8 @@ def build_synthetic_corpus(config: SyntheticConfig | str = "default",
         stats = _synthesise_into(config, work, progress)
         stamp = {"fingerprint": fp, "config": config.to_dict(),
                  "generator_version": GENERATOR_VERSION, **stats}
-        (work / STAMP_NAME).write_text(json.dumps(stamp, indent=1, sort_keys=True,
-                                                  ensure_ascii=False) + "\n", "utf-8")
+        from probekit.atomic import write_json
+        write_json(work / STAMP_NAME, stamp, sort_keys=True, ensure_ascii=False)
         from probekit.outdir import write_stamp
 
         # probekit's ownership stamp, listing exactly what the build wrote (probekit.outdir)

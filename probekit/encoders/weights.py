@@ -289,7 +289,8 @@ def _write_stamp(folder: Path, source_sha256: str, name: str) -> None:
         "files": files,
     }
     # The stamp is written last: a folder without it is, by definition, incomplete.
-    (folder / STAMP_NAME).write_text(json.dumps(stamp, indent=2), encoding="utf-8")
+    from probekit.atomic import write_text
+    write_text(folder / STAMP_NAME, json.dumps(stamp, indent=2))
 
 
 def _discard(folder: Path) -> None:

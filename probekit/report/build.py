@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from probekit.atomic import savefig, write_json, write_text
 from probekit.report.glance import TYPE_MARKS, _glance_data, glance_figure  # noqa: F401
 from probekit.report.summary import (load_tables, primary_slices, summary_points, task_words,
                                      with_decisions)
@@ -208,8 +209,21 @@ def _caption(stem: str) -> str:
     return stem
 
 
-#: Written beside report.html: the analysis folder it was built from.
+def _read_findings(path: Path) -> str:
+    if not path.exists():
+        return ""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        from probekit.jsonfile import BadFileError
+        raise BadFileError(f"{path}: not UTF-8 text (byte {exc.start}); probekit analyze writes "
+                           "UTF-8 markdown here: run the analysis again") from None
+
+
+#: Written beside report.html: the analysis folder it was built from, and the run times.
 REPORT_STAMP = ".probekit-report.json"
+RUN_TIMES_NOTE = ("Run times are not part of the report (so that the same analysis gives the "
+                  "same report): see run.json (a study) or .probekit-report.json beside it.")
 
 
 def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None,
@@ -256,8 +270,8 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
         gdir = out / "report_figures"
         gdir.mkdir(exist_ok=True)
         glance_png = gdir / "at_a_glance.png"
-        glance.savefig(glance_png)
-        glance.savefig(gdir / "at_a_glance.svg")
+        savefig(glance, glance_png)
+        savefig(glance, gdir / "at_a_glance.svg")
     figs = sorted((analysis / "figures").glob("*.png"))
     # ASR has CER and WER figures; the report shows CER (its tables use CER too), the WER
     # figures stay in the analysis folder.
@@ -275,8 +289,10 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
             ci = group_interval_table(tables["layer_curves"], key, alpha)
             ci.index.name = "group / layer"
             group_tables.append((f"{key[0]}: {task_words(key[1])} ({key[2]}, {key[3]})", df, ci))
-    findings = (analysis / "findings.md").read_text() if (analysis / "findings.md").exists() else ""
-    prov = {k: meta[k] for k in ("fingerprints", "versions", "timings", "n_utterances",
+    findings = _read_findings(analysis / "findings.md")
+    # No run times in the body (two runs on the same analysis give the same report): they
+    # go to the report's metadata file (REPORT_STAMP) and the study's run.json.
+    prov = {k: meta[k] for k in ("fingerprints", "versions", "n_utterances",
                                  "n_result_rows", "config_file") if k in meta}
     config_json = json.dumps(meta.get("config", {}), indent=1)
     prov_json = json.dumps(prov, indent=1, default=str)
@@ -311,10 +327,10 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
                _md_table(ci), "", "</details>", ""]
     md += ["## Analysis notes (probekit analyze)", "", re.sub(r"^#", "###", findings, flags=re.M), ""]
     md += ["## Configuration", "", "```json", config_json, "```", "",
-           "## Fingerprints, versions and timings", "", "```json", prov_json, "```", "",
+           "## Fingerprints and versions", "", f"*{RUN_TIMES_NOTE}*", "",
+           "```json", prov_json, "```", "",
            "### Embedding stores", "", "```json", stores_json, "```", ""]
-    md_path = out / "report.md"
-    md_path.write_text("\n".join(md))
+    md_path = write_text(out / "report.md", "\n".join(md))
 
     # -- html -----------------------------------------------------------------------------
     def e(s: str) -> str:
@@ -354,14 +370,16 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     h.append('<h2 id="notes">Analysis notes (probekit analyze)</h2>'
              f'<div class="notes">{markdown_to_html(findings)}</div>')
     h.append(f'<h2 id="config">Configuration</h2><pre>{e(config_json)}</pre>')
-    h.append(f'<h2 id="provenance">Fingerprints, versions and timings</h2><pre>{e(prov_json)}</pre>'
+    h.append(f'<h2 id="provenance">Fingerprints and versions</h2>'
+             f'<p class="muted">{e(RUN_TIMES_NOTE)}</p><pre>{e(prov_json)}</pre>'
              f"<h3>Embedding stores</h3><pre>{e(stores_json)}</pre>")
     h.append("</body></html>")
-    html_path = out / "report.html"
-    html_path.write_text("\n".join(h), encoding="utf-8")
-    # Which analysis this report shows: `probekit report` refuses to replace a report of
-    # another analysis (or one probekit did not write) without --overwrite.
-    (out / REPORT_STAMP).write_text(json.dumps({"analysis": str(analysis.resolve())}) + "\n")
+    html_path = write_text(out / "report.html", "\n".join(h))
+    # Which analysis this report shows (`probekit report` refuses to replace a report of
+    # another analysis without --overwrite), and the run times kept out of the body.
+    write_json(out / REPORT_STAMP, {"analysis": str(analysis.resolve()),
+                                    **({"timings": meta["timings"]} if "timings" in meta else {})},
+               indent=None, default=str)
     return html_path, md_path
 
 

@@ -22,12 +22,11 @@ def _analysis_encoders(analysis: Path) -> set[str]:
 
 def _report(args: argparse.Namespace) -> int:
     from probekit.bias.output import verify_analysis
-    from probekit.outdir import add_contents, claim_output, read_stamp
+    from probekit.outdir import add_contents, claim_output, finish_output, read_stamp
     from probekit.report import build_report
     from probekit.report.build import REPORT_STAMP
 
     from probekit.outdir import check_output_path
-    from probekit.provenance import read_meta
 
     analysis = Path(args.analysis)
     if args.out:  # a file, a link, a read-only folder or the analysis itself: refused first
@@ -37,7 +36,8 @@ def _report(args: argparse.Namespace) -> int:
                             "probekit analyze RESULTS --out DIR first")
     verify_analysis(analysis)  # a finished analysis whose tables are all there, or an error
     meta_path = Path(args.meta) if args.meta else analysis.parent / "run.json"
-    meta = read_meta(meta_path) if meta_path.is_file() else {}  # checked: file and field named
+    from probekit.report.meta import read_run_meta
+    meta = read_run_meta(meta_path) if meta_path.is_file() else {}
     if args.synthetic_source:
         meta["synthetic"] = args.synthetic_source
     elif args.synthetic and not meta.get("synthetic"):
@@ -65,6 +65,7 @@ def _report(args: argparse.Namespace) -> int:
                  fingerprint=source, inputs=(analysis,),
                  contents=["report.html", "report.md", "report_figures", REPORT_STAMP])
     html, md = build_report(analysis, out, meta)
+    finish_output(out)  # stamped before writing (claim_output), marked finished last
     print(f"report: {html}\n        {md}")
     return 0
 

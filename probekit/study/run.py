@@ -25,15 +25,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probekit.atomic import write_json
 from probekit.errors import ProbekitError
+from probekit.jsonfile import BadFileError, read_json_object
 from probekit.provenance import versions
 from probekit.study.config import StudyConfig
+from probekit.study.stages import compare_stage, train_stage
 
 __all__ = ["StudyError", "StudyRun", "run_study", "prepare_output", "load_study_corpus",
            "invalidate_changed"]
 
 log = logging.getLogger(__name__)
 STUDY_STAMP = "study.json"
+#: The schema of ``study.json``: the config's fingerprint and the config.
+STUDY_RECORD = {"fingerprint": str, "config": dict}
 
 
 class StudyError(ProbekitError):
@@ -95,7 +100,8 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
     fp = config.fingerprint()
     ours = read_stamp(out) if out.is_dir() else None
     if ours is not None and ours["kind"] == "study" and stamp.exists():
-        old = _study_metadata(stamp)
+        old = read_json_object(stamp, "study record", STUDY_RECORD,
+                               required=tuple(STUDY_RECORD))
         if old.get("fingerprint") == fp:
             claim_output(out, "study", contents=STUDY_CONTENTS)
             return True
@@ -127,7 +133,7 @@ def prepare_output(out: Path, config: StudyConfig, overwrite: bool) -> bool:
                      command="study run", fingerprint=fp)
     except OutputFolderError as exc:
         raise StudyError(str(exc)) from None
-    stamp.write_text(json.dumps({"fingerprint": fp, "config": config.to_dict()}, indent=1) + "\n")
+    write_json(stamp, {"fingerprint": fp, "config": config.to_dict()})
     return False
 
 
@@ -234,7 +240,11 @@ def _analysis_done(folder: Path, n_rows: int, config: StudyConfig) -> bool:
     stamp = folder / "analysis.json"
     if not stamp.exists() or not (folder / "findings.md").exists():
         return False
-    s = _study_metadata(stamp)
+    try:  # a damaged marker (e.g. by hand) only means: compute the analysis again
+        s = read_json_object(stamp, "analysis marker", {"n_rows": int, "fingerprint": str})
+    except BadFileError as exc:
+        log.warning("%s; the analysis is computed again", exc)
+        return False
     # an analysis by other statistics (an older probekit) is never reused under new prose
     return (s.get("n_rows") == n_rows and s.get("fingerprint") == config.fingerprint()
             and s.get("method") == ANALYSIS_METHOD)
@@ -337,9 +347,9 @@ def _run_study(config: StudyConfig, out: str | Path, *, overwrite: bool, progres
                        fingerprint={"study": config.fingerprint(), "rows": n_rows})
         from probekit.outdir import add_contents
         add_contents(analysis, "analysis.json")
-        (analysis / "analysis.json").write_text(json.dumps(
-            {"n_rows": n_rows, "fingerprint": config.fingerprint(),
-             "method": ANALYSIS_METHOD}) + "\n")
+        write_json(analysis / "analysis.json",  # last: the analysis is done once it is there
+                   {"n_rows": n_rows, "fingerprint": config.fingerprint(),
+                     "method": ANALYSIS_METHOD}, indent=None)
     timings["analysis"] = time.perf_counter() - t
     say(f"bias analysis: {timings['analysis']:.1f} s")
     if trained is not None:
@@ -360,115 +370,6 @@ def _run_study(config: StudyConfig, out: str | Path, *, overwrite: bool, progres
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     meta["timings"] = {k: round(v, 1) for k, v in timings.items()}
-    (out / "run.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    write_json(out / "run.json", meta, default=str)  # last: the study finished
     return StudyRun(out=out, report_html=html, report_md=md, analysis=analysis, timings=timings,
                     reused=reused)
-
-
-def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progress: bool = True,
-                say=print) -> dict:
-    """Fine-tune the ``[training]`` base encoder with every method (reusing finished runs).
-
-    Returns ``split`` (the fine-tuning split), ``encoders`` (an :class:`EncoderSpec` per
-    adapted model, its merged folder as the name), ``transcripts`` (model -> test
-    transcripts, the base model as ``zero-shot``) and ``seen`` (label -> ids it saw).
-    """
-    from dataclasses import replace
-
-    import pandas as pd
-
-    from probekit.bias.compare import SeenIds
-    from probekit.study.config import EncoderSpec
-    from training.evaluate import transcribe
-    from training.finetune import finetune, finetune_splits, load_base
-    from training.runkey import base_fingerprint, transcripts_settings
-    from training.trainer import TrainConfig
-
-    tr = config.training
-    base = next(e for e in config.encoders if e.display == tr.base)
-    t = time.perf_counter()
-    split = finetune_splits(corpus, attribute=config.group_attribute, train_groups=tr.train_groups,
-                            test_speakers=tr.test_speakers, val_speakers=tr.val_speakers,
-                            val_utterances=tr.val_utterances, seed=tr.seed)
-    say(f"fine-tuning split: {split.note}")
-    test = split.test
-    if tr.eval_per_speaker:
-        per: dict = {}
-        ids = [u.id for u in test
-               if per.setdefault(u.speaker, []).append(u.id) or len(per[u.speaker]) <= tr.eval_per_speaker]
-        test = test.filter(ids=ids)
-    evaluation = replace(split, test=test)
-    work = out / "work" / "train"
-    zs = work / "zero-shot" / "transcripts.csv"
-    zs_key = transcripts_settings(model=base_fingerprint(base.name), corpus=test,
-                                  max_new_tokens=tr.max_new_tokens, language="english",
-                                  task="transcribe")
-    zs_json = zs.with_suffix(".json")
-    if zs.is_file() and zs_json.is_file() and json.loads(zs_json.read_text()) == zs_key:
-        transcripts = {"zero-shot": pd.read_csv(zs, keep_default_na=False)}
-    else:
-        model, proc = load_base(base.name)
-        df = transcribe(model, proc, test, attribute=config.group_attribute,
-                        max_new_tokens=tr.max_new_tokens, progress=progress)
-        zs.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(zs, index=False)
-        zs_json.write_text(json.dumps(zs_key) + "\n")
-        transcripts = {"zero-shot": df}
-    timings["train:zero-shot"] = time.perf_counter() - t
-    specs, seen = [], {}
-    for m in tr.methods:
-        t = time.perf_counter()
-        cfg = TrainConfig(out_dir=str(work / _slug(m.label)), steps=tr.steps,
-                          batch_size=tr.batch_size, lr=tr.lr, eval_every=tr.eval_every,
-                          save_every=max(1, tr.steps // 3), seed=tr.seed,
-                          attribute=config.group_attribute, progress=progress,
-                          eval_max_new_tokens=tr.max_new_tokens)
-        res = finetune(corpus, split=evaluation, method=m.method, objective=m.objective,
-                       objective_args=dict(m.objective_args), config=cfg, model=base.name,
-                       max_new_tokens=tr.max_new_tokens, name=m.label, progress=progress)
-        transcripts[m.label] = res.transcripts
-        seen[m.label] = SeenIds.load(res.merged_dir)
-        specs.append(EncoderSpec(name=str(res.merged_dir), label=m.label,
-                                 options={"sources": ("local",)}, random_init=base.random_init,
-                                 layers=base.layers))
-        timings[f"train:{m.label}"] = time.perf_counter() - t
-        say(f"fine-tuned {m.label}: macro-WER {res.wer.macro:.1f} on the test speakers "
-            f"({timings[f'train:{m.label}']:.1f} s{', reused' if res.reused else ''})")
-    return {"split": split, "encoders": specs, "transcripts": transcripts, "seen": seen,
-            "base": base.display, "train_groups": list(split.train_groups)}
-
-
-def compare_stage(config: StudyConfig, results_dir: Path, folder: Path, trained: dict) -> Path:
-    """Paired before/after comparison of the base and adapted encoders (probes and WER) into
-    ``folder``: ``comparison.csv``, ``n_per_cell.csv``, ``wer_table.csv``, ``verdicts.json``
-    and ``figures/change_<statistic>.png``."""
-    from probekit.bias.compare import check_unseen, compare_encoders
-    from probekit.probes.results import ResultsTable
-    from training.finetune import wer_table
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tr = config.training
-    df = ResultsTable(results_dir).load()
-    labels = [s.display for s in trained["encoders"]]
-    test = trained["split"].test
-    guard_sent = [check_unseen(k, test.speakers, v, allow_seen=tr.allow_seen,
-                               test_sentences=[str(u.sentence_id) for u in test])
-                  for k, v in trained["seen"].items()]
-    cmp = compare_encoders(df, trained["base"], labels, seen=trained["seen"],
-                           allow_seen=tr.allow_seen, alpha=config.alpha)
-    cmp.table.to_csv(folder / "comparison.csv", index=False)
-    cmp.n_table.to_csv(folder / "n_per_cell.csv", index=False)
-    (folder / "figures").mkdir(exist_ok=True)
-    fig = cmp.figure()
-    fig.savefig(folder / "figures" / "change_difference.png", dpi=110)
-    wt = wer_table(trained["transcripts"], attribute=config.group_attribute,
-                   trained=trained["train_groups"], reference="zero-shot",
-                   n_boot=config.n_boot, alpha=config.alpha, seed=config.seed)
-    wt.to_csv(folder / "wer_table.csv", index=False)
-    (folder / "verdicts.json").write_text(json.dumps({
-        "verdicts": cmp.verdicts, "guard": cmp.guard + guard_sent,
-        "split": trained["split"].note, "base": trained["base"], "adapted": labels,
-        "train_groups": trained["train_groups"], "alpha": config.alpha,
-        "n_test_utterances_wer": int(len(next(iter(trained["transcripts"].values()))))},
-        indent=1) + "\n")
-    return folder

@@ -30,7 +30,7 @@ def test_step_by_step_report_has_configuration_fingerprints_stores_versions(tmp_
     md = (tmp_path / "rep" / "report.md").read_text()
     config = md.split("## Configuration")[1].split("## Fingerprints")[0]
     assert '"n_boot": 20' in config and '"n_perm": 20' in config
-    prov = md.split("## Fingerprints, versions and timings")[1]
+    prov = md.split("## Fingerprints and versions")[1]
     assert '"numpy"' in prov and '"results:fake"' in prov
     stores = prov.split("### Embedding stores")[1]
     assert '"corpus": "c1"' in stores

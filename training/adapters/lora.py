@@ -139,8 +139,10 @@ def save_adapters(model: nn.Module, folder: str | Path) -> Path:
         raise AdapterError("model has no adapters to save")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(adapter_state_dict(model), str(folder / ADAPTER_WEIGHTS))
-    (folder / ADAPTER_CONFIG).write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+    from probekit.atomic import replacing, write_json
+    with replacing(folder / ADAPTER_WEIGHTS) as tmp:
+        save_file(adapter_state_dict(model), str(tmp))
+    write_json(folder / ADAPTER_CONFIG, cfg.to_dict())
     return folder
 
 
