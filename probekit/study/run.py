@@ -45,21 +45,6 @@ class StudyError(ProbekitError):
     """A study cannot run (e.g. its output folder holds a different run)."""
 
 
-def _study_metadata(path: Path) -> dict:
-    """A JSON object probekit wrote in a study folder; anything else is a ``StudyError``
-    naming the file (never a traceback)."""
-    try:
-        d = json.loads(path.read_text("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StudyError(f"{path}: not the study metadata probekit writes ({exc}); remove the "
-                         "file or choose another --out") from None
-    if not isinstance(d, dict):
-        raise StudyError(f"{path}: not the study metadata probekit writes (a JSON "
-                         f"{type(d).__name__}, not an object); remove the file or choose "
-                         "another --out")
-    return d
-
-
 @dataclass
 class StudyRun:
     """Where a finished study's outputs are, and how long each stage took (seconds)."""
