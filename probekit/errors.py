@@ -19,8 +19,3 @@ class WeightsError(ProbekitError, RuntimeError):
 
 class StoreError(ProbekitError, RuntimeError):
     """An embedding store cannot be written or read, or does not match what was asked for."""
-
-
-class MetadataError(ProbekitError, ValueError):
-    """A metadata file (run.json, provenance.json, a stamp, an arguments file) is not valid JSON
-    or holds a field of the wrong type; the message names the file and the field."""

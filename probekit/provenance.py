@@ -9,14 +9,12 @@ folder, and :func:`probekit.report.build_report` reads it, so a report built ste
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 from pathlib import Path
 
 __all__ = ["versions", "sentence_splits", "read_provenance", "with_provenance", "split_lines",
-           "synthetic_banner", "PROVENANCE_NAME", "META_SCHEMA", "check_meta", "read_json",
-           "read_meta"]
+           "synthetic_banner", "PROVENANCE_NAME", "META_SCHEMA", "CONFIG_SCHEMA", "read_meta"]
 
 PROVENANCE_NAME = "provenance.json"
 
@@ -29,59 +27,24 @@ META_SCHEMA = {"config": dict, "config_file": (str, _NONE), "fingerprints": dict
                "n_utterances": int, "n_result_rows": int, "before_after": (str, _NONE),
                "timings": dict, "analysis": dict, "sentence_splits": dict}
 #: Fields of ``config`` a report reads.
-_CONFIG_SCHEMA = {"alpha": (int, float), "title": (str, _NONE), "question": (str, _NONE)}
-_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true/false",
-          int: "an integer", float: "a number", _NONE: "null"}
+CONFIG_SCHEMA = {"alpha": (int, float), "title": (str, _NONE), "question": (str, _NONE)}
 
 
-def _typename(x) -> str:
-    return _NAMES.get(type(x), type(x).__name__)
+def read_meta(path, what: str = "run metadata") -> dict:
+    """Report metadata from ``path`` (``run.json``, ``--meta``, ``provenance.json``) checked
+    against :data:`META_SCHEMA`; anything else is a :class:`~probekit.jsonfile.BadFileError`
+    naming the file and the field (the one JSON reader: :mod:`probekit.jsonfile`)."""
+    from probekit.jsonfile import BadFileError, check_fields, read_json_object
 
-
-def _expect(path, field: str, value, types) -> None:
-    types = types if isinstance(types, tuple) else (types,)
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        from probekit.errors import MetadataError
-
-        raise MetadataError(f"{path}: field {field!r} must be "
-                            f"{' or '.join(_NAMES.get(t, t.__name__) for t in types)}, found "
-                            f"{_typename(value)} ({json.dumps(value, default=str)[:40]})")
-
-
-def check_meta(meta, path) -> dict:
-    """``meta`` checked against :data:`META_SCHEMA`; a :class:`~probekit.errors.MetadataError`
-    naming ``path`` and the field otherwise."""
-    _expect(path, "(top level)", meta, dict)
-    for key, types in META_SCHEMA.items():
-        if key in meta:
-            _expect(path, key, meta[key], types)
-    for i, name in enumerate(meta.get("random_init") or []):
-        _expect(path, f"random_init[{i}]", name, str)
-    for key, types in _CONFIG_SCHEMA.items():
-        if key in (meta.get("config") or {}):
-            _expect(path, f"config.{key}", meta["config"][key], types)
+    meta = read_json_object(path, what, META_SCHEMA)
+    src = f"{path} ({what})"
+    cfg = check_fields(meta.get("config", {}), f"{src}, config", CONFIG_SCHEMA)
+    if "alpha" in cfg and not 0 < cfg["alpha"] < 1:
+        raise BadFileError(f"{src}, config: field 'alpha' must be in (0, 1), found {cfg['alpha']}")
+    bad = [x for x in meta.get("random_init", []) if not isinstance(x, str)]
+    if bad:
+        raise BadFileError(f"{src}: field 'random_init' must list encoder names, found {bad[0]!r}")
     return meta
-
-
-def read_json(path) -> object:
-    """The JSON value in ``path``; a file that is not JSON (or not UTF-8) is a
-    :class:`~probekit.errors.MetadataError` naming it, the line and the column."""
-    from probekit.errors import MetadataError
-
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise MetadataError(f"{path}: not a UTF-8 text file (expected JSON)") from None
-    except json.JSONDecodeError as exc:
-        raise MetadataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column "
-                            f"{exc.colno})") from None
-    except OSError as exc:
-        raise MetadataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-
-
-def read_meta(path) -> dict:
-    """Report metadata from ``path`` (``run.json``, ``--meta``), checked (:func:`check_meta`)."""
-    return check_meta(read_json(path), path)
 
 
 def versions() -> dict:
@@ -120,9 +83,9 @@ def split_lines(meta: dict) -> list[str]:
 
 def read_provenance(analysis: str | Path) -> dict:
     """``provenance.json`` of an analysis folder (``{}`` when absent; a malformed or wrong-typed
-    one is refused, naming the file and the field: :func:`check_meta`)."""
+    one is refused, naming the file and the field: :func:`read_meta`)."""
     p = Path(analysis) / PROVENANCE_NAME
-    return check_meta(read_json(p), p) if p.is_file() else {}
+    return read_meta(p, "analysis provenance") if p.is_file() else {}
 
 
 def with_provenance(meta: dict | None, analysis: str | Path) -> dict:

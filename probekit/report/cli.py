@@ -36,8 +36,8 @@ def _report(args: argparse.Namespace) -> int:
                             "probekit analyze RESULTS --out DIR first")
     verify_analysis(analysis)  # a finished analysis whose tables are all there, or an error
     meta_path = Path(args.meta) if args.meta else analysis.parent / "run.json"
-    from probekit.report.meta import read_run_meta
-    meta = read_run_meta(meta_path) if meta_path.is_file() else {}
+    from probekit.provenance import read_meta
+    meta = read_meta(meta_path) if meta_path.is_file() else {}
     if args.synthetic_source:
         meta["synthetic"] = args.synthetic_source
     elif args.synthetic and not meta.get("synthetic"):

@@ -152,15 +152,12 @@ def load_adapters(model: nn.Module, folder: str | Path) -> nn.Module:
 
     from dataclasses import fields
 
-    from probekit.provenance import read_json
+    from probekit.jsonfile import read_json_object
 
     folder = Path(folder)
     if not (folder / ADAPTER_CONFIG).is_file():
         raise AdapterError(f"{folder}: no {ADAPTER_CONFIG}")
-    d = read_json(folder / ADAPTER_CONFIG)   # not JSON: a MetadataError naming the file
-    if not isinstance(d, dict):
-        raise AdapterError(f"{folder / ADAPTER_CONFIG}: expected a JSON object, found "
-                           f"{type(d).__name__}")
+    d = read_json_object(folder / ADAPTER_CONFIG, "adapter config")  # else one error naming it
     d.pop("method", None)
     known = [f.name for f in fields(AdapterConfig)]
     unknown = sorted(set(d) - set(known))
