@@ -45,22 +45,22 @@ def _number(value: str, kind):
     return v
 
 
-def level(value: str) -> float:
-    """A significance level (``--alpha``; ``argparse`` type): strictly between 0 and 1."""
+def _open_unit(value: str, what: str, example: str) -> float:
     v = _number(value, float)
     if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is not a level: it must lie strictly between "
-                                         "0 and 1 (e.g. 0.05)")
+        raise argparse.ArgumentTypeError(f"{value} is not {what}: it must lie strictly between "
+                                         f"0 and 1 (e.g. {example})")
     return v
+
+
+def level(value: str) -> float:
+    """A significance level (``--alpha``; ``argparse`` type): strictly between 0 and 1."""
+    return _open_unit(value, "a level", "0.05")
 
 
 def share(value: str) -> float:
     """A share of a whole (``argparse`` type): strictly between 0 and 1."""
-    v = _number(value, float)
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is not a share: it must lie strictly between "
-                                         "0 and 1 (e.g. 0.2)")
-    return v
+    return _open_unit(value, "a share", "0.2")
 
 
 def at_least_one(value: str) -> int:
