@@ -220,6 +220,27 @@ def _read_findings(path: Path) -> str:
                            "UTF-8 markdown here: run the analysis again") from None
 
 
+def _notes_only(findings: str, in_summary: set[str]) -> str:
+    """``findings.md`` without its heading and without the points the report's summary
+    already states, so each summary sentence is printed once (what remains: the analysis's
+    own notes, e.g. cells a model could not fit)."""
+    lines = findings.splitlines()
+    intro, points = [], []
+    for line in lines:
+        if line.startswith("# "):
+            continue
+        if line.startswith("- "):
+            points.append(line[2:])
+        elif points and line.startswith("  "):
+            points[-1] += "\n" + line
+        elif not points:
+            intro.append(line)
+    rest = [p for p in points if p not in in_summary]
+    body = [f"- {p}" for p in rest] or ["Every point of the analysis's findings is in the "
+                                        "summary above."]
+    return "\n".join([*intro, *body]).strip() + "\n"
+
+
 #: Written beside report.html: the analysis folder it was built from, and the run times.
 REPORT_STAMP = ".probekit-report.json"
 RUN_TIMES_NOTE = ("Run times are not part of the report (so that the same analysis gives the "
@@ -254,6 +275,7 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     meta = with_provenance(meta, analysis)  # a step-by-step analysis carries its own
     alpha = alpha if alpha is not None else float(meta.get("config", {}).get("alpha", 0.05))
     tables = with_decisions(load_tables(analysis), alpha)
+    in_summary = set(summary_points(tables, alpha=alpha))  # before the power sentences join
     if power:
         from probekit.bias.power import add_detectable_effects
 
@@ -289,7 +311,7 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
             ci = group_interval_table(tables["layer_curves"], key, alpha)
             ci.index.name = "group / layer"
             group_tables.append((f"{key[0]}: {task_words(key[1])} ({key[2]}, {key[3]})", df, ci))
-    findings = _read_findings(analysis / "findings.md")
+    findings = _notes_only(_read_findings(analysis / "findings.md"), in_summary)
     # No run times in the body (two runs on the same analysis give the same report): they
     # go to the report's metadata file (REPORT_STAMP) and the study's run.json.
     prov = {k: meta[k] for k in ("fingerprints", "versions", "n_utterances",

@@ -92,7 +92,8 @@ def test_report_first_screen_notes_intervals_and_alpha(sim_analysis, tmp_path):
     assert (tmp_path / "report_figures" / "at_a_glance.svg").read_text().lstrip().startswith("<?xml")
     assert t.index('id="glance"') < t.index('id="summary"')
     notes = t[t.index('id="notes"'):t.index('id="config"')]
-    assert "<pre>" not in notes and "<ul>" in notes and "<h3>" in notes
+    # notes as HTML (not a <pre> dump); the summary's points are not repeated there
+    assert "<pre>" not in notes and "<p>" in notes
     assert "<details><summary>90% intervals and n per cell</summary>" in t
     assert "95% CI" not in t[:t.index('id="notes"')]
     curves = pd.read_csv(sim_analysis / "layer_curves.csv")
@@ -104,3 +105,15 @@ def test_report_first_screen_notes_intervals_and_alpha(sim_analysis, tmp_path):
     # The typing is read defensively: a typing table without the expected columns still draws.
     tables = {"layer_curves": curves, "typing": pd.DataFrame({"what": [1]})}
     assert glance_figure(tables) is not None
+
+
+def test_each_summary_sentence_is_printed_once(sim_analysis, tmp_path):
+    """The analysis notes no longer repeat the summary (issue 22 item 1): every summary point
+    appears once in report.md, and findings.md still holds them all."""
+    _, md = build_report(sim_analysis, tmp_path, {}, power=False)
+    text = md.read_text()
+    points = summary_points(load_tables(sim_analysis))
+    assert points and all(text.count(p.split("\n")[0]) == 1 for p in points), \
+        [p.split("\n")[0] for p in points if text.count(p.split("\n")[0]) != 1]
+    findings = (sim_analysis / "findings.md").read_text()
+    assert all(p.split("\n")[0] in findings for p in points)
