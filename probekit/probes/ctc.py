@@ -5,11 +5,14 @@ embedding to characters (or phones) plus a CTC blank, trained with the CTC loss 
 al., 2006, "Connectionist Temporal Classification", ICML, eq. 14) and decoded greedily
 (best path: argmax per frame, collapse repeats, drop blanks).
 
-- :func:`normalize_text`: the one text normalisation used for training targets and references.
-- :class:`CTCProbe`: the estimator (scikit-learn contract).
+- :class:`CTCProbe`: the estimator (scikit-learn contract), here.
+- :func:`normalize_text`: the one text normalisation used for training targets and references
+  (:mod:`probekit.probes.ctc_metrics`, re-exported here).
 - :func:`ctc_errors` / :func:`aggregate_errors`: per-utterance CER/WER with counts, and
-  corpus-level rates as sum of errors / sum of reference lengths.
-- :func:`frames_by_utterance`: the store's ``frames`` pooling as per-utterance sequences.
+  corpus-level rates as sum of errors / sum of reference lengths
+  (:mod:`probekit.probes.ctc_metrics`, re-exported here).
+- :func:`frames_by_utterance`: the store's ``frames`` pooling as per-utterance sequences
+  (:mod:`probekit.probes.ctc_data`, re-exported here).
 
 Error rates follow the results-table contract (``results.py``): ``value * n`` is an error
 count, ``n`` the number of reference characters (spaces included, as ``jiwer`` counts them)
@@ -21,16 +24,15 @@ from __future__ import annotations
 import copy
 import re
 import warnings
-from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from probekit.text import normalize_text as _normalize
-
 from ._base import safe_scale
+from .ctc_data import frames_by_utterance
+from .ctc_metrics import aggregate_errors, ctc_errors, normalize_text
 from .logistic import resolve_device
 
 __all__ = ["CTCProbe", "normalize_text", "ctc_errors", "aggregate_errors", "frames_by_utterance",
@@ -42,21 +44,6 @@ BLANK = "<blank>"
 WORD_SEPARATOR = "|"
 
 
-
-def normalize_text(text: str) -> str:
-    """Normalise a transcript for ASR scoring and character targets.
-
-    The one normalisation of the project, :func:`probekit.text.normalize_text` (Whisper's
-    English normaliser: contractions expanded, numbers as digits, American spellings,
-    bracketed tags and punctuation removed), so the probe's WER and the fine-tuning
-    evaluation's WER are computed on the same text.
-
-    >>> normalize_text("  Don’t STOP -- now, please!  ")
-    'do not stop now please'
-    """
-    return _normalize(text)
-
-
 def _phone_list(item, i):
     if isinstance(item, str):
         return item.split()
@@ -65,151 +52,6 @@ def _phone_list(item, i):
         if not s or any(c.isspace() for c in s):
             raise ValueError(f"phone target {i}: symbol {s!r} is empty or contains whitespace")
     return syms
-
-
-# -- error metrics ----------------------------------------------------------------------------
-def ctc_errors(hypotheses: Sequence[str], references: Sequence[str], ids=None,
-               normalize: bool = True):
-    """Per-utterance character and word errors, computed with ``jiwer``.
-
-    Parameters
-    ----------
-    hypotheses, references : sequence of str, same length
-    ids : sequence of str, optional
-        Utterance ids, used as the index (default ``0..n-1``).
-    normalize : bool, default True
-        Apply :func:`normalize_text` to both sides first. Pass False for phone strings
-        (space-separated symbols), where ``wer`` is then the phone error rate.
-
-    Returns
-    -------
-    pandas.DataFrame, one row per utterance
-        ``cer``, ``wer`` (error rates; NaN for an empty reference), ``n_chars``, ``n_words``
-        (reference lengths, spaces count as characters), ``char_errors``, ``word_errors``
-        (substitutions + deletions + insertions). Aggregate with :func:`aggregate_errors`.
-    """
-    import jiwer
-    import pandas as pd
-
-    hypotheses, references = list(hypotheses), list(references)
-    if len(hypotheses) != len(references):
-        raise ValueError(f"ctc_errors: {len(hypotheses)} hypotheses but {len(references)} references")
-    if ids is not None:
-        ids = list(ids)
-        if len(ids) != len(references):
-            raise ValueError(f"ctc_errors: {len(ids)} ids for {len(references)} references")
-    rows = []
-    for i, (h, r) in enumerate(zip(hypotheses, references)):
-        if not isinstance(h, str) or not isinstance(r, str):
-            raise TypeError(f"ctc_errors: item {ids[i] if ids else i} is not a pair of str")
-        if normalize:
-            h, r = normalize_text(h), normalize_text(r)
-        c = jiwer.process_characters(r, h)
-        w = jiwer.process_words(r, h)
-        n_c = c.hits + c.substitutions + c.deletions
-        n_w = w.hits + w.substitutions + w.deletions
-        e_c = c.substitutions + c.deletions + c.insertions
-        e_w = w.substitutions + w.deletions + w.insertions
-        rows.append({"cer": e_c / n_c if n_c else np.nan, "wer": e_w / n_w if n_w else np.nan,
-                     "n_chars": n_c, "n_words": n_w, "char_errors": e_c, "word_errors": e_w})
-    df = pd.DataFrame.from_records(
-        rows, columns=["cer", "wer", "n_chars", "n_words", "char_errors", "word_errors"])
-    if ids is not None:
-        df.index = pd.Index(ids, name="utt_id")
-    return df
-
-
-def aggregate_errors(errors, by=None):
-    """Corpus-level CER/WER: sum of errors / sum of reference lengths (micro average).
-
-    Parameters
-    ----------
-    errors : pandas.DataFrame from :func:`ctc_errors` (possibly with extra columns)
-    by : str or list of str, optional
-        Columns to group by (e.g. ``"speaker"``); None aggregates everything into one row.
-
-    Returns
-    -------
-    pandas.DataFrame with ``cer``, ``wer``, ``n_chars``, ``n_words`` (one row per group).
-    """
-    import pandas as pd
-
-    cols = ["n_chars", "n_words", "char_errors", "word_errors"]
-    sums = (errors[cols].sum().to_frame().T if by is None
-            else errors.groupby(by, sort=True)[cols].sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = pd.DataFrame({"cer": sums["char_errors"] / sums["n_chars"].where(sums["n_chars"] > 0),
-                            "wer": sums["word_errors"] / sums["n_words"].where(sums["n_words"] > 0),
-                            "n_chars": sums["n_chars"].astype(np.int64),
-                            "n_words": sums["n_words"].astype(np.int64)})
-    return out
-
-
-# -- the store's frames as sequences ----------------------------------------------------------
-def frames_by_utterance(store, layer, corpus=None, check_corpus: bool = True):
-    """Per-utterance frame sequences of one layer, from the store's ``frames`` pooling.
-
-    The store's metadata has no transcripts (``utt_id``, ``speaker``, ``sentence_id`` and
-    group columns only), so texts come from ``corpus`` by ``utt_id``.
-
-    Parameters
-    ----------
-    store : EmbeddingStore
-    layer : int or str
-    corpus : Corpus or Mapping[str, str], optional
-        The corpus the store was extracted from (its manifest): adds ``text`` and, when the
-        utterances have phone alignments, ``phones`` (tuple of symbols) to ``meta``. A plain
-        mapping ``utt_id -> text`` adds ``text`` only.
-    check_corpus : bool, default True
-        For a Corpus, refuse one whose manifest hash differs from the store's fingerprint.
-
-    Returns
-    -------
-    sequences : list of numpy.ndarray, each (n_frames_i, hidden_size)
-        Views into the (memory-mapped) stored array, stored dtype, in utterance (corpus) order.
-    meta : pandas.DataFrame, one row per utterance
-        The ``frames.csv`` rows (``utt_id``, ``speaker``, groups, ``offset``, ``n_frames``...).
-
-    Raises
-    ------
-    StoreError
-        The store lacks the ``frames`` pooling, its offsets do not fit the array, the corpus is
-        not the store's, or an utterance id is missing from ``corpus``.
-    """
-    from probekit.errors import StoreError
-
-    X, meta = store.read(layer, "frames")
-    meta = meta.sort_values("row", kind="stable").reset_index(drop=True)
-    seqs = []
-    for uid, off, n in zip(meta["utt_id"], meta["offset"], meta["n_frames"]):
-        if off < 0 or n < 0 or off + n > X.shape[0]:
-            raise StoreError(f"utterance {uid!r}: frames [{off}, {off + n}) outside the stored "
-                             f"{X.shape[0]} frames of layer {layer!r}")
-        seqs.append(X[off:off + n])
-    if corpus is not None:
-        if isinstance(corpus, Mapping):
-            lookup = {k: str(v) for k, v in corpus.items()}
-            phones = None
-        else:
-            if check_corpus:
-                from probekit.store.store import corpus_hash
-
-                fp = store.fingerprint.get("corpus")
-                if fp is not None and corpus_hash(corpus) != fp:
-                    raise StoreError(f"corpus {getattr(corpus, 'name', corpus)!r} is not the one "
-                                     f"store {store.root} was extracted from (manifest hash "
-                                     f"differs); pass check_corpus=False to match by utt_id")
-            by_id = {u.id: u for u in corpus}
-            lookup = {k: u.text for k, u in by_id.items()}
-            phones = {k: tuple(p.symbol for p in u.phones) for k, u in by_id.items()}
-        missing = [u for u in meta["utt_id"] if u not in lookup]
-        if missing:
-            raise StoreError(f"{len(missing)} stored utterance(s) not in the corpus, e.g. "
-                             f"{missing[0]!r}")
-        meta["text"] = [lookup[u] for u in meta["utt_id"]]
-        if phones is not None and any(phones[u] for u in meta["utt_id"]):
-            meta["phones"] = [phones[u] for u in meta["utt_id"]]
-    return seqs, meta
 
 
 # -- the estimator ----------------------------------------------------------------------------
