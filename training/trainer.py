@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -33,14 +32,14 @@ from pathlib import Path
 import torch
 
 from training.adapters import hold_absent_experts, routed, save_adapters, trainable_parameters
-from training.adapters.lora import ADAPTER_WEIGHTS, adapter_state_dict
-from training.checkpoint import load_checkpoint
+from training.adapters.lora import ADAPTER_WEIGHTS
+from training.checkpoint import CheckpointMixin, load_checkpoint
 from training.data import (AudioCache, FeatureCache, check_lengths, collate, decoder_prefix,
                            is_multilingual)
 from training.objectives import Objective, ObjectiveInput
 from training.train_config import (_MIXED, _RESUMABLE, TrainConfig, TrainingError, _accelerator,
                                    enable_gradient_checkpointing, is_checkpointing)
-from training.runkey import settings_diff, split_sides
+from training.runkey import split_sides
 from training.trainlog import rebuild_csv, term_shares_of
 from training.sampler import (GroupBalancedBatchSampler, UniformBatchSampler,
                               default_groups_per_batch)
@@ -51,7 +50,7 @@ __all__ = ["TrainConfig", "Trainer", "TrainingError", "load_checkpoint",
 log = logging.getLogger(__name__)
 
 
-class Trainer:
+class Trainer(CheckpointMixin):
     """Fit the adapters of ``model`` on ``train`` with ``objective``.
 
     Parameters
@@ -184,57 +183,6 @@ class Trainer:
                                              min_per_group=need)
         except ValueError as exc:
             raise TrainingError(str(exc)) from None
-
-    # -- checkpoints ----------------------------------------------------------------------
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.out / "checkpoint.pt"
-
-    def save_checkpoint(self) -> None:
-        if not self.acc.is_main_process:
-            return
-        state = {"step": self.step, "adapters": adapter_state_dict(self.raw),
-                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                 "objective": self.objective.state_dict(), "best": self.best,
-                 "best_step": self.best_step, "config": asdict(self.cfg),
-                 "objective_repr": repr(self.objective),
-                 "adapter_config": self.raw.adapter_config.to_dict(),
-                 "identity": self.identity,
-                 "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None}
-        tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_path)
-
-    def resume(self) -> bool:
-        """Load the last checkpoint if there is one; returns whether it did."""
-        if not self.checkpoint_path.exists():
-            return False
-        state = load_checkpoint(self.checkpoint_path)
-        self._check_resumable(state)
-        self.raw.load_state_dict(state["adapters"], strict=False)
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        self.objective.load_state_dict(state["objective"])
-        if self.acc.scaler is not None and state.get("scaler"):
-            self.acc.scaler.load_state_dict(state["scaler"])   # fp16 loss scale
-        self.step, self.best, self.best_step = state["step"], state["best"], state["best_step"]
-        log.info("resumed %s at step %d", self.out, self.step)
-        return True
-
-    def _check_resumable(self, state: dict) -> None:
-        """Refuse a checkpoint of another run (what differs is named) or past ``steps``."""
-        if "identity" not in state:
-            raise TrainingError(f"{self.checkpoint_path} has no run identity (written by an "
-                                "older probekit): it cannot be shown to be this run; use a new "
-                                "out_dir or delete it")
-        diff = settings_diff(state["identity"], self.identity)
-        if diff:
-            raise TrainingError(f"{self.checkpoint_path} belongs to another run ("
-                                + "; ".join(diff[:8]) + "); use a new out_dir or delete it")
-        if state["step"] > self.cfg.steps:
-            raise TrainingError(f"{self.checkpoint_path} is at step {state['step']}, past the "
-                                f"{self.cfg.steps} steps asked for: a shorter run cannot be "
-                                "recovered from it; use a new out_dir")
 
     # -- one step ---------------------------------------------------------------------------
     def _micro_batches(self, idx: list[int]) -> list[list[int]]:

@@ -17,12 +17,12 @@ import json
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from probekit.atomic import savefig, write_json, write_text
 from probekit.report.glance import TYPE_MARKS, _glance_data, glance_figure  # noqa: F401
+from probekit.report.markup import _html_table, _md_inline, _md_table, markdown_to_html
 from probekit.report.summary import (load_tables, primary_slices, summary_points, task_words,
                                      with_decisions)
+from probekit.report.tables import _fmt, group_error_table, group_interval_table  # noqa: F401
 
 __all__ = ["build_report", "banners", "group_error_table", "group_interval_table",
            "glance_figure", "markdown_to_html", "report_source"]
@@ -49,144 +49,6 @@ def banners(meta: dict) -> list[str]:
         out.append("RANDOMLY INITIALISED MODEL: " + ", ".join(meta["random_init"]) +
                    " has random weights; nothing here describes a trained model.")
     return out
-
-
-def _fmt(x, bold: bool = False) -> str:
-    s = f"{x:.3f}"
-    return f"**{s}**" if bold else s
-
-
-def group_error_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> pd.DataFrame:
-    """Groups x layers of the probe trained on every group (bold: the ``decision`` column
-    says the group is worse than the rest; the level is the table's ``decision_level``),
-    plus the overall error, the debiased gap and the family-wise p-value of equal group
-    means (max |t| over groups; bold where decided). ``curves`` without decision columns get
-    them from :func:`probekit.report.summary.with_decisions` at ``alpha``."""
-    from probekit.report.summary import with_decisions
-
-    curves = with_decisions({"layer_curves": curves}, alpha)["layer_curves"]
-    enc, task, probe, metric = key
-    c = curves[(curves["encoder"] == enc) & (curves["task"] == task) & (curves["probe"] == probe) &
-               (curves["metric"] == metric)]
-    layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
-    dec = c["decision"].fillna(False).astype(bool)
-    rows = {}
-    for stat, label in ([(s, s[6:]) for s in sorted(c["statistic"].unique()) if s.startswith("group:")]
-                        + [("overall", "overall"), ("between_var", "gap (between-group var, debiased)")]):
-        x = c[c["statistic"] == stat].assign(_d=dec).set_index("layer")
-        rows[label] = [_fmt(x.at[layer, "estimate"], bool(x.at[layer, "_d"]))
-                       if layer in x.index else "" for layer in layers]
-    gp = c[c["statistic"] == "max_abs_t"].assign(_d=dec).set_index("layer")
-    if len(gp):
-        rows["unequal means p (family-wise)"] = [
-            (f"**{gp.at[layer, 'p_fwer']:.3f}**" if gp.at[layer, "_d"] else f"{gp.at[layer, 'p_fwer']:.3f}")
-            if layer in gp.index else "" for layer in layers]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=layers)
-
-
-def group_interval_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> pd.DataFrame:
-    """Groups x layers like :func:`group_error_table`, each cell ``estimate [low, high] n=k``
-    (the speaker-bootstrap interval at level 1 - alpha and the number of test speakers).
-    Missing interval or n columns are left out of the cell."""
-    enc, task, probe, metric = key
-    c = curves[(curves["encoder"] == enc) & (curves["task"] == task) & (curves["probe"] == probe) &
-               (curves["metric"] == metric)]
-    layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
-    rows = {}
-    stats = [(s, s[6:]) for s in sorted(c["statistic"].unique()) if s.startswith("group:")]
-    for stat, label in stats + [("overall", "overall"), ("between_var", "gap (between-group var, debiased)")]:
-        x = c[c["statistic"] == stat].drop_duplicates("layer").set_index("layer")
-        cells = []
-        for layer in layers:
-            if layer not in x.index:
-                cells.append("")
-                continue
-            r = x.loc[layer]
-            cell = f"{r['estimate']:.3f}"
-            if "ci_low" in x.columns and "ci_high" in x.columns and r["ci_low"] == r["ci_low"]:
-                cell += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-            for ncol in ("n_per_split", "n_speakers", "n"):
-                if ncol in x.columns and r[ncol] == r[ncol]:
-                    cell += f" n={int(r[ncol])}" + ("/split" if ncol == "n_per_split" else "")
-                    break
-            cells.append(cell)
-        rows[label] = cells
-    return pd.DataFrame.from_dict(rows, orient="index", columns=layers)
-
-
-def markdown_to_html(text: str) -> str:
-    """The markdown that ``probekit analyze`` writes (headings, bullet lists, pipe tables,
-    paragraphs, bold and code spans) as HTML; everything is escaped first."""
-    def inline(s: str) -> str:
-        s = html.escape(s, quote=False)
-        s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
-        s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-        return re.sub(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])", r"<em>\1</em>", s)
-
-    out: list[str] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i].rstrip()
-        if not line.strip():
-            i += 1
-            continue
-        m = re.match(r"^(#{1,6})\s+(.*)$", line)
-        if m:
-            level = min(6, len(m.group(1)) + 2)  # the report's own h1/h2 come first
-            out.append(f"<h{level}>{inline(m.group(2))}</h{level}>")
-            i += 1
-            continue
-        if re.match(r"^\s*[-*]\s+", line):
-            items = []
-            while i < len(lines) and lines[i].strip():
-                cur = lines[i]
-                if re.match(r"^\s*[-*]\s+", cur):
-                    items.append(re.sub(r"^\s*[-*]\s+", "", cur).strip())
-                elif items:
-                    items[-1] += " " + cur.strip()
-                i += 1
-            out.append("<ul>" + "".join(f"<li>{inline(x)}</li>" for x in items) + "</ul>")
-            continue
-        if line.lstrip().startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
-                if not all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
-                    rows.append(cells)
-                i += 1
-            if rows:
-                head = "".join(f"<th>{inline(c)}</th>" for c in rows[0])
-                body = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>"
-                               for r in rows[1:])
-                out.append(f"<table><tr>{head}</tr>{body}</table>")
-            continue
-        para = []
-        while i < len(lines) and lines[i].strip() and not re.match(r"^(#|\s*[-*]\s|\s*\|)", lines[i]):
-            para.append(lines[i].strip())
-            i += 1
-        out.append(f"<p>{inline(' '.join(para))}</p>")
-    return "\n".join(out)
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = [df.index.name or ""] + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for i, r in df.iterrows():
-        lines.append("| " + " | ".join([str(i)] + [str(v) for v in r]) + " |")
-    return "\n".join(lines)
-
-
-def _md_inline(s: str) -> str:
-    """The tiny bit of markdown the summary uses (bold) as HTML."""
-    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(s))
-
-
-def _html_table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [df.index.name or ""] + list(df.columns))
-    body = "".join("<tr>" + "".join(f"<td>{_md_inline(str(v))}</td>" for v in [i] + list(r)) + "</tr>"
-                   for i, r in df.iterrows())
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 _CAPTIONS = {

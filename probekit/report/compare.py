@@ -88,7 +88,7 @@ def degenerate_sentences(cmp: pd.DataFrame) -> list[str]:
 
 def before_after_section(folder: str | Path | None, out: str | Path) -> tuple[list, list]:
     """(markdown lines, html lines) of the before/after section; empty when no folder."""
-    from probekit.report.build import _html_table, _md_inline, _md_table
+    from probekit.report.markup import _html_table, _md_inline, _md_table
 
     if not folder or not (Path(folder) / "verdicts.json").is_file():
         return [], []
