@@ -19,7 +19,41 @@ from probekit.bias.resample import (clusters_behind, percentile_ci,
                                     speaker_bootstrap_indices, speaker_permutation_indices)
 from probekit.bias.speakers import SpeakerMatrix, speaker_matrix
 
-__all__ = ["GroupMetrics", "gap_statistics", "GAP_STATISTICS", "SUMMARY_STATISTICS"]
+__all__ = ["GroupMetrics", "gap_statistics", "GAP_STATISTICS", "SUMMARY_STATISTICS", "WEIGHTINGS",
+           "statistic_name", "parse_statistic", "group_of"]
+
+#: How a group statistic weighs its data: ``speakers`` (each speaker's rate counts once) or
+#: ``items`` (error counts pooled over items). Each statistic name belongs to one weighting.
+WEIGHTINGS = ("speakers", "items")
+_GROUP = "group:"
+_ITEMS = "pooled_"
+
+
+def statistic_name(kind: str, group: str | None = None, *, weighting: str = "speakers") -> str:
+    """The one spelling of a statistic row: ``statistic_name("group", "es")`` -> ``"group:es"``;
+    ``statistic_name("overall", weighting="items")`` -> ``"pooled_overall"``. The only builder
+    of these names (:func:`parse_statistic` is the only parser)."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    if (kind == "group") != (group is not None):
+        raise ValueError("a 'group' statistic needs a group, and only it takes one")
+    name = f"{_GROUP}{group}" if kind == "group" else kind
+    return name if weighting == "speakers" else _ITEMS + name
+
+
+def parse_statistic(name: str) -> tuple[str, str | None, str]:
+    """``(kind, group or None, weighting)`` of a statistic name built by :func:`statistic_name`."""
+    name = str(name)
+    weighting = "items" if name.startswith(_ITEMS) else "speakers"
+    core = name[len(_ITEMS):] if weighting == "items" else name
+    if core.startswith(_GROUP):
+        return "group", core[len(_GROUP):], weighting
+    return core, None, weighting
+
+
+def group_of(name: str) -> str | None:
+    """The group a per-group statistic is about (``"group:es"`` -> ``"es"``), else None."""
+    return parse_statistic(name)[1]
 
 #: Statistics that measure inequality (larger = more unequal, except ``ratio``: 1 = parity).
 GAP_STATISTICS = ("difference", "ratio", "relative_gap", "std")
