@@ -34,20 +34,13 @@ from sklearn.base import clone
 
 from probekit.errors import ProbekitError
 from probekit.probes.results import ResultsTable, cell_key, validate_results
-from probekit.probes.splits import (Split, TrainingSet, content_split, equal_training_sets,
-                                   missing_sentence_ids, sentence_status, speaker_id_split)
+from probekit.probes.splits import (TrainingSet, equal_training_sets, missing_sentence_ids,
+                                   sentence_status)
+from probekit.probes.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROBES", "register_probe", "make_probe", "run_grid", "GridError", "TASKS",
-           "shared_labels"]
-
-#: Task names the grid knows (``group:<attribute>`` for any attribute of the store).
-TASKS = ("phone", "speaker", "group:<attribute>", "asr")
-#: Training-set kinds per task when not given. ``asr`` trains one CTC head per layer and seed
-#: on all groups (the layerwise-unfairness paper's ASR error per layer); single-group ASR
-#: probes are available with ``train_sets=("single", ...)`` at several times the cost.
-DEFAULT_TRAIN_SETS = {"phone": ("single", "all", "all-matched", "all-but"), "asr": ("all",)}
+__all__ = ["PROBES", "register_probe", "make_probe", "run_grid", "GridError", "shared_labels"]
 
 
 class GridError(ProbekitError, ValueError):
@@ -89,21 +82,34 @@ def register_probe(name: str, factory: Callable[[int], object]) -> None:
     PROBES[name] = factory
 
 
-def make_probe(probe, seed: int, device: str | None = None):
+#: Attribute :func:`make_probe` sets on the estimators it builds: their registered name, which
+#: the grid writes in the ``probe`` column (an estimator built otherwise is named by its class).
+_NAME_ATTR = "_probekit_name"
+
+
+def make_probe(probe, seed: int = 0, device: str | None = None, **params):
     """An unfitted estimator from a registered name or an estimator instance (cloned, with
     ``random_state=seed`` when it has that parameter, and ``device`` when given and the
-    estimator has one: the torch probes logistic, mlp and ctc)."""
+    estimator has one: the torch probes logistic, mlp and ctc). ``params`` are set on it
+    (``make_probe("ctc", max_epochs=15)``); one built from a name keeps that name in the
+    results' ``probe`` column when passed to :func:`run_grid`."""
     if isinstance(probe, str):
         try:
             est = PROBES[probe](seed)
         except KeyError:
             raise GridError(f"unknown probe {probe!r}; registered: {sorted(PROBES)}") from None
+        name = probe
     else:
+        name = getattr(probe, _NAME_ATTR, None)
         est = clone(probe)
         if "random_state" in est.get_params():
             est.set_params(random_state=seed)
     if device is not None and hasattr(est, "get_params") and "device" in est.get_params():
         est.set_params(device=device)
+    if params:
+        est.set_params(**params)
+    if name is not None:
+        setattr(est, _NAME_ATTR, name)
     return est
 
 
@@ -138,7 +144,11 @@ def _check_stale(table: ResultsTable, encoder: str, key: str, stale: str) -> Non
 
 
 def _probe_name(probe) -> str:
-    return probe if isinstance(probe, str) else type(probe).__name__
+    """The ``probe`` column: the registered name (also of an estimator :func:`make_probe`
+    built from one), else the estimator's class name."""
+    if isinstance(probe, str):
+        return probe
+    return getattr(probe, _NAME_ATTR, None) or type(probe).__name__
 
 
 def _error_rows(meta: pd.DataFrame, test: np.ndarray, wrong: np.ndarray, group_col: str,
@@ -186,14 +196,7 @@ def _asr_rows(meta: pd.DataFrame, test: np.ndarray, hyps: list[str], group_col: 
     return rows
 
 
-def _task_split(task: str, meta: pd.DataFrame, group_col: str, seed: int,
-                test_speakers: float) -> Split:
-    if task == "speaker":
-        return speaker_id_split(meta, seed)
-    return content_split(meta, group_col, seed, test_speakers=test_speakers)
-
-
-def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: str = "accent",
+def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attribute: str = "accent",
              probes: Sequence | None = None, layers: Sequence | None = None,
              seeds: Sequence[int] = (0, 1, 2), train_sets: Sequence[str] | None = None,
              encoder: str | None = None, corpus=None, test_speakers: float = 0.5,
@@ -204,9 +207,10 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     Parameters
     ----------
     store : EmbeddingStore
-    task : str
+    task : str or Task
         ``"phone"``, ``"speaker"``, ``"group:<attribute>"`` or ``"asr"`` (a CTC head on the
-        store's ``frames``; needs ``corpus`` for the transcripts).
+        store's ``frames``; needs ``corpus`` for the transcripts); see
+        :func:`probekit.probes.tasks.get_task`.
     results : path or ResultsTable
         Results folder; cells already in it are skipped, and so are cells another process
         (e.g. another shard of the grid) writes there meanwhile: each cell is written once.
@@ -215,13 +219,18 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
         intersection such as ``"accent*gender"`` (labels ``"es*female"``; every group needs
         :data:`~probekit.corpus.model.MIN_INTERSECTION_SPEAKERS` speakers, else GridError).
     probes : sequence of str or estimators, optional
-        Registered names (:data:`PROBES`) or scikit-learn-style estimators; default
-        ``("lda",)``, and ``("ctc",)`` for ``asr``.
+        Registered names (:data:`PROBES`) or scikit-learn-style estimators (the ``probe``
+        column names an estimator by its class, or by its registered name when
+        :func:`make_probe` built it); default: the task's ``default_probes`` (``("lda",)``,
+        ``("ctc",)`` for ``asr``).
     layers : sequence of int or str, optional
-        Default: every stored layer.
+        Default: every stored layer. The results' ``layer_index`` is the layer's index among
+        the *encoder's* layers (0 = the front end), whichever layers the store holds; parts
+        written when it was a position among the stored layers are retired
+        (:meth:`ResultsTable.retire_layer_positions`).
     seeds : sequence of int
-    train_sets : kinds for content tasks (see :func:`equal_training_sets`); default
-        :data:`DEFAULT_TRAIN_SETS`. SID and group-ID always train on ``all``.
+    train_sets : kinds for content tasks (see :func:`equal_training_sets`); default the
+        task's ``default_train_sets``. SID and group-ID always train on ``all``.
     corpus : Corpus, optional
         The store's corpus; required for ``asr`` (transcripts are not in the store).
     test_speakers : float
@@ -253,6 +262,10 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     from tqdm.auto import tqdm
 
     table = results if isinstance(results, ResultsTable) else ResultsTable(results)
+    try:
+        task = get_task(task)
+    except ProbekitError as exc:
+        raise GridError(str(exc)) from None
     encoder = encoder or store.fingerprint["encoder"]
     if stale not in ("error", "retire"):
         raise GridError(f"stale must be 'error' or 'retire', got {stale!r}")
@@ -262,46 +275,50 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                         f"attributes: {store.index['attributes']}")
     group_col = f"group:{group_attribute}"
     layer_names = [store.layer_name(l) for l in (layers if layers is not None else store.layers)]
-    content = task in ("phone", "asr")
-    kinds = tuple(train_sets or DEFAULT_TRAIN_SETS[task]) if content else ("all",)
+    # a store that does not list its encoder's layers (a test double) holds all of them
+    layer_index = {n: i for i, n in enumerate(store.index.get("encoder_layer_names") or store.layers)}
+    kinds = task.train_sets(train_sets)
     from probekit.store.store import fingerprint_key
     key = getattr(store, "key", None) or fingerprint_key(store.fingerprint)
     _check_stale(table, encoder, key, stale)
+    table.retire_layer_positions(encoder, key, layer_index)
     done = table.done_cells()
     written = []
     # Metadata is shared by every layer of a pooling; read it once via the first layer.
-    if max_epochs is not None and (task != "asr" or int(max_epochs) < 1):
+    sequences = task.pooling == "frames"
+    if max_epochs is not None and (not sequences or int(max_epochs) < 1):
         raise GridError(f"max_epochs={max_epochs!r}: it sets the CTC probe's epochs (task 'asr', "
-                        f"a positive integer), not task {task!r}'s")
-    if task == "asr":
-        if corpus is None:
-            raise GridError("task 'asr' needs the corpus (transcripts are not stored): pass corpus=")
+                        f"a positive integer), not task {task.name!r}'s")
+    probes = tuple(probes or task.default_probes)
+    if task.needs_corpus and corpus is None:
+        raise GridError(f"task {task.name!r} needs the corpus (transcripts are not stored): "
+                        "pass corpus=")
+    if sequences:
         if "frames" not in store.poolings:
-            raise GridError(f"task 'asr' needs the 'frames' pooling; store {store.root} has "
-                            f"{store.poolings} (re-extract with --pooling ...,frames)")
+            raise GridError(f"task {task.name!r} needs the 'frames' pooling; store {store.root} "
+                            f"has {store.poolings} (re-extract with --pooling ...,frames)")
         from probekit.probes.ctc import frames_by_utterance
         _, meta = frames_by_utterance(store, layer_names[0], corpus)
-        y = meta["text"].to_numpy()
-        probes = tuple(probes or ("ctc",))
-        frame_level = [p for p in probes if isinstance(p, str) and p != "ctc"]
+        y = task.labels(meta)
+        frame_level = [p for p in probes if isinstance(p, str) and p not in task.default_probes]
         if frame_level:
-            raise GridError(f"task 'asr' takes sequence probes (e.g. 'ctc'), not {frame_level}")
+            raise GridError(f"task {task.name!r} takes sequence probes (e.g. "
+                            f"{task.default_probes[0]!r}), not {frame_level}")
     else:
-        probes = tuple(probes or ("lda",))
-        _, y, meta = store.load_task(layer_names[0], task)
+        _, y, meta = store.load_task(layer_names[0], task.name)
     if intersection:
         _add_intersection(meta, group_attribute, store.index["attributes"])
-    splits = {s: _task_split(task, meta, group_col, s, test_speakers) for s in seeds}
+    splits = {s: task.split(meta, group_col, s, test_speakers) for s in seeds}
     sentence_split = {s: sentence_status(meta, splits[s]) for s in seeds}
     if missing_sentence_ids(meta):
         log.warning("%d of %d %s examples have no sentence id (no prompt id and no transcript): "
                     "sentences may repeat across the split", missing_sentence_ids(meta), len(meta),
-                    task)
+                    task.name)
     sets = {s: (equal_training_sets(meta, splits[s].train, group_col, s, kinds)
-                if content else _pooled_all(meta, splits[s].train, group_col, s, task))
+                if task.content else _pooled_all(meta, splits[s].train, task.balance_key(group_col), s))
             for s in seeds}
     scored = {s: splits[s].test for s in seeds}
-    if task == "phone":
+    if task.shared_labels_only:
         for s in seeds:
             keep = np.isin(y[splits[s].test], shared_labels(y, sets[s]))
             if not keep.all():
@@ -311,7 +328,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                             int((~keep).sum()), keep.size, ", ".join(map(str, left[:10])))
             scored[s] = splits[s].test[keep]
     cells = [(layer, s, ts, p) for layer in layer_names for s in seeds for ts in sets[s] for p in probes]
-    bar = tqdm(total=len(cells), desc=f"probe {task}", disable=not progress, unit="cell")
+    bar = tqdm(total=len(cells), desc=f"probe {task.name}", disable=not progress, unit="cell")
     for li, layer in enumerate(layer_names):
         X = None
         for s in seeds:
@@ -320,14 +337,14 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
             done = table.done_cells()  # cells other processes wrote since (reads new parts only)
             for ts in sets[s]:
                 for p in probes:
-                    base = {"encoder": encoder, "store": key, "layer": layer, "layer_index": store.layers.index(layer),
-                            "task": task, "probe": _probe_name(p), "group_attribute": group_attribute,
+                    base = {"encoder": encoder, "store": key, "layer": layer, "layer_index": layer_index[layer],
+                            "task": task.name, "probe": _probe_name(p), "group_attribute": group_attribute,
                             "train_set": ts.name, "seed": s, "n_train": len(ts.rows),
                             "n_train_speakers": ts.n_speakers, "sentence_split": sentence_split[s]}
                     bar.update(1)
                     if cell_key(base) in done:
                         continue
-                    if task == "asr":
+                    if sequences:
                         if X is None:
                             X = frames_by_utterance(store, layer)[0]
                         est = make_probe(p, s, device)
@@ -338,11 +355,11 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                         rows.extend(_asr_rows(meta, split.test, hyps, group_col, base))
                         continue
                     if X is None:
-                        X = np.asarray(store.load_task(layer, task)[0], dtype=np.float32)
+                        X = np.asarray(store.load_task(layer, task.name)[0], dtype=np.float32)
                     y_train = y[ts.rows]
                     if len(np.unique(y_train)) < 2:
                         raise GridError(f"training set {ts.name!r} (seed {s}) has one class "
-                                        f"({y_train[0]!r}) for task {task!r}")
+                                        f"({y_train[0]!r}) for task {task.name!r}")
                     est = make_probe(p, s, device).fit(X[ts.rows], y_train)
                     test = scored[s]
                     wrong = est.predict(X[test]) != y[test]
@@ -356,12 +373,12 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
     return pd.concat(written, ignore_index=True) if written else table.load().iloc[0:0]
 
 
-def _pooled_all(meta: pd.DataFrame, train: np.ndarray, group_col: str, seed: int, task: str):
-    """The single ``all`` training set for SID and group-ID: balanced across groups, and for
-    SID the same number of training utterances per speaker."""
+def _pooled_all(meta: pd.DataFrame, train: np.ndarray, key: str, seed: int):
+    """The single ``all`` training set for SID and group-ID: balanced over ``key`` (the
+    task's :meth:`~probekit.probes.tasks.Task.balance_key`: the groups, and for SID the
+    speakers, the same number of training utterances each)."""
     rng = np.random.default_rng(seed + 104729)
     tm = meta.iloc[train]
-    key = "speaker" if task == "speaker" else group_col
     counts = tm.groupby(key).size()
     n = int(counts.min())
     picked = np.sort(np.concatenate([rng.choice(train[(tm[key] == k).to_numpy()], size=n, replace=False)

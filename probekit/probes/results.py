@@ -276,6 +276,24 @@ class ResultsTable:
             return [self._supersede(p) for p in self.parts()
                     if stale(self._checked(p, validate_results))]
 
+    def retire_layer_positions(self, encoder: str, store: str, layer_index: dict) -> list[Path]:
+        """Retire the parts of ``encoder`` / ``store`` whose ``layer_index`` is not the
+        encoder's layer index ``layer_index[layer]``: parts written when it was a position
+        among the *stored* layers (they differ when a store holds some of the layers only).
+        They move to ``superseded/`` with a warning naming them; their cells are computed
+        again."""
+        def stale(d: pd.DataFrame) -> bool:
+            mine = d[(d["encoder"].astype(str) == encoder) & (d["store"].astype(str) == store)]
+            return bool((mine["layer"].astype(str).map(layer_index) != mine["layer_index"]).any())
+
+        moved = self.retire(stale)
+        if moved:
+            log.warning("results part(s) %s of %s number layers by their position among the stored "
+                        "layers (written before layer_index meant the encoder's layer index); "
+                        "moved to %s, their cells are computed again",
+                        ", ".join(p.name for p in moved), encoder, self.root / SUPERSEDED_DIR)
+        return moved
+
     def _write_part(self, df: pd.DataFrame) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"part-{pd.Timestamp.now('UTC').strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:6]}.csv"

@@ -32,7 +32,12 @@ from probekit.errors import ProbekitError
 log = logging.getLogger(__name__)
 
 __all__ = ["Split", "SplitError", "content_split", "speaker_id_split", "check_leakage",
-           "equal_training_sets", "TrainingSet", "sentence_status", "missing_sentence_ids"]
+           "equal_training_sets", "TrainingSet", "TrainSet", "TRAIN_SET_KINDS", "sentence_status",
+           "missing_sentence_ids"]
+
+#: Training-set kinds (:class:`TrainSet`): one group, every group pooled, every group pooled
+#: from as many speakers as one group has, every group but one.
+TRAIN_SET_KINDS = ("single", "all", "all-matched", "all-but")
 
 
 class SplitError(ProbekitError, ValueError):
@@ -205,6 +210,47 @@ def check_leakage(meta: pd.DataFrame, split: Split) -> None:
 
 
 @dataclass(frozen=True)
+class TrainSet:
+    """The name of a training set, as a value: ``TrainSet("single", "es")`` is ``"es"``,
+    ``TrainSet("all")`` is ``"all"``, ``TrainSet("all-but", "es")`` is ``"all-but:es"``.
+
+    :meth:`parse` is the only parser of a ``train_set`` string and ``str()`` the only
+    builder. A group labelled like a pooled kind (``all``) reads as that kind.
+    """
+
+    kind: str
+    group: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in TRAIN_SET_KINDS:
+            raise SplitError(f"unknown training-set kind {self.kind!r}; kinds: {TRAIN_SET_KINDS}")
+        if (self.kind in ("single", "all-but")) != (self.group is not None and self.group != ""):
+            raise SplitError(f"training-set kind {self.kind!r} "
+                             + ("needs a group" if self.kind in ("single", "all-but")
+                                else "takes no group") + f", got {self.group!r}")
+
+    @classmethod
+    def parse(cls, name) -> "TrainSet":
+        """``"es"`` -> single group ``es``; ``"all"``, ``"all-matched"``; ``"all-but:es"``."""
+        name = str(name)
+        if name in ("all", "all-matched"):
+            return cls(name)
+        if name.startswith("all-but:"):
+            return cls("all-but", name[len("all-but:"):])
+        return cls("single", name)
+
+    def __str__(self) -> str:
+        if self.kind == "single":
+            return str(self.group)
+        return self.kind if self.group is None else f"{self.kind}:{self.group}"
+
+    @property
+    def pooled(self) -> bool:
+        """Trained on several groups (``all``, ``all-matched``, ``all-but:<g>``)."""
+        return self.kind != "single"
+
+
+@dataclass(frozen=True)
 class TrainingSet:
     """Rows of one training set and its size (recorded in the results table)."""
 
@@ -232,6 +278,9 @@ def equal_training_sets(meta: pd.DataFrame, train: np.ndarray, group_col: str, s
         Every set has ``n = min`` available examples; single-group sets and ``all-matched``
         all have the same number of speakers (the smallest group's training speakers).
     """
+    unknown = [k for k in kinds if k not in TRAIN_SET_KINDS]
+    if unknown:
+        raise SplitError(f"unknown training-set kind(s) {unknown}; kinds: {TRAIN_SET_KINDS}")
     rng = np.random.default_rng(seed + 7919)  # decorrelated from the split's draw
     tm = meta.iloc[train]
     groups = sorted(tm[group_col].astype(str).unique())
@@ -246,7 +295,7 @@ def equal_training_sets(meta: pd.DataFrame, train: np.ndarray, group_col: str, s
     if "all" in kinds and len(groups) > 1:
         members["all"] = groups
     if "all-but" in kinds and len(groups) > 2:
-        members.update({f"all-but:{g}": [h for h in groups if h != g] for g in groups})
+        members.update({str(TrainSet("all-but", g)): [h for h in groups if h != g] for g in groups})
     matched = None
     if "all-matched" in kinds and len(groups) > 1:
         # n_spk speakers over every group, round-robin from a random group order

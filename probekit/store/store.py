@@ -333,26 +333,25 @@ class EmbeddingStore:
         y : numpy.ndarray of str, shape (rows,)
         meta : pandas.DataFrame
         """
-        if task == "phone":
-            X, meta = self.read(layer, "phone")
-            return X, meta["phone"].to_numpy(), meta
-        if task == "speaker":
-            X, meta = self.read(layer, "utterance")
-            return X, meta["speaker"].to_numpy(), meta
-        if task.startswith("group:"):
-            attr = task.split(":", 1)[1]
-            known = self.index["attributes"]
-            if "*" in attr:
-                X, meta = self.read(layer, "utterance")
-                col = add_intersection_column(meta, attr, known)
-                return X, meta[col].to_numpy(), meta
-            if attr not in known:
-                raise StoreError(f"task {task!r}: the corpus has no group attribute {attr!r}; "
-                                 f"attributes: {known}")
-            X, meta = self.read(layer, "utterance")
-            return X, meta[f"group:{attr}"].to_numpy(), meta
-        raise StoreError(f"unknown task {task!r}; tasks: 'phone', 'speaker', 'group:<attribute>' "
-                         f"with attribute in {self.index['attributes']}")
+        from probekit.errors import ProbekitError
+        from probekit.probes.tasks import get_task
+
+        try:
+            t = get_task(task)
+        except ProbekitError:
+            t = None
+        if t is None or t.pooling == "frames":
+            raise StoreError(f"unknown task {task!r}; tasks: 'phone', 'speaker', 'group:<attribute>' "
+                             f"with attribute in {self.index['attributes']}")
+        known = self.index["attributes"]
+        group = t.attribute
+        if group is not None and "*" not in group and group not in known:
+            raise StoreError(f"task {task!r}: the corpus has no group attribute {group!r}; "
+                             f"attributes: {known}")
+        X, meta = self.read(layer, t.pooling)
+        if group is not None and "*" in group:
+            add_intersection_column(meta, group, known)
+        return X, t.labels(meta), meta
 
     def __repr__(self) -> str:
         rows = ", ".join(f"{k}={v}" for k, v in self.index["rows"].items())
