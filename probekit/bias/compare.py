@@ -45,6 +45,7 @@ import pandas as pd
 from probekit.bias.change import COMPARE_STATISTICS, LINEAR_STATISTICS, split_change
 from probekit.bias.design import split_matrix
 from probekit.bias.errors import BiasInputError
+from probekit.bias.metrics import group_of
 from probekit.bias.leakage import (SEEN_FILE, LeakageError, SeenIds, SeenIdsError,
                                    check_unseen)
 from probekit.bias.paired import PairedChange, paired_change
@@ -65,10 +66,8 @@ _WHAT = {"difference": "gap (max - min group error)", "ratio": "min/max ratio",
 
 
 def _task_words(task: str, probe: str, attribute: str) -> str:
-    if task.startswith("group:"):
-        return f"{task[6:]}-ID probe ({probe})"
-    return {"phone": f"phone-probe ({probe})", "speaker": f"speaker-ID probe ({probe})",
-            "asr": f"CTC probe ({probe})"}.get(task, f"{task} probe ({probe})")
+    from probekit.probes.tasks import get_task  # not at import: probekit.probes loads torch
+    return get_task(task).probe_words(probe)
 
 
 @dataclass
@@ -238,7 +237,7 @@ def compare_encoders(results: pd.DataFrame, before: str, after: str | Sequence[s
                           for gi, g in enumerate(m.group_names)})
             li = A.groupby("layer")["layer_index"].first()
             t.insert(1, "layer_index", t["layer"].map(li).astype(int))
-            t["n_items"] = [int(items[st[6:] if st.startswith("group:") else ""][layers.index(ly)])
+            t["n_items"] = [int(items[group_of(st) or ""][layers.index(ly)])
                             for st, ly in zip(t["statistic"], t["layer"])]
             t["n_layers"] = len(layers)
             for c, v in reversed([("before", before), ("after", a), *key.items()]):

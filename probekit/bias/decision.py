@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.bias._slices import SLICE_KEYS
+from probekit.bias.metrics import group_of
 
 __all__ = ["decide", "report_slices", "FAMILIES", "PERMUTATION_FAMILIES", "has_decisions",
            "findings_table"]
@@ -42,7 +43,6 @@ FAMILIES = ("worse", "unequal means", "trend", "own vs broad", "systematic", "ra
 #: Families whose p-values come from label permutations (their smallest p is 1/(n_perm+1);
 #: the trend's two-sided p is at least 2/(n_perm+1)).
 PERMUTATION_FAMILIES = {"worse": 1, "unequal means": 1, "trend": 2, "random": 1}
-_ORDER = {"phone": 0, "asr": 1, "speaker": 2}
 
 
 def report_slices(curves: pd.DataFrame, *, with_attribute: bool = False) -> list[tuple]:
@@ -50,10 +50,12 @@ def report_slices(curves: pd.DataFrame, *, with_attribute: bool = False) -> list
     task (``cer`` for ASR: the character rate is the stabler of the two), tasks in a fixed
     reading order."""
     cols = ["encoder", "task", "probe", "metric"] + (["group_attribute"] if with_attribute else [])
+    from probekit.probes.tasks import get_task  # not at import: probekit.probes loads torch
     keys = curves[cols].drop_duplicates()
-    keys = keys[~((keys["task"] == "asr") & (keys["metric"] == "wer") &
-                  keys["task"].isin(keys.loc[keys["metric"] == "cer", "task"]))]
-    keys = keys.assign(o=keys["task"].map(lambda t: _ORDER.get(t, 3)))
+    task = {t: get_task(t) for t in keys["task"].unique()}
+    read = {t: task[t].report_metric(ms) for t, ms in keys.groupby("task")["metric"].agg(set).items()}
+    keys = keys[[m == read[t] or m not in task[t].metrics for t, m in zip(keys["task"], keys["metric"])]]
+    keys = keys.assign(o=keys["task"].map(lambda t: task[t].order))
     return [tuple(r) for r in keys.sort_values(["encoder", "o", "task"] + cols[2:]).drop(columns="o")
             .itertuples(index=False)]
 
@@ -150,7 +152,7 @@ def decide(tables: dict[str, pd.DataFrame], *, alpha: float = 0.05,
         return df
 
     stat = lambda d: d["statistic"].astype(str)
-    c = stamp(c, lambda d: stat(d).str.startswith("group:"), "p_fwer", "worse")
+    c = stamp(c, lambda d: stat(d).map(group_of).notna(), "p_fwer", "worse")
     c = stamp(c, lambda d: stat(d) == "max_abs_t", "p_fwer", "unequal means")
     t["layer_curves"] = c
     ls = t.get("layer_summary")
@@ -185,8 +187,8 @@ def decide(tables: dict[str, pd.DataFrame], *, alpha: float = 0.05,
 def _worse_from_curves(ty: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """The typing's "worse" p-values replaced by the layer curves' (one test of "worse" in the
     report: the same statistic, the same speakers, one set of permutations)."""
-    g = curves[curves["statistic"].astype(str).str.startswith("group:")]
-    g = g.assign(group=g["statistic"].astype(str).str[6:], layer=g["layer"].astype(str))
+    group = curves["statistic"].astype(str).map(group_of)
+    g = curves[group.notna()].assign(group=group[group.notna()], layer=lambda d: d["layer"].astype(str))
     g = g[SLICE_KEYS + ["layer", "group", "p_value", "p_fwer"]]
     g = g.drop_duplicates(SLICE_KEYS + ["layer", "group"])
     ty = ty.copy()

@@ -70,12 +70,12 @@ from probekit.bias.inference import (twoway_cluster_t, holm, maxt_adjust, permut
 from probekit.bias.resample import null_replicates, speaker_permutation_indices
 from probekit.bias.transfer import REFERENCES, own_vs_broad_cells
 
-__all__ = ["type_groups", "TYPES", "typing_rule", "type_at_level", "TYPED_TASKS",
+__all__ = ["type_groups", "TYPES", "typing_rule", "type_at_level",
            "dispersion_tests", "did_cells", "probe_error_frame"]
 
 TYPES = ("neither", "systematic", "random", "both", "worse, unexplained")
-#: Tasks whose groups can have their own probe (the typing applies to them only).
-TYPED_TASKS = ("phone", "asr")
+# The typing applies to content tasks only (Task.content: their groups can have their own
+# probe); the dispersion test to tasks of phone segments (Task.dispersion).
 
 
 def typing_rule(worse, systematic, random) -> np.ndarray:
@@ -245,10 +245,12 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
     DataFrame, one row per (slice, layer, group), columns as in the module docstring.
     Empty when no slice has single-group probes.
     """
+    from probekit.probes.tasks import get_task  # not at import: probekit.probes loads torch
+
     level = alpha / 3
     out = []
     for key, sub in iter_slices(df):
-        if key["task"] not in TYPED_TASKS:
+        if not get_task(key["task"]).content:
             continue
         groups = set(sub["test_group"].astype(str))
         if not (sub["train_set"].astype(str).isin(groups).any() and (sub["train_set"] == "all").any()):
@@ -293,7 +295,7 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
                 others[lj, gi] = own[lj, gi] - dd["mean"]
         str_adj, sys_adj = holm(p_str), holm(p_sys)
         rnd = None
-        if dispersion is not None and key["task"] == "phone":
+        if dispersion is not None and get_task(key["task"]).dispersion:
             dl = dispersion[dispersion["group_attribute"].astype(str) == key["group_attribute"]]
             dl = dl[dl["layer"].astype(str).isin(layer_keys["layer"].astype(str))]
             if len(dl):

@@ -162,14 +162,16 @@ def speaker_mean_weights(tested: np.ndarray, codes: np.ndarray, G: int, statisti
     onehot = np.eye(G)[codes]                                         # (S, G)
     n_g = has.astype(float) @ onehot                                  # (..., 1, G)
     with np.errstate(invalid="ignore", divide="ignore"):
+        from probekit.bias.metrics import group_of
+
         per = np.where(t, 1.0 / np.maximum(c, 1), 0.0)                # split average of a speaker
         if statistic == "overall":
             w = per / np.maximum(has.sum(-1, keepdims=True), 1)
         elif statistic == "macro":
             G_has = (n_g > 0).sum(-1, keepdims=True)
             w = per / np.maximum(np.take(n_g, codes, axis=-1), 1) / np.maximum(G_has, 1)
-        elif statistic.startswith("group:"):
-            gi = int(statistic[6:])
+        elif group_of(statistic) is not None:
+            gi = int(group_of(statistic))
             w = np.where(codes == gi, per, 0.0) / np.maximum(n_g[..., gi:gi + 1], 1)
         else:
             raise ValueError(f"not a linear statistic of speaker rates: {statistic!r}")

@@ -43,7 +43,8 @@ __all__ = ["speaker_dispersion", "group_column", "whitening_matrix"]
 
 def group_column(meta: pd.DataFrame, attribute: str | None = None) -> str:
     """The ``group:<attribute>`` column of store metadata (the only one if not given)."""
-    cols = [c for c in meta.columns if c.startswith("group:")]
+    from probekit.probes.tasks import group_attribute_of  # not at import: probes loads torch
+    cols = [c for c in meta.columns if group_attribute_of(c) is not None]
     if attribute is not None:
         col = f"group:{attribute}"
         if col not in meta.columns:

@@ -20,11 +20,18 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from probekit.bias.metrics import group_of
+
 __all__ = ["layer_curves", "transfer_heatmaps", "dispersion_scatter", "decomposition_bars",
            "TYPE_COLORS"]
 
 TYPE_COLORS = {"neither": "#bbbbbb", "systematic": "#d95f02", "random": "#7570b3",
                "both": "#1b9e77", "worse, unexplained": "#e7298a"}
+
+
+def _all_but(group: str):
+    from probekit.probes.splits import TrainSet  # not at import: probekit.probes loads torch
+    return TrainSet("all-but", group)
 
 
 def _styled(fn):
@@ -63,7 +70,7 @@ def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> Figure:
     """
     metric, task = curves["metric"].iloc[0], curves["task"].iloc[0]
     fig, (a1, a2) = _figure(1, 2, (11, 4))
-    groups = sorted(s[6:] for s in curves["statistic"].unique() if s.startswith("group:"))
+    groups = sorted(g for g in map(group_of, curves["statistic"].unique()) if g is not None)
     pal = dict(zip(groups, sns.color_palette("husl", len(groups))))
     styles = ["-", "--", ":", "-."]
     n_spk = []
@@ -133,7 +140,7 @@ def transfer_heatmaps(matrix: pd.DataFrame, layers=None, max_layers: int = 4) ->
     vmin, vmax = matrix["error"].min(), matrix["error"].max()
     groups = sorted(matrix["test_group"].unique())
     order = (["all"] + [g for g in groups if g in set(matrix["train_set"])] +
-             [f"all-but:{g}" for g in groups if f"all-but:{g}" in set(matrix["train_set"])])
+             [str(t) for t in (_all_but(g) for g in groups) if str(t) in set(matrix["train_set"])])
     for ax, layer in zip(axes.flat, layers):
         m = matrix[matrix["layer"] == layer].pivot(index="train_set", columns="test_group",
                                                    values="error")

@@ -254,7 +254,7 @@ class GroupMetrics:
         p.update({f"group:{g}": float(v) for g, v in zip(self.groups, self._p_group)})
         out["p_value"] = out["statistic"].map(p).astype(float)
         ns = self.n_speakers
-        out["n_speakers"] = [int(ns[s[6:]]) if s.startswith("group:") else int(ns.sum())
+        out["n_speakers"] = [int(ns[group_of(s)]) if group_of(s) is not None else int(ns.sum())
                              for s in out["statistic"]]
         return out
 

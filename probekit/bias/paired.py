@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.bias.errors import BiasInputError
+from probekit.bias.metrics import group_of
 from probekit.bias.permutation import permutation_pvalue
 from probekit.bias.resample import percentile_ci, speaker_bootstrap_indices
 
@@ -130,7 +131,7 @@ def paired_change(errors_before, n_before, errors_after, n_after, groups, *,
     rng = np.random.default_rng(seed)
     before, after = _stats(Ka, Na, onehot, names), _stats(Kb, Nb, onehot, names)
     keys = [k for k in before if statistics is None or k in statistics
-            or (k.startswith("group:") and "group" in statistics)]
+            or (group_of(k) is not None and "group" in statistics)]
     # paired permutation: swap the two encoders' counts for a random subset of speakers
     W, exact = _swap_signs(S, n_perm, rng)
     Wl = W[:, None, :]
@@ -161,9 +162,9 @@ def paired_change(errors_before, n_before, errors_after, n_after, groups, *,
         # a paired change is resampled over every speaker: expand for the speakers behind it
         # (the group's for a group error, all for the summaries and gaps; the smallest group's
         # count, the convention for unpaired gaps, over-covered: 99.3 % at 95 %)
-        lo, hi = percentile_ci(reps, alpha, n_clusters=int(group_counts[k[6:]]) if
-                               k.startswith("group:") else int(S))
-        g = k[6:] if k.startswith("group:") else None
+        g = group_of(k)
+        lo, hi = percentile_ci(reps, alpha, n_clusters=int(group_counts[g]) if
+                               g is not None else int(S))
         n_spk = int(group_counts[g]) if g else int(S)
         n_items = (Na[:, codes == list(names).index(g)].sum(1) if g else Na.sum(1))
         for r in range(R):

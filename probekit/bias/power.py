@@ -30,6 +30,8 @@ import logging
 import numpy as np
 import pandas as pd
 
+from probekit.bias.metrics import group_of
+
 log = logging.getLogger(__name__)
 
 __all__ = ["design_of", "detectable_effect", "add_detectable_effects", "GRID", "DRAWS", "POWER",
@@ -51,7 +53,7 @@ def design_of(curves: pd.DataFrame, key: tuple) -> dict | None:
     c = curves
     for col, v in zip(["encoder", "task", "probe", "metric", "group_attribute"], key):
         c = c[c[col].astype(str) == str(v)]
-    g = c[c["statistic"].astype(str).str.startswith("group:")]
+    g = c[c["statistic"].astype(str).map(group_of).notna()]
     ov = c[c["statistic"] == "overall"].sort_values("layer_index")
     if g.empty or ov.empty:
         return None

@@ -72,9 +72,11 @@ def clusters_behind(statistic: str, group_counts) -> int:
     """Speakers that bound a statistic's precision, for :func:`expanded_level`: the group's
     speakers for ``group:<g>``, all speakers for ``overall``/``macro``, else the smallest
     group (a gap is only as precise as its least-sampled group). Our convention."""
+    from probekit.bias.metrics import group_of
+
     counts = dict(group_counts)
-    if statistic.startswith("group:"):
-        return int(counts[statistic[6:]])
+    if group_of(statistic) is not None:
+        return int(counts[group_of(statistic)])
     if statistic in ("overall", "macro"):
         return int(sum(counts.values()))
     return int(min(counts.values()))

@@ -23,6 +23,8 @@ import pandas as pd
 from scipy.stats import beta as beta_dist
 
 from probekit.probes.results import RESULT_COLUMNS
+from probekit.probes.splits import TrainSet
+from probekit.probes.tasks import PhoneTask, get_task
 
 __all__ = ["simulate_results", "simulate_embeddings", "full_train_sets", "speaker_scales",
            "result_speakers", "SimulatedStore", "simulate_probe_study"]
@@ -30,7 +32,7 @@ __all__ = ["simulate_results", "simulate_embeddings", "full_train_sets", "speake
 
 def full_train_sets(groups: Sequence[str]) -> list[str]:
     """``["all", "all-matched", <g>..., "all-but:<g>"...]`` for the groups."""
-    return ["all", "all-matched"] + list(groups) + [f"all-but:{g}" for g in groups]
+    return ["all", "all-matched"] + list(groups) + [str(TrainSet("all-but", g)) for g in groups]
 
 
 def result_speakers(n_groups: int, speakers_per_group) -> np.ndarray:
@@ -137,8 +139,8 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
         if ts in groups:
             own = codes == groups.index(ts)
             shift[ti] = np.where(own, -adv.get(ts, 0.0), (train_offset or {}).get(ts, 0.0))
-        elif ts.startswith("all-but:") and ts[8:] in groups:
-            shift[ti] = np.where(codes == groups.index(ts[8:]), unseen_penalty, 0.0)
+        elif TrainSet.parse(ts).kind == "all-but" and TrainSet.parse(ts).group in groups:
+            shift[ti] = np.where(codes == groups.index(TrainSet.parse(ts).group), unseen_penalty, 0.0)
     K = len(seeds)
     test = np.zeros((K, S), dtype=bool)
     for k in range(K):
@@ -271,7 +273,7 @@ class SimulatedStore:
         return self.layers[layer] if isinstance(layer, (int, np.integer)) else layer
 
     def load_task(self, layer, task):
-        if task != "phone":
+        if not isinstance(get_task(task), PhoneTask):  # the one task this double simulates
             raise ValueError(f"the simulated store holds the phone task only, not {task!r}")
         return self._X[self.layer_name(layer)], self._y, self._meta
 

@@ -74,7 +74,8 @@ def _pairing_null(G: int, n_perm: int, rng) -> tuple[np.ndarray, bool]:
 
 
 def _ref_name(ref: str, g: str) -> str:
-    return f"all-but:{g}" if ref == "all-but" else ref
+    from probekit.probes.splits import TrainSet  # not at import: probekit.probes loads torch
+    return str(TrainSet("all-but", g)) if ref == "all-but" else ref
 
 
 def own_vs_broad_cells(rates: np.ndarray, own_row: int, ref_row: int, pos: np.ndarray) -> np.ndarray:
@@ -90,8 +91,9 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
     for key, sub in iter_slices(df):
         rng = np.random.default_rng(seed)
         groups = sorted(sub["test_group"].astype(str).unique())
+        from probekit.probes.splits import TrainSet
         tsets = [t for t in sorted(sub["train_set"].astype(str).unique())
-                 if t in groups or t in ("all", "all-matched") or t.startswith("all-but:")]
+                 if t in groups or TrainSet.parse(t).pooled]
         if not any(t in groups for t in tsets):
             continue   # no group-trained probes in this slice: nothing to transfer
         sub = sub[sub["train_set"].astype(str).isin(tsets)]

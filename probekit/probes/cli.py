@@ -33,11 +33,13 @@ def _seed_list(value: str) -> list[int]:
 def _probe(args: argparse.Namespace) -> int:
     from probekit.probes.grid import run_grid
     from probekit.probes.results import ResultsTable
+    from probekit.probes.tasks import get_task
     from probekit.store import EmbeddingStore
 
     from probekit.outdir import claim_output
     from probekit.probes.results import SUPERSEDED_DIR
 
+    tasks = [get_task(t) for t in _csv(args.task)]  # unknown names refused before anything runs
     store = EmbeddingStore.open(args.store)
     # names or encoder indices that exist in the store (StoreError with the valid ones), checked
     # before anything is written
@@ -50,16 +52,16 @@ def _probe(args: argparse.Namespace) -> int:
     if args.corpus:
         from probekit.corpus.readers import read_corpus
         corpus = read_corpus(args.corpus)
-    for task in _csv(args.task):
+    for task in tasks:
         df = run_grid(store, task, args.out, group_attribute=args.group,
                       probes=_csv(args.probe) if args.probe else None, layers=layers,
                       seeds=args.seeds,
                       train_sets=_csv(args.train_sets) if args.train_sets else None,
                       corpus=corpus, progress=not args.quiet, device=args.device,
                       stale="retire" if args.retire_stale else "error",
-                      **({"max_epochs": args.max_epochs} if task == "asr" else {}))
+                      **({"max_epochs": args.max_epochs} if task.sequences else {}))
         cells = 0 if df.empty else len(df.drop_duplicates(["layer", "train_set", "seed", "probe"]))
-        print(f"{task}: {cells} new cell(s), {len(df)} row(s)")
+        print(f"{task.name}: {cells} new cell(s), {len(df)} row(s)")
     print(f"results: {args.out} ({len(ResultsTable(args.out).load())} rows in total)")
     return 0
 
@@ -127,8 +129,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_seed_list, default="0,1,2",
                    help="comma list of seeds, integers >= 0 (resample the split)")
     p.add_argument("--train-sets",
-                   help="training-set kinds for content tasks (default: single,all,all-but for phone; "
-                        "all for asr)")
+                   help="training-set kinds for content tasks: single, all, all-matched, all-but "
+                        "(default: all four for phone; all for asr)")
     from probekit.cliutil import add_device_argument
     add_device_argument(p, what="the torch probes (logistic, mlp, ctc)",
                         note="; LDA and ridge always run on the CPU")

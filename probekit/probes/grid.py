@@ -36,7 +36,7 @@ from probekit.errors import ProbekitError
 from probekit.probes.results import ResultsTable, cell_key, validate_results
 from probekit.probes.splits import (TrainingSet, equal_training_sets, missing_sentence_ids,
                                    sentence_status)
-from probekit.probes.tasks import Task, get_task
+from probekit.probes.tasks import GroupTask, Task, get_task
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
     if not intersection and group_attribute not in store.index["attributes"]:
         raise GridError(f"the store's corpus has no group attribute {group_attribute!r}; "
                         f"attributes: {store.index['attributes']}")
-    group_col = f"group:{group_attribute}"
+    group_col = GroupTask(group_attribute).column  # the store metadata column of the groups
     layer_names = [store.layer_name(l) for l in (layers if layers is not None else store.layers)]
     # a store that does not list its encoder's layers (a test double) holds all of them
     layer_index = {n: i for i, n in enumerate(store.index.get("encoder_layer_names") or store.layers)}
@@ -285,7 +285,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
     done = table.done_cells()
     written = []
     # Metadata is shared by every layer of a pooling; read it once via the first layer.
-    sequences = task.pooling == "frames"
+    sequences = task.sequences
     if max_epochs is not None and (not sequences or int(max_epochs) < 1):
         raise GridError(f"max_epochs={max_epochs!r}: it sets the CTC probe's epochs (task 'asr', "
                         f"a positive integer), not task {task.name!r}'s")

@@ -31,7 +31,7 @@ import pandas as pd
 from probekit.registry import Registry, RegistryError
 
 __all__ = ["Task", "PhoneTask", "SpeakerTask", "GroupTask", "AsrTask", "TASKS", "get_task",
-           "register_task", "task_names"]
+           "register_task", "task_names", "group_attribute_of"]
 
 #: Task kinds by name; a parametrised kind (``group``) is written ``<kind>:<argument>``.
 TASKS: Registry[type] = Registry("task")
@@ -50,6 +50,8 @@ class Task:
     content: ClassVar[bool] = False
     #: the grid needs the corpus (transcripts)
     needs_corpus: ClassVar[bool] = False
+    #: the probe reads frame sequences (a CTC head; ``max_epochs`` applies)
+    sequences: ClassVar[bool] = False
     #: results metrics written, the first being the one the report reads
     metrics: ClassVar[tuple[str, ...]] = ("error",)
     #: training-set kinds when none are given (only content tasks take others)
@@ -57,6 +59,8 @@ class Task:
     default_probes: ClassVar[tuple[str, ...]] = ("lda",)
     #: phone errors are scored over the labels every training set saw (``run_grid``)
     shared_labels_only: ClassVar[bool] = False
+    #: the speaker-dispersion test (phone-segment embeddings, ``bias/dispersion.py``) applies
+    dispersion: ClassVar[bool] = False
     #: position in the report's reading order
     order: ClassVar[int] = 3
     takes_argument: ClassVar[bool] = False
@@ -140,6 +144,7 @@ class PhoneTask(Task):
     content = True
     default_train_sets = ("single", "all", "all-matched", "all-but")
     shared_labels_only = True
+    dispersion = True
     order = 0
     words = "phone recognition"
     probe_noun = "phone-probe"
@@ -160,6 +165,7 @@ class AsrTask(Task):
     pooling = "frames"
     content = True
     needs_corpus = True
+    sequences = True
     metrics = ("cer", "wer")
     default_train_sets = ("all",)
     default_probes = ("ctc",)
@@ -219,6 +225,13 @@ class GroupTask(Task):
 
     def labels(self, meta):
         return meta[self.column].to_numpy()
+
+
+def group_attribute_of(name) -> str | None:
+    """The attribute of a group-ID task name, which is also the store metadata column holding
+    that attribute's labels (``"group:accent"`` -> ``"accent"``); None for anything else."""
+    name = str(name)
+    return name[len("group:"):] or None if name.startswith("group:") else None
 
 
 def task_names() -> list[str]:

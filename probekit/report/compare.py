@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from probekit.bias.metrics import group_of
+
 __all__ = ["before_after_section", "wer_cells", "probe_change_tables", "degenerate_sentences"]
 
 
@@ -25,7 +27,7 @@ def wer_cells(wt: pd.DataFrame) -> pd.DataFrame:
     """Model x statistic table of ``WER [ci_low, ci_high]`` (%), Δ columns with p."""
     cols, rows = [], {}
     for r in wt.itertuples():
-        label = r.statistic[6:] if r.statistic.startswith("group:") else r.statistic
+        label = group_of(r.statistic) or r.statistic
         cell = _ci(r.estimate, r.ci_low, r.ci_high)
         if r.statistic.startswith("Δ"):
             cell = f"{r.estimate:+.1f} [{r.ci_low:+.1f}, {r.ci_high:+.1f}] p={r.p_value:.3f}"
@@ -78,7 +80,7 @@ def degenerate_sentences(cmp: pd.DataFrame) -> list[str]:
     out = []
     for (a, b, task, probe, note), s in d.groupby(["after", "before", "task", "probe", "note"],
                                                   sort=False):
-        stats = [f"group {x[6:]}" if x.startswith("group:") else x
+        stats = [f"group {group_of(x)}" if group_of(x) is not None else x
                  for x in dict.fromkeys(s["statistic"])]
         layers = ", ".join(map(str, dict.fromkeys(s.sort_values("layer_index")["layer"])))
         out.append(f"{a} vs {b}, {task} / {probe}, {', '.join(stats)} at {layers}: {note}; "

@@ -3,6 +3,7 @@ decisions (the tables' ``decision`` columns, :mod:`probekit.bias.decision`)."""
 
 from __future__ import annotations
 
+from probekit.bias.metrics import group_of
 from probekit.report.summary import primary_slices, task_words
 
 __all__ = ["glance_figure", "TYPE_MARKS"]
@@ -19,14 +20,14 @@ def _glance_data(tables: dict, key: tuple, alpha: float):
     curves = tables["layer_curves"]
     enc, task, probe, metric = key
     c = curves[(curves["encoder"] == enc) & (curves["task"] == task) & (curves["probe"] == probe)
-               & (curves["metric"] == metric) & curves["statistic"].astype(str).str.startswith("group:")]
+               & (curves["metric"] == metric) & curves["statistic"].astype(str).map(group_of).notna()]
     if "train_set" in c.columns and (c["train_set"] == "all").any():
         c = c[c["train_set"] == "all"]
     if c.empty:
         return None
     layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
-    groups = sorted(c["statistic"].str[6:].unique())
-    est = c.assign(group=c["statistic"].str[6:]).drop_duplicates(["group", "layer"]) \
+    groups = sorted(c["statistic"].map(group_of).unique())
+    est = c.assign(group=c["statistic"].map(group_of)).drop_duplicates(["group", "layer"]) \
         .pivot(index="group", columns="layer", values="estimate").reindex(index=groups, columns=layers)
     E = est.to_numpy(dtype=float)
     k = len(groups)
@@ -47,7 +48,7 @@ def _glance_data(tables: dict, key: tuple, alpha: float):
                 marks[groups.index(g)][layers.index(layer)] = TYPE_MARKS.get(typ, "")
     else:  # no typing: mark the "worse" decision
         for r in c[c["decision"].fillna(False).astype(bool)].itertuples(index=False):
-            marks[groups.index(str(r.statistic)[6:])][layers.index(r.layer)] = "*"
+            marks[groups.index(group_of(r.statistic))][layers.index(r.layer)] = "*"
     return groups, layers, D, marks
 
 

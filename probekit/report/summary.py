@@ -20,22 +20,20 @@ from pathlib import Path
 import pandas as pd
 
 from probekit.bias.decision import decide, has_decisions, report_slices
+from probekit.bias.metrics import group_of
 
-__all__ = ["load_tables", "summary_points", "TASK_WORDS", "primary_slices", "task_words",
+__all__ = ["load_tables", "summary_points", "primary_slices", "task_words",
            "TABLES", "with_decisions", "family_points"]
 
-#: How a task's probe is described in prose.
-TASK_WORDS = {"phone": "phone recognition", "speaker": "speaker identification",
-              "asr": "transcription (CTC)"}
 
 TABLES = ("layer_curves", "layer_summary", "typing", "own_vs_broad", "transfer_generalisation",
           "transfer_matrix", "count_model", "dispersion_speakers", "decision_families")
 
 
 def task_words(task: str) -> str:
-    if task.startswith("group:"):
-        return f"{task[6:]} identification"
-    return TASK_WORDS.get(task, task)
+    """How prose names a task (:attr:`probekit.probes.tasks.Task.words`)."""
+    from probekit.probes.tasks import get_task  # not at import: probekit.probes loads torch
+    return get_task(task).words
 
 
 def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
@@ -115,7 +113,7 @@ def _slice_points(t, key, alpha) -> list[str]:
     c = _sel(t["layer_curves"], key)
     ov = c[c["statistic"] == "overall"].sort_values("layer_index")
     wf = c[c["statistic"] == "max_abs_t"].sort_values("layer_index")
-    grp = c[c["statistic"].str.startswith("group:")]
+    grp = c[c["statistic"].map(group_of).notna()]
     if ov.empty or grp.empty:
         return []
     lvl = _level(grp, alpha)
@@ -147,7 +145,7 @@ def _slice_points(t, key, alpha) -> list[str]:
     if len(flagged):
         by = flagged.groupby("statistic")["layer"].apply(list)
         head += (f" Worse than the other groups (family-wise over layers x groups at {lvl:.3g}): "
-                 + "; ".join(f"**{g[6:]}** at {_layers(ls_)}" for g, ls_ in by.items()) + ".")
+                 + "; ".join(f"**{group_of(g)}** at {_layers(ls_)}" for g, ls_ in by.items()) + ".")
     else:
         head += (f" No single group is found worse than the rest at any layer (family-wise at "
                  f"{lvl:.3g}){_not_detected(t, key, 'worse')}.")
@@ -260,8 +258,8 @@ def summary_points(tables: dict[str, pd.DataFrame], *, alpha: float = 0.05,
         if sp:
             points.append("\n".join(sp))
             g = _sel(c, key)
-            g = g[g["statistic"].str.startswith("group:") & _decided(g)]
-            flagged += list(g["statistic"].str[6:])
+            g = g[g["statistic"].map(group_of).notna() & _decided(g)]
+            flagged += list(g["statistic"].map(group_of))
     attr = str(c["group_attribute"].iloc[0])
     if flagged:
         vc = pd.Series(flagged).value_counts()

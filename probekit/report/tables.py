@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from probekit.bias.metrics import group_of
+
 __all__ = ["group_error_table", "group_interval_table"]
 
 
@@ -29,7 +31,7 @@ def group_error_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> 
     layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
     dec = c["decision"].fillna(False).astype(bool)
     rows = {}
-    for stat, label in ([(s, s[6:]) for s in sorted(c["statistic"].unique()) if s.startswith("group:")]
+    for stat, label in ([(s, group_of(s)) for s in sorted(c["statistic"].unique()) if group_of(s) is not None]
                         + [("overall", "overall"), ("between_var", "gap (between-group var, debiased)")]):
         x = c[c["statistic"] == stat].assign(_d=dec).set_index("layer")
         rows[label] = [_fmt(x.at[layer, "estimate"], bool(x.at[layer, "_d"]))
@@ -51,7 +53,7 @@ def group_interval_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) 
                (curves["metric"] == metric)]
     layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
     rows = {}
-    stats = [(s, s[6:]) for s in sorted(c["statistic"].unique()) if s.startswith("group:")]
+    stats = [(s, group_of(s)) for s in sorted(c["statistic"].unique()) if group_of(s) is not None]
     for stat, label in stats + [("overall", "overall"), ("between_var", "gap (between-group var, debiased)")]:
         x = c[c["statistic"] == stat].drop_duplicates("layer").set_index("layer")
         cells = []

@@ -31,19 +31,17 @@ from probekit.study.schemas import fields_of as _fields
 from probekit.study.schemas import synthetic_schema as _synthetic_schema
 
 __all__ = ["StudyConfig", "EncoderSpec", "TaskSpec", "TrainingSpec", "MethodSpec",
-           "StudyConfigError", "load_config", "config_from_dict", "KNOWN_TASKS"]
-
-#: Grid tasks a study may list (``group:<attribute>`` for any corpus attribute).
-KNOWN_TASKS = ("phone", "speaker", "asr")
+           "StudyConfigError", "load_config", "config_from_dict"]
 #: Corpus options that name files or folders (resolved relative to the TOML, like ``path``).
 CORPUS_PATH_OPTIONS = ("path", "audio_dir", "speakers")
 
 
 def poolings_for(tasks) -> tuple[str, ...]:
     """The store poolings the tasks need: ``phone`` for phone probes (and the dispersion
-    test), ``utterance`` for speaker and group-ID probes, ``frames`` for the CTC probe."""
-    need = {"phone": "phone", "speaker": "utterance", "asr": "frames"}
-    got = {need.get(t.task, "utterance") for t in tasks}
+    test), ``utterance`` for speaker and group-ID probes, ``frames`` for the CTC probe
+    (each task's :attr:`~probekit.probes.tasks.Task.pooling`)."""
+    from probekit.probes.tasks import get_task
+    got = {get_task(t.task).pooling for t in tasks}
     return tuple(p for p in ("utterance", "phone", "frames") if p in got)
 
 
@@ -276,13 +274,17 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
     labels = [e.display for e in encoders]
     if len(set(labels)) != len(labels):
         raise StudyConfigError(f"{where}: encoder names/labels must be distinct, got {labels}")
+    from probekit.errors import ProbekitError
+    from probekit.probes.tasks import get_task, task_names
     tasks = []
     for name, t in (d.get("tasks") or {"phone": {}}).items():
-        if name not in KNOWN_TASKS and not name.startswith("group:"):
-            raise StudyConfigError(f"{where}: unknown task [tasks.{name!r}]; known: "
-                                   f"{list(KNOWN_TASKS)} and 'group:<attribute>'")
+        try:
+            task = get_task(name)
+        except ProbekitError as exc:
+            raise StudyConfigError(f"{where}: unknown task [tasks.{name!r}] ({exc}); known: "
+                                   f"{task_names()}") from None
         t = _fields(t, TASK_SCHEMA, where, f"tasks.{name}.")
-        if t.get("max_epochs") is not None and (name != "asr" or t["max_epochs"] < 1):
+        if t.get("max_epochs") is not None and (not task.sequences or t["max_epochs"] < 1):
             raise StudyConfigError(f"{where}: [tasks.{name!r}]: max_epochs sets the CTC probe's "
                                    "epochs: a positive integer, under [tasks.asr] only")
         tasks.append(TaskSpec(task=name, probes=t.get("probes"), seeds=t.get("seeds", (0, 1, 2)),

@@ -272,6 +272,7 @@ def _run_study(config: StudyConfig, out: str | Path, *, overwrite: bool, progres
     from probekit.encoders.registry import check_options, resolve_family
     from probekit.probes.grid import run_grid
     from probekit.probes.results import ResultsTable
+    from probekit.probes.tasks import get_task
     from probekit.report import build_report
     from probekit.store.store import corpus_hash
     from probekit.study.stores import study_store
@@ -311,7 +312,7 @@ def _run_study(config: StudyConfig, out: str | Path, *, overwrite: bool, progres
             run_grid(store, task.task, results_dir, group_attribute=config.group_attribute,
                      probes=task.probes, seeds=task.seeds, train_sets=task.train_sets,
                      max_epochs=task.max_epochs,
-                     encoder=spec.display, corpus=corpus if task.task == "asr" else None,
+                     encoder=spec.display, corpus=corpus if get_task(task.task).needs_corpus else None,
                      progress=progress, device=device or config.device, stale="retire",
                      **({"test_speakers": task.test_speakers} if task.test_speakers else {}))
             timings[f"grid:{spec.display}:{task.task}"] = time.perf_counter() - t
