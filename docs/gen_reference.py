@@ -21,7 +21,8 @@ os.environ["COLUMNS"] = "100"  # stable wrapping of the help texts
 DOCS = Path(__file__).parent
 PACKAGES = ["probekit.corpus", "probekit.corpus.readers", "probekit.corpus.readers.hf",
             "probekit.corpus.readers.mfa", "probekit.corpus.phonesets", "probekit.encoders",
-            "probekit.store", "probekit.probes", "probekit.probes.grid", "probekit.bias",
+            "probekit.store", "probekit.probes", "probekit.probes.grid", "probekit.probes.tasks",
+            "probekit.bias",
             "probekit.bias.compare",
             "probekit.report", "probekit.study", "probekit.demo", "probekit.outdir",
             "probekit.locks", "probekit.cliutil"]
