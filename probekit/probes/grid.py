@@ -281,7 +281,8 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
     from probekit.store.store import fingerprint_key
     key = getattr(store, "key", None) or fingerprint_key(store.fingerprint)
     _check_stale(table, encoder, key, stale)
-    table.retire_layer_positions(encoder, key, layer_index)
+    if any(layer_index[n] != i for i, n in enumerate(store.layers)):  # else positions = indices
+        table.retire_layer_positions(encoder, key, layer_index)
     done = table.done_cells()
     written = []
     # Metadata is shared by every layer of a pooling; read it once via the first layer.

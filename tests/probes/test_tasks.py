@@ -135,3 +135,13 @@ def test_make_probe_params_keep_the_registered_name_in_the_probe_column(tiny_sto
     df = run_grid(tiny_store, "group:accent", tmp_path / "r", probes=[lda],
                   layers=[tiny_store.layers[-1]], seeds=(0,), progress=False)
     assert set(df["probe"]) == {"lda"}
+
+
+def test_probe_cli_refuses_an_unknown_task_before_reading_anything(tmp_path, capsys):
+    from probekit.cli import main
+
+    assert main(["probe", "--store", str(tmp_path / "none"), "--task", "phone,words",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'words'; tasks: asr, group:<attribute>, phone, speaker" in err
+    assert not (tmp_path / "r").exists()
