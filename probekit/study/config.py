@@ -284,6 +284,11 @@ def config_from_dict(d: dict, source: str | None = None, **overrides) -> StudyCo
             raise StudyConfigError(f"{where}: unknown task [tasks.{name!r}] ({exc}); known: "
                                    f"{task_names()}") from None
         t = _fields(t, TASK_SCHEMA, where, f"tasks.{name}.")
+        from probekit.probes.splits import TRAIN_SET_KINDS
+        bad = [k for k in t.get("train_sets") or () if k not in TRAIN_SET_KINDS]
+        if bad:
+            raise StudyConfigError(f"{where}: [tasks.{name!r}]: unknown train_sets {bad}; kinds: "
+                                   f"{list(TRAIN_SET_KINDS)}")
         if t.get("max_epochs") is not None and (not task.sequences or t["max_epochs"] < 1):
             raise StudyConfigError(f"{where}: [tasks.{name!r}]: max_epochs sets the CTC probe's "
                                    "epochs: a positive integer, under [tasks.asr] only")

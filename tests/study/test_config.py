@@ -31,6 +31,10 @@ def test_several_encoders_and_labels():
 @pytest.mark.parametrize("d, match", [
     ({}, "no \\[\\[encoders\\]\\]"),
     ({"encoders": ["a"], "tasks": {"pitch": {}}}, "unknown task"),
+    ({"encoders": ["a"], "tasks": {"phone:x": {}}}, "unknown task.*takes no argument"),
+    ({"encoders": ["a"], "tasks": {"phone": {"train_sets": ["single", "al"]}}},
+     r"\[tasks.'phone'\]: unknown train_sets \['al'\]"),
+    ({"encoders": ["a"], "tasks": {"group:accent": {"max_epochs": 3}}}, "under \[tasks.asr\]"),
     ({"encoders": ["a"], "tasks": {"phone": {"seed": [1]}}}, "unknown key.*seed"),
     ({"encoders": ["a"], "corpus": {"synthetic": "default", "path": "x"}}, "exactly one"),
     ({"encoders": ["a"], "colour": 1}, "unknown key.*colour.*known"),
