@@ -54,7 +54,8 @@ def report_slices(curves: pd.DataFrame, *, with_attribute: bool = False) -> list
     keys = curves[cols].drop_duplicates()
     task = {t: get_task(t) for t in keys["task"].unique()}
     read = {t: task[t].report_metric(ms) for t, ms in keys.groupby("task")["metric"].agg(set).items()}
-    keys = keys[[m == read[t] or m not in task[t].metrics for t, m in zip(keys["task"], keys["metric"])]]
+    keys = keys[np.array([m == read[t] or m not in task[t].metrics
+                          for t, m in zip(keys["task"], keys["metric"])], dtype=bool)]
     keys = keys.assign(o=keys["task"].map(lambda t: task[t].order))
     return [tuple(r) for r in keys.sort_values(["encoder", "o", "task"] + cols[2:]).drop(columns="o")
             .itertuples(index=False)]
