@@ -64,7 +64,9 @@ __all__ = [
     "weights_fingerprint",
 ]
 
-STAMP_NAME = "probekit-stamp.json"
+#: The stamp a converted-weights folder in the cache carries (distinct from the output and
+#: synthetic corpus stamps).
+WEIGHTS_STAMP_NAME = "probekit-stamp.json"
 DEFAULT_SOURCES = ("local", "hf-cache", "hub", "package")
 
 
@@ -73,7 +75,7 @@ DEFAULT_SOURCES = ("local", "hf-cache", "hub", "package")
 
 def _read_stamp(folder: Path) -> dict | None:
     try:
-        return json.loads((folder / STAMP_NAME).read_text(encoding="utf-8"))
+        return json.loads((folder / WEIGHTS_STAMP_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -138,7 +140,7 @@ def _write_stamp(folder: Path, source_sha256: str, name: str) -> None:
     }
     # The stamp is written last: a folder without it is, by definition, incomplete.
     from probekit.atomic import write_text
-    write_text(folder / STAMP_NAME, json.dumps(stamp, indent=2))
+    write_text(folder / WEIGHTS_STAMP_NAME, json.dumps(stamp, indent=2))
 
 
 def _discard(folder: Path) -> None:

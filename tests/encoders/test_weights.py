@@ -314,11 +314,11 @@ def test_valid_cache_is_reused_and_broken_cache_rebuilt(tmp_path, fake_source, m
 
     # Each way a cache can break triggers exactly one rebuild.
     breakages = [
-        lambda f: (f / w.STAMP_NAME).unlink(),
-        lambda f: (f / w.STAMP_NAME).write_text("{not json"),
+        lambda f: (f / w.WEIGHTS_STAMP_NAME).unlink(),
+        lambda f: (f / w.WEIGHTS_STAMP_NAME).write_text("{not json"),
         lambda f: (f / "model.safetensors").write_bytes(b"cut"),
-        lambda f: (f / w.STAMP_NAME).write_text(json.dumps(
-            {**json.loads((f / w.STAMP_NAME).read_text()), "converter_version": -1})),
+        lambda f: (f / w.WEIGHTS_STAMP_NAME).write_text(json.dumps(
+            {**json.loads((f / w.WEIGHTS_STAMP_NAME).read_text()), "converter_version": -1})),
     ]
     for n, breakage in enumerate(breakages, start=2):
         breakage(first)
