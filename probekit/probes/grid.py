@@ -279,8 +279,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
         if "frames" not in store.poolings:
             raise GridError(f"task 'asr' needs the 'frames' pooling; store {store.root} has "
                             f"{store.poolings} (re-extract with --pooling ...,frames)")
-        from probekit.probes.ctc import frames_by_utterance
-        _, meta = frames_by_utterance(store, layer_names[0], corpus)
+        _, meta = store.read_sequences(layer_names[0], corpus)
         y = meta["text"].to_numpy()
         probes = tuple(probes or ("ctc",))
         frame_level = [p for p in probes if isinstance(p, str) and p != "ctc"]
@@ -329,7 +328,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
                         continue
                     if task == "asr":
                         if X is None:
-                            X = frames_by_utterance(store, layer)[0]
+                            X = store.read_sequences(layer)[0]
                         est = make_probe(p, s, device)
                         if max_epochs is not None and "max_epochs" in est.get_params():
                             est.set_params(max_epochs=int(max_epochs))
