@@ -67,3 +67,26 @@ def test_extract_shards_returns_what_it_wrote_and_the_last_rank_finishes(
     np.testing.assert_array_equal(store.read(2, "phone")[0], store32.read(2, "phone")[0])
     again = extract(tiny_encoder, small_corpus, out, **{**kw, "world_size": None})
     assert isinstance(again, EmbeddingStore) and again.index == store.index
+
+
+def test_cli_ranks_without_a_rendezvous_write_their_shards(tiny_model_dir, small_corpus,
+                                                            tmp_path, monkeypatch, capsys):
+    """RANK/WORLD_SIZE without MASTER_ADDR (independent jobs): each rank writes its shards
+    and says how many; the last one finishes the store."""
+    from probekit.cli import main
+
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "s"
+    args = ["extract", "--encoder", str(tiny_model_dir), "--corpus", str(small_corpus.root),
+            "--out", str(out), "--shard-size", "4", "--pooling", "utterance", "--no-progress"]
+    n_shards = -(-len(small_corpus) // 4)
+    monkeypatch.setenv("RANK", "0")
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert f"rank 0/2: wrote {len(range(0, n_shards, 2))} shard(s)" in first
+    assert "when every rank has finished" in first and not (out / "store.json").exists()
+    monkeypatch.setenv("RANK", "1")
+    assert main(args) == 0
+    assert "the store is finished" in capsys.readouterr().out
+    assert EmbeddingStore.open(out).index["rows"]["utterance"] == len(small_corpus)
