@@ -36,12 +36,13 @@ from pathlib import Path, PurePosixPath
 from probekit.errors import ProbekitError
 from probekit.locks import is_lock_file
 
-__all__ = ["STAMP_NAME", "OutputFolderError", "check_output_path", "claim_output", "read_stamp",
-           "remove_output", "is_probekit_output", "write_stamp", "add_contents", "finish_output",
-           "require_output"]
+__all__ = ["OUTPUT_STAMP_NAME", "OutputFolderError", "check_output_path", "claim_output",
+           "read_stamp", "remove_output", "is_probekit_output", "write_stamp", "add_contents",
+           "finish_output", "require_output"]
 
-#: File name of the stamp inside every folder probekit owns.
-STAMP_NAME = ".probekit-output.json"
+#: File name of the ownership stamp inside every output folder probekit owns (distinct from
+#: the synthetic corpus stamp and the converted-weights stamp).
+OUTPUT_STAMP_NAME = ".probekit-output.json"
 
 
 class OutputFolderError(ProbekitError):
@@ -50,7 +51,7 @@ class OutputFolderError(ProbekitError):
 
 def read_stamp(folder: str | os.PathLike) -> dict | None:
     """The stamp of ``folder`` (``{"kind": ..., ...}``), or ``None`` if probekit did not write it."""
-    p = Path(folder) / STAMP_NAME
+    p = Path(folder) / OUTPUT_STAMP_NAME
     if not p.is_file():
         return None
     try:
@@ -73,25 +74,25 @@ def write_stamp(folder: Path, kind: str, info: dict | None = None, *,
     d = {"kind": kind, "probekit": __version__,
          **({"created": time.strftime("%Y-%m-%dT%H:%M:%S%z")} if timestamp else {}),
          "contents": [], **(info or {})}
-    tmp = Path(folder) / (STAMP_NAME + ".tmp")
+    tmp = Path(folder) / (OUTPUT_STAMP_NAME + ".tmp")
     tmp.write_text(json.dumps(d, indent=1) + "\n")
-    os.replace(tmp, Path(folder) / STAMP_NAME)
+    os.replace(tmp, Path(folder) / OUTPUT_STAMP_NAME)
 
 
 def _update_stamp(folder: Path, **fields) -> dict:
     stamp = read_stamp(folder)
     if stamp is None:
-        raise OutputFolderError(f"{folder} has no {STAMP_NAME}; it was not claimed")
+        raise OutputFolderError(f"{folder} has no {OUTPUT_STAMP_NAME}; it was not claimed")
     stamp.update(fields)
-    tmp = folder / (STAMP_NAME + ".tmp")
+    tmp = folder / (OUTPUT_STAMP_NAME + ".tmp")
     tmp.write_text(json.dumps(stamp, indent=1) + "\n")
-    os.replace(tmp, folder / STAMP_NAME)
+    os.replace(tmp, folder / OUTPUT_STAMP_NAME)
     return stamp
 
 
 def _check_entry(name: str) -> str:
     p = PurePosixPath(name)
-    if not name or p.is_absolute() or ".." in p.parts or name in (".", STAMP_NAME):
+    if not name or p.is_absolute() or ".." in p.parts or name in (".", OUTPUT_STAMP_NAME):
         raise OutputFolderError(f"output entry {name!r} is not a plain name inside the folder")
     return name
 
@@ -117,11 +118,11 @@ def require_output(folder: str | os.PathLike, kind: str, what: str = "") -> dict
     if not folder.is_dir():
         raise OutputFolderError(f"{folder} does not exist or is not a folder{what}")
     stamp = read_stamp(folder)
-    if stamp is None and (folder / STAMP_NAME).is_file():
-        raise OutputFolderError(f"{folder / STAMP_NAME} is not a probekit stamp (not JSON, or "
+    if stamp is None and (folder / OUTPUT_STAMP_NAME).is_file():
+        raise OutputFolderError(f"{folder / OUTPUT_STAMP_NAME} is not a probekit stamp (not JSON, or "
                                 f"no 'kind' field): this {kind} cannot be vouched for{what}")
     if stamp is None:
-        raise OutputFolderError(f"{folder} is not a probekit {kind} (no {STAMP_NAME}){what}")
+        raise OutputFolderError(f"{folder} is not a probekit {kind} (no {OUTPUT_STAMP_NAME}){what}")
     if stamp["kind"] != kind:
         raise OutputFolderError(
             f"{folder} is a probekit {stamp['kind']} output, not a {kind}{what}")
@@ -145,7 +146,7 @@ def _is_within(path: Path, folder: Path) -> bool:
 def _listed(folder: Path, stamp: dict) -> list[Path]:
     if not isinstance(stamp.get("contents"), list):
         raise OutputFolderError(
-            f"{folder}: its {STAMP_NAME} (from an older probekit) does not list what it wrote, "
+            f"{folder}: its {OUTPUT_STAMP_NAME} (from an older probekit) does not list what it wrote, "
             "so probekit will not delete anything in it; empty it yourself or choose another "
             "folder")
     found = []
@@ -163,7 +164,7 @@ def _clear(folder: Path, stamp: dict) -> None:
             shutil.rmtree(p)
         else:
             p.unlink()
-    (folder / STAMP_NAME).unlink(missing_ok=True)
+    (folder / OUTPUT_STAMP_NAME).unlink(missing_ok=True)
 
 
 def remove_output(folder: str | os.PathLike) -> None:
@@ -181,7 +182,7 @@ def remove_output(folder: str | os.PathLike) -> None:
     stamp = read_stamp(folder)
     if stamp is None:
         raise OutputFolderError(
-            f"{folder} was not written by probekit (no {STAMP_NAME}); refusing to delete it. "
+            f"{folder} was not written by probekit (no {OUTPUT_STAMP_NAME}); refusing to delete it. "
             "Choose another folder, or empty it yourself")
     _clear(folder, stamp)
     if not any(folder.iterdir()):
@@ -293,7 +294,7 @@ def _claim(folder: Path, kind: str, *, overwrite: bool, fresh: bool, info: dict 
         stamp = read_stamp(folder)
         if stamp is None:
             raise OutputFolderError(
-                f"{folder} is not empty and was not written by probekit (no {STAMP_NAME}); "
+                f"{folder} is not empty and was not written by probekit (no {OUTPUT_STAMP_NAME}); "
                 "probekit neither writes into nor deletes such a folder, even with "
                 "--overwrite. Choose another folder")
         if stamp["kind"] != kind and not overwrite:

@@ -22,7 +22,7 @@ def test_reference_docs_are_generated_from_the_code(monkeypatch):
 
 def test_api_reference_lists_methods():
     api = (ROOT / "docs" / "api.md").read_text()
-    for method in ("Corpus.split", "Corpus.with_intersection", "EmbeddingStore.load_task",
+    for method in ("Corpus.summary", "Corpus.with_intersection", "EmbeddingStore.load_task",
                    "Encoder.encode", "ResultsTable.load", "ResultsTable.retire"):
         assert f"`{method}(" in api, method
 

@@ -7,7 +7,7 @@ test families present among
 * ``worse``: a group is worse than the rest (``layer_curves`` ``group:*`` rows, max-T over
   layers x groups; the typing's "worse" is this same test);
 * ``unequal means``: group means differ (``max_abs_t`` rows, max-T over layers);
-* ``trend``: the debiased gap tracks the error across layers (``layer_summary``,
+* ``trend``: the debiased between-group variance tracks the error across layers (``layer_summary``,
   ``between_var``, joint permutation);
 * ``own vs broad``: own-group probes beat the broad probe, pooled over groups
   (``own_vs_broad`` ``(pooled)`` rows of the typing's reference, Holm over layers);

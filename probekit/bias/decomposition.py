@@ -50,8 +50,8 @@ Columns of the typing table (one row per slice, layer, group; the names other mo
 * ``worse, systematic, random, group_structure, type, level, reason, n_speakers,
   n_per_split``.
 
-``share_explained`` is the share of the group's probe-error gap that its extra dispersion
-accounts for: ``beta_w * (D_g - D_rest) / (e_g - e_rest)`` with the pooled within-group slope
+``share_explained`` is the share of the group's probe error above the rest that its extra
+dispersion accounts for: ``beta_w * (D_g - D_rest) / (e_g - e_rest)`` with the pooled within-group slope
 ``beta_w`` of the probe error on ``D`` (descriptive).
 """
 
@@ -170,7 +170,8 @@ def dispersion_tests(disp: pd.DataFrame, layers, group_names, *, n_perm: int,
 
     ``disp`` has ``layer, speaker, group, dispersion`` and ``error`` (or ``accuracy``):
     :func:`type_groups` puts the broad probe's own errors there.
-    Returns arrays (L, G): ``t, p_fwer`` (group spread above the rest), ``share``, ``gap``
+    Returns arrays (L, G): ``t, p_fwer`` (group spread above the rest), ``share``,
+    ``error_vs_rest`` (the group's mean error minus the rest's, the denominator of ``share``)
     and arrays (L,): ``corr, corr_p_fwer`` (within-group spread-error correlation).
     """
     d = disp.copy()
@@ -206,7 +207,8 @@ def dispersion_tests(disp: pd.DataFrame, layers, group_names, *, n_perm: int,
         dD, dE = mD - rest(mD, D), mE - rest(mE, E)
         share = np.where(dE > 0, beta[:, None] * dD / dE, np.nan)
     return {"t": t, "p": permutation_pvalue(t, t_null), "p_fwer": maxt_adjust(t, t_null),
-            "corr": c, "corr_p_fwer": maxt_adjust(c, c_null), "share": share, "gap": dE}
+            "corr": c, "corr_p_fwer": maxt_adjust(c, c_null), "share": share,
+            "error_vs_rest": dE}
 
 
 def probe_error_frame(r: np.ndarray, layers, speakers) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 * :func:`welch_vs_rest`: studentized group-minus-rest difference of speaker means (tests
   equal *means*, valid under unequal speaker variance: Janssen 1997; Chung & Romano 2013);
 * :func:`between_group_variance`: the variance of group means net of its sampling variance,
-  a debiased gap that is 0 in expectation at parity whatever the error level;
+  debiased (``between_var``; not a "gap", which means max - min), 0 in expectation at
+  parity whatever the error level;
 * :func:`maxt_adjust`: Westfall & Young (1993) single-step max-T adjusted p-values from
   permutations shared by every cell (family-wise error control under any dependence
   between the cells that the shared permutations reproduce);

@@ -7,19 +7,22 @@ samples, so a corpus of thousands of utterances is cheap to pass around.
 A :class:`Corpus` is saved as JSONL (one utterance per line) with audio paths stored relative
 to the manifest's folder, so a corpus folder can be moved or shared as a whole.
 
-The records live in their own modules (:mod:`probekit.corpus.segments`,
-:mod:`probekit.corpus.audio`, :mod:`probekit.corpus.utterance`,
-:mod:`probekit.corpus.intersections`) and are re-exported here.
+This module holds the collection only. The records live in their own modules
+(:mod:`probekit.corpus.segments`, :mod:`probekit.corpus.audio`,
+:mod:`probekit.corpus.utterance`, :mod:`probekit.corpus.intersections`) and are re-exported
+here; the JSONL writer and reader sit beside the CSV manifest reader
+(:mod:`probekit.corpus.readers.manifest`); the per-group summary is
+:func:`probekit.corpus.describe.describe`. There is no ``Corpus.split``: speaker-disjoint
+splits are made where they are used, on the store's rows (:mod:`probekit.probes.splits`) and
+for fine-tuning (``training/splits.py``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 
 from probekit.corpus.audio import AudioSource
 from probekit.corpus.intersections import (
@@ -152,33 +155,11 @@ class Corpus(Sequence[Utterance]):
         return self._derive(keep)
 
     def summary(self, attribute: str | None = None):
-        """Per-group summary as a ``pandas.DataFrame``.
-
-        Columns: ``speakers``, ``utterances``, ``hours``, ``phones`` (aligned phone tokens),
-        ``words``; one row per label of ``attribute`` plus an ``ALL`` row (one row only when
-        ``attribute`` is ``None``). Durations that are unknown count as zero and are reported in
-        ``unknown_duration``.
+        """Per-group summary as a ``pandas.DataFrame``: see :func:`probekit.corpus.describe.describe`.
         """
-        import pandas as pd
+        from probekit.corpus.describe import describe
 
-        def row(utts: Sequence[Utterance]) -> dict:
-            return {
-                "speakers": len({u.speaker for u in utts}),
-                "utterances": len(utts),
-                "hours": sum(u.duration or 0.0 for u in utts) / 3600.0,
-                "phones": sum(len(u.phones) for u in utts),
-                "words": sum(len(u.words) for u in utts),
-                "unknown_duration": sum(u.duration is None for u in utts),
-            }
-
-        rows = {}
-        if attribute is not None:
-            for g in self.groups(attribute):
-                rows[g] = row([u for u in self._utts if u.groups[attribute] == g])
-        rows["ALL"] = row(self._utts)
-        df = pd.DataFrame.from_dict(rows, orient="index")
-        df.index.name = attribute or "corpus"
-        return df
+        return describe(self, attribute)
 
     def with_intersection(self, attribute: str | Sequence[str], *,
                           min_speakers: int = MIN_INTERSECTION_SPEAKERS) -> "Corpus":
@@ -212,95 +193,25 @@ class Corpus(Sequence[Utterance]):
                 "or leave the attribute out")
         return self._derive(u.replace(groups={**u.groups, name: labels[u.id]}) for u in self._utts)
 
-    def split(self, test_fraction: float = 0.25, *, stratify: str | None = None, seed: int = 0,
-              min_test_speakers: int = 1) -> tuple["Corpus", "Corpus"]:
-        """Speaker-disjoint train/test split.
-
-        Within each label of ``stratify`` (or the whole corpus), speakers are shuffled with
-        ``seed`` and ``max(min_test_speakers, round(test_fraction * n))`` go to test, keeping
-        at least one in train, so every group is represented on both sides.
-
-        Raises
-        ------
-        CorpusError
-            If a group has fewer than ``min_test_speakers + 1`` speakers (it cannot appear on
-            both sides of a speaker-disjoint split); the message names the group.
-        """
-        if not 0.0 < test_fraction < 1.0:
-            raise CorpusError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        rng = np.random.default_rng(seed)
-        if stratify is None:
-            strata = {"ALL": self.speakers}
-        else:
-            spk_group = self.speaker_groups(stratify)
-            strata = {}
-            for spk, g in spk_group.items():
-                strata.setdefault(g, []).append(spk)
-        test_speakers: set[str] = set()
-        for g in sorted(strata):
-            spks = sorted(strata[g])
-            if len(spks) < min_test_speakers + 1:
-                raise CorpusError(
-                    f"group {g!r} has {len(spks)} speaker(s); a speaker-disjoint split needs at "
-                    f"least {min_test_speakers + 1}"
-                )
-            n_test = min(len(spks) - 1, max(min_test_speakers, int(round(test_fraction * len(spks)))))
-            test_speakers.update(rng.permutation(spks)[:n_test].tolist())
-        train = self._derive(u for u in self._utts if u.speaker not in test_speakers)
-        test = self._derive(u for u in self._utts if u.speaker in test_speakers)
-        return train, test
-
     # -- I/O -------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write a JSONL manifest. ``path`` is a file or a folder (``manifest.jsonl`` inside).
 
         Audio paths are written relative to the manifest's folder when they lie beneath it.
-        The write is atomic (temporary file + rename).
+        The write is atomic (temporary file + rename). See
+        :func:`probekit.corpus.readers.manifest.write_jsonl`.
         """
-        path = Path(path)
-        if path.suffix != ".jsonl":
-            path = path / MANIFEST_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        folder = path.parent.resolve()
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for u in self._utts:
-                d = u.to_dict()
-                p = u.audio.resolve(self.root)
-                if p.is_absolute():
-                    try:
-                        p = p.resolve().relative_to(folder)
-                    except ValueError:  # outside the corpus folder: keep it absolute
-                        pass
-                d["audio"]["path"] = p.as_posix()
-                f.write(json.dumps(d, ensure_ascii=False, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-        return path
+        from probekit.corpus.readers.manifest import write_jsonl
+
+        return write_jsonl(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, name: str | None = None) -> "Corpus":
         """Read a JSONL manifest (a file, or a folder holding ``manifest.jsonl``).
 
-        Raises ``CorpusError`` naming the line for malformed JSON or records.
+        Raises ``CorpusError`` naming the line for malformed JSON or records. See
+        :func:`probekit.corpus.readers.manifest.load_jsonl`.
         """
-        path = Path(path)
-        if path.is_dir():
-            path = path / MANIFEST_NAME
-        if not path.exists():
-            raise CorpusError(f"manifest not found: {path}")
-        from probekit.schema import read_utf8
+        from probekit.corpus.readers.manifest import load_jsonl
 
-        utts = []
-        text = read_utf8(path, CorpusError)  # a non-UTF-8 file: one line naming it
-        for lineno, line in enumerate(text.split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            try:
-                utts.append(Utterance.from_dict(d))
-            except CorpusError as exc:
-                raise CorpusError(f"{path}:{lineno}: {exc}") from None
-        return cls(utts, root=path.parent, name=name or path.parent.name)
+        return load_jsonl(path, name=name)

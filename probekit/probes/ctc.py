@@ -11,8 +11,8 @@ al., 2006, "Connectionist Temporal Classification", ICML, eq. 14) and decoded gr
 - :func:`ctc_errors` / :func:`aggregate_errors`: per-utterance CER/WER with counts, and
   corpus-level rates as sum of errors / sum of reference lengths
   (:mod:`probekit.probes.ctc_metrics`, re-exported here).
-- :func:`frames_by_utterance`: the store's ``frames`` pooling as per-utterance sequences
-  (:mod:`probekit.probes.ctc_data`, re-exported here).
+- :func:`frames_by_utterance`: the former name of
+  :meth:`probekit.store.EmbeddingStore.read_sequences` (kept, re-exported here).
 
 Error rates follow the results-table contract (``results.py``): ``value * n`` is an error
 count, ``n`` the number of reference characters (spaces included, as ``jiwer`` counts them)

@@ -298,8 +298,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
         if "frames" not in store.poolings:
             raise GridError(f"task {task.name!r} needs the 'frames' pooling; store {store.root} "
                             f"has {store.poolings} (re-extract with --pooling ...,frames)")
-        from probekit.probes.ctc import frames_by_utterance
-        _, meta = frames_by_utterance(store, layer_names[0], corpus)
+        _, meta = store.read_sequences(layer_names[0], corpus)
         y = task.labels(meta)
         frame_level = [p for p in probes if isinstance(p, str) and p not in task.default_probes]
         if frame_level:
@@ -347,7 +346,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
                         continue
                     if sequences:
                         if X is None:
-                            X = frames_by_utterance(store, layer)[0]
+                            X = store.read_sequences(layer)[0]
                         est = make_probe(p, s, device)
                         if max_epochs is not None and "max_epochs" in est.get_params():
                             est.set_params(max_epochs=int(max_epochs))

@@ -6,7 +6,8 @@ statistics whose error rates the calibration benchmark checks (``benchmarks/cali
 family-wise-controlled group and gap tests, the joint-permutation test of the error-gap
 relationship, the own-vs-broad test with the training draw as a unit, the typing rule, and
 speaker-bootstrap intervals of group errors. Descriptive numbers (the layer of least error,
-the largest debiased gap) say how often a resample picks the same layer.
+the largest debiased between-group variance) say how often a resample picks the same layer.
+"Gap" means max - min only; the debiased measure is called by its name.
 
 Every finding it states is read from the tables' ``decision`` columns
 (:mod:`probekit.bias.decision`), never re-tested here: the figure marks, the bold cells and
@@ -153,17 +154,19 @@ def _slice_points(t, key, alpha) -> list[str]:
     if srow is not None and srow.reason == "" and srow.spearman == srow.spearman:
         tracks = bool(srow.decision) if "decision" in srow.index else srow.p_value <= alpha
         tl = float(srow.decision_level) if "decision_level" in srow.index else alpha
-        pts.append(f"  Does the gap track the error across layers? Spearman between the "
-                   f"error and the debiased gap {srow.spearman:+.2f}; parity would give "
+        pts.append(f"  Does the between-group variance track the error across layers? "
+                   f"Spearman between the error and the debiased between-group variance "
+                   f"{srow.spearman:+.2f}; parity would give "
                    f"{srow.null_mean:+.2f} on average here (joint permutation p "
                    f"{srow.p_value:.3f}, level {tl:.3g}): "
-                   + (("the gap is larger where the error is larger." if srow.spearman > srow.null_mean
-                       else "the gap is larger where the error is smaller.") if tracks
+                   + (("groups differ more where the error is larger." if srow.spearman > srow.null_mean
+                       else "groups differ more where the error is smaller.") if tracks
                       else (_not_detected(t, key, "trend").strip(" ()") or "not detected") + ".")
-                   + f" Largest debiased gap at {srow.max_bias_layer} (chosen in "
+                   + f" Largest debiased between-group variance at {srow.max_bias_layer} (chosen in "
                      f"{_pct(srow.max_bias_share)} of resamples).")
     elif srow is not None and srow.reason:
-        pts.append(f"  Gap vs error across layers: not assessed ({srow.reason}).")
+        pts.append(f"  Between-group variance vs error across layers: not assessed "
+                   f"({srow.reason}).")
     ty = t.get("typing")
     if ty is not None:
         ty = _sel(ty, key)

@@ -8,7 +8,10 @@ import pandas as pd
 
 from probekit.bias.metrics import group_of
 
-__all__ = ["group_error_table", "group_interval_table"]
+__all__ = ["group_error_table", "group_interval_table", "BETWEEN_VAR_LABEL"]
+
+#: Row label of ``between_var``: called by its name, since "gap" means max - min everywhere.
+BETWEEN_VAR_LABEL = "between-group variance (debiased)"
 
 
 def _fmt(x, bold: bool = False) -> str:
@@ -19,7 +22,8 @@ def _fmt(x, bold: bool = False) -> str:
 def group_error_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> pd.DataFrame:
     """Groups x layers of the probe trained on every group (bold: the ``decision`` column
     says the group is worse than the rest; the level is the table's ``decision_level``),
-    plus the overall error, the debiased gap and the family-wise p-value of equal group
+    plus the overall error, the debiased between-group variance (``between_var``; "gap" is
+    kept for max - min) and the family-wise p-value of equal group
     means (max |t| over groups; bold where decided). ``curves`` without decision columns get
     them from :func:`probekit.report.summary.with_decisions` at ``alpha``."""
     from probekit.report.summary import with_decisions
@@ -32,7 +36,7 @@ def group_error_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) -> 
     dec = c["decision"].fillna(False).astype(bool)
     rows = {}
     for stat, label in ([(s, group_of(s)) for s in sorted(c["statistic"].unique()) if group_of(s) is not None]
-                        + [("overall", "overall"), ("between_var", "gap (between-group var, debiased)")]):
+                        + [("overall", "overall"), ("between_var", BETWEEN_VAR_LABEL)]):
         x = c[c["statistic"] == stat].assign(_d=dec).set_index("layer")
         rows[label] = [_fmt(x.at[layer, "estimate"], bool(x.at[layer, "_d"]))
                        if layer in x.index else "" for layer in layers]
@@ -54,7 +58,7 @@ def group_interval_table(curves: pd.DataFrame, key: tuple, alpha: float = 0.05) 
     layers = c.sort_values("layer_index")["layer"].drop_duplicates().tolist()
     rows = {}
     stats = [(s, group_of(s)) for s in sorted(c["statistic"].unique()) if group_of(s) is not None]
-    for stat, label in stats + [("overall", "overall"), ("between_var", "gap (between-group var, debiased)")]:
+    for stat, label in stats + [("overall", "overall"), ("between_var", BETWEEN_VAR_LABEL)]:
         x = c[c["statistic"] == stat].drop_duplicates("layer").set_index("layer")
         cells = []
         for layer in layers:

@@ -5,9 +5,9 @@ per aligned phone and/or as raw frames; ``EmbeddingStore.open(out_dir)`` reads t
 memory-mapped, one layer at a time.
 """
 
-from probekit.store.extract import extract, resolve_layers, store_fingerprint
+from probekit.store.extract import extract, extract_shards, resolve_layers, store_fingerprint
 from probekit.store.pooling import phone_frame_ranges, phone_means, utterance_mean
 from probekit.store.store import POOLINGS, EmbeddingStore, corpus_hash
 
-__all__ = ["extract", "EmbeddingStore", "POOLINGS", "resolve_layers", "store_fingerprint",
+__all__ = ["extract", "extract_shards", "EmbeddingStore", "POOLINGS", "resolve_layers", "store_fingerprint",
            "corpus_hash", "utterance_mean", "phone_frame_ranges", "phone_means"]

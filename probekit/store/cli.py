@@ -22,23 +22,31 @@ def _positive_seconds(value: str) -> float:
 
 
 def _extract(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from probekit.corpus.readers import read_corpus
     from probekit.encoders import load_encoder
-    from probekit.store import distributed, extract
+    from probekit.store import distributed, extract, extract_shards
+    from probekit.store.store import INDEX_NAME
 
     # torchrun / accelerate launch: a gloo group gives barriers; each rank takes its shards.
     distributed.init_from_env()
     rank, world = distributed.rank_and_world()
     corpus = read_corpus(args.corpus)
     encoder = load_encoder(args.encoder, device=distributed.local_device(args.device))
-    store = extract(encoder, corpus, args.out, layers=_split(args.layers),
-                    poolings=_split(args.pooling), dtype=args.dtype, shard_size=args.shard_size,
-                    batch_size=args.batch_size, max_batch_seconds=args.max_batch_seconds,
-                    overwrite=args.overwrite, progress=not (args.no_progress or args.quiet))
-    if store is None:
-        print(f"rank {rank}/{world}: shards written to {args.out}; the index is written when "
-              "every rank has finished (rerun with one process to write it)")
-    elif rank == 0:
+    kw = dict(layers=_split(args.layers), poolings=_split(args.pooling), dtype=args.dtype,
+              shard_size=args.shard_size, batch_size=args.batch_size,
+              max_batch_seconds=args.max_batch_seconds, overwrite=args.overwrite,
+              progress=not (args.no_progress or args.quiet))
+    if world > 1 and not distributed.is_initialized():  # RANK/WORLD_SIZE, no rendezvous
+        written = extract_shards(encoder, corpus, args.out, **kw)
+        left = ("the store is finished" if (Path(args.out) / INDEX_NAME).exists() else
+                "the index is written when every rank has finished (or rerun with one process "
+                "to write it)")
+        print(f"rank {rank}/{world}: wrote {len(written)} shard(s) to {args.out}; {left}")
+        return 0
+    store = extract(encoder, corpus, args.out, **kw)
+    if rank == 0:
         rows = ", ".join(f"{k} {v}" for k, v in store.index["rows"].items())
         print(f"store: {store.root} ({store.size_bytes() / 1e6:.1f} MB; {len(store.layers)} "
               f"layers; rows: {rows}; dtype {store.index['dtype']})")

@@ -3,8 +3,9 @@
 Extraction needs no communication except two barriers (after the fingerprint check, after the
 shards), so any launcher that sets ``RANK``/``WORLD_SIZE`` works: ``torchrun``, ``accelerate
 launch``, SLURM via torchrun. When a launcher also provides a rendezvous (``MASTER_ADDR``),
-a gloo process group gives real barriers; without one, ranks run independently and the index
-is written by whichever rank finds every shard finished (see :func:`probekit.store.extract`).
+a gloo process group gives real barriers (:func:`probekit.store.extract`); without one, ranks
+run independently through :func:`probekit.store.extract_shards` and the index is written by
+whichever rank finds every shard finished.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from probekit.store.store import (FINGERPRINT_NAME, FORMAT_VERSION, INDEX_NAME, 
                                   SHARDS_DIR, EmbeddingStore, corpus_hash, fingerprint_diff,
                                   fingerprint_key, shard_name, write_json_atomic)
 
-__all__ = ["extract", "resolve_layers", "store_fingerprint", "DTYPES"]
+__all__ = ["extract", "extract_shards", "resolve_layers", "store_fingerprint", "DTYPES"]
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = No
             poolings: Sequence[str] = ("utterance", "phone"), dtype: str = "float16",
             shard_size: int = 64, batch_size: int = 8, max_batch_seconds: float | None = None,
             rank: int | None = None, world_size: int | None = None, overwrite: bool = False,
-            progress: bool = True) -> EmbeddingStore | None:
+            progress: bool = True) -> EmbeddingStore:
     """Encode ``corpus`` with ``encoder`` and write pooled hidden states to ``out_dir``.
 
     Resumable and idempotent: finished shards are kept, a finished store is returned as is,
@@ -194,7 +194,9 @@ def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = No
         Also cap a batch's padded audio (longest utterance x count) in seconds.
     rank, world_size : int, optional
         This process's share: shards with ``index % world_size == rank``. Default: the
-        torch.distributed process group, else ``RANK``/``WORLD_SIZE``, else 0 and 1.
+        torch.distributed process group, else ``RANK``/``WORLD_SIZE``, else 0 and 1. Several
+        ranks need a process group (its barriers let rank 0 write the index once every rank
+        is done); ranks without one call :func:`extract_shards`.
     overwrite : bool
         Delete an existing store in ``out_dir`` instead of refusing a mismatch.
     progress : bool
@@ -202,38 +204,87 @@ def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = No
 
     Returns
     -------
-    EmbeddingStore or None
-        ``None`` only on a rank of a multi-process run *without* a process group whose peers
-        have not finished yet; rerun with one process afterwards to write the index (this
-        recomputes nothing).
+    EmbeddingStore
+        Always the finished store (on every rank).
 
     Raises
     ------
     StoreError
         Fingerprint mismatch (naming what changed), unknown layer or pooling, an utterance
-        without phones for phone pooling, a phone past the end of its audio.
+        without phones for phone pooling, a phone past the end of its audio; several ranks
+        without a process group (use :func:`extract_shards`).
     CorpusError
         Unreadable audio (naming the utterance).
     LockHeldError
         When another process is extracting the same rank into ``out_dir`` (naming it; a
         killed one's lock is taken over). Different ranks never wait for each other.
     """
-    from probekit.locks import folder_lock
-    kw = dict(layers=layers, poolings=poolings, dtype=dtype, shard_size=shard_size,
-              batch_size=batch_size, max_batch_seconds=max_batch_seconds, rank=rank,
-              world_size=world_size, overwrite=overwrite, progress=progress)
     r, w = distributed.rank_and_world(rank, world_size)
-    with folder_lock(out_dir, name=f"extract-{r}-of-{w}", what="store", wait=False):
-        return _extract(encoder, corpus, out_dir, **kw)
+    if w > 1 and not distributed.is_initialized():
+        raise StoreError(
+            f"extract as rank {r} of {w} without a torch.distributed process group: no rank "
+            "can wait for the others, so none can return the finished store. Call "
+            "extract_shards(...) on each rank (it returns the shards it wrote), then extract(...) "
+            "with one process to write the index (it recomputes nothing); or launch with torchrun")
+    _, store = _locked(encoder, corpus, out_dir, layers=layers, poolings=poolings, dtype=dtype,
+                       shard_size=shard_size, batch_size=batch_size,
+                       max_batch_seconds=max_batch_seconds, rank=r, world_size=w,
+                       overwrite=overwrite, progress=progress)
+    return store  # one rank, or a process group: every shard is finished here
+
+
+def extract_shards(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = None,
+                   poolings: Sequence[str] = ("utterance", "phone"), dtype: str = "float16",
+                   shard_size: int = 64, batch_size: int = 8,
+                   max_batch_seconds: float | None = None, rank: int | None = None,
+                   world_size: int | None = None, overwrite: bool = False,
+                   progress: bool = True) -> list[Path]:
+    """One rank's share of an extraction run *without* a process group (e.g. a SLURM array).
+
+    Writes the shards ``index % world_size == rank`` that are missing or damaged, exactly as
+    :func:`extract` would (same arguments, same files), and nothing else a peer could be
+    writing. Whichever rank finds every shard finished also writes the index; otherwise run
+    :func:`extract` with one process afterwards to write it (this recomputes nothing).
+
+    Returns
+    -------
+    list of Path
+        The shard folders this call wrote (empty when its shards were already finished).
+
+    Raises
+    ------
+    StoreError
+        As :func:`extract`; also when a process group is initialised (call :func:`extract`,
+        which returns the finished store on every rank).
+    """
+    if distributed.is_initialized():
+        raise StoreError("a torch.distributed process group is initialised: call extract(...), "
+                         "which waits for every rank and returns the finished store")
+    r, w = distributed.rank_and_world(rank, world_size)
+    written, _ = _locked(encoder, corpus, out_dir, layers=layers, poolings=poolings, dtype=dtype,
+                         shard_size=shard_size, batch_size=batch_size,
+                         max_batch_seconds=max_batch_seconds, rank=r, world_size=w,
+                         overwrite=overwrite, progress=progress)
+    return written
+
+
+def _locked(encoder, corpus, out_dir, *, rank, world_size, **kw):
+    from probekit.locks import folder_lock
+
+    with folder_lock(out_dir, name=f"extract-{rank}-of-{world_size}", what="store", wait=False):
+        return _extract(encoder, corpus, out_dir, rank=rank, world_size=world_size, **kw)
 
 
 def _extract(encoder, corpus, out_dir, *, layers, poolings, dtype, shard_size, batch_size,
-             max_batch_seconds, rank, world_size, overwrite, progress):
+             max_batch_seconds, rank, world_size, overwrite, progress
+             ) -> tuple[list[Path], EmbeddingStore | None]:
+    """Write this rank's missing shards (and the index when every shard is finished).
+
+    Returns the shard folders written and the store when it is finished, else ``None``."""
     import torch
 
     poolings = _check_inputs(corpus, poolings, dtype, shard_size)
     layer_idx = resolve_layers(encoder, layers)
-    rank, world_size = distributed.rank_and_world(rank, world_size)
     if not 0 <= rank < world_size:
         raise StoreError(f"rank {rank} is outside world size {world_size}")
     root = Path(out_dir)
@@ -250,7 +301,7 @@ def _extract(encoder, corpus, out_dir, *, layers, poolings, dtype, shard_size, b
     damaged = set_aside_damaged(root, [n for n in mine if index is not None
                                        or (root / SHARDS_DIR / n).exists()], index)
     if index is not None and not damaged and not distributed.is_initialized():
-        return EmbeddingStore.open(root)
+        return [], EmbeddingStore.open(root)
 
     attributes = corpus.attributes
     todo = [i for i in range(rank, n_shards, world_size)
@@ -273,6 +324,7 @@ def _extract(encoder, corpus, out_dir, *, layers, poolings, dtype, shard_size, b
         if pbar is not None:
             pbar.close()
 
+    written = [root / SHARDS_DIR / shard_name(i) for i in todo]
     done = lambda: all((root / SHARDS_DIR / shard_name(i)).exists() for i in range(n_shards))  # noqa: E731
     if distributed.is_initialized():
         distributed.barrier()
@@ -286,5 +338,5 @@ def _extract(encoder, corpus, out_dir, *, layers, poolings, dtype, shard_size, b
     else:
         log.info("rank %d finished; waiting for other ranks' shards before writing the index",
                  rank)
-        return None
-    return EmbeddingStore.open(root)
+        return written, None
+    return written, EmbeddingStore.open(root)

@@ -286,8 +286,9 @@ class EmbeddingStore:
         Returns
         -------
         X : numpy.ndarray, shape (rows, hidden_size)
-            Stored dtype. A read-only memory map when the store has one shard, else the
-            shards' memory maps concatenated (only this layer is read).
+            Always a plain, read-only ``numpy.ndarray`` in the stored dtype, whatever the
+            number of shards: with one shard a view of the memory-mapped file (no copy), with
+            several the shards concatenated (only this layer is read).
         meta : pandas.DataFrame
             One row per row of ``X``; ``row`` is the global row index. ``frames`` metadata
             has one row per utterance with ``offset`` and ``n_frames`` into ``X``.
@@ -313,8 +314,41 @@ class EmbeddingStore:
                 frame_offset += arrays[-1].shape[0]
             offset += len(meta)
             metas.append(meta)
-        X = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
+        # np.asarray drops the np.memmap subclass (the view keeps the mapping): one type,
+        # and one writeability, for a store of one shard or many.
+        X = np.asarray(arrays[0]) if len(arrays) == 1 else np.concatenate(arrays, axis=0)
+        X.flags.writeable = False
         return X, pd.concat(metas, ignore_index=True)
+
+    def read_sequences(self, layer: int | str, corpus=None, check_corpus: bool = True):
+        """Per-utterance frame sequences of one layer, from the ``frames`` pooling.
+
+        Parameters
+        ----------
+        layer : int or str
+        corpus : Corpus or Mapping[str, str], optional
+            The corpus the store was extracted from: adds ``text`` and, when its utterances
+            have phone alignments, ``phones`` (tuple of symbols) to ``meta``. A plain mapping
+            ``utt_id -> text`` adds ``text`` only. (The store's metadata has no transcripts.)
+        check_corpus : bool, default True
+            For a Corpus, refuse one whose manifest hash differs from the store's fingerprint.
+
+        Returns
+        -------
+        sequences : list of numpy.ndarray, each (n_frames_i, hidden_size)
+            Read-only views into :meth:`read`'s array, stored dtype, in corpus order.
+        meta : pandas.DataFrame, one row per utterance
+            The ``frames.csv`` rows (``utt_id``, ``speaker``, groups, ``offset``, ``n_frames``).
+
+        Raises
+        ------
+        StoreError
+            The store lacks the ``frames`` pooling, an utterance's frames fall outside the
+            stored array, the corpus is not the store's, or a stored id is not in ``corpus``.
+        """
+        from probekit.store.sequences import read_sequences
+
+        return read_sequences(self, layer, corpus, check_corpus)
 
     def load_task(self, layer: int | str, task: str):
         """``X, y, meta`` for a probing task.

@@ -38,7 +38,7 @@ def test_layerwise_error_bias_correlation_sign(profile, sign):
 def test_parity_with_rising_error_is_not_a_trend():
     """The artefact of the review: max-min gap of noisy means grows with the error level.
     Under parity the raw Spearman is pushed positive, but the joint permutation null is
-    pushed the same way, so the test does not fire (and the debiased gap stays near 0)."""
+    pushed the same way, so the test does not fire (and the debiased between-group variance stays near 0)."""
     rhos, nulls, rej = [], [], []
     for d in range(30):
         df = simulate_results(n_groups=4, speakers_per_group=10, n_layers=12, seeds=(0, 1),

@@ -6,12 +6,14 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from probekit.corpus import AudioSource, Corpus, Mispronunciation, Segment, Utterance
+from probekit.corpus import (MANIFEST_NAME, AudioSource, Corpus, Mispronunciation, Segment,
+                             Utterance)
 from probekit.errors import CorpusError
 
 
@@ -51,16 +53,30 @@ def test_summary_counts():
     assert df.loc["ALL", "hours"] == pytest.approx(5 * 3.0 / 3600)
 
 
-def test_split_is_speaker_disjoint_with_every_group_on_both_sides():
-    train, test = _corpus(SPEC).split(0.4, stratify="accent", seed=3)
-    assert not set(train.speakers) & set(test.speakers)
-    assert set(train.groups("accent")) == set(test.groups("accent")) == {"gb", "us"}
+def test_corpus_has_no_second_splitter():
+    """Speaker-disjoint splits are made on the store's rows (probes/splits.py) and for
+    fine-tuning (training/splits.py); Corpus.split, used by tests only, is gone (issue 22)."""
+    assert not hasattr(Corpus, "split")
 
 
-def test_split_names_the_group_with_one_speaker():
-    c = _corpus({**SPEC, "c1": ("ie", "male")})
-    with pytest.raises(CorpusError, match="'ie'"):
-        c.split(stratify="accent")
+def test_summary_is_describe():
+    from probekit.corpus.describe import describe
+
+    c = _corpus(SPEC)
+    pd.testing.assert_frame_equal(c.summary("accent"), describe(c, "accent"))
+    pd.testing.assert_frame_equal(c.summary(), describe(c))
+    assert list(describe(c).index) == ["ALL"]
+
+
+def test_jsonl_io_lives_beside_the_csv_manifest(tmp_path):
+    from probekit.corpus.readers.manifest import load_jsonl, write_jsonl
+
+    c = _corpus(SPEC)
+    written = write_jsonl(c, tmp_path / "c")
+    assert written == tmp_path / "c" / MANIFEST_NAME
+    back = load_jsonl(tmp_path / "c")
+    assert [u.to_dict() for u in back] == [u.to_dict() for u in Corpus.load(written)]
+    assert written.read_bytes() == c.save(tmp_path / "d" / "m.jsonl").read_bytes()
 
 
 def test_save_load_round_trip_with_relative_paths_survives_a_move(tmp_path):
@@ -128,15 +144,6 @@ def test_save_load_round_trip_preserves_utterances(tmp_path, c):
     for a, b in zip(c, loaded):
         assert a.to_dict() == b.to_dict()
     assert len(loaded) == len(c)
-
-
-@settings(max_examples=50, deadline=None)
-@given(c=corpora(), seed=st.integers(0, 2**31 - 1), frac=st.floats(0.05, 0.95))
-def test_split_partitions_and_is_speaker_disjoint(c, seed, frac):
-    train, test = c.split(frac, seed=seed)
-    assert sorted([u.id for u in train] + [u.id for u in test]) == sorted(u.id for u in c)
-    assert not set(train.speakers) & set(test.speakers)
-    assert len(train) and len(test)
 
 
 @given(start=st.floats(-1e6, 1e6, allow_nan=False), gap=st.floats(1e-6, 1e6))

@@ -13,7 +13,7 @@ import soundfile as sf
 from probekit.cli import main
 from probekit.corpus import Corpus
 from probekit.corpus.phones import INVENTORY, VOWELS
-from probekit.corpus.synthetic import (ACCENTS, PRESETS, STAMP_NAME, SyntheticConfig,
+from probekit.corpus.synthetic import (ACCENTS, PRESETS, SYNTHETIC_STAMP_NAME, SyntheticConfig,
                                        build_synthetic_corpus, harvard_sentences, speaker_plan)
 from probekit.errors import CorpusError
 
@@ -115,13 +115,13 @@ def test_groups_read_the_same_sentences_differently(small):
 def test_every_phone_is_in_the_inventory(small):
     used = {p.symbol for u in small for p in u.phones}
     assert used <= set(INVENTORY), used - set(INVENTORY)
-    stamp = json.loads((small.root / STAMP_NAME).read_text())
+    stamp = json.loads((small.root / SYNTHETIC_STAMP_NAME).read_text())
     assert stamp["unmapped_phones"] == {}
 
 
 def test_zero_length_phones_never_reach_the_manifest(small):
     assert all(p.end > p.start for u in small for p in u.phones)
-    stamp = json.loads((small.root / STAMP_NAME).read_text())
+    stamp = json.loads((small.root / SYNTHETIC_STAMP_NAME).read_text())
     assert isinstance(stamp["dropped_zero_length_phones"], dict)
 
 
@@ -175,9 +175,9 @@ def test_cache_reuse_and_crash_recovery(tmp_path, monkeypatch):
     corpus = build_synthetic_corpus(cfg, progress=False)
     assert corpus.root == target and len(corpus) == 1
     assert not crashed.exists()
-    stamp_time = (target / STAMP_NAME).stat().st_mtime_ns
+    stamp_time = (target / SYNTHETIC_STAMP_NAME).stat().st_mtime_ns
     assert len(build_synthetic_corpus(cfg, progress=False)) == 1
-    assert (target / STAMP_NAME).stat().st_mtime_ns == stamp_time  # reused, not rebuilt
+    assert (target / SYNTHETIC_STAMP_NAME).stat().st_mtime_ns == stamp_time  # reused, not rebuilt
 
 
 def test_cli_synth(tmp_path, capsys):

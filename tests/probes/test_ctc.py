@@ -153,7 +153,7 @@ def test_sklearn_contract(data):
         CTCProbe(validation_fraction=0.1).fit(Xtr[:1], ytr[:1])
 
 
-# -- frames_by_utterance on a tiny real store ---------------------------------------------------
+# -- EmbeddingStore.read_sequences on a tiny real store ---------------------------------------------------
 @pytest.fixture(scope="module")
 def frames_store(tmp_path_factory):
     from probekit.corpus.synthetic import build_synthetic_corpus
@@ -169,11 +169,11 @@ def frames_store(tmp_path_factory):
     return store, corpus
 
 
-def test_frames_by_utterance(frames_store):
+def test_read_sequences(frames_store):
     from probekit.errors import StoreError
 
     store, corpus = frames_store
-    seqs, meta = frames_by_utterance(store, "block1", corpus)
+    seqs, meta = store.read_sequences("block1", corpus)
     _, umeta = store.read("block1", "utterance")
     assert list(meta["utt_id"]) == [u.id for u in corpus]
     assert [len(s) for s in seqs] == list(meta["n_frames"]) == list(umeta["n_frames"])
@@ -181,12 +181,15 @@ def test_frames_by_utterance(frames_store):
     assert list(meta["text"]) == [u.text for u in corpus]
     X, _ = store.read("block1", "frames")
     np.testing.assert_array_equal(np.concatenate(seqs), X)  # contiguous, nothing dropped
-    seqs2, meta2 = frames_by_utterance(store, "block1")
+    seqs2, meta2 = store.read_sequences("block1")
     assert "text" not in meta2
     with pytest.raises(StoreError, match="not in the corpus"):
-        frames_by_utterance(store, 1, {u.id: u.text for u in list(corpus)[1:]})
+        store.read_sequences(1, {u.id: u.text for u in list(corpus)[1:]})
     with pytest.raises(StoreError, match="not the one"):
-        frames_by_utterance(store, 1, corpus.filter(ids=[u.id for u in list(corpus)[:2]]))
+        store.read_sequences(1, corpus.filter(ids=[u.id for u in list(corpus)[:2]]))
+    # the former name is the same reader
+    old_seqs, old_meta = frames_by_utterance(store, "block1", corpus)
+    assert len(old_seqs) == len(seqs) and old_meta.equals(meta)
     # The probe fits on what the helper returns (float16 sequences, store texts).
     p = CTCProbe(random_state=0, max_epochs=1, early_stopping=False).fit(seqs, meta["text"])
     assert len(p.predict(seqs[:2])) == 2

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from probekit.cli import main
-from probekit.outdir import STAMP_NAME
+from probekit.outdir import OUTPUT_STAMP_NAME
 from probekit.probes.grid import run_grid
 from probekit.probes.results import ResultsTable
 
@@ -162,15 +162,15 @@ def report_provenance_not_json(made, tmp):
 
 def report_stamp_not_json(made, tmp):
     an = _analysis(made, tmp)
-    (an / STAMP_NAME).write_text("{")
-    return ["report", str(an), "--out", str(tmp / "rep")], [STAMP_NAME], None
+    (an / OUTPUT_STAMP_NAME).write_text("{")
+    return ["report", str(an), "--out", str(tmp / "rep")], [OUTPUT_STAMP_NAME], None
 
 
 def report_stamp_row_count_wrong_type(made, tmp):
     an = _analysis(made, tmp)
-    st = json.loads((an / STAMP_NAME).read_text())
+    st = json.loads((an / OUTPUT_STAMP_NAME).read_text())
     st["tables"]["layer_curves"] = "many"
-    (an / STAMP_NAME).write_text(json.dumps(st))
+    (an / OUTPUT_STAMP_NAME).write_text(json.dumps(st))
     return ["report", str(an), "--out", str(tmp / "rep")], ["tables.layer_curves"], None
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from probekit.cli import main
-from probekit.outdir import STAMP_NAME, OutputFolderError, claim_output, read_stamp, remove_output
+from probekit.outdir import OUTPUT_STAMP_NAME, OutputFolderError, claim_output, read_stamp, remove_output
 from probekit.probes.grid import GridError, run_grid
 from probekit.probes.results import ResultsTable
 
@@ -63,7 +63,7 @@ def test_claim_output_rules(tmp_path):
     claim_output(out, "analysis")  # reuse keeps contents
     assert (out / "old.png").exists()
     claim_output(out, "analysis", fresh=True)  # clears only what the stamp lists
-    assert not (out / "old.png").exists() and (out / STAMP_NAME).exists()
+    assert not (out / "old.png").exists() and (out / OUTPUT_STAMP_NAME).exists()
     assert (out / "mine.txt").read_text() == "a file the user put there"
     with pytest.raises(OutputFolderError, match="holds a probekit analysis"):
         claim_output(out, "study")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from probekit.cli import main
-from probekit.outdir import STAMP_NAME, claim_output, read_stamp
+from probekit.outdir import OUTPUT_STAMP_NAME, claim_output, read_stamp
 from probekit.probes.grid import run_grid
 
 from tests.probes.test_grid import FakeStore, _meta
@@ -273,9 +273,9 @@ def test_report_refuses_an_analysis_it_cannot_vouch_for(tmp_path, capsys):
     assert "layer_curves.csv is missing" in capsys.readouterr().err
     # an analysis killed mid-write (its stamp never marked complete)
     assert main(["analyze", str(res), "--out", str(an), *_AN]) == 0
-    stamp = json.loads((an / STAMP_NAME).read_text())
+    stamp = json.loads((an / OUTPUT_STAMP_NAME).read_text())
     stamp.pop("complete")
-    (an / STAMP_NAME).write_text(json.dumps(stamp))
+    (an / OUTPUT_STAMP_NAME).write_text(json.dumps(stamp))
     assert main(["report", str(an), "--out", str(tmp_path / "r4")]) == 2
     assert "not finished" in capsys.readouterr().err
     assert not any((tmp_path / f"r{i}").exists() for i in range(1, 5))

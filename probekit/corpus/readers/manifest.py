@@ -1,4 +1,5 @@
-"""Plain manifests: probekit's JSONL (one utterance per line) and CSV/TSV (one per row).
+"""Plain manifests: probekit's JSONL (one utterance per line; its writer and reader, behind
+``Corpus.save``/``Corpus.load``) and CSV/TSV (one per row).
 
 The schemas are documented in ``docs/readers.md``. Relative audio paths are resolved against
 the manifest's folder.
@@ -26,7 +27,7 @@ from probekit.corpus.readers._common import with_sentence_ids
 from probekit.errors import CorpusError
 from probekit.schema import read_utf8
 
-__all__ = ["read_jsonl", "read_csv", "CSV_COLUMNS"]
+__all__ = ["read_jsonl", "read_csv", "write_jsonl", "load_jsonl", "CSV_COLUMNS"]
 
 #: Columns with a fixed meaning; any other CSV column is a group attribute.
 CSV_COLUMNS = ("id", "audio", "speaker", "text", "offset", "duration", "sample_rate",
@@ -66,9 +67,64 @@ def _csv_path(path: Path) -> Path | None:
 
 @register_reader("jsonl", _detect_jsonl)
 def read_jsonl(path: str | os.PathLike, name: str | None = None) -> Corpus:
-    """probekit's own JSONL manifest (what ``Corpus.save`` writes)."""
-    c = Corpus.load(path, name=name)
+    """probekit's own JSONL manifest (what ``Corpus.save`` writes), with sentence ids."""
+    c = load_jsonl(path, name=name)
     return Corpus(with_sentence_ids(c), root=c.root, name=c.name)
+
+
+def write_jsonl(corpus: Corpus, path: str | os.PathLike) -> Path:
+    """Write ``corpus`` as a JSONL manifest (:meth:`Corpus.save`); returns the file written.
+
+    ``path`` is a file ending in ``.jsonl`` or a folder (``manifest.jsonl`` inside). Audio
+    paths are written relative to the manifest's folder when they lie beneath it. The write
+    is atomic (temporary file + rename).
+    """
+    path = Path(path)
+    if path.suffix != ".jsonl":
+        path = path / MANIFEST_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = path.parent.resolve()
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for u in corpus:
+            d = u.to_dict()
+            p = u.audio.resolve(corpus.root)
+            if p.is_absolute():
+                try:
+                    p = p.resolve().relative_to(folder)
+                except ValueError:  # outside the corpus folder: keep it absolute
+                    pass
+            d["audio"]["path"] = p.as_posix()
+            f.write(json.dumps(d, ensure_ascii=False, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_jsonl(path: str | os.PathLike, name: str | None = None) -> Corpus:
+    """The records of a JSONL manifest as written (:meth:`Corpus.load`; :func:`read_jsonl`
+    adds sentence ids). ``path`` is a file or a folder holding ``manifest.jsonl``.
+
+    Raises ``CorpusError`` naming the line for malformed JSON or records.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.exists():
+        raise CorpusError(f"manifest not found: {path}")
+    utts = []
+    text = read_utf8(path, CorpusError)  # a non-UTF-8 file: one line naming it
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        try:
+            utts.append(Utterance.from_dict(d))
+        except CorpusError as exc:
+            raise CorpusError(f"{path}:{lineno}: {exc}") from None
+    return Corpus(utts, root=path.parent, name=name or path.parent.name)
 
 
 def _float_or_none(value: str, field: str, where: str) -> float | None:
