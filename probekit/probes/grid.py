@@ -33,13 +33,14 @@ import pandas as pd
 from sklearn.base import clone
 
 from probekit.errors import ProbekitError
+from probekit.registry import Registry
 from probekit.probes.results import ResultsTable, cell_key, validate_results
 from probekit.probes.splits import (Split, TrainingSet, content_split, equal_training_sets,
                                    missing_sentence_ids, sentence_status, speaker_id_split)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROBES", "register_probe", "make_probe", "run_grid", "GridError", "TASKS",
+__all__ = ["register_probe", "available_probes", "make_probe", "run_grid", "GridError", "TASKS",
            "shared_labels"]
 
 #: Task names the grid knows (``group:<attribute>`` for any attribute of the store).
@@ -80,13 +81,22 @@ def _mlp(seed):
 
 
 #: Probe factories by name: ``seed -> unfitted estimator`` (scikit-learn contract).
-PROBES: dict[str, Callable[[int], object]] = {"lda": _lda, "ridge": _ridge, "logistic": _logistic,
-                                              "mlp": _mlp, "ctc": _ctc}
+_PROBES: Registry[Callable[[int], object]] = Registry("probe")
+_PROBES.add("lda", _lda), _PROBES.add("ridge", _ridge), _PROBES.add("logistic", _logistic)
+_PROBES.add("mlp", _mlp), _PROBES.add("ctc", _ctc)
 
 
 def register_probe(name: str, factory: Callable[[int], object]) -> None:
-    """Add a probe: ``factory(seed)`` returns an unfitted scikit-learn-style classifier."""
-    PROBES[name] = factory
+    """Add a probe: ``factory(seed)`` returns an unfitted scikit-learn-style classifier.
+
+    The same factory again is allowed; another one under a taken name raises
+    :class:`~probekit.registry.RegistryError` naming both (no silent overwrite)."""
+    _PROBES.add(name, factory)
+
+
+def available_probes() -> list[str]:
+    """Registered probe names (:func:`register_probe`), sorted."""
+    return _PROBES.names()
 
 
 def make_probe(probe, seed: int, device: str | None = None):
@@ -94,10 +104,9 @@ def make_probe(probe, seed: int, device: str | None = None):
     ``random_state=seed`` when it has that parameter, and ``device`` when given and the
     estimator has one: the torch probes logistic, mlp and ctc)."""
     if isinstance(probe, str):
-        try:
-            est = PROBES[probe](seed)
-        except KeyError:
-            raise GridError(f"unknown probe {probe!r}; registered: {sorted(PROBES)}") from None
+        if probe not in _PROBES:
+            raise GridError(f"unknown probe {probe!r}; registered: {_PROBES.names()}")
+        est = _PROBES[probe](seed)
     else:
         est = clone(probe)
         if "random_state" in est.get_params():
@@ -215,7 +224,7 @@ def run_grid(store, task: str, results: str | ResultsTable, *, group_attribute: 
         intersection such as ``"accent*gender"`` (labels ``"es*female"``; every group needs
         :data:`~probekit.corpus.model.MIN_INTERSECTION_SPEAKERS` speakers, else GridError).
     probes : sequence of str or estimators, optional
-        Registered names (:data:`PROBES`) or scikit-learn-style estimators; default
+        Registered names (:func:`available_probes`) or scikit-learn-style estimators; default
         ``("lda",)``, and ``("ctc",)`` for ``asr``.
     layers : sequence of int or str, optional
         Default: every stored layer.
