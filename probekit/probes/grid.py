@@ -91,6 +91,9 @@ def register_probe(name: str, factory: Callable[[int], object]) -> None:
 
     The same factory again is allowed; another one under a taken name raises
     :class:`~probekit.registry.RegistryError` naming both (no silent overwrite)."""
+    if not callable(factory):
+        raise GridError(f"probe {name!r}: the factory must be callable as factory(seed), "
+                        f"got {factory!r}")
     _PROBES.add(name, factory)
 
 

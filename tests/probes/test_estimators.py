@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from probekit.probes import (CTCProbe, LinearProbe, MLPProbe, SufficientStats, TorchLogisticProbe,
                              fit_logistic_batched)
-from probekit.probes.grid import available_probes, make_probe, register_probe
+from probekit.probes.grid import GridError, available_probes, make_probe, register_probe
 from probekit.registry import RegistryError
 
 
@@ -205,6 +205,8 @@ def test_a_taken_probe_name_raises_registry_error():
     with pytest.raises(RegistryError, match="probe name 'lda' is taken"):
         register_probe("lda", lambda seed: LinearProbe(random_state=seed))
     assert _PROBES["lda"] is taken                   # no silent overwrite
+    with pytest.raises(GridError, match="factory must be callable"):
+        register_probe("svm", "sklearn.svm.SVC")
     assert make_probe("lda", 0).get_params()["shrinkage"] == "oas"
 
 
