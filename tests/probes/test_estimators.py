@@ -158,6 +158,7 @@ def _is_sequence_probe(est) -> bool:
 
 #: Our convention, not sklearn's: decision_function of a two-class probe has one column per
 #: class, (n, 2), as for more classes; sklearn's checks want (n,) for two classes.
+#: (check_decision_proba_consistency passes for ridge by the structure of its scores: XPASS.)
 _TWO_COLUMNS = "binary decision_function is (n, 2), one column per class (probekit convention)"
 _BINARY = {c: _TWO_COLUMNS for c in ("check_classifiers_train", "check_classifiers_classes",
                                      "check_decision_proba_consistency")}
