@@ -5,7 +5,7 @@ w2v-BERT, all tiny random models saved to folders. Columns: ``probekit encoders 
 ``probekit extract``, ``probekit study run`` (two encoders: a Whisper with its own options
 beside the family's model, the side-by-side comparison the study READMEs promise), the demo's
 config with the encoder overridden, and, for Whisper only (training adapts Whisper), the
-training hand-back (an adapted model registered by name, studied beside its base model).
+training hand-back (an adapted model's folder, studied beside its base model).
 Everything runs end to end on a 24-utterance cut of the ``small`` synthetic preset.
 
 Before typed options the study column failed for every self-supervised family with
@@ -152,26 +152,25 @@ def test_demo_with_encoder_override(row, model_dir, tmp_path):
 
 
 def test_training_hand_back_beside_its_base(model_dir, corpus, tmp_path):
-    """The hand-back applies to Whisper: an adapted model registered by name is studied
-    beside its base (the before/after comparison) and extracted by that name."""
+    """The hand-back applies to Whisper: an adapted model is its saved folder, studied beside
+    its base (the before/after comparison) and extracted from that folder."""
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 
     from training.adapters import AdapterConfig, inject_adapters
-    from training.encoder import register_adapted_encoder, save_adapted_model
+    from training.encoder import save_adapted_model
 
     base = model_dir("whisper")
     model = WhisperForConditionalGeneration.from_pretrained(base)
     inject_adapters(model, AdapterConfig(r=4), seed=0)
     folder = save_adapted_model(model, WhisperFeatureExtractor.from_pretrained(base),
                                 tmp_path / "adapted")
-    register_adapted_encoder("entry-points-adapted", folder)
-    assert load_encoder("entry-points-adapted", device="cpu").name == "entry-points-adapted"
+    assert load_encoder(str(folder), device="cpu").family == "whisper"
     cfg = _study_toml(tmp_path / "study.toml", [
         _whisper_entry(model_dir, "before"),
-        {"name": "entry-points-adapted", "label": "after", "options": {"long_form": "window"}}])
+        {"name": str(folder), "label": "after", "options": {"long_form": "window"}}])
     assert main(["-q", "study", "run", cfg, "--out", str(tmp_path / "out")]) == 0
     _check_study(tmp_path / "out", ["before", "after"])
-    assert main(["-q", "extract", "--encoder", "entry-points-adapted", "--corpus",
+    assert main(["-q", "extract", "--encoder", str(folder), "--corpus",
                  str(corpus.root), "--out", str(tmp_path / "store"), "--pooling", "utterance",
                  "--device", "cpu", "--no-progress"]) == 0
 

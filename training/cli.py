@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from training.methods import DEFAULT_METHOD, available_methods, get_method
+
 
 def _split(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
@@ -56,7 +58,7 @@ def train_settings(args: argparse.Namespace):
             objective_args=obj_args if objective == r["objective"] else None)
         obj_args = rec_args if objective == r["objective"] else obj_args
     else:
-        method, objective = args.method or "lora", args.objective or "erm"
+        method, objective = args.method or DEFAULT_METHOD, args.objective or "erm"
         cfg = TrainConfig(out_dir=args.out, **train)
     return cfg, adapter, method, objective, obj_args
 
@@ -132,8 +134,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", choices=("maslora", "fusion"), default=None,
                    help="a paper's settings as a preset (training.recipes: MAS-LoRA authors' "
                    "code, or seed 000's fusion); explicit flags override it")
-    p.add_argument("--method", choices=("lora", "mas-lora"), default=None,
-                   help="adapter type (mas-lora: one expert per training group; default lora)")
+    p.add_argument("--method", choices=available_methods(), default=None,
+                   help="adapter type: " + "; ".join(f"{m}: {get_method(m).help}" for m in
+                                                     available_methods())
+                   + f" (default {DEFAULT_METHOD})")
     p.add_argument("--objective", default=None,
                    help="erm, erm_balanced, sd, group_dro, irm, fused (default erm)")
     p.add_argument("--objective-args", type=json_object, default=None,

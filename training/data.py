@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 #: Whisper's decoder length (``max_target_positions``): labels longer than this cannot train.
 MAX_LABEL_TOKENS = 448
 
-_LANG_ALIASES = {"english": "en"}
+_LANGUAGE_CODES = {"english": "en"}
 
 
 def is_multilingual(model_or_config) -> bool:
@@ -68,7 +68,7 @@ def generation_kwargs(model, language: str | None = "english",
         return {}
     out = {}
     if language is not None:
-        out["language"] = _LANG_ALIASES.get(language.lower(), language)
+        out["language"] = _LANGUAGE_CODES.get(language.lower(), language)
     if task is not None:
         out["task"] = task
     return out

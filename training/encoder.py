@@ -5,8 +5,8 @@ Two ways, both giving the same hidden states:
 * in memory: :func:`adapted_encoder` wraps the model's encoder (merged into plain weights, or
   still carrying its adapters and current mixture) in :class:`probekit.encoders.whisper.WhisperEncoder`;
 * on disk: :func:`save_adapted_model` writes the merged model as a transformers folder that
-  ``probekit.encoders.load_encoder(folder)`` loads like any Whisper checkpoint, and
-  :func:`register_adapted_encoder` gives the folder a short name for ``load_encoder(name)``.
+  ``probekit.encoders.load_encoder(folder)`` loads like any Whisper checkpoint: an adapted
+  encoder *is* that folder (a study names it by its path and gives it a ``label``).
 
 Extraction, probes and bias analysis then run on it unchanged, so "before vs after
 fine-tuning" is the same pipeline run twice.
@@ -17,15 +17,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from probekit.encoders.registry import register_encoder
 from probekit.encoders.whisper import WhisperEncoder
-from probekit.errors import EncoderError
 from training.adapters import merge_adapters
 
-__all__ = ["adapted_encoder", "save_adapted_model", "register_adapted_encoder",
-           "AdaptedWhisperEncoder"]
-
-_ALIASES: dict[str, Path] = {}
+__all__ = ["adapted_encoder", "save_adapted_model"]
 
 
 def adapted_encoder(model, feature_extractor, name: str, *, merge: bool = True,
@@ -66,37 +61,3 @@ def save_adapted_model(model, processor, out_dir, *, info: dict | None = None,
     from probekit.atomic import write_json
     write_json(out / "adaptation.json", meta, default=str)
     return out
-
-
-def register_adapted_encoder(name: str, folder) -> None:
-    """Make ``load_encoder(name)`` open the adapted model saved in ``folder``."""
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise EncoderError(f"{folder}: not a saved model folder (no config.json)")
-    _ALIASES[name] = folder
-
-
-@register_encoder("whisper-adapted")
-class AdaptedWhisperEncoder(WhisperEncoder):
-    """Whisper models adapted by :mod:`training`, known by the names given to
-    :func:`register_adapted_encoder`. Their weights are the saved folder (``sources`` is not
-    an option: it is always that folder)."""
-
-    options = {"long_form": WhisperEncoder.options["long_form"]}
-
-    @staticmethod
-    def known_names() -> list[str]:
-        return sorted(_ALIASES)
-
-    @staticmethod
-    def handles(name: str) -> bool:
-        return name in _ALIASES
-
-    @classmethod
-    def from_name(cls, name: str, **kwargs) -> "AdaptedWhisperEncoder":
-        if name not in _ALIASES:
-            raise EncoderError(f"no adapted encoder registered as {name!r}; known: "
-                               f"{sorted(_ALIASES)}")
-        enc = WhisperEncoder.from_name(str(_ALIASES[name]), sources=("local",), **kwargs)
-        enc.name = name
-        return enc

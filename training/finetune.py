@@ -33,6 +33,7 @@ from probekit.bias.compare import SEEN_FILE, SeenIds
 from probekit.jsonfile import read_json_object
 from training.runkey import (base_fingerprint, run_settings, settings_diff, settings_key,
                              transcripts_settings)
+from training.methods import available_methods, get_method
 from training.splits import FinetuneError, FinetuneSplit, finetune_splits
 from training.wer import speaker_word_errors, wer_table
 
@@ -41,8 +42,9 @@ __all__ = ["FinetuneSplit", "FinetuneResult", "FinetuneError", "finetune_splits"
 
 log = logging.getLogger(__name__)
 
-#: Adapter methods: plain LoRA, or MAS-LoRA with one encoder expert per trained group.
-METHODS = ("lora", "mas-lora")
+#: Adapter method names (:mod:`training.methods`, the one table): plain LoRA, or MAS-LoRA
+#: with one encoder expert per trained group. Kept for callers; read from the registry.
+METHODS = tuple(available_methods())
 DONE = "finetune.json"
 #: The settings of the run a folder holds, written before training starts, so that a run
 #: killed before its first checkpoint is resumed in its own folder, not diverted from it.
@@ -150,15 +152,15 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
     from training.objectives import build_objective
     from training.trainer import Trainer
 
-    if method not in METHODS:
-        raise FinetuneError(f"method {method!r}: use one of {list(METHODS)}")
+    if method not in available_methods():
+        raise FinetuneError(f"method {method!r}: use one of {available_methods()}")
     attribute = attribute or config.attribute
     if split is None:
         split = finetune_splits(corpus, attribute=attribute, train_groups=train_groups,
                                 seed=config.seed)
     name = name or f"{method}-{objective}"
     seen = split.seen()
-    experts = tuple(split.train_groups) if method == "mas-lora" else ()
+    experts = get_method(method).experts(split.train_groups)
     acfg = AdapterConfig(**{**(adapter or {}), "experts": experts})
     obj = build_objective(objective, **(objective_args or {}))
     cfg = replace(config, attribute=attribute)

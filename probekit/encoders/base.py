@@ -94,6 +94,26 @@ class Encoder(ABC):
     #: ``{name: probekit.encoders.registry.EncoderOption}``, checked by ``load_encoder``.
     options: dict = {}
 
+    # -- the family protocol (read by probekit.encoders.registry) ----------------------------
+    @classmethod
+    def known_names(cls) -> list[str]:
+        """Model names this family knows without a hub id (``probekit encoders list``);
+        default: none."""
+        return []
+
+    @classmethod
+    def handles(cls, name: str) -> bool:
+        """Whether ``name`` is this family's before any ``config.json`` is read; default: it
+        is one of :meth:`known_names`."""
+        return name in cls.known_names()
+
+    @classmethod
+    def from_name(cls, name: str, *, device="auto", dtype=None, **options) -> "Encoder":
+        """Load ``name`` (a known name, hub id or local folder) with the family's checked
+        :attr:`options`. A family that does not override it cannot load by name."""
+        raise EncoderError(f"encoder family {cls.family or cls.__name__!r} does not load "
+                           f"models by name (asked for {name!r})")
+
     def __init__(self, name: str, model: torch.nn.Module, device: str | torch.device = "auto",
                  dtype: torch.dtype | str | None = None) -> None:
         self.name = name

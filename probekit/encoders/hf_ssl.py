@@ -120,8 +120,8 @@ class SSLEncoder(Encoder):
         return cls(name, model, do_normalize=do_normalize, sampling_rate=sr, device=device,
                    dtype=dtype)
 
-    @staticmethod
-    def known_names() -> list[str]:
+    @classmethod
+    def known_names(cls) -> list[str]:
         return ["facebook/wav2vec2-base", "facebook/wav2vec2-base-960h", "facebook/hubert-base-ls960",
                 "microsoft/wavlm-base-plus", "facebook/data2vec-audio-base"]
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probekit.errors import EncoderError
+from probekit.registry import Registry
 
 __all__ = ["register_encoder", "available_encoders", "load_encoder", "family_for_model_type",
            "EncoderOption", "family_options", "resolve_family", "check_options",
@@ -67,20 +68,28 @@ class EncoderOption:
             checked.append(v)
         return tuple(checked) if self.many else checked[0]
 
-_FAMILIES: dict[str, type] = {}
-_MODEL_TYPES: dict[str, str] = {}
+#: Family name -> Encoder subclass; model_type -> the family class that handles it.
+_FAMILIES: Registry[type] = Registry("encoder family")
+_MODEL_TYPES: Registry[type] = Registry("model_type")
 
 
 def register_encoder(name: str, model_types: tuple[str, ...] = ()):
-    """Class decorator registering an encoder family under ``name``."""
+    """Class decorator registering an :class:`~probekit.encoders.base.Encoder` subclass as the
+    family ``name``, handling the transformers ``model_types``. A taken name or model type
+    (held by another class) raises :class:`~probekit.registry.RegistryError` naming both."""
 
     def deco(cls):
-        if name in _FAMILIES and _FAMILIES[name] is not cls:
-            raise EncoderError(f"encoder family {name!r} is already registered")
+        from probekit.encoders.base import Encoder
+
+        if not (isinstance(cls, type) and issubclass(cls, Encoder)):
+            raise EncoderError(f"encoder family {name!r}: {cls!r} is not a subclass of Encoder")
+        for mt in model_types:   # check every name before registering any
+            if mt in _MODEL_TYPES and _MODEL_TYPES[mt] is not cls:
+                _MODEL_TYPES.add(mt, cls)   # raises, naming both
+        _FAMILIES.add(name, cls)
         cls.family = name
-        _FAMILIES[name] = cls
         for mt in model_types:
-            _MODEL_TYPES[mt] = name
+            _MODEL_TYPES.add(mt, cls)
         return cls
 
     return deco
@@ -100,27 +109,20 @@ def available_encoders() -> dict[str, list[str]]:
         ``{family: [known names]}``, e.g. ``{"whisper": ["whisper-tiny.en", ...], ...}``.
     """
     _ensure_builtin_families()
-    return {name: list(getattr(cls, "known_names", lambda: [])()) for name, cls in
-            sorted(_FAMILIES.items())}
+    return {name: list(cls.known_names()) for name, cls in _FAMILIES.items()}
 
 
 def family_options(family: str) -> dict[str, EncoderOption]:
     """The options ``family`` takes besides ``device`` and ``dtype`` (``{name: EncoderOption}``)."""
-    _ensure_builtin_families()
-    if family not in _FAMILIES:
-        raise EncoderError(f"unknown encoder family {family!r}; available: {sorted(_FAMILIES)}")
-    return dict(getattr(_FAMILIES[family], "options", {}) or {})
+    return dict(_family(family).options)
 
 
 def family_for_model_type(model_type: str) -> str:
     _ensure_builtin_families()
-    try:
-        return _MODEL_TYPES[model_type]
-    except KeyError:
-        raise EncoderError(
-            f"no encoder family handles model_type {model_type!r}; supported: "
-            f"{sorted(_MODEL_TYPES)}"
-        ) from None
+    if model_type not in _MODEL_TYPES:
+        raise EncoderError(f"no encoder family handles model_type {model_type!r}; supported: "
+                           f"{_MODEL_TYPES.names()}")
+    return _MODEL_TYPES[model_type].family
 
 
 def _read_model_type(name: str) -> str | None:
@@ -145,10 +147,12 @@ def _read_model_type(name: str) -> str | None:
         ) from None
 
 
-def _handles(cls, name: str) -> bool:
-    if hasattr(cls, "handles"):
-        return bool(cls.handles(name))
-    return name in getattr(cls, "known_names", lambda: [])()
+def _family(family: str) -> type:
+    """The Encoder class registered as ``family`` (an unknown one: EncoderError)."""
+    _ensure_builtin_families()
+    if family not in _FAMILIES:
+        raise EncoderError(f"unknown encoder family {family!r}; available: {_FAMILIES.names()}")
+    return _FAMILIES[family]
 
 
 def resolve_family(name: str, family: str | None = None) -> str:
@@ -156,14 +160,10 @@ def resolve_family(name: str, family: str | None = None) -> str:
     known names match, else the one handling the ``model_type`` of its ``config.json``."""
     _ensure_builtin_families()
     if family is None:
-        for fam, cls in _FAMILIES.items():
-            if _handles(cls, name):
-                family = fam
-                break
+        family = next((fam for fam, cls in _FAMILIES.items() if cls.handles(name)), None)
     if family is None:
         family = family_for_model_type(_read_model_type(name))
-    if family not in _FAMILIES:
-        raise EncoderError(f"unknown encoder family {family!r}; available: {sorted(_FAMILIES)}")
+    _family(family)
     return family
 
 
@@ -210,4 +210,4 @@ def load_encoder(name: str, *, family: str | None = None, device="auto", dtype=N
     """
     family = resolve_family(name, family)
     checked = check_options(family, options, name=name)
-    return _FAMILIES[family].from_name(name, device=device, dtype=dtype, **checked)
+    return _family(family).from_name(name, device=device, dtype=dtype, **checked)

@@ -34,8 +34,8 @@ class W2VBertEncoder(Encoder):
         super().__init__(name, model, device=device, dtype=dtype)
         self.feature_extractor = feature_extractor
 
-    @staticmethod
-    def known_names() -> list[str]:
+    @classmethod
+    def known_names(cls) -> list[str]:
         return ["facebook/w2v-bert-2.0"]
 
     @classmethod

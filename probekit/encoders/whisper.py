@@ -67,12 +67,12 @@ class WhisperEncoder(Encoder):
             raise EncoderError(f"{name}: feature extractor gives {feature_extractor.feature_size} "
                                f"mel bins but the model expects {expected}")
 
-    @staticmethod
-    def known_names() -> list[str]:
+    @classmethod
+    def known_names(cls) -> list[str]:
         return list(WHISPER_NAMES)
 
-    @staticmethod
-    def handles(name: str) -> bool:
+    @classmethod
+    def handles(cls, name: str) -> bool:
         """Short names and OpenAI hub ids (``whisper-base``, ``openai/whisper-base``)."""
         return name.removeprefix("openai/") in WHISPER_NAMES
 

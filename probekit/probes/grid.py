@@ -33,6 +33,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from probekit.errors import ProbekitError
+from probekit.registry import Registry
 from probekit.probes.results import ResultsTable, cell_key, validate_results
 from probekit.probes.splits import (TrainingSet, equal_training_sets, missing_sentence_ids,
                                    sentence_status)
@@ -40,7 +41,7 @@ from probekit.probes.tasks import GroupTask, Task, get_task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROBES", "register_probe", "make_probe", "run_grid", "GridError", "shared_labels"]
+__all__ = ["register_probe", "available_probes", "make_probe", "run_grid", "GridError", "shared_labels"]
 
 
 class GridError(ProbekitError, ValueError):
@@ -73,13 +74,25 @@ def _mlp(seed):
 
 
 #: Probe factories by name: ``seed -> unfitted estimator`` (scikit-learn contract).
-PROBES: dict[str, Callable[[int], object]] = {"lda": _lda, "ridge": _ridge, "logistic": _logistic,
-                                              "mlp": _mlp, "ctc": _ctc}
+_PROBES: Registry[Callable[[int], object]] = Registry("probe")
+_PROBES.add("lda", _lda), _PROBES.add("ridge", _ridge), _PROBES.add("logistic", _logistic)
+_PROBES.add("mlp", _mlp), _PROBES.add("ctc", _ctc)
 
 
 def register_probe(name: str, factory: Callable[[int], object]) -> None:
-    """Add a probe: ``factory(seed)`` returns an unfitted scikit-learn-style classifier."""
-    PROBES[name] = factory
+    """Add a probe: ``factory(seed)`` returns an unfitted scikit-learn-style classifier.
+
+    The same factory again is allowed; another one under a taken name raises
+    :class:`~probekit.registry.RegistryError` naming both (no silent overwrite)."""
+    if not callable(factory):
+        raise GridError(f"probe {name!r}: the factory must be callable as factory(seed), "
+                        f"got {factory!r}")
+    _PROBES.add(name, factory)
+
+
+def available_probes() -> list[str]:
+    """Registered probe names (:func:`register_probe`), sorted."""
+    return _PROBES.names()
 
 
 #: Attribute :func:`make_probe` sets on the estimators it builds: their registered name, which
@@ -94,10 +107,9 @@ def make_probe(probe, seed: int = 0, device: str | None = None, **params):
     (``make_probe("ctc", max_epochs=15)``); one built from a name keeps that name in the
     results' ``probe`` column when passed to :func:`run_grid`."""
     if isinstance(probe, str):
-        try:
-            est = PROBES[probe](seed)
-        except KeyError:
-            raise GridError(f"unknown probe {probe!r}; registered: {sorted(PROBES)}") from None
+        if probe not in _PROBES:
+            raise GridError(f"unknown probe {probe!r}; registered: {_PROBES.names()}")
+        est = _PROBES[probe](seed)
         name = probe
     else:
         name = getattr(probe, _NAME_ATTR, None)
@@ -219,7 +231,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
         intersection such as ``"accent*gender"`` (labels ``"es*female"``; every group needs
         :data:`~probekit.corpus.model.MIN_INTERSECTION_SPEAKERS` speakers, else GridError).
     probes : sequence of str or estimators, optional
-        Registered names (:data:`PROBES`) or scikit-learn-style estimators (the ``probe``
+        Registered names (:func:`available_probes`) or scikit-learn-style estimators (the ``probe``
         column names an estimator by its class, or by its registered name when
         :func:`make_probe` built it); default: the task's ``default_probes`` (``("lda",)``,
         ``("ctc",)`` for ``asr``).

@@ -340,17 +340,19 @@ def _training(t: dict | None, where: str, labels: list[str]) -> TrainingSpec | N
     if t is None:
         return None
     t = _fields(t, TRAINING_SCHEMA, where, "training.")
+    from training.methods import DEFAULT_METHOD, available_methods
+
     objective = t.get("objective", "erm")
     methods = []
-    for i, m in enumerate(t.get("methods") or ["lora"]):
+    for i, m in enumerate(t.get("methods") or [DEFAULT_METHOD]):
         if isinstance(m, str):
             m = {"method": m}
         m = _fields(m, METHOD_SCHEMA, where, f"training.methods[{i}].",
                     what=f"training.methods[{i}] table")
-        method = m.get("method", "lora")
-        if method not in ("lora", "mas-lora"):
+        method = m.get("method", DEFAULT_METHOD)
+        if method not in available_methods():
             raise StudyConfigError(f"{where}: training.methods[{i}]: method {method!r}; use "
-                                   "'lora' or 'mas-lora'")
+                                   f"one of {', '.join(map(repr, available_methods()))}")
         obj = m.get("objective", objective)
         methods.append(MethodSpec(label=m.get("label") or f"{method}-{obj}", method=method,
                                   objective=obj,

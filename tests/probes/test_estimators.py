@@ -10,7 +10,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.preprocessing import StandardScaler
 
-from probekit.probes import LinearProbe, MLPProbe, SufficientStats, TorchLogisticProbe, fit_logistic_batched
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from probekit.probes import (CTCProbe, LinearProbe, MLPProbe, SufficientStats, TorchLogisticProbe,
+                             fit_logistic_batched)
+from probekit.probes.grid import GridError, available_probes, make_probe, register_probe
+from probekit.registry import RegistryError
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +141,74 @@ def test_mlp_learns_xor_a_linear_probe_cannot():
 
 
 # ---------------------------------------------------------------- the sklearn contract, all probes
-PROBES = {
-    "linear": lambda: LinearProbe(alpha=1.0),
-    "logistic": lambda: TorchLogisticProbe(C=1.0),
-    "mlp": lambda: MLPProbe(hidden_size=16, max_epochs=30, random_state=3),
-}
+def _fast(name: str, **fast):
+    """Registered probe ``name`` as :func:`make_probe` builds it, made quick by parameter name
+    (never by probe name), so that every probe registered later is checked alike."""
+    est = make_probe(name, 3)
+    params = est.get_params()
+    fast = fast or {"max_epochs": 2, "max_iter": 20, "hidden_size": 8, "batch_size": 64}
+    est.set_params(**{k: v for k, v in fast.items() if params.get(k) is not None})
+    return est
+
+
+def _is_sequence_probe(est) -> bool:
+    """A probe whose input is a list of (frames, hidden) arrays, one per utterance."""
+    return isinstance(est, CTCProbe)
+
+
+#: Our convention, not sklearn's: decision_function of a two-class probe has one column per
+#: class, (n, 2), as for more classes; sklearn's checks want (n,) for two classes.
+#: (check_decision_proba_consistency passes for ridge by the structure of its scores: XPASS.)
+_TWO_COLUMNS = "binary decision_function is (n, 2), one column per class (probekit convention)"
+_BINARY = {c: _TWO_COLUMNS for c in ("check_classifiers_train", "check_classifiers_classes",
+                                     "check_decision_proba_consistency")}
+#: A sequence probe (CTC) is fitted on a list of (frames, hidden) arrays and transcripts, so
+#: every check that feeds it one 2-D array (and those that test error messages on one) fails.
+_SEQUENCE = "a sequence probe takes a list of (frames, hidden) arrays, not one 2-D array"
+_SEQUENCE_CHECKS = (
+    "check_fit_score_takes_y", "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters", "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_complex_data",
+    "check_dtype_object", "check_estimators_empty_data_messages", "check_pipeline_consistency",
+    "check_estimators_nan_inf", "check_estimator_sparse_tag", "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix", "check_estimators_pickle",
+    "check_f_contiguous_array_estimator", "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance", "check_fit2d_1sample", "check_fit2d_1feature",
+    "check_dict_unchanged", "check_fit_idempotent", "check_fit_check_is_fitted",
+    "check_n_features_in", "check_fit2d_predict1d")
+
+
+def _expected_failures(est) -> dict[str, str]:
+    if _is_sequence_probe(est):
+        return {c: _SEQUENCE for c in _SEQUENCE_CHECKS}
+    return dict(_BINARY)
+
+
+@parametrize_with_checks([_fast(name) for name in available_probes()],
+                         expected_failed_checks=_expected_failures)
+def test_every_registered_probe_passes_sklearn_checks(estimator, check):
+    """scikit-learn's own estimator checks over the probe registry itself (issue 22, item 10):
+    a probe registered later is checked without editing this file."""
+    check(estimator)
+
+
+def test_the_registry_is_what_is_checked():
+    assert {"lda", "ridge", "logistic", "mlp", "ctc"} <= set(available_probes())
+    assert not _is_sequence_probe(_fast("lda")) and _is_sequence_probe(_fast("ctc"))
+
+
+def test_a_taken_probe_name_raises_registry_error():
+    from probekit.probes.grid import _PROBES
+
+    taken = _PROBES["lda"]
+    register_probe("lda", taken)                     # the same factory again: allowed
+    with pytest.raises(RegistryError, match="probe name 'lda' is taken"):
+        register_probe("lda", lambda seed: LinearProbe(random_state=seed))
+    assert _PROBES["lda"] is taken                   # no silent overwrite
+    with pytest.raises(GridError, match="factory must be callable"):
+        register_probe("svm", "sklearn.svm.SVC")
+    assert make_probe("lda", 0).get_params()["shrinkage"] == "oas"
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +218,13 @@ def phones():
     return X, np.array(["aa", "iy", "sh"])[y]
 
 
-@pytest.mark.parametrize("name", sorted(PROBES))
+@pytest.mark.parametrize("name", [n for n in available_probes()
+                                  if not _is_sequence_probe(_fast(n))])
 def test_sklearn_contract(name, phones):
+    """Our own contract on top of sklearn's (string labels, float16, NaN messages), for every
+    registered probe that takes 2-D input (the CTC probe's is in test_ctc.py)."""
     X, y = phones
-    est = PROBES[name]()
+    est = _fast(name, max_epochs=30, hidden_size=16)
     params = est.get_params()
     assert "random_state" in params
     assert est.set_params(random_state=3) is est

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from probekit.errors import ProbekitError
+from probekit.registry import Registry
 
 __all__ = ["ObjectiveError", "ObjectiveInput", "Objective", "register_objective",
            "build_objective", "available_objectives", "utterance_risks", "group_risks",
@@ -23,7 +24,7 @@ __all__ = ["ObjectiveError", "ObjectiveInput", "Objective", "register_objective"
 #: Label value of padded positions (the transformers convention).
 IGNORE_INDEX = -100
 
-_OBJECTIVES: dict[str, type] = {}
+_OBJECTIVES: Registry[type] = Registry("objective")
 
 
 class ObjectiveError(ProbekitError, ValueError):
@@ -222,20 +223,23 @@ class Objective:
 
 
 def register_objective(name: str):
-    """Class decorator: make an objective buildable by name."""
+    """Class decorator: make an :class:`Objective` subclass buildable by name. The same class
+    again is allowed; another under a taken name raises
+    :class:`~probekit.registry.RegistryError` naming both."""
 
     def deco(cls):
-        if name in _OBJECTIVES and _OBJECTIVES[name] is not cls:
-            raise ObjectiveError(f"objective {name!r} is already registered")
+        if not (isinstance(cls, type) and issubclass(cls, Objective)):
+            raise ObjectiveError(f"objective {name!r}: {cls!r} is not a subclass of Objective")
+        _OBJECTIVES.add(name, cls)
         cls.name = name
-        _OBJECTIVES[name] = cls
         return cls
 
     return deco
 
 
 def available_objectives() -> list[str]:
-    return sorted(_OBJECTIVES)
+    """Registered objective names, sorted."""
+    return _OBJECTIVES.names()
 
 
 def build_objective(name: str, **hparams) -> Objective:

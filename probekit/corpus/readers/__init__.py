@@ -15,33 +15,41 @@ from pathlib import Path
 
 from probekit.corpus.model import Corpus
 from probekit.errors import CorpusError
+from probekit.registry import Registry
 
 __all__ = ["read_corpus", "register_reader", "available_readers", "detect_kind",
            "reader_options"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class _Reader:
     name: str
     read: Callable[..., Corpus]
     detect: Callable[[Path], bool]
     summary: str
 
+    def __repr__(self) -> str:
+        return f"{self.read.__module__}.{self.read.__qualname__}"
 
-_READERS: dict[str, _Reader] = {}
+
+_READERS: Registry[_Reader] = Registry("corpus reader")
 
 
 def register_reader(name: str, detect: Callable[[Path], bool]):
     """Decorator registering ``read(path, **options) -> Corpus`` under ``name``.
 
-    ``detect(path)`` says, cheaply, whether ``path`` looks like this reader's layout.
+    ``detect(path)`` says, cheaply, whether ``path`` looks like this reader's layout. The
+    duplicate rule is :class:`~probekit.registry.Registry`'s: the same ``read`` and ``detect``
+    again is allowed (a module imported twice); anything else under a taken name raises
+    :class:`~probekit.registry.RegistryError` naming both.
     """
 
     def deco(fn: Callable[..., Corpus]) -> Callable[..., Corpus]:
-        if name in _READERS:
-            raise ValueError(f"a corpus reader named {name!r} is already registered")
+        held = _READERS.get(name) if name in _READERS else None
+        if held is not None and held.read is fn and held.detect is detect:
+            return fn   # the same reader again
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _READERS[name] = _Reader(name, fn, detect, summary)
+        _READERS.add(name, _Reader(name, fn, detect, summary))
         return fn
 
     return deco
@@ -49,7 +57,13 @@ def register_reader(name: str, detect: Callable[[Path], bool]):
 
 def available_readers() -> dict[str, str]:
     """Reader names with a one-line description each."""
-    return {name: r.summary for name, r in sorted(_READERS.items())}
+    return {name: r.summary for name, r in _READERS.items()}
+
+
+def _reader(kind: str) -> _Reader:
+    if kind not in _READERS:
+        raise CorpusError(f"unknown corpus kind {kind!r}; available: {_READERS.names()}")
+    return _READERS[kind]
 
 
 def detect_kind(path: str | os.PathLike) -> str:
@@ -62,7 +76,7 @@ def detect_kind(path: str | os.PathLike) -> str:
         return hits[0]
     if not hits:
         raise CorpusError(
-            f"cannot tell which corpus layout {p} is; pass kind= one of {sorted(_READERS)}"
+            f"cannot tell which corpus layout {p} is; pass kind= one of {_READERS.names()}"
         )
     raise CorpusError(f"{p} matches several layouts {sorted(hits)}; pass kind= to choose")
 
@@ -84,13 +98,12 @@ def read_corpus(path: str | os.PathLike, kind: str | None = None, **options) -> 
     Corpus
     """
     kind = detect_kind(path) if kind is None else kind
-    if kind not in _READERS:
-        raise CorpusError(f"unknown corpus kind {kind!r}; available: {sorted(_READERS)}")
+    _reader(kind)
     from probekit.schema import read_fields
 
     options = read_fields(options, reader_options(kind), str(path), CorpusError,
                           what=f"options of the {kind} reader")
-    corpus = _READERS[kind].read(path, **options)
+    corpus = _reader(kind).read(path, **options)
     if len(corpus) == 0:
         raise CorpusError(f"{path}: no utterances (read as {kind})")
     return corpus
@@ -108,10 +121,8 @@ def reader_options(kind: str) -> dict[str, str]:
     options are checked in one place."""
     import inspect
 
-    if kind not in _READERS:
-        raise CorpusError(f"unknown corpus kind {kind!r}; available: {sorted(_READERS)}")
     out = {}
-    for p in list(inspect.signature(_READERS[kind].read).parameters.values())[1:]:
+    for p in list(inspect.signature(_reader(kind).read).parameters.values())[1:]:
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
             ann = str(p.annotation)
             out[p.name] = next(k for token, k in _KIND_OF_ANNOTATION if token in ann)
