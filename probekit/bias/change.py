@@ -22,13 +22,16 @@ from scipy.stats import t as student_t
 from probekit.bias.design import speaker_mean_weights, split_average
 from probekit.bias.errors import BiasInputError
 from probekit.bias.inference import holm, twoway_from_scores
-from probekit.bias.layerwise import speaker_statistics
+from probekit.bias.metrics import (SUMMARY_STATISTICS, group_of, group_statistics,
+                                   statistic_name)
 
-__all__ = ["split_change", "COMPARE_STATISTICS", "LINEAR_STATISTICS", "ONE_SPLIT"]
+__all__ = ["split_change", "COMPARE_STATISTICS", "LINEAR_STATISTICS", "ONE_SPLIT", "WEIGHTING"]
 
 #: Statistics compared (besides ``group:<g>``): summaries, then gaps (larger = more unequal,
 #: except ``ratio``, min / max, where 1 is parity).
-COMPARE_STATISTICS = ("overall", "macro", "worst", "difference", "ratio", "relative_gap", "std")
+COMPARE_STATISTICS = SUMMARY_STATISTICS
+#: The group means weigh each test speaker's split-averaged rate once, as the layer curves do.
+WEIGHTING = "speakers"
 #: Statistics that are weighted means of the cells (besides ``group:<g>``); the others are
 #: nonlinear in the group means (delta method).
 LINEAR_STATISTICS = ("overall", "macro")
@@ -46,7 +49,7 @@ def _notes(stat, b, a, se, change, K, overall_b, overall_a):
         if K[r] < 2:
             out[r] = ONE_SPLIT
             continue
-        if stat.startswith("group:"):
+        if group_of(stat) is not None:
             for v, when, ov in ((b[r], "before", overall_b[r]), (a[r], "after", overall_a[r])):
                 if v in (0.0, 1.0) and 0.0 < ov < 1.0:
                     out[r] = (f"group at error {v:g} {when} while the others are not (all its "
@@ -74,8 +77,8 @@ def _gradient(stat: str, st: dict, names: Sequence[str]) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         if stat == "macro":
             grad = e_mac
-        elif stat.startswith("group:"):
-            grad = np.broadcast_to(np.eye(G)[list(names).index(stat[6:])], (R, G)).copy()
+        elif group_of(stat) is not None:
+            grad = np.broadcast_to(np.eye(G)[list(names).index(group_of(stat))], (R, G)).copy()
         elif stat == "worst":
             grad = e_hi
         elif stat == "difference":
@@ -135,15 +138,15 @@ def split_change(before: np.ndarray, after: np.ndarray, codes, group_names: Sequ
     G = len(names)
     rows = list(range(R)) if rows is None else list(rows)
     want = lambda k: statistics is None or k in statistics or (  # noqa: E731
-        k.startswith("group:") and "group" in statistics)
+        group_of(k) is not None and "group" in statistics)
     stats = [s for s in COMPARE_STATISTICS if want(s)] + \
-        [f"group:{g}" for g in names if want(f"group:{g}")]
+        [statistic_name("group", g) for g in names if want(statistic_name("group", g))]
     tested = ~np.isnan(A)
     Wg = np.stack([speaker_mean_weights(tested, codes, G, f"group:{g}") for g in range(G)], -1)
     w_all = speaker_mean_weights(tested, codes, G, "overall")                  # (R, K, S)
     enc = []
     for X in (A, B):
-        st = speaker_statistics(split_average(X), codes, G)
+        st = group_statistics(split_average(X), None, codes, G, weighting=WEIGHTING)
         resid = np.where(tested, X - np.take(np.nan_to_num(st["by_group"]), codes, -1)[:, None], 0.0)
         res_all = np.where(tested, X - st["overall"][:, None, None], 0.0)
         enc.append((st, resid, res_all))
@@ -156,16 +159,16 @@ def split_change(before: np.ndarray, after: np.ndarray, codes, group_names: Sequ
             wb = (Wg * _gradient(s, sb, names)[:, None, None, :]).sum(-1)     # (R, K, S)
             wa = (Wg * _gradient(s, sa, names)[:, None, None, :]).sum(-1)
             c = wa * ea - wb * eb
-        vb, va = (x["by_group"][:, names.index(s[6:])] if s.startswith("group:") else x[s]
-                  for x in (sb, sa))
+        g = group_of(s)
+        vb, va = (x["by_group"][:, names.index(g)] if g is not None else x[s] for x in (sb, sa))
         ct = twoway_from_scores(va - vb, c, tested, alpha)
         est, se, df = ct["mean"], ct["se"], ct["df"]
         n_tests = max(int(np.isfinite(ct["p_two"]).sum()), 1)
         qf = student_t.ppf(1 - alpha / (2 * n_tests), df)
-        gi = names.index(s[6:]) if s.startswith("group:") else None
+        gi = names.index(g) if g is not None else None
         has_spk = tested.any(1) & ((codes == gi) if gi is not None else True)
         out.append(pd.DataFrame({
-            "row": rows, "statistic": s, "before": vb, "after": va, "change": est, "se": se,
+            "row": rows, "statistic": s, "weighting": WEIGHTING, "before": vb, "after": va, "change": est, "se": se,
             "df": df, "t": ct["t"], "ci_low": ct["ci_low"], "ci_high": ct["ci_high"],
             "p_value": ct["p_two"], "p_fwer": holm(ct["p_two"]),
             "ci_low_fwer": est - qf * se, "ci_high_fwer": est + qf * se,

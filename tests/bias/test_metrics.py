@@ -48,8 +48,11 @@ def test_from_results_equals_arrays_and_types_fixed():
     for m in (a, b):
         assert isinstance(m.overall, float) and isinstance(m.difference(), float)
         assert isinstance(m.by_group, pd.Series) and m.by_group.dtype == float
-        assert list(m.summary().columns) == ["statistic", "estimate", "ci_low", "ci_high",
-                                             "p_value", "n_speakers"]
+        assert list(m.summary().columns) == ["statistic", "weighting", "estimate", "ci_low",
+                                             "ci_high", "p_value", "n_speakers"]
+        # item-pooled rows are named so: one name never means two estimators
+        assert set(m.summary()["weighting"]) == {"items"}
+        assert m.summary()["statistic"].str.startswith("pooled_").all()
 
 
 def test_deterministic_given_seed_and_seed_matters():
@@ -103,13 +106,13 @@ def test_cluster_bootstrap_wider_than_row_bootstrap_when_speakers_differ():
     N = pd.Series(n).groupby(g).sum().to_numpy()
     row = rng.binomial(N, K / N, size=(2000, 2)) / N
     row_width = np.subtract(*np.quantile(row, [0.975, 0.025], axis=0))
-    cl_width = (ci["ci_high"] - ci["ci_low"]).loc[["group:g0", "group:g1"]].to_numpy()
+    cl_width = (ci["ci_high"] - ci["ci_low"]).loc[["pooled_group:g0", "pooled_group:g1"]].to_numpy()
     assert (cl_width > 1.5 * row_width).all(), (cl_width, row_width)
     # and with identical speakers (no speaker variance) the two agree within 25 %
     n2 = np.full(20, 60)
     k2 = rng.binomial(n2, 0.3)
     ci2 = GroupMetrics(k2, n2, g, n_boot=4000, n_perm=10, seed=0, ci_method="percentile").ci()
-    w2 = (ci2["ci_high"] - ci2["ci_low"]).loc[["group:g0", "group:g1"]].to_numpy()
+    w2 = (ci2["ci_high"] - ci2["ci_low"]).loc[["pooled_group:g0", "pooled_group:g1"]].to_numpy()
     row2 = rng.binomial(600, k2.reshape(2, 10).sum(1) / 600, size=(4000, 2)) / 600
     rw2 = np.subtract(*np.quantile(row2, [0.975, 0.025], axis=0))
     assert np.allclose(w2, rw2, rtol=0.25), (w2, rw2)
