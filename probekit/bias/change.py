@@ -119,7 +119,8 @@ def split_change(before: np.ndarray, after: np.ndarray, codes, group_names: Sequ
 
     Returns
     -------
-    DataFrame, one row per (row, statistic): ``before, after, change, se, df, t, ci_low,
+    DataFrame, one row per (row, statistic): ``weighting`` (``speakers``: the group means
+    of :func:`~probekit.bias.metrics.group_statistics`), ``before, after, change, se, df, t, ci_low,
     ci_high, p_value`` (two-sided), ``p_fwer`` (Holm over the rows), ``ci_low_fwer,
     ci_high_fwer`` (simultaneous over the rows, Bonferroni), ``n_speakers, n_splits,
     method, note``.

@@ -79,11 +79,13 @@ class LayerwiseBias:
         alpha"; empty otherwise) and ``p_min`` (the smallest p the permutation test can give
         with the speakers present: :func:`degenerate_cells`). Statistics: ``overall, macro,
         worst, difference, ratio, relative_gap, std, between_var, max_abs_t`` and
-        ``group:<g>`` (p: one-sided "worse than the rest").
+        ``group:<g>`` (p: one-sided "worse than the rest"), all with ``weighting`` =
+        ``speakers`` (:func:`~probekit.bias.metrics.group_statistics`: each test speaker's
+        split-averaged rate counts once).
     summary : pandas.DataFrame
         One row per (slice, bias measure): ``n_layers, min_error_layer, min_error_share,
         max_bias_layer, max_bias_share, min_bias_layer, spearman, null_mean, p_value``
-        (joint null, two-sided), ``reason``.
+        (joint null, two-sided), ``reason``, ``weighting``.
     """
 
     curves: pd.DataFrame

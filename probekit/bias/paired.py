@@ -1,5 +1,5 @@
 """Paired before/after change of per-speaker *counts* with no training draw (e.g. WER of two
-models on the same test speakers, ``training.finetune.wer_table``): a paired speaker
+models on the same test speakers, :func:`probekit.bias.wer.wer_table`): a paired speaker
 bootstrap and a paired permutation (swap) test with Westfall-Young step-down max-T over rows.
 
 Probe results, whose probes were retrained per split, are compared with the split design
@@ -51,7 +51,8 @@ class PairedChange:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per (row, statistic): ``before, after, change`` (after - before),
+        One row per (row, statistic; named by its weighting, ``pooled_difference``, ...):
+        ``weighting``, ``before, after, change`` (after - before),
         ``ci_low, ci_high`` (paired speaker bootstrap), ``p_value`` (two-sided paired
         permutation), ``p_fwer`` (Westfall-Young step-down max-T over the rows, per
         statistic), ``n_speakers`` (speakers behind the statistic), ``n_items``.
