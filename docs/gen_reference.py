@@ -22,7 +22,7 @@ DOCS = Path(__file__).parent
 PACKAGES = ["probekit.corpus", "probekit.corpus.readers", "probekit.corpus.readers.hf",
             "probekit.corpus.readers.mfa", "probekit.corpus.phonesets", "probekit.encoders",
             "probekit.store", "probekit.probes", "probekit.probes.grid", "probekit.bias",
-            "probekit.bias.compare",
+            "probekit.bias.compare", "probekit.bias.wer",
             "probekit.report", "probekit.study", "probekit.demo", "probekit.outdir",
             "probekit.locks", "probekit.cliutil"]
 
