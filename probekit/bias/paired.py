@@ -11,7 +11,6 @@ every test speaker together (docs/concepts.md, "Before/after comparisons").
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +19,8 @@ import pandas as pd
 
 from probekit.bias.errors import BiasInputError
 from probekit.bias.inference import maxt_stepdown
-from probekit.bias.metrics import SUMMARY_STATISTICS, group_statistics, statistic_name
+from probekit.bias.metrics import (SUMMARY_STATISTICS, WEIGHTINGS, group_statistics,
+                                   statistic_name)
 from probekit.bias.permutation import permutation_pvalue
 from probekit.bias.resample import percentile_ci, speaker_bootstrap_indices
 
@@ -102,6 +102,12 @@ def paired_change(errors_before, n_before, errors_after, n_after, groups, *,
     R, S = Ka.shape
     if groups.shape != (S,):
         raise BiasInputError(f"groups has shape {groups.shape}, expected ({S},)")
+    if weighting not in WEIGHTINGS:
+        raise BiasInputError(f"weighting {weighting!r}: use one of {list(WEIGHTINGS)}")
+    unknown = sorted(set(statistics or ()) - set(SUMMARY_STATISTICS) - {"group"})
+    if unknown:
+        raise BiasInputError(f"unknown statistic(s) {unknown}: use kinds from "
+                             f"{list(SUMMARY_STATISTICS)} and 'group'")
     if (Na <= 0).any() or (Nb <= 0).any():
         raise BiasInputError("every speaker needs n > 0 items before and after")
     names, codes = np.unique(groups, return_inverse=True)

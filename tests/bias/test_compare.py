@@ -50,6 +50,14 @@ def test_the_change_is_after_minus_before_and_fwer_is_no_smaller_than_raw():
                                    "pooled_ratio", "pooled_group:g3"}
     assert set(t["weighting"]) == {"items"}
     assert (t.loc[t["statistic"] == "pooled_group:g3", "n_speakers"] == 5).all()
+    # the speakers weighting names its rows unpooled; a pooled name or a typo is refused
+    ts = paired_change(Ka, Na, Kb, Nb, g, n_perm=99, n_boot=49, weighting="speakers",
+                       statistics=("macro",)).table
+    assert set(ts["statistic"]) == {"macro"} and set(ts["weighting"]) == {"speakers"}
+    assert not np.allclose(ts["before"], t.loc[t["statistic"] == "pooled_macro", "before"])
+    for bad in ({"statistics": ("pooled_macro",)}, {"weighting": "utterances"}):
+        with pytest.raises(BiasInputError, match="pooled_macro|utterances"):
+            paired_change(Ka, Na, Kb, Nb, g, n_perm=9, n_boot=9, **bad)
 
 
 def _table(seed=0, reduction=0.0, K=4):
