@@ -4,7 +4,10 @@ transfer and the random-variance vs systematic-bias decomposition (see docs/conc
 Entry points: :class:`GroupMetrics` (one slice), :func:`layerwise_bias`,
 :func:`cross_group_transfer`, :func:`speaker_dispersion`, :func:`count_model`,
 :func:`type_groups`, and :func:`analyze` (all of them from a results table); the
-``probekit analyze`` command writes their tables and figures.
+``probekit analyze`` command writes their tables and figures. Every group statistic comes
+from one core, :func:`group_statistics`, with its weighting named (``speakers`` or
+``items``; docs/concepts.md, "Weightings"); the before/after WER table is
+:func:`probekit.bias.wer.wer_table`.
 """
 
 from probekit.bias.analysis import Analysis, analyze
