@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.bias.compare import split_change
+from probekit.bias.metrics import parse_statistic, statistic_name
 from probekit.bias.paired import paired_change
 
 G, SPK, L, ITEMS = 4, 10, 4, 80
@@ -97,10 +98,14 @@ def _old(before, after, n, codes):
     N = n.sum(1)
     keep = N[0] > 0                                        # speakers tested in some split
     N, codes = N[:, keep], codes[keep]
-    return paired_change(pool(before)[:, keep], N, pool(after)[:, keep], N,
-                         np.array([f"g{c}" for c in codes]),
-                         statistics=("macro", "overall", "difference", "group"),
-                         n_boot=199, n_perm=199, seed=0).table.set_index(["statistic", "row"])
+    t = paired_change(pool(before)[:, keep], N, pool(after)[:, keep], N,
+                      np.array([f"g{c}" for c in codes]),
+                      statistics=("macro", "overall", "difference", "group"),
+                      n_boot=199, n_perm=199, seed=0).table
+    # rows are named by weighting (pooled_macro, pooled_group:g0, ...): index them unpooled
+    kind = t["statistic"].map(parse_statistic)
+    return t.assign(statistic=[statistic_name(k, g) for k, g, _ in kind]
+                    ).set_index(["statistic", "row"])
 
 
 def run(n_draws: int = 400, seed: int = 0, *, splits=(10, 3),

@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 
+from probekit.bias.metrics import parse_statistic
 from probekit.bias.paired import paired_change
 
 G, SPK, L = 4, 5, 4
@@ -72,7 +73,9 @@ def run(n_draws: int = 400, seed: int = 0, *, n_perm: int = 999, n_boot: int = 9
             Ka, Na, Kb, Nb, groups = simulate_pair(rng, reduction=0.8 if planted else 0.0)
             pc = paired_change(Ka, Na, Kb, Nb, groups, statistics=tests, n_perm=n_perm,
                                n_boot=n_boot, seed=int(rng.integers(2 ** 31)))
-            t = pc.table.set_index(["statistic", "row"])
+            # rows are named by weighting (pooled_difference, ...); index them by kind
+            t = pc.table.assign(statistic=pc.table["statistic"].map(
+                lambda s: parse_statistic(s)[0])).set_index(["statistic", "row"])
             if planted:
                 hits["power_paired_difference"] += t.at[("difference", 2), "p_value"] <= 0.05
                 hits["power_paired_difference_fwer"] += t.at[("difference", 2), "p_fwer"] <= 0.05

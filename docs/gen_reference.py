@@ -23,7 +23,7 @@ PACKAGES = ["probekit.corpus", "probekit.corpus.readers", "probekit.corpus.reade
             "probekit.corpus.readers.mfa", "probekit.corpus.phonesets", "probekit.encoders",
             "probekit.store", "probekit.probes", "probekit.probes.grid", "probekit.probes.tasks",
             "probekit.bias",
-            "probekit.bias.compare",
+            "probekit.bias.compare", "probekit.bias.wer",
             "probekit.report", "probekit.study", "probekit.demo", "probekit.outdir",
             "probekit.locks", "probekit.cliutil"]
 

@@ -18,8 +18,10 @@ dropped after.
 ``language`` other than English: Whisper's basic normaliser (lowercase, brackets and
 punctuation removed, no number or spelling rules).
 
-:func:`word_errors` / :func:`char_errors` score already-normalised (or raw, with
-``normalize=True``) pairs with ``jiwer``: errors, reference length and rate.
+:func:`edit_counts` is the one ``jiwer`` error counter (per pair: errors and reference
+length); :func:`word_errors` / :func:`char_errors` sum it over a corpus: rate (a fraction in
+[0, 1], above 1 only through insertions; percent only when rendered), errors, reference
+length. Already-normalised pairs, or raw ones with ``normalize=True``.
 
 Both the CTC probe (:mod:`probekit.probes.ctc`) and the fine-tuning evaluation
 (:mod:`training.evaluate`) use this module, so a probe's WER and a fine-tuned model's WER
@@ -35,7 +37,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
-__all__ = ["normalize_text", "english_normalizer", "word_errors", "char_errors", "sentence_key"]
+import numpy as np
+
+__all__ = ["normalize_text", "english_normalizer", "edit_counts", "word_errors", "char_errors",
+           "sentence_key"]
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _HAS_ALNUM = re.compile(r"\w")
@@ -84,32 +89,57 @@ def sentence_key(text: str, language: str = "en") -> str | None:
     return f"text:{key}" if key else None
 
 
-def _errors(refs: Sequence[str], hyps: Sequence[str], unit: str, normalize: bool,
-            language: str) -> tuple[float, int, int]:
+def edit_counts(refs: Sequence[str], hyps: Sequence[str], *, unit: str = "word",
+                normalize: bool = False, language: str = "en") -> tuple[np.ndarray, np.ndarray]:
+    """The one ``jiwer`` error counter: per (reference, hypothesis) pair, the edit errors
+    (substitutions + deletions + insertions) and the reference length (hits + substitutions
+    + deletions), in words (``unit="word"``) or characters (``"char"``, spaces count).
+
+    An empty reference gives its insertions and length 0 (its rate is undefined); ``None``
+    as a hypothesis is the empty one. ``normalize``: :func:`normalize_text` both sides first.
+    Rates are fractions: ``errors.sum() / n_ref.sum()`` (:func:`word_errors`).
+
+    >>> edit_counts(["a b c", "x"], ["a c", "x y"])
+    (array([1, 1]), array([3, 1]))
+    """
     import jiwer
 
+    refs, hyps = list(refs), list(hyps)
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references for {len(hyps)} hypotheses")
-    if normalize:
-        refs = [normalize_text(r, language) for r in refs]
-        hyps = [normalize_text(h, language) for h in hyps]
-    pairs = [(r, h or "") for r, h in zip(refs, hyps) if r]
-    if not pairs:
-        return float("nan"), 0, 0
+    if unit not in ("word", "char"):
+        raise ValueError(f"unit must be 'word' or 'char', got {unit!r}")
     fn = jiwer.process_words if unit == "word" else jiwer.process_characters
-    out = fn([r for r, _ in pairs], [h for _, h in pairs])
-    errors = out.substitutions + out.deletions + out.insertions
-    n_ref = out.hits + out.substitutions + out.deletions
-    return 100.0 * errors / n_ref, errors, n_ref
+    errors, n_ref = np.zeros(len(refs), np.int64), np.zeros(len(refs), np.int64)
+    for i, (r, h) in enumerate(zip(refs, hyps)):
+        if not isinstance(r, str) or not isinstance(h, (str, type(None))):
+            raise TypeError(f"pair {i} is not a pair of str: {type(r).__name__}, "
+                            f"{type(h).__name__}")
+        if normalize:
+            r, h = normalize_text(r, language), normalize_text(h or "", language)
+        out = fn(r, h or "")
+        errors[i] = out.substitutions + out.deletions + out.insertions
+        n_ref[i] = out.hits + out.substitutions + out.deletions
+    return errors, n_ref
+
+
+def _errors(refs: Sequence[str], hyps: Sequence[str], unit: str, normalize: bool,
+            language: str) -> tuple[float, int, int]:
+    errors, n_ref = edit_counts(refs, hyps, unit=unit, normalize=normalize, language=language)
+    keep = n_ref > 0                          # empty references are skipped
+    e, n = int(errors[keep].sum()), int(n_ref[keep].sum())
+    return (e / n if n else float("nan")), e, n
 
 
 def word_errors(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = False,
                 language: str = "en") -> tuple[float, int, int]:
-    """Corpus-level WER (%), word errors and reference words; empty references skipped."""
+    """Corpus-level WER (a fraction), word errors and reference words; empty references
+    skipped (:func:`edit_counts`)."""
     return _errors(refs, hyps, "word", normalize, language)
 
 
 def char_errors(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = False,
                 language: str = "en") -> tuple[float, int, int]:
-    """Corpus-level CER (%), character errors and reference characters (spaces count)."""
+    """Corpus-level CER (a fraction), character errors and reference characters (spaces
+    count); empty references skipped (:func:`edit_counts`)."""
     return _errors(refs, hyps, "char", normalize, language)

@@ -114,8 +114,8 @@ def _train(args: argparse.Namespace) -> int:
                f"{'' if d is None else f'_d{d:g}'}.csv", index=False)
         print(f"\n{name}:")
         print(rep.by_group.to_string())
-        print(f"{name}: macro-WER {rep.macro:.1f}  overall {rep.overall:.1f}  gap "
-              f"{rep.gap:.1f}  worst {rep.worst}")
+        print(f"{name}: macro-WER {100 * rep.macro:.1f} %  overall {100 * rep.overall:.1f} %"
+              f"  gap {100 * rep.gap:.1f} points  worst {rep.worst}")
     print(f"adapters: {res.adapters_dir}; merged model for probekit (with the ids of the "
           f"speakers and sentences it saw): load_encoder('{res.merged_dir}')")
     return 0

@@ -13,7 +13,13 @@ accented speech.
 Metrics (seed 000's definitions): a group's WER is its corpus-level WER (errors summed over
 its utterances / reference words summed); overall is the same over all utterances (micro);
 macro-WER the unweighted mean of the group WERs; gap = max - min group WER; worst = the group
-with the highest WER. Values are percentages.
+with the highest WER. Values are fractions in [0, 1] (above 1 only through insertions), as in
+every table of probekit; percent is for display. Errors are counted by
+:func:`probekit.text.edit_counts`, the one ``jiwer`` counter. This is the training side's
+descriptive summary (validation and the run's own printout): ``training`` sits below the
+analysis and may not import :mod:`probekit.bias`, whose WER table
+(:func:`probekit.bias.wer.wer_table`, the same item-pooled group WERs through the one
+group-statistics core, with intervals and paired changes) is what studies report.
 """
 
 from __future__ import annotations
@@ -160,9 +166,10 @@ class WERReport:
     Attributes
     ----------
     by_group : pandas.DataFrame
-        Index: group; columns ``wer`` (%), ``errors``, ``ref_words``, ``n_utts``.
+        Index: group; columns ``wer`` (a fraction), ``errors``, ``ref_words``, ``n_utts``.
     overall, macro, gap : float
-        Micro WER over all utterances, unweighted mean of group WERs, max - min group WER (%).
+        Micro WER over all utterances, unweighted mean of group WERs, max - min group WER
+        (fractions).
     worst : str
         Group with the highest WER.
     """

@@ -12,7 +12,8 @@ note saying so, when they do not). :func:`finetune` injects the adapters, trains
 :class:`~training.trainer.Trainer`, saves the adapters and the merged model *with the ids of
 the speakers and sentences it saw* (:class:`probekit.bias.compare.SeenIds`, the leakage guard
 of before/after comparisons), and transcribes the test split. A finished run folder is reused.
-:func:`wer_table` is the before/after WER table with speaker-bootstrap intervals.
+The before/after WER table with speaker-bootstrap intervals is
+:func:`probekit.bias.wer.wer_table` (the analysis, above training).
 """
 
 from __future__ import annotations
@@ -35,10 +36,9 @@ from training.runkey import (base_fingerprint, run_settings, settings_diff, sett
                              transcripts_settings)
 from training.methods import available_methods, get_method
 from training.splits import FinetuneError, FinetuneSplit, finetune_splits
-from training.wer import speaker_word_errors, wer_table
 
 __all__ = ["FinetuneSplit", "FinetuneResult", "FinetuneError", "finetune_splits", "finetune",
-           "speaker_word_errors", "wer_table", "term_shares", "METHODS"]
+           "term_shares", "METHODS"]
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,10 @@ transfer and the random-variance vs systematic-bias decomposition (see docs/conc
 Entry points: :class:`GroupMetrics` (one slice), :func:`layerwise_bias`,
 :func:`cross_group_transfer`, :func:`speaker_dispersion`, :func:`count_model`,
 :func:`type_groups`, and :func:`analyze` (all of them from a results table); the
-``probekit analyze`` command writes their tables and figures.
+``probekit analyze`` command writes their tables and figures. Every group statistic comes
+from one core, :func:`group_statistics`, with its weighting named (``speakers`` or
+``items``; docs/concepts.md, "Weightings"); the before/after WER table is
+:func:`probekit.bias.wer.wer_table`.
 """
 
 from probekit.bias.analysis import Analysis, analyze
@@ -16,7 +19,7 @@ from probekit.bias.inference import holm, maxt_adjust, twoway_cluster_t
 from probekit.bias.layerwise import LayerwiseBias, layerwise_bias
 from probekit.bias.compare import Comparison, LeakageError, SeenIds, compare_encoders, paired_change
 from probekit.bias.counts import count_model
-from probekit.bias.metrics import GroupMetrics, gap_statistics
+from probekit.bias.metrics import GroupMetrics, group_statistics
 from probekit.bias.permutation import group_vs_rest, paired_signflip
 from probekit.bias.simulate import simulate_embeddings, simulate_results
 from probekit.bias.speakers import SpeakerMatrix, speaker_matrix
@@ -24,7 +27,7 @@ from probekit.bias.transfer import POOLED, Transfer, cross_group_transfer
 
 __all__ = ["Analysis", "analyze", "TYPES", "type_groups", "typing_rule", "speaker_dispersion",
            "BiasInputError", "TooFewSpeakersError", "LayerwiseBias", "layerwise_bias",
-           "GroupMetrics", "gap_statistics", "count_model", "group_vs_rest", "holm", "maxt_adjust",
+           "GroupMetrics", "group_statistics", "count_model", "group_vs_rest", "holm", "maxt_adjust",
            "twoway_cluster_t", "paired_signflip", "simulate_embeddings", "simulate_results",
            "SpeakerMatrix", "speaker_matrix", "SplitMatrix", "split_matrix", "POOLED",
            "Transfer", "cross_group_transfer", "Comparison", "LeakageError", "SeenIds",

@@ -22,14 +22,16 @@ from scipy.stats import t as student_t
 from probekit.bias.design import speaker_mean_weights, split_average
 from probekit.bias.errors import BiasInputError
 from probekit.bias.inference import holm, twoway_from_scores
-from probekit.bias.layerwise import speaker_statistics
-from probekit.bias.metrics import group_of
+from probekit.bias.metrics import (SUMMARY_STATISTICS, group_of, group_statistics,
+                                   statistic_name)
 
-__all__ = ["split_change", "COMPARE_STATISTICS", "LINEAR_STATISTICS", "ONE_SPLIT"]
+__all__ = ["split_change", "COMPARE_STATISTICS", "LINEAR_STATISTICS", "ONE_SPLIT", "WEIGHTING"]
 
 #: Statistics compared (besides ``group:<g>``): summaries, then gaps (larger = more unequal,
 #: except ``ratio``, min / max, where 1 is parity).
-COMPARE_STATISTICS = ("overall", "macro", "worst", "difference", "ratio", "relative_gap", "std")
+COMPARE_STATISTICS = SUMMARY_STATISTICS
+#: The group means weigh each test speaker's split-averaged rate once, as the layer curves do.
+WEIGHTING = "speakers"
 #: Statistics that are weighted means of the cells (besides ``group:<g>``); the others are
 #: nonlinear in the group means (delta method).
 LINEAR_STATISTICS = ("overall", "macro")
@@ -117,7 +119,8 @@ def split_change(before: np.ndarray, after: np.ndarray, codes, group_names: Sequ
 
     Returns
     -------
-    DataFrame, one row per (row, statistic): ``before, after, change, se, df, t, ci_low,
+    DataFrame, one row per (row, statistic): ``weighting`` (``speakers``: the group means
+    of :func:`~probekit.bias.metrics.group_statistics`), ``before, after, change, se, df, t, ci_low,
     ci_high, p_value`` (two-sided), ``p_fwer`` (Holm over the rows), ``ci_low_fwer,
     ci_high_fwer`` (simultaneous over the rows, Bonferroni), ``n_speakers, n_splits,
     method, note``.
@@ -138,13 +141,13 @@ def split_change(before: np.ndarray, after: np.ndarray, codes, group_names: Sequ
     want = lambda k: statistics is None or k in statistics or (  # noqa: E731
         group_of(k) is not None and "group" in statistics)
     stats = [s for s in COMPARE_STATISTICS if want(s)] + \
-        [f"group:{g}" for g in names if want(f"group:{g}")]
+        [statistic_name("group", g) for g in names if want(statistic_name("group", g))]
     tested = ~np.isnan(A)
     Wg = np.stack([speaker_mean_weights(tested, codes, G, f"group:{g}") for g in range(G)], -1)
     w_all = speaker_mean_weights(tested, codes, G, "overall")                  # (R, K, S)
     enc = []
     for X in (A, B):
-        st = speaker_statistics(split_average(X), codes, G)
+        st = group_statistics(split_average(X), None, codes, G, weighting=WEIGHTING)
         resid = np.where(tested, X - np.take(np.nan_to_num(st["by_group"]), codes, -1)[:, None], 0.0)
         res_all = np.where(tested, X - st["overall"][:, None, None], 0.0)
         enc.append((st, resid, res_all))
@@ -157,15 +160,16 @@ def split_change(before: np.ndarray, after: np.ndarray, codes, group_names: Sequ
             wb = (Wg * _gradient(s, sb, names)[:, None, None, :]).sum(-1)     # (R, K, S)
             wa = (Wg * _gradient(s, sa, names)[:, None, None, :]).sum(-1)
             c = wa * ea - wb * eb
-        gi = names.index(group_of(s)) if group_of(s) is not None else None
-        vb, va = (x["by_group"][:, gi] if gi is not None else x[s] for x in (sb, sa))
+        g = group_of(s)
+        vb, va = (x["by_group"][:, names.index(g)] if g is not None else x[s] for x in (sb, sa))
         ct = twoway_from_scores(va - vb, c, tested, alpha)
         est, se, df = ct["mean"], ct["se"], ct["df"]
         n_tests = max(int(np.isfinite(ct["p_two"]).sum()), 1)
         qf = student_t.ppf(1 - alpha / (2 * n_tests), df)
+        gi = names.index(g) if g is not None else None
         has_spk = tested.any(1) & ((codes == gi) if gi is not None else True)
         out.append(pd.DataFrame({
-            "row": rows, "statistic": s, "before": vb, "after": va, "change": est, "se": se,
+            "row": rows, "statistic": s, "weighting": WEIGHTING, "before": vb, "after": va, "change": est, "se": se,
             "df": df, "t": ct["t"], "ci_low": ct["ci_low"], "ci_high": ct["ci_high"],
             "p_value": ct["p_two"], "p_fwer": holm(ct["p_two"]),
             "ci_low_fwer": est - qf * se, "ci_high_fwer": est + qf * se,

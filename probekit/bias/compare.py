@@ -78,7 +78,8 @@ class Comparison:
     ----------
     table : pandas.DataFrame
         One row per (before, after, task, probe, metric, group_attribute, layer, statistic):
-        ``layer_index, before_value, after_value, change, se, df, t, ci_low, ci_high,
+        ``layer_index, weighting`` (``speakers``), ``before_value, after_value, change, se,
+        df, t, ci_low, ci_high,
         p_value, p_fwer, ci_low_fwer, ci_high_fwer, n_speakers, n_splits, method, note,
         n_items, n_layers`` (:func:`split_change`). ``p_fwer`` and the ``_fwer`` interval are
         over the layers of one (pair, task, probe, metric, statistic).

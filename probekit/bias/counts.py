@@ -37,6 +37,10 @@ from probekit.bias._slices import SLICE_KEYS, iter_slices
 
 __all__ = ["count_model", "mancl_derouen_cov"]
 
+#: How the table weighs its data (docs/concepts.md, "Weightings"):
+#: the model weighs each (speaker, split) row by its items.
+WEIGHTING = "items"
+
 _NUMERIC = ["effect", "ratio", "ci_low", "ci_high", "p_value", "se", "df"]
 
 
@@ -226,5 +230,6 @@ def count_model(df: pd.DataFrame, *, train_set: str = "all", alpha: float = 0.05
         out.append(sl)
     cols = SLICE_KEYS + ["train_set", "layer_index", "layer", "group", "family", "effect",
                         "ratio", "ci_low", "ci_high", "p_value", "p_holm", "group_rate", "se",
-                        "df", "n_speakers", "n_splits", "working_corr", "rho", "status"]
-    return pd.concat(out, ignore_index=True)[cols]
+                        "df", "n_speakers", "n_splits", "working_corr", "rho", "status", "weighting"]
+    # the model weighs each (speaker, split) row by its items (group_rate: pooled counts)
+    return pd.concat(out, ignore_index=True).assign(weighting=WEIGHTING)[cols]

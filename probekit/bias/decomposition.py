@@ -73,6 +73,10 @@ from probekit.bias.transfer import REFERENCES, own_vs_broad_cells
 __all__ = ["type_groups", "TYPES", "typing_rule", "type_at_level",
            "dispersion_tests", "did_cells", "probe_error_frame"]
 
+#: How the table weighs its data (docs/concepts.md, "Weightings"):
+#: each test speaker's split-averaged rate counts once.
+WEIGHTING = "speakers"
+
 TYPES = ("neither", "systematic", "random", "both", "worse, unexplained")
 # The typing applies to content tasks only (Task.content: their groups can have their own
 # probe); the dispersion test to tasks of phone segments (Task.dispersion).
@@ -330,4 +334,4 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
                 "reason": reason, "n_speakers": n_spk[lj], "n_per_split": n_split[lj]}))
     if not out:
         return pd.DataFrame(columns=SLICE_KEYS + ["layer", "group", "type"])
-    return type_at_level(pd.concat(out, ignore_index=True), level)
+    return type_at_level(pd.concat(out, ignore_index=True).assign(weighting=WEIGHTING), level)

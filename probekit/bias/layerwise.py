@@ -45,39 +45,23 @@ from scipy.special import gammaln
 
 from probekit.bias._slices import iter_slices, spearman
 from probekit.bias.design import group_moments, split_matrix
-from probekit.bias.inference import (between_group_variance, maxt_adjust, permutation_pvalue,
-                                     welch_vs_rest)
+from probekit.bias.inference import maxt_adjust, permutation_pvalue, welch_vs_rest
+from probekit.bias.metrics import group_statistics, statistic_name, statistics_of
 from probekit.bias.resample import (clusters_behind, null_replicates, percentile_ci,
                                     split_speaker_bootstrap)
 
-__all__ = ["LayerwiseBias", "layerwise_bias", "BIAS_MEASURES", "speaker_statistics",
-           "SUMMARY_STATISTICS", "degenerate_cells"]
+__all__ = ["LayerwiseBias", "layerwise_bias", "BIAS_MEASURES", "SUMMARY_STATISTICS",
+           "WEIGHTING", "degenerate_cells"]
 
 #: Bias measures related to the error across layers (``between_var`` is the debiased one).
 BIAS_MEASURES = ("between_var", "difference", "relative_gap")
-SUMMARY_STATISTICS = ("overall", "macro", "worst", "difference", "ratio", "relative_gap", "std",
-                      "between_var")
+#: Each test speaker's split-averaged rate counts once (docs/concepts.md, "Weightings").
+WEIGHTING = "speakers"
+SUMMARY_STATISTICS = statistics_of(WEIGHTING)
 
 
-def speaker_statistics(r: np.ndarray, codes: np.ndarray, G: int) -> dict[str, np.ndarray]:
-    """Summary and gap statistics from speaker rates ``r`` (..., S) (NaN = no data).
-
-    Group errors are equal-weight means of their speakers' rates; ``overall`` is the mean
-    over all speakers; the gaps are over the groups that have data.
-    """
-    m, _, n = group_moments(r, codes, G)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx, mn = np.nanmax(np.where(n > 0, m, -np.inf), -1), np.nanmin(np.where(n > 0, m, np.inf), -1)
-        has = (n > 0).sum(-1)
-        mx, mn = np.where(has > 0, mx, np.nan), np.where(has > 0, mn, np.nan)
-        macro = np.nansum(np.where(n > 0, m, 0.0), -1) / has
-        std = np.sqrt(np.nansum(np.where(n > 0, (m - macro[..., None]) ** 2, 0.0), -1) / has)
-        return {"overall": np.nanmean(r, -1) if r.shape[-1] else np.nan, "macro": macro,
-                "worst": mx, "difference": np.where(has >= 2, mx - mn, np.nan),
-                "ratio": np.where((has >= 2) & (mx > 0), mn / mx, np.nan),
-                "relative_gap": np.where((has >= 2) & (macro > 0), (mx - mn) / macro, np.nan),
-                "std": np.where(has >= 2, std, np.nan),
-                "between_var": between_group_variance(r, codes, G), "by_group": m}
+def _statistics(r: np.ndarray, codes: np.ndarray, G: int) -> dict[str, np.ndarray]:
+    return group_statistics(r, None, codes, G, weighting=WEIGHTING)
 
 
 @dataclass(frozen=True)
@@ -95,11 +79,13 @@ class LayerwiseBias:
         alpha"; empty otherwise) and ``p_min`` (the smallest p the permutation test can give
         with the speakers present: :func:`degenerate_cells`). Statistics: ``overall, macro,
         worst, difference, ratio, relative_gap, std, between_var, max_abs_t`` and
-        ``group:<g>`` (p: one-sided "worse than the rest").
+        ``group:<g>`` (p: one-sided "worse than the rest"), all with ``weighting`` =
+        ``speakers`` (:func:`~probekit.bias.metrics.group_statistics`: each test speaker's
+        split-averaged rate counts once).
     summary : pandas.DataFrame
         One row per (slice, bias measure): ``n_layers, min_error_layer, min_error_share,
         max_bias_layer, max_bias_share, min_bias_layer, spearman, null_mean, p_value``
-        (joint null, two-sided), ``reason``.
+        (joint null, two-sided), ``reason``, ``weighting``.
     """
 
     curves: pd.DataFrame
@@ -196,15 +182,15 @@ def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 10
         m = split_matrix(sub, rows=["layer_index", "layer"])
         G, L, K = len(m.group_names), len(m.keys), len(m.splits)
         r = m.speaker_rates()                                                  # (L, S)
-        obs = speaker_statistics(r, m.codes, G)
-        boot = speaker_statistics(split_speaker_bootstrap(m.rates, m.codes, n_boot, rng),
-                                  m.codes, G)                                  # (B, L)
+        obs = _statistics(r, m.codes, G)
+        boot = _statistics(split_speaker_bootstrap(m.rates, m.codes, n_boot, rng),
+                           m.codes, G)                                  # (B, L)
         t_obs = welch_vs_rest(r, m.codes, G)
         with np.errstate(invalid="ignore"):
             f_obs = np.nanmax(np.abs(t_obs), -1) if G else np.full(L, np.nan)
         nulls, ps = {}, {"f": [], "f_adj": [], "t": [], "t_adj": []}
         for kind, rp in null_replicates(m.rates, m.codes, n_perm, rng).items():   # (P, L, S)
-            nulls[kind] = speaker_statistics(rp, m.codes, G)
+            nulls[kind] = _statistics(rp, m.codes, G)
             t_null = welch_vs_rest(rp, m.codes, G)
             with np.errstate(invalid="ignore"):
                 f_null = np.nanmax(np.abs(t_null), -1)
@@ -235,7 +221,7 @@ def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 10
         for gi, g in enumerate(m.group_names):
             lo, hi = percentile_ci(boot["by_group"][..., gi], alpha, axis=0,
                                    n_clusters=max(int(n_layer[:, gi].min()), 2))
-            curves.append(pd.DataFrame({**base, "statistic": f"group:{g}",
+            curves.append(pd.DataFrame({**base, "statistic": statistic_name("group", g),
                                         "estimate": obs["by_group"][:, gi], "ci_low": lo,
                                         "ci_high": hi, "p_value": p_t[:, gi],
                                         "p_fwer": p_t_adj[:, gi], "n_speakers": n_layer[:, gi],
@@ -244,8 +230,11 @@ def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 10
                                         "p_min": dg["p_min_group"][:, gi]}))
         summaries += _summary_rows(key, train_set, m.keys["layer"].to_numpy(), obs, boot, nulls,
                                    int(n_layer.sum(1).min()))
-    return LayerwiseBias(curves=pd.concat(curves, ignore_index=True),
-                         summary=pd.DataFrame(summaries))
+    curves, summary = pd.concat(curves, ignore_index=True), pd.DataFrame(summaries)
+    curves.insert(curves.columns.get_loc("statistic") + 1, "weighting", WEIGHTING)
+    if len(summary):
+        summary.insert(summary.columns.get_loc("bias_measure") + 1, "weighting", WEIGHTING)
+    return LayerwiseBias(curves=curves, summary=summary)
 
 
 def _share(argbest: np.ndarray, layer_index: int) -> float:

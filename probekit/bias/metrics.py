@@ -1,10 +1,19 @@
-"""Group metrics in the spirit of fairlearn's MetricFrame, with speaker-level uncertainty.
+"""The one group-statistics core, the one spelling of statistic names, and :class:`GroupMetrics`.
 
-Every metric of the results table is an error rate, so the group error is the micro average
-``e_g = sum_{s in g} k_s / sum_{s in g} n_s`` (k: error count, n: items), exactly what
-fairlearn's MetricFrame gives on the items. Gaps, their confidence intervals (a cluster
-bootstrap over speakers, stratified by group) and permutation p-values (group labels shuffled
-across speakers) are computed once, in ``__init__``, with numpy index arrays.
+* :func:`group_statistics`: per-speaker errors (and item counts) -> group errors, summaries
+  and gaps, with the weighting named (``items``: pooled counts, the micro average;
+  ``speakers``: each speaker's rate counts once). Any leading axes, so the observed values,
+  bootstrap and permutation replicates and paired swaps all go through it:
+  :func:`~probekit.bias.layerwise.layerwise_bias`, :func:`~probekit.bias.change.split_change`,
+  :func:`~probekit.bias.paired.paired_change`, :class:`GroupMetrics` and the WER table
+  (:mod:`probekit.bias.wer`) are its uses.
+* :func:`statistics_of`: the one list of statistic kinds; :func:`statistic_name` /
+  :func:`parse_statistic`: the one builder / parser of row names (item-pooled rows are
+  ``pooled_...``, so one name never means two estimators).
+* :class:`GroupMetrics`: one slice, fairlearn-style (the group error is the micro average
+  ``e_g = sum_{s in g} k_s / sum_{s in g} n_s``, exactly what fairlearn's MetricFrame gives
+  on the items), with cluster-bootstrap intervals (speakers, stratified by group) and
+  permutation p-values (group labels shuffled across speakers), computed once.
 """
 
 from __future__ import annotations
@@ -12,15 +21,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from probekit.bias.design import group_moments
 from probekit.bias.errors import BiasInputError
-from probekit.bias.inference import welch_vs_rest
+from probekit.bias.inference import between_group_variance, welch_vs_rest
 from probekit.bias.permutation import group_vs_rest, permutation_pvalue
 from probekit.bias.resample import (clusters_behind, percentile_ci,
                                     speaker_bootstrap_indices, speaker_permutation_indices)
 from probekit.bias.speakers import SpeakerMatrix, speaker_matrix
 
-__all__ = ["GroupMetrics", "gap_statistics", "GAP_STATISTICS", "SUMMARY_STATISTICS", "WEIGHTINGS",
-           "statistic_name", "parse_statistic", "group_of"]
+__all__ = ["GroupMetrics", "group_statistics", "statistics_of", "GAP_STATISTICS",
+           "SUMMARY_STATISTICS", "SPEAKER_ONLY_STATISTICS", "WEIGHTINGS", "statistic_name",
+           "parse_statistic", "group_of"]
 
 #: How a group statistic weighs its data: ``speakers`` (each speaker's rate counts once) or
 #: ``items`` (error counts pooled over items). Each statistic name belongs to one weighting.
@@ -57,23 +68,70 @@ def group_of(name: str) -> str | None:
 
 #: Statistics that measure inequality (larger = more unequal, except ``ratio``: 1 = parity).
 GAP_STATISTICS = ("difference", "ratio", "relative_gap", "std")
+#: The summary and gap statistics every weighting gives (besides one per group).
 SUMMARY_STATISTICS = ("overall", "macro", "worst") + GAP_STATISTICS
+#: Statistics only the ``speakers`` weighting gives: the debiased between-group variance
+#: (:func:`~probekit.bias.inference.between_group_variance`) needs each speaker's rate.
+SPEAKER_ONLY_STATISTICS = ("between_var",)
 
 
-def gap_statistics(Kg: np.ndarray, Ng: np.ndarray) -> dict[str, np.ndarray]:
-    """Summary and gap statistics from per-group error and item counts (..., G).
+def statistics_of(weighting: str) -> tuple[str, ...]:
+    """The one list of statistic kinds a weighting gives (per-group rows come on top)."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    return SUMMARY_STATISTICS + (SPEAKER_ONLY_STATISTICS if weighting == "speakers" else ())
 
-    ``overall`` micro error; ``macro`` unweighted mean of group errors; ``worst`` max group
-    error; ``difference`` max - min; ``ratio`` min / max (fairlearn's convention, 1 = parity);
-    ``relative_gap`` (max - min) / macro; ``std`` population std of group errors.
+
+def group_statistics(errors: np.ndarray, n: np.ndarray | None, codes: np.ndarray, n_groups: int,
+                     *, weighting: str) -> dict[str, np.ndarray]:
+    """The one core of every group statistic: per-speaker errors (..., S) -> each (...,).
+
+    The leading axes are anything: observed rows, bootstrap or permutation replicates, paired
+    swaps; the last axis is the speakers, ``codes`` (S,) their groups in ``0..n_groups-1``.
+
+    ``weighting="items"``: ``errors`` and ``n`` are error and item counts; a group's error is
+    its pooled rate ``sum k / sum n`` (the micro average, fairlearn's MetricFrame on the
+    items), ``overall`` the same over every speaker. ``weighting="speakers"``: each speaker's
+    rate ``errors / n`` (``n=None``: ``errors`` are rates already; NaN = no data) counts once;
+    a group's error is the mean of its speakers' rates, ``overall`` the mean over speakers,
+    and ``between_var`` is added.
+
+    From the group errors (groups with data only): ``macro`` (unweighted mean), ``worst``
+    (max), ``difference`` (max - min), ``ratio`` (min / max, 1 = parity), ``relative_gap``
+    ((max - min) / macro), ``std`` (population std); the gaps need two groups with data
+    (NaN otherwise). ``by_group`` (..., G) holds the group errors.
     """
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    K = np.asarray(errors, float)
+    G = int(n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
-        e = Kg / Ng
-        mx, mn, macro = e.max(-1), e.min(-1), e.mean(-1)
-        return {"overall": Kg.sum(-1) / Ng.sum(-1), "macro": macro, "worst": mx,
-                "difference": mx - mn, "ratio": np.where(mx > 0, mn / mx, np.nan),
-                "relative_gap": np.where(macro > 0, (mx - mn) / macro, np.nan),
-                "std": e.std(-1), "by_group": e}
+        if weighting == "items":
+            if n is None:
+                raise ValueError("weighting='items' needs the item counts n")
+            N = np.asarray(n, float)
+            onehot = np.eye(G)[codes]
+            Ng = N @ onehot
+            m, has = (K @ onehot) / Ng, Ng > 0
+            out = {"overall": K.sum(-1) / N.sum(-1)}
+        else:
+            r = K if n is None else np.where(np.asarray(n) > 0, K / np.asarray(n, float), np.nan)
+            m, _, cnt = group_moments(r, codes, G)
+            has = cnt > 0
+            out = {"overall": np.nanmean(r, -1) if r.shape[-1] else np.nan}
+        k = has.sum(-1)
+        mx = np.where(k > 0, np.nanmax(np.where(has, m, -np.inf), -1), np.nan)
+        mn = np.where(k > 0, np.nanmin(np.where(has, m, np.inf), -1), np.nan)
+        macro = np.nansum(np.where(has, m, 0.0), -1) / k
+        std = np.sqrt(np.nansum(np.where(has, (m - macro[..., None]) ** 2, 0.0), -1) / k)
+        out.update({"macro": macro, "worst": mx, "difference": np.where(k >= 2, mx - mn, np.nan),
+                    "ratio": np.where((k >= 2) & (mx > 0), mn / mx, np.nan),
+                    "relative_gap": np.where((k >= 2) & (macro > 0), (mx - mn) / macro, np.nan),
+                    "std": np.where(k >= 2, std, np.nan)})
+    if weighting == "speakers":
+        out["between_var"] = between_group_variance(r, codes, G)
+    out["by_group"] = m
+    return out
 
 
 class GroupMetrics:
@@ -103,7 +161,14 @@ class GroupMetrics:
     overall : float
     by_group : pandas.Series (float, index ``group``)
     n_speakers : pandas.Series (int, index ``group``)
+
+    Its group errors pool the items (``weighting="items"``: a speaker counts by its items),
+    as fairlearn's MetricFrame does; the analysis tables weigh speakers equally instead
+    (docs/concepts.md, "Weightings").
     """
+
+    #: Group errors pool the items (the micro average).
+    WEIGHTING = "items"
 
     def __init__(self, errors, n, groups, speakers=None, *, n_boot: int = 1000,
                  n_perm: int = 1000, alpha: float = 0.05, seed: int = 0, min_speakers: int = 2,
@@ -159,13 +224,13 @@ class GroupMetrics:
     def _compute(self, n_boot: int, n_perm: int) -> None:
         m, K, N = self._m, self._K, self._N
         G = len(m.group_names)
-        onehot = np.eye(G)[m.codes]
         rng = np.random.default_rng(self.seed)
-        self._obs = gap_statistics(K @ onehot, N @ onehot)
+        stats = lambda k, n: group_statistics(k, n, m.codes, G, weighting=self.WEIGHTING)  # noqa: E731
+        self._obs = stats(K, N)
         bidx = speaker_bootstrap_indices(m.codes, n_boot, rng)
-        self._boot = gap_statistics(K[bidx] @ onehot, N[bidx] @ onehot)
+        self._boot = stats(K[bidx], N[bidx])
         pidx = speaker_permutation_indices(K.size, n_perm, rng)
-        null = gap_statistics(K[pidx] @ onehot, N[pidx] @ onehot)
+        null = stats(K[pidx], N[pidx])
         self._p = {s: float(permutation_pvalue(self._obs[s], null[s])) for s in
                    ("difference", "relative_gap", "std", "worst")}
         self._p["ratio"] = float(permutation_pvalue(-self._obs["ratio"], -null["ratio"]))
@@ -221,41 +286,48 @@ class GroupMetrics:
         return float(self._obs["std"])
 
     def p_values(self) -> pd.Series:
-        """Permutation p-value of each gap statistic (labels shuffled across speakers) and of
-        the largest studentized group-vs-rest difference (``max_abs_t``). Only ``max_abs_t``
-        tests equal group *means*; the gap
-        statistics' p-values test equal distributions (a group that is only more variable
-        can make them small)."""
-        return pd.Series({s: self._p[s] for s in ("worst",) + GAP_STATISTICS + ("max_abs_t",)},
-                         name="p_value", dtype=float)
+        """Permutation p-value of each gap statistic (labels shuffled across speakers; index:
+        their item-pooled names, ``pooled_difference``, ...) and of the largest studentized
+        group-vs-rest difference of the speakers' rates (``max_abs_t``). Only ``max_abs_t``
+        tests equal group *means*; the gap statistics' p-values test equal distributions (a
+        group that is only more variable can make them small)."""
+        p = {statistic_name(s, weighting=self.WEIGHTING): self._p[s]
+             for s in ("worst",) + GAP_STATISTICS}
+        p["max_abs_t"] = self._p["max_abs_t"]
+        return pd.Series(p, name="p_value", dtype=float)
 
     def ci(self) -> pd.DataFrame:
-        """Cluster-bootstrap (expanded) percentile CIs: index ``statistic`` (summaries then
-        ``group:<g>``), columns ``estimate, ci_low, ci_high``."""
-        names = list(SUMMARY_STATISTICS) + [f"group:{g}" for g in self.groups]
+        """Cluster-bootstrap (expanded) percentile CIs: index ``statistic`` (the item-pooled
+        summaries ``pooled_overall``, ..., then ``pooled_group:<g>``), columns ``estimate,
+        ci_low, ci_high``."""
+        kinds = [(s, None) for s in SUMMARY_STATISTICS] + [("group", g) for g in self.groups]
         est = [self._obs[s] for s in SUMMARY_STATISTICS] + list(self._obs["by_group"])
         reps = np.column_stack([self._boot[s] for s in SUMMARY_STATISTICS] + [self._boot["by_group"]])
         ns = self.n_speakers
-        lo, hi = np.empty(len(names)), np.empty(len(names))
-        for j, s in enumerate(names):
-            n = clusters_behind(s, ns) if self.ci_method == "expanded" else None
+        lo, hi = np.empty(len(kinds)), np.empty(len(kinds))
+        for j, (kind, g) in enumerate(kinds):
+            n = clusters_behind(statistic_name(kind, g), ns) if self.ci_method == "expanded" else None
             lo[j], hi[j] = percentile_ci(reps[:, j], self.alpha, n_clusters=n)
+        names = [statistic_name(kind, g, weighting=self.WEIGHTING) for kind, g in kinds]
         return pd.DataFrame({"estimate": np.asarray(est, float), "ci_low": lo, "ci_high": hi},
                             index=pd.Index(names, name="statistic"))
 
     def summary(self) -> pd.DataFrame:
-        """One tidy frame: every statistic with estimate, CI, p-value and speaker count.
+        """One tidy frame: every statistic with its ``weighting`` (``items``), estimate, CI,
+        p-value and speaker count.
 
         Per-group rows carry the two-sided studentized permutation p-value of that group
-        against all other speakers.
+        against all other speakers (a test of the speakers' rates).
         """
         out = self.ci().reset_index()
+        out.insert(1, "weighting", self.WEIGHTING)
         p = self.p_values().to_dict()
-        p.update({f"group:{g}": float(v) for g, v in zip(self.groups, self._p_group)})
+        p.update({statistic_name("group", g, weighting=self.WEIGHTING): float(v)
+                  for g, v in zip(self.groups, self._p_group)})
         out["p_value"] = out["statistic"].map(p).astype(float)
         ns = self.n_speakers
-        out["n_speakers"] = [int(ns[group_of(s)]) if group_of(s) is not None else int(ns.sum())
-                             for s in out["statistic"]]
+        out["n_speakers"] = [int(ns[g]) if g is not None else int(ns.sum())
+                             for g in map(group_of, out["statistic"])]
         return out
 
     def __repr__(self) -> str:

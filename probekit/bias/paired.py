@@ -1,5 +1,5 @@
 """Paired before/after change of per-speaker *counts* with no training draw (e.g. WER of two
-models on the same test speakers, ``training.finetune.wer_table``): a paired speaker
+models on the same test speakers, :func:`probekit.bias.wer.wer_table`): a paired speaker
 bootstrap and a paired permutation (swap) test with Westfall-Young step-down max-T over rows.
 
 Probe results, whose probes were retrained per split, are compared with the split design
@@ -10,6 +10,7 @@ every test speaker together (docs/concepts.md, "Before/after comparisons").
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,25 +18,22 @@ import numpy as np
 import pandas as pd
 
 from probekit.bias.errors import BiasInputError
-from probekit.bias.metrics import group_of
+from probekit.bias.inference import maxt_stepdown
+from probekit.bias.metrics import (SUMMARY_STATISTICS, WEIGHTINGS, group_statistics,
+                                   statistic_name)
 from probekit.bias.permutation import permutation_pvalue
 from probekit.bias.resample import percentile_ci, speaker_bootstrap_indices
 
 __all__ = ["PairedChange", "paired_change"]
 
 
-def _stats(K: np.ndarray, N: np.ndarray, onehot: np.ndarray, names: Sequence[str]) -> dict:
-    """Summary and gap statistics from per-speaker counts (..., S) -> each (...,)."""
-    Kg, Ng = K @ onehot, N @ onehot
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e = Kg / Ng
-        mx, mn, macro = e.max(-1), e.min(-1), e.mean(-1)
-        out = {"overall": K.sum(-1) / N.sum(-1), "macro": macro, "worst": mx,
-               "difference": mx - mn, "ratio": np.where(mx > 0, mn / mx, np.nan),
-               "relative_gap": np.where(macro > 0, (mx - mn) / macro, np.nan),
-               "std": e.std(-1)}
-    for j, g in enumerate(names):
-        out[f"group:{g}"] = e[..., j]
+def _stats(K: np.ndarray, N: np.ndarray, codes: np.ndarray, names: Sequence[str],
+           weighting: str) -> dict:
+    """Summary and gap statistics (:func:`~probekit.bias.metrics.group_statistics`) and one
+    entry per group, keyed by kind (``"overall"``, ..., ``("group", g)``): (..., S) -> (...)."""
+    st = group_statistics(K, N, codes, len(names), weighting=weighting)
+    out = {k: st[k] for k in SUMMARY_STATISTICS}
+    out.update({("group", g): st["by_group"][..., j] for j, g in enumerate(names)})
     return out
 
 
@@ -46,27 +44,6 @@ def _swap_signs(S: int, n_perm: int, rng) -> tuple[np.ndarray, bool]:
     return rng.random((n_perm, S)) < 0.5, False
 
 
-def _maxt_stepdown(T: np.ndarray, null: np.ndarray, exact: bool) -> np.ndarray:
-    """Westfall-Young step-down max-T adjusted p-values over the last axis.
-
-    ``T`` (L,) observed standardized statistics, ``null`` (P, L) the same under the shared
-    permutations; NaN entries take no part.
-    """
-    out = np.full(T.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(T))
-    if not ok.size:
-        return out
-    order = ok[np.argsort(-T[ok])]
-    nul = np.where(np.isfinite(null[:, order]), null[:, order], -np.inf)
-    # successive maxima over the hypotheses still in the family (reverse cumulative max)
-    q = np.maximum.accumulate(nul[:, ::-1], axis=1)[:, ::-1]
-    tol = 1e-12 * np.maximum(1.0, np.abs(T[order]))
-    ge = (q >= T[order] - tol).sum(0)
-    p = ge / null.shape[0] if exact else (1.0 + ge) / (1.0 + null.shape[0])
-    out[order] = np.minimum(np.maximum.accumulate(p), 1.0)
-    return out
-
-
 @dataclass(frozen=True)
 class PairedChange:
     """Result of :func:`paired_change` for R rows (e.g. layers) of one slice.
@@ -74,7 +51,8 @@ class PairedChange:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per (row, statistic): ``before, after, change`` (after - before),
+        One row per (row, statistic; named by its weighting, ``pooled_difference``, ...):
+        ``weighting``, ``before, after, change`` (after - before),
         ``ci_low, ci_high`` (paired speaker bootstrap), ``p_value`` (two-sided paired
         permutation), ``p_fwer`` (Westfall-Young step-down max-T over the rows, per
         statistic), ``n_speakers`` (speakers behind the statistic), ``n_items``.
@@ -91,8 +69,8 @@ class PairedChange:
 
 def paired_change(errors_before, n_before, errors_after, n_after, groups, *,
                   rows: Sequence | None = None, statistics: Sequence[str] | None = None,
-                  n_boot: int = 1000, n_perm: int = 1000, alpha: float = 0.05,
-                  seed: int = 0) -> PairedChange:
+                  weighting: str = "items", n_boot: int = 1000, n_perm: int = 1000,
+                  alpha: float = 0.05, seed: int = 0) -> PairedChange:
     """Paired change (after - before) of every statistic, per row, for one set of speakers.
 
     Parameters
@@ -105,7 +83,12 @@ def paired_change(errors_before, n_before, errors_after, n_after, groups, *,
     rows : sequence, optional
         Labels of the R rows (default ``0..R-1``).
     statistics : sequence of str, optional
-        Subset of :data:`COMPARE_STATISTICS` and ``"group"`` (all ``group:<g>``); default all.
+        Kinds from :data:`~probekit.bias.metrics.SUMMARY_STATISTICS` and ``"group"`` (every
+        group); default all.
+    weighting : {"items", "speakers"}
+        ``items`` (default): a group's error pools its speakers' counts (the rows are named
+        ``pooled_<kind>``, ``pooled_group:<g>``); ``speakers``: each speaker's rate counts
+        once (``<kind>``, ``group:<g>``). :func:`~probekit.bias.metrics.group_statistics`.
     n_boot, n_perm, alpha, seed
         Bootstrap replicates, swap draws (all ``2**S`` patterns when that is fewer), interval
         level ``1 - alpha``, and the seed of both.
@@ -119,6 +102,12 @@ def paired_change(errors_before, n_before, errors_after, n_after, groups, *,
     R, S = Ka.shape
     if groups.shape != (S,):
         raise BiasInputError(f"groups has shape {groups.shape}, expected ({S},)")
+    if weighting not in WEIGHTINGS:
+        raise BiasInputError(f"weighting {weighting!r}: use one of {list(WEIGHTINGS)}")
+    unknown = sorted(set(statistics or ()) - set(SUMMARY_STATISTICS) - {"group"})
+    if unknown:
+        raise BiasInputError(f"unknown statistic(s) {unknown}: use kinds from "
+                             f"{list(SUMMARY_STATISTICS)} and 'group'")
     if (Na <= 0).any() or (Nb <= 0).any():
         raise BiasInputError("every speaker needs n > 0 items before and after")
     names, codes = np.unique(groups, return_inverse=True)
@@ -126,22 +115,22 @@ def paired_change(errors_before, n_before, errors_after, n_after, groups, *,
     if counts.min() < 2:
         raise BiasInputError(f"group {names[counts.argmin()]!r} has {counts.min()} speaker; a "
                              "paired speaker bootstrap needs at least 2 per group")
-    onehot = np.eye(len(names))[codes]
     rows = list(range(R)) if rows is None else list(rows)
     rng = np.random.default_rng(seed)
-    before, after = _stats(Ka, Na, onehot, names), _stats(Kb, Nb, onehot, names)
+    stats = lambda K, N: _stats(K, N, codes, names, weighting)  # noqa: E731
+    before, after = stats(Ka, Na), stats(Kb, Nb)
     keys = [k for k in before if statistics is None or k in statistics
-            or (group_of(k) is not None and "group" in statistics)]
+            or (isinstance(k, tuple) and "group" in statistics)]
     # paired permutation: swap the two encoders' counts for a random subset of speakers
     W, exact = _swap_signs(S, n_perm, rng)
     Wl = W[:, None, :]
     sKa, sNa = np.where(Wl, Kb, Ka), np.where(Wl, Nb, Na)
     sKb, sNb = np.where(Wl, Ka, Kb), np.where(Wl, Na, Nb)
-    null_a, null_b = _stats(sKa, sNa, onehot, names), _stats(sKb, sNb, onehot, names)
+    null_a, null_b = stats(sKa, sNa), stats(sKb, sNb)
     # paired bootstrap: the same speaker indices for both encoders and every row
     idx = speaker_bootstrap_indices(codes, n_boot, rng)
-    boot_a = _stats(Ka[:, idx].transpose(1, 0, 2), Na[:, idx].transpose(1, 0, 2), onehot, names)
-    boot_b = _stats(Kb[:, idx].transpose(1, 0, 2), Nb[:, idx].transpose(1, 0, 2), onehot, names)
+    boot_a = stats(Ka[:, idx].transpose(1, 0, 2), Na[:, idx].transpose(1, 0, 2))
+    boot_b = stats(Kb[:, idx].transpose(1, 0, 2), Nb[:, idx].transpose(1, 0, 2))
     group_counts = dict(zip(names, counts))
     out = []
     for k in keys:
@@ -154,21 +143,25 @@ def paired_change(errors_before, n_before, errors_after, n_after, groups, *,
                 p = np.where(np.isnan(obs), np.nan, p)
             else:
                 p = permutation_pvalue(np.abs(obs), np.abs(null))
-            sd = np.sqrt(np.nanmean(null ** 2, axis=0))      # null is centred at 0
+            with warnings.catch_warnings():                  # a gap of one group: NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                sd = np.sqrt(np.nanmean(null ** 2, axis=0))  # null is centred at 0
             T = np.where(sd > 0, np.abs(obs) / sd, np.where(np.abs(obs) > 0, np.inf, 0.0))
             Tn = np.abs(null) / np.where(sd > 0, sd, np.inf)
-        p_fwer = _maxt_stepdown(T, Tn, exact)
+        p_fwer = maxt_stepdown(T, Tn, exact=exact)
         reps = boot_b[k] - boot_a[k]                         # (B, R)
         # a paired change is resampled over every speaker: expand for the speakers behind it
         # (the group's for a group error, all for the summaries and gaps; the smallest group's
         # count, the convention for unpaired gaps, over-covered: 99.3 % at 95 %)
-        g = group_of(k)
-        lo, hi = percentile_ci(reps, alpha, n_clusters=int(group_counts[g]) if
-                               g is not None else int(S))
-        n_spk = int(group_counts[g]) if g else int(S)
-        n_items = (Na[:, codes == list(names).index(g)].sum(1) if g else Na.sum(1))
+        g = k[1] if isinstance(k, tuple) else None
+        n_spk = int(group_counts[g]) if g is not None else int(S)
+        lo, hi = percentile_ci(reps, alpha, n_clusters=n_spk)
+        name = statistic_name("group", g, weighting=weighting) if g is not None else \
+            statistic_name(k, weighting=weighting)
+        n_items = (Na[:, codes == list(names).index(g)].sum(1) if g is not None else Na.sum(1))
         for r in range(R):
-            out.append({"row": rows[r], "statistic": k, "before": before[k][r],
+            out.append({"row": rows[r], "statistic": name, "weighting": weighting,
+                        "before": before[k][r],
                         "after": after[k][r], "change": obs[r], "ci_low": lo[r],
                         "ci_high": hi[r], "p_value": p[r], "p_fwer": p_fwer[r],
                         "n_speakers": n_spk, "n_items": int(n_items[r])})

@@ -38,6 +38,10 @@ from probekit.bias.resample import percentile_ci, split_speaker_bootstrap
 
 __all__ = ["Transfer", "cross_group_transfer", "POOLED", "REFERENCES", "own_vs_broad_cells"]
 
+#: How the table weighs its data (docs/concepts.md, "Weightings"):
+#: each test speaker's split-averaged rate counts once.
+WEIGHTING = "speakers"
+
 #: ``group`` label of the own-vs-broad rows that pool every group's speakers.
 POOLED = "(pooled)"
 #: Broad references of the own-vs-broad comparison, in order of preference for the typing.
@@ -134,8 +138,10 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
     if not mats:
         raise BiasInputError("no probes trained on a single group (train_set equal to a "
                              "test_group label): cross-group transfer needs them")
-    return Transfer(matrix=pd.concat(mats, ignore_index=True), own_vs_broad=pd.DataFrame(owns),
-                    generalisation=pd.DataFrame(gens))
+    # every table weighs each test speaker's split-averaged rate once (docs/concepts.md)
+    named = lambda t: t.assign(weighting=WEIGHTING) if len(t.columns) else t  # noqa: E731
+    return Transfer(matrix=named(pd.concat(mats, ignore_index=True)),
+                    own_vs_broad=named(pd.DataFrame(owns)), generalisation=named(pd.DataFrame(gens)))
 
 
 def _own_row(key, li, layer, g, ref, d, alpha, own_e, ref_e, n_distinct):

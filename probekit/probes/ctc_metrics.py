@@ -1,8 +1,9 @@
 """CTC probe scoring: the shared text normalisation and per-utterance / corpus CER and WER.
 
 - :func:`normalize_text`: the one text normalisation used for training targets and references.
-- :func:`ctc_errors` / :func:`aggregate_errors`: per-utterance CER/WER with counts (``jiwer``),
-  and corpus-level rates as sum of errors / sum of reference lengths.
+- :func:`ctc_errors` / :func:`aggregate_errors`: per-utterance CER/WER with counts
+  (:func:`probekit.text.edit_counts`, the one ``jiwer`` counter), and corpus-level rates
+  (fractions) as sum of errors / sum of reference lengths.
 
 Error rates follow the results-table contract (``results.py``): ``value * n`` is an error
 count, ``n`` the number of reference characters (spaces included, as ``jiwer`` counts them)
@@ -37,7 +38,8 @@ def normalize_text(text: str) -> str:
 # -- error metrics ----------------------------------------------------------------------------
 def ctc_errors(hypotheses: Sequence[str], references: Sequence[str], ids=None,
                normalize: bool = True):
-    """Per-utterance character and word errors, computed with ``jiwer``.
+    """Per-utterance character and word errors, counted by :func:`probekit.text.edit_counts`
+    (the one ``jiwer`` counter).
 
     Parameters
     ----------
@@ -55,8 +57,9 @@ def ctc_errors(hypotheses: Sequence[str], references: Sequence[str], ids=None,
         (reference lengths, spaces count as characters), ``char_errors``, ``word_errors``
         (substitutions + deletions + insertions). Aggregate with :func:`aggregate_errors`.
     """
-    import jiwer
     import pandas as pd
+
+    from probekit.text import edit_counts
 
     hypotheses, references = list(hypotheses), list(references)
     if len(hypotheses) != len(references):
@@ -65,22 +68,20 @@ def ctc_errors(hypotheses: Sequence[str], references: Sequence[str], ids=None,
         ids = list(ids)
         if len(ids) != len(references):
             raise ValueError(f"ctc_errors: {len(ids)} ids for {len(references)} references")
-    rows = []
     for i, (h, r) in enumerate(zip(hypotheses, references)):
         if not isinstance(h, str) or not isinstance(r, str):
             raise TypeError(f"ctc_errors: item {ids[i] if ids else i} is not a pair of str")
-        if normalize:
-            h, r = normalize_text(h), normalize_text(r)
-        c = jiwer.process_characters(r, h)
-        w = jiwer.process_words(r, h)
-        n_c = c.hits + c.substitutions + c.deletions
-        n_w = w.hits + w.substitutions + w.deletions
-        e_c = c.substitutions + c.deletions + c.insertions
-        e_w = w.substitutions + w.deletions + w.insertions
-        rows.append({"cer": e_c / n_c if n_c else np.nan, "wer": e_w / n_w if n_w else np.nan,
-                     "n_chars": n_c, "n_words": n_w, "char_errors": e_c, "word_errors": e_w})
-    df = pd.DataFrame.from_records(
-        rows, columns=["cer", "wer", "n_chars", "n_words", "char_errors", "word_errors"])
+    if normalize:
+        hypotheses = [normalize_text(h) for h in hypotheses]
+        references = [normalize_text(r) for r in references]
+    e_c, n_c = edit_counts(references, hypotheses, unit="char")
+    e_w, n_w = edit_counts(references, hypotheses, unit="word")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows = {"cer": np.where(n_c > 0, e_c / np.maximum(n_c, 1), np.nan),
+                "wer": np.where(n_w > 0, e_w / np.maximum(n_w, 1), np.nan),
+                "n_chars": n_c, "n_words": n_w, "char_errors": e_c, "word_errors": e_w}
+    df = pd.DataFrame(rows, columns=["cer", "wer", "n_chars", "n_words", "char_errors",
+                                     "word_errors"])
     if ids is not None:
         df.index = pd.Index(ids, name="utt_id")
     return df

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from probekit.bias.metrics import group_of
+from probekit.bias.metrics import group_of, parse_statistic
 
 __all__ = ["before_after_section", "wer_cells", "probe_change_tables", "degenerate_sentences"]
 
@@ -23,14 +23,23 @@ def _ci(est, lo, hi, digits=1) -> str:
     return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def wer_cells(wt: pd.DataFrame) -> pd.DataFrame:
-    """Model x statistic table of ``WER [ci_low, ci_high]`` (%), Δ columns with p."""
+def wer_cells(wt: pd.DataFrame, trained=None) -> pd.DataFrame:
+    """Model x statistic table of ``WER [ci_low, ci_high]`` in percent (the table holds
+    fractions: :func:`probekit.bias.wer.wer_table`), Δ columns (``change_from`` set) with p;
+    a Δ macro over other groups than ``trained`` is the untrained groups' macro."""
     cols, rows = [], {}
+    trained = None if trained is None else ",".join(trained)
     for r in wt.itertuples():
-        label = group_of(r.statistic) or r.statistic
-        cell = _ci(r.estimate, r.ci_low, r.ci_high)
-        if r.statistic.startswith("Δ"):
-            cell = f"{r.estimate:+.1f} [{r.ci_low:+.1f}, {r.ci_high:+.1f}] p={r.p_value:.3f}"
+        change = isinstance(r.change_from, str) and r.change_from != ""
+        kind, g, _ = parse_statistic(r.statistic)
+        label = g if g is not None else {"difference": "gap"}.get(kind, kind)
+        if change and kind == "macro" and trained is not None and str(r.groups) != trained:
+            label = "untrained macro"
+        label = f"Δ {label}" if change else label
+        est, lo, hi = (100 * x for x in (r.estimate, r.ci_low, r.ci_high))
+        cell = _ci(est, lo, hi)
+        if change:
+            cell = f"{est:+.1f} [{lo:+.1f}, {hi:+.1f}] p={r.p_value:.3f}"
         if label not in cols:
             cols.append(label)
         rows.setdefault(r.model, {})[label] = cell
@@ -99,7 +108,7 @@ def before_after_section(folder: str | Path | None, out: str | Path) -> tuple[li
     wt = pd.read_csv(folder / "wer_table.csv")
     cmp = pd.read_csv(folder / "comparison.csv")
     n = pd.read_csv(folder / "n_per_cell.csv")
-    wer = wer_cells(wt)
+    wer = wer_cells(wt, v.get("train_groups"))
     alpha = float(v.get("alpha", 0.05))
     probes = probe_change_tables(cmp, alpha=alpha)
     degenerate = degenerate_sentences(cmp)

@@ -97,7 +97,7 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
                                  options={"sources": ("local",)}, random_init=base.random_init,
                                  layers=base.layers))
         timings[f"train:{m.label}"] = time.perf_counter() - t
-        say(f"fine-tuned {m.label}: macro-WER {res.wer.macro:.1f} on the test speakers "
+        say(f"fine-tuned {m.label}: macro-WER {100 * res.wer.macro:.1f} % on the test speakers "
             f"({timings[f'train:{m.label}']:.1f} s{', reused' if res.reused else ''})")
     return {"split": split, "encoders": specs, "transcripts": transcripts, "seen": seen,
             "base": base.display, "train_groups": list(split.train_groups)}
@@ -109,7 +109,7 @@ def compare_stage(config: StudyConfig, results_dir: Path, folder: Path, trained:
     and ``figures/change_<statistic>.png``."""
     from probekit.bias.compare import check_unseen, compare_encoders
     from probekit.probes.results import ResultsTable
-    from training.finetune import wer_table
+    from probekit.bias.wer import wer_table
 
     folder.mkdir(parents=True, exist_ok=True)
     tr = config.training

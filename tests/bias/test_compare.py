@@ -43,11 +43,21 @@ def test_the_change_is_after_minus_before_and_fwer_is_no_smaller_than_raw():
     rng = np.random.default_rng(1)
     Ka, Na, Kb, Nb, g = simulate_pair(rng, reduction=1.0)
     t = paired_change(Ka, Na, Kb, Nb, g, n_perm=499, n_boot=199).table
-    gap = t[t["statistic"] == "difference"]
+    gap = t[t["statistic"] == "pooled_difference"]
     assert np.allclose(gap["change"], gap["after"] - gap["before"])
     assert (t["p_fwer"] >= t["p_value"] - 1e-12).all()
-    assert set(t["statistic"]) >= {"overall", "macro", "difference", "ratio", "group:g3"}
-    assert (t.loc[t["statistic"] == "group:g3", "n_speakers"] == 5).all()
+    assert set(t["statistic"]) >= {"pooled_overall", "pooled_macro", "pooled_difference",
+                                   "pooled_ratio", "pooled_group:g3"}
+    assert set(t["weighting"]) == {"items"}
+    assert (t.loc[t["statistic"] == "pooled_group:g3", "n_speakers"] == 5).all()
+    # the speakers weighting names its rows unpooled; a pooled name or a typo is refused
+    ts = paired_change(Ka, Na, Kb, Nb, g, n_perm=99, n_boot=49, weighting="speakers",
+                       statistics=("macro",)).table
+    assert set(ts["statistic"]) == {"macro"} and set(ts["weighting"]) == {"speakers"}
+    assert not np.allclose(ts["before"], t.loc[t["statistic"] == "pooled_macro", "before"])
+    for bad in ({"statistics": ("pooled_macro",)}, {"weighting": "utterances"}):
+        with pytest.raises(BiasInputError, match="pooled_macro|utterances"):
+            paired_change(Ka, Na, Kb, Nb, g, n_perm=9, n_boot=9, **bad)
 
 
 def _table(seed=0, reduction=0.0, K=4):
@@ -221,8 +231,9 @@ def test_report_section_names_degenerate_rows_and_shows_the_simultaneous_interva
     cmp = compare_encoders(df, "base", alpha=0.05)
     cmp.table.to_csv(tmp_path / "comparison.csv", index=False)
     cmp.n_table.to_csv(tmp_path / "n_per_cell.csv", index=False)
-    pd.DataFrame({"model": ["zero-shot"], "statistic": ["macro"], "estimate": [10.0],
-                  "ci_low": [8.0], "ci_high": [12.0], "p_value": [float("nan")]}
+    pd.DataFrame({"model": ["zero-shot"], "statistic": ["pooled_macro"], "weighting": ["items"],
+                  "groups": ["g0"], "change_from": [""], "estimate": [0.10], "ci_low": [0.08],
+                  "ci_high": [0.12], "p_value": [float("nan")], "n_speakers": [4]}
                  ).to_csv(tmp_path / "wer_table.csv", index=False)
     (tmp_path / "verdicts.json").write_text(json.dumps({
         "verdicts": cmp.verdicts, "guard": cmp.guard, "split": "s", "base": "base",

@@ -31,8 +31,10 @@ def test_layerwise_error_bias_correlation_sign(profile, sign):
     assert c.loc[(strongest, "group:g1"), "p_fwer"] <= 0.05
     assert c.loc[(strongest, "group:g1"), "n_per_split"] == 6      # half of 12 per split
     assert c.loc[(strongest, "group:g1"), "n_speakers"] > 6        # distinct over 3 splits
-    assert list(r.curves.columns[-8:]) == ["statistic", "estimate", "ci_low", "ci_high",
-                                           "p_value", "p_fwer", "n_speakers", "n_per_split"]
+    assert list(r.curves.columns[-9:]) == ["statistic", "weighting", "estimate", "ci_low",
+                                           "ci_high", "p_value", "p_fwer", "n_speakers",
+                                           "n_per_split"]
+    assert set(r.curves["weighting"]) == {"speakers"}
 
 
 def test_parity_with_rising_error_is_not_a_trend():

@@ -48,8 +48,11 @@ def test_from_results_equals_arrays_and_types_fixed():
     for m in (a, b):
         assert isinstance(m.overall, float) and isinstance(m.difference(), float)
         assert isinstance(m.by_group, pd.Series) and m.by_group.dtype == float
-        assert list(m.summary().columns) == ["statistic", "estimate", "ci_low", "ci_high",
-                                             "p_value", "n_speakers"]
+        assert list(m.summary().columns) == ["statistic", "weighting", "estimate", "ci_low",
+                                             "ci_high", "p_value", "n_speakers"]
+        # item-pooled rows are named so: one name never means two estimators
+        assert set(m.summary()["weighting"]) == {"items"}
+        assert m.summary()["statistic"].str.startswith("pooled_").all()
 
 
 def test_deterministic_given_seed_and_seed_matters():
@@ -103,13 +106,72 @@ def test_cluster_bootstrap_wider_than_row_bootstrap_when_speakers_differ():
     N = pd.Series(n).groupby(g).sum().to_numpy()
     row = rng.binomial(N, K / N, size=(2000, 2)) / N
     row_width = np.subtract(*np.quantile(row, [0.975, 0.025], axis=0))
-    cl_width = (ci["ci_high"] - ci["ci_low"]).loc[["group:g0", "group:g1"]].to_numpy()
+    cl_width = (ci["ci_high"] - ci["ci_low"]).loc[["pooled_group:g0", "pooled_group:g1"]].to_numpy()
     assert (cl_width > 1.5 * row_width).all(), (cl_width, row_width)
     # and with identical speakers (no speaker variance) the two agree within 25 %
     n2 = np.full(20, 60)
     k2 = rng.binomial(n2, 0.3)
     ci2 = GroupMetrics(k2, n2, g, n_boot=4000, n_perm=10, seed=0, ci_method="percentile").ci()
-    w2 = (ci2["ci_high"] - ci2["ci_low"]).loc[["group:g0", "group:g1"]].to_numpy()
+    w2 = (ci2["ci_high"] - ci2["ci_low"]).loc[["pooled_group:g0", "pooled_group:g1"]].to_numpy()
     row2 = rng.binomial(600, k2.reshape(2, 10).sum(1) / 600, size=(4000, 2)) / 600
     rw2 = np.subtract(*np.quantile(row2, [0.975, 0.025], axis=0))
     assert np.allclose(w2, rw2, rtol=0.25), (w2, rw2)
+
+
+def test_one_core_serves_both_weightings_on_any_leading_axes():
+    from probekit.bias.inference import between_group_variance
+    from probekit.bias.metrics import group_statistics, statistic_name, statistics_of
+
+    rng = np.random.default_rng(3)
+    codes = np.repeat([0, 1, 2], [2, 3, 4])
+    K = rng.integers(0, 20, (5, codes.size)).astype(float)
+    N = rng.integers(20, 200, (5, codes.size)).astype(float)   # unequal items per speaker
+    it = group_statistics(K, N, codes, 3, weighting="items")
+    sp = group_statistics(K, N, codes, 3, weighting="speakers")
+    for r in range(5):
+        pooled = np.array([K[r, codes == g].sum() / N[r, codes == g].sum() for g in range(3)])
+        mean = np.array([(K[r] / N[r])[codes == g].mean() for g in range(3)])
+        assert np.allclose(it["by_group"][r], pooled) and np.allclose(sp["by_group"][r], mean)
+        assert it["overall"][r] == pytest.approx(K[r].sum() / N[r].sum())
+        assert sp["overall"][r] == pytest.approx((K[r] / N[r]).mean())
+        for e, st in ((pooled, it), (mean, sp)):
+            assert st["difference"][r] == pytest.approx(e.max() - e.min())
+            assert st["macro"][r] == pytest.approx(e.mean())
+            assert st["std"][r] == pytest.approx(e.std())
+            assert st["ratio"][r] == pytest.approx(e.min() / e.max())
+        # a replicate axis gives the same numbers row by row
+        one = group_statistics(K[r], N[r], codes, 3, weighting="items")
+        assert one["difference"] == pytest.approx(it["difference"][r])
+    assert not np.allclose(it["by_group"], sp["by_group"])      # two estimators, two names
+    assert np.allclose(sp["between_var"], between_group_variance(K / N, codes, 3))
+    assert "between_var" not in it and "between_var" in statistics_of("speakers")
+    assert statistic_name("group", "a", weighting="items") != statistic_name("group", "a")
+    # a gap needs two groups with data; a group without data takes no part
+    one_group = group_statistics(K[:, codes == 0], N[:, codes == 0], np.zeros(2, int), 1,
+                                 weighting="items")
+    assert np.isnan(one_group["difference"]).all() and np.isnan(one_group["ratio"]).all()
+    holes = np.where(codes == 2, np.nan, K / N)
+    h = group_statistics(holes, None, codes, 3, weighting="speakers")
+    assert np.allclose(h["difference"], np.abs(sp["by_group"][:, 0] - sp["by_group"][:, 1]))
+    with pytest.raises(ValueError, match="weighting"):
+        group_statistics(K, N, codes, 3, weighting="utterances")
+
+
+def test_maxt_stepdown_sits_between_raw_and_single_step():
+    from probekit.bias.inference import maxt_adjust, maxt_stepdown, permutation_pvalue
+
+    rng = np.random.default_rng(0)
+    null = rng.normal(size=(999, 6))
+    T = np.array([3.5, 2.6, 2.2, 0.5, np.nan, 1.0])
+    sd = maxt_stepdown(T, null)
+    ss = maxt_adjust(T, null)
+    raw = permutation_pvalue(T, null)
+    ok = ~np.isnan(T)
+    assert np.isnan(sd[~ok]).all()
+    assert (sd[ok] <= ss[ok] + 1e-12).all() and (sd[ok] >= raw[ok] - 1e-12).all()
+    # the most extreme hypothesis gets the single-step p; the least extreme its raw p
+    # among the survivors (monotone in T)
+    assert sd[0] == pytest.approx(ss[0])
+    assert sd[3] == pytest.approx(max(raw[3], sd[ok].max()))
+    order = np.argsort(-np.nan_to_num(T, nan=-np.inf))[: ok.sum()]
+    assert (np.diff(sd[order]) >= -1e-12).all()

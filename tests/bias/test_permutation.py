@@ -28,7 +28,7 @@ def test_gap_test_rejects_at_nominal_rate_under_null():
     for i in range(N_SIM):
         k, n, g = _null_table(rng)
         gm = GroupMetrics(k, n, g.astype(str), n_boot=2, n_perm=199, seed=i)
-        rej.append(gm.p_values()["difference"] <= ALPHA)
+        rej.append(gm.p_values()["pooled_difference"] <= ALPHA)
     rate = float(np.mean(rej))
     assert LO <= rate <= HI, (rate, LO, HI)
 

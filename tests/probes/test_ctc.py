@@ -193,3 +193,22 @@ def test_read_sequences(frames_store):
     # The probe fits on what the helper returns (float16 sequences, store texts).
     p = CTCProbe(random_state=0, max_epochs=1, early_stopping=False).fit(seqs, meta["text"])
     assert len(p.predict(seqs[:2])) == 2
+
+
+def test_one_jiwer_counter_gives_counts_and_fractions_to_probe_and_evaluation():
+    from probekit.text import char_errors, edit_counts, word_errors
+
+    refs, hyps = ["hello world", "a b c", "", "one two three four"], ["helo world", "a b", "x",
+                                                                     "one two three four five"]
+    e_w, n_w = edit_counts(refs, hyps)
+    e_c, n_c = edit_counts(refs, hyps, unit="char")
+    assert e_w.tolist() == [1, 1, 1, 1] and n_w.tolist() == [2, 3, 0, 4]
+    df = ctc_errors(hyps, refs, normalize=False)
+    assert df["word_errors"].tolist() == e_w.tolist() and df["n_words"].tolist() == n_w.tolist()
+    assert df["char_errors"].tolist() == e_c.tolist() and df["n_chars"].tolist() == n_c.tolist()
+    # corpus level: a fraction (empty references skipped), never percent
+    wer, err, n = word_errors(refs, hyps)
+    assert (err, n) == (3, 9) and wer == pytest.approx(3 / 9)
+    assert char_errors(refs, hyps)[0] == pytest.approx(e_c[n_c > 0].sum() / n_c.sum())
+    with pytest.raises(ValueError, match="unit"):
+        edit_counts(refs, hyps, unit="phone")

@@ -27,16 +27,15 @@ def test_wer_report_by_group_macro_gap_and_worst():
         "hyp_norm": ["one two", "three", "five six"],
     })
     rep = wer_report(df)
-    # a: 1 error / 4 words = 25 %; b: 2 / 4 = 50 %; overall 3 / 8
-    assert rep.by_group.loc["a", "wer"] == pytest.approx(25.0)
-    assert rep.by_group.loc["b", "wer"] == pytest.approx(50.0)
-    assert rep.overall == pytest.approx(37.5)
-    assert rep.macro == pytest.approx(37.5) and rep.gap == pytest.approx(25.0)
+    # a: 1 error / 4 words = 0.25; b: 2 / 4 = 0.5; overall 3 / 8 (fractions, as every table)
+    assert rep.by_group.loc["a", "wer"] == pytest.approx(0.25)
+    assert rep.by_group.loc["b", "wer"] == pytest.approx(0.5)
+    assert rep.overall == pytest.approx(0.375)
+    assert rep.macro == pytest.approx(0.375) and rep.gap == pytest.approx(0.25)
     assert rep.worst == "b"
     df2 = pd.concat([df, df.iloc[[2]]])  # one more b utterance: micro moves, macro does not
     rep2 = wer_report(df2)
-    assert rep2.macro == pytest.approx(37.5) and rep2.overall == pytest.approx(100 * 5 / 12)
-
+    assert rep2.macro == pytest.approx(0.375) and rep2.overall == pytest.approx(5 / 12)
 
 def load(folder):
     from transformers import WhisperForConditionalGeneration, WhisperProcessor

@@ -58,8 +58,10 @@ def test_study_with_a_training_section_writes_the_before_after_report(tiny_whisp
     cmp = pd.read_csv(tmp_path / "study" / "compare" / "comparison.csv")
     assert set(cmp["after"]) == {"lora-erm"} and set(cmp["before"]) == {"tiny-random-whisper"}
     wt = pd.read_csv(tmp_path / "study" / "compare" / "wer_table.csv")
-    assert {"macro", "gap", "Δ macro", "Δ gap"} <= set(wt["statistic"])
-    assert wt[wt["statistic"] == "macro"]["ci_low"].notna().all()
+    lv, ch = wt[wt["change_from"].isna()], wt[wt["change_from"] == "zero-shot"]
+    assert {"pooled_macro", "pooled_difference"} <= set(lv["statistic"]) & set(ch["statistic"])
+    assert set(wt["weighting"]) == {"items"} and lv["estimate"].between(0, 1).all()
+    assert lv[lv["statistic"] == "pooled_macro"]["ci_low"].notna().all()
     merged = tmp_path / "study" / "work" / "train" / "lora-erm" / "merged"
     seen = SeenIds.load(merged)
     assert seen.speakers and (merged.parent / "final" / SEEN_FILE).is_file()

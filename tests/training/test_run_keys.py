@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from probekit.bias.compare import SeenIds
-from training.finetune import FinetuneError, finetune, finetune_splits, wer_table
+from training.finetune import FinetuneError, finetune, finetune_splits
 from training.trainer import TrainConfig
 
 from .test_finetune import TINY_CORPUS, blocks_corpus  # noqa: F401  (fixture)
@@ -87,20 +87,6 @@ def test_fewer_steps_than_a_checkpoint_are_refused_or_trained_afresh(
         tr.fit()
 
 
-def _tx(ids, spk):
-    return pd.DataFrame({"id": ids, "speaker": spk, "accent": ["a"] * len(ids),
-                         "ref_norm": ["a b c"] * len(ids), "hyp_norm": ["a b"] * len(ids)})
-
-
-def test_wer_table_refuses_models_evaluated_on_other_utterances():
-    before = _tx(["u1", "u2", "u3", "u4"], ["s1", "s1", "s2", "s2"])
-    after = _tx(["u1", "u3", "u5", "u6"], ["s1", "s2", "s1", "s2"])
-    with pytest.raises(FinetuneError, match="same utterances"):
-        wer_table({"zero-shot": before, "lora": after}, reference="zero-shot", n_boot=20)
-    assert len(wer_table({"zero-shot": before, "lora": before.copy()}, reference="zero-shot",
-                         n_boot=20))
-
-
 def test_accent_known_evaluation_of_a_reused_mas_lora_run_equals_a_fresh_one(
         tiny_whisper_dir, blocks_corpus, tmp_path):  # noqa: F811
     from training.evaluate import transcribe
@@ -143,28 +129,6 @@ def test_a_changed_training_section_clears_the_studys_fine_tuning_runs(tmp_path,
     new = finetune_demo_config(corpus=TINY_CORPUS, steps=3)
     assert "train" in invalidate_changed(tmp_path, old.to_dict(), new)["stores_removed"]
     assert not train.exists()
-
-
-def test_wer_table_gives_paired_changes_with_intervals_for_untrained_groups():
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    ids, spk, acc = [], [], []
-    for g in ("es", "it", "en-us", "pt"):
-        for s in range(4):
-            for k in range(3):
-                ids.append(f"{g}{s}_{k}"), spk.append(f"{g}{s}"), acc.append(g)
-    refs = ["a b c d"] * len(ids)
-    before = pd.DataFrame({"id": ids, "speaker": spk, "accent": acc, "ref_norm": refs,
-                           "hyp_norm": ["a b c d" if rng.random() < .5 else "a b" for _ in ids]})
-    after = before.copy()
-    after.loc[after["accent"] == "en-us", "hyp_norm"] = "x"       # forgot the native group
-    t = wer_table({"zero-shot": before, "lora": after}, trained=["es", "it"],
-                  reference="zero-shot", n_boot=50)
-    row = t[(t["model"] == "lora") & (t["statistic"] == "Δ group:en-us")].iloc[0]
-    assert row["estimate"] > 0 and row["ci_low"] <= row["estimate"] <= row["ci_high"]
-    assert {"Δ group:pt", "Δ untrained macro"} <= set(t["statistic"])
-    assert row["n_speakers"] == 4
 
 
 def test_an_empty_requested_validation_set_warns(blocks_corpus, caplog):  # noqa: F811
