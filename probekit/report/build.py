@@ -20,8 +20,8 @@ from pathlib import Path
 from probekit.atomic import savefig, write_json, write_text
 from probekit.report.glance import TYPE_MARKS, _glance_data, glance_figure  # noqa: F401
 from probekit.report.markup import _html_table, _md_inline, _md_table, markdown_to_html
-from probekit.report.summary import (load_tables, primary_slices, summary_points, task_words,
-                                     with_decisions)
+from probekit.report.summary import (interval_label, primary_slices, summary_points,
+                                     task_words, with_decisions)
 from probekit.report.tables import _fmt, group_error_table, group_interval_table  # noqa: F401
 
 __all__ = ["build_report", "banners", "group_error_table", "group_interval_table",
@@ -103,6 +103,22 @@ def _notes_only(findings: str, in_summary: set[str]) -> str:
     return "\n".join([*intro, *body]).strip() + "\n"
 
 
+def _level(an, meta: dict, alpha: float | None) -> float:
+    """The level the analysis's intervals and decisions were computed at (module docstring);
+    a different one asked for is an error naming both."""
+    from probekit.errors import ProbekitError
+
+    recorded = (an.provenance.get("analysis") or {}).get("alpha")
+    asked = alpha if alpha is not None else (meta.get("config") or {}).get("alpha")
+    if recorded is None:
+        return float(asked if asked is not None else an.alpha)
+    if asked is not None and abs(float(asked) - float(recorded)) > 1e-12:
+        raise ProbekitError(f"alpha {float(asked):g} asked for the report, but the analysis's "
+                            f"intervals and decisions are at {float(recorded):g}; run the "
+                            "analysis again at that level (probekit analyze --alpha)")
+    return float(recorded)
+
+
 #: Written beside report.html: the analysis folder it was built from, and the run times.
 REPORT_STAMP = ".probekit-report.json"
 RUN_TIMES_NOTE = ("Run times are not part of the report (so that the same analysis gives the "
@@ -123,6 +139,10 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
         ``config``, ``fingerprints``, ``versions``, ``timings``, ``synthetic`` (bool),
         ``random_init`` (list of encoder names) - the run's provenance (see
         :func:`probekit.study.run_study`).
+    alpha : float, optional
+        The level of the analysis's intervals and decisions; default the one it recorded
+        (``config.alpha`` of ``meta`` for an analysis that recorded none). A level that
+        differs from the recorded one is refused: the intervals cannot be relabelled.
     power : bool
         Give, next to each "not detected", the effect the design had 80% power to detect
         (:mod:`probekit.bias.power`: simulated once per design, cached on disk).
@@ -131,12 +151,15 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     -------
     (html_path, md_path)
     """
-    analysis, out = Path(analysis), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from probekit.bias.analysis import Analysis
     from probekit.provenance import split_lines, with_provenance
+
+    analysis, out = Path(analysis), Path(out)
+    an = Analysis.load(analysis)  # a finished analysis whose tables are all there, or an error
     meta = with_provenance(meta, analysis)  # a step-by-step analysis carries its own
-    alpha = alpha if alpha is not None else float(meta.get("config", {}).get("alpha", 0.05))
-    tables = with_decisions(load_tables(analysis), alpha)
+    alpha = _level(an, meta, alpha)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = with_decisions({n: t for n, t in an.tables.items() if len(t)}, alpha)
     in_summary = set(summary_points(tables, alpha=alpha))  # before the power sentences join
     if power:
         from probekit.bias.power import add_detectable_effects
@@ -145,9 +168,7 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     title = meta.get("config", {}).get("title") or "probekit bias report"
     question = meta.get("config", {}).get("question")
     points = summary_points(tables, alpha=alpha) + split_lines(meta)
-    level = f"{100 * (1 - alpha):g}"
-    if level != "95":  # the summary's interval labels follow the chosen alpha
-        points = [p.replace("95% CI", f"{level}% CI") for p in points]
+    level = interval_label(alpha).rstrip("%")
     glance = glance_figure(tables, alpha)
     glance_png = None
     if glance is not None:

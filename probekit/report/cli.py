@@ -21,7 +21,7 @@ def _analysis_encoders(analysis: Path) -> set[str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from probekit.bias.output import verify_analysis
+    from probekit.bias.analysis import Analysis
     from probekit.outdir import add_contents, claim_output, finish_output, read_stamp
     from probekit.report import build_report
     from probekit.report.build import REPORT_STAMP
@@ -34,7 +34,7 @@ def _report(args: argparse.Namespace) -> int:
     if analysis.is_dir() and list(analysis.glob("part-*.csv")):
         raise ProbekitError(f"{analysis} is a results table, not an analysis folder: run "
                             "probekit analyze RESULTS --out DIR first")
-    verify_analysis(analysis)  # a finished analysis whose tables are all there, or an error
+    Analysis.load(analysis)  # a finished analysis whose tables are all there, or an error
     meta_path = Path(args.meta) if args.meta else analysis.parent / "run.json"
     from probekit.provenance import read_meta
     meta = read_meta(meta_path) if meta_path.is_file() else {}
