@@ -166,6 +166,8 @@ class Comparison:
             if len(t) != n:
                 raise OutputFolderError(f"{folder}: table {path.name} has {len(t)} rows, the "
                                         f"comparison wrote {n} (edited?); run it again")
+            if "note" in t:  # "" (no note) is read back as NaN
+                t["note"] = t["note"].astype(object).where(t["note"].notna(), "")
             tables[name] = t
         if "comparison" not in tables:
             raise OutputFolderError(f"{folder}: its stamp lists no comparison table; run the "

@@ -230,3 +230,34 @@ def test_report_section_names_degenerate_rows_and_shows_the_simultaneous_interva
     assert "group g3 at layer0, layer1, layer2, layer3: group at error 1 before" in text
     assert "simultaneous CI (layers)" in text and "two-way (split x speaker)" in text
     assert any("Degenerate rows" in h for h in html)
+
+
+def test_comparison_save_load_round_trip_and_labels_follow_alpha(tmp_path):
+    """Issue 22 item 1: Comparison.save is the one writer (claimed through outdir) and
+    Comparison.load reads back every table; the verdicts, the report section, its bold cells
+    and the figure state the comparison's own level (0.1 here), never 95 % / 0.05."""
+    from probekit.bias.compare import Comparison
+    from probekit.outdir import OutputFolderError, read_stamp
+    from probekit.report.compare import before_after_section
+
+    cmp = compare_encoders(_table(reduction=0.8), "base", alpha=0.1)
+    assert (cmp.table["decision"] == (cmp.table["p_fwer"] <= 0.1)).all()
+    assert (cmp.table["decision_level"] == 0.1).all()
+    out = cmp.save(tmp_path / "cmp")
+    stamp = read_stamp(out)
+    assert stamp["kind"] == "comparison" and stamp["complete"]
+    back = Comparison.load(out)
+    assert set(back.tables()) == set(cmp.tables()) == {"comparison", "n_per_cell"}
+    assert len(back.table) == len(cmp.table) and list(back.table.columns) == list(cmp.table.columns)
+    assert back.alpha == 0.1 and back.info == {"base": "base", "adapted": ["tuned"]}
+    assert comparison_verdicts(back) == comparison_verdicts(cmp)
+    assert "90% interval" in comparison_verdicts(cmp)[0] and "at 0.1" in comparison_verdicts(cmp)[0]
+    text = "\n".join(before_after_section(out, tmp_path)[0])
+    assert "change [90% CI]" in text and "p <= 0.1" in text and "Holm over layers at 0.1" in text
+    assert "95%" not in text and "p <= 0.05" not in text
+    ax = cmp.figure().axes[0]
+    assert "90% interval" in ax.get_ylabel()
+    # an edited table is refused, naming it
+    (out / "n_per_cell.csv").write_text("before,after\n")
+    with pytest.raises(OutputFolderError, match="n_per_cell.csv has 0 rows"):
+        Comparison.load(out)
