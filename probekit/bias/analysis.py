@@ -57,7 +57,7 @@ class Analysis:
         older analysis wrote there is removed first, so its figures never leak into a new
         report, and a folder that probekit did not write, or that holds one of ``inputs``, is
         refused. ``findings`` is the note's text (the plain-words summary is prose, so the
-        caller gets it from :func:`probekit.report.findings_note`); without it the note lists
+        caller gets it from ``findings_note`` of the report package); without it the note lists
         the analysis's own notes. The stamp lists every table with its row count and columns
         once all is written (:meth:`load` checks them). A table name outside :data:`TABLES`
         is refused.

@@ -19,24 +19,13 @@ from pathlib import Path
 
 from probekit.atomic import savefig, write_json, write_text
 from probekit.report.glance import TYPE_MARKS, _glance_data, glance_figure  # noqa: F401
-from probekit.report.markup import _html_table, _md_inline, _md_table, markdown_to_html
+from probekit.report.html import CSS, _html_table, _md_inline, _md_table, markdown_to_html
 from probekit.report.summary import (interval_label, primary_slices, summary_points,
                                      task_words, with_decisions)
 from probekit.report.tables import _fmt, group_error_table, group_interval_table  # noqa: F401
 
 __all__ = ["build_report", "banners", "group_error_table", "group_interval_table",
            "glance_figure", "markdown_to_html", "report_source"]
-
-CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-.banner{background:#fff3cd;border:2px solid #e0a800;padding:.7em 1em;margin:1em 0;font-weight:600}
-.summary li{margin:.5em 0}figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}
-figcaption{color:#555;font-size:.9em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
-td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}th{background:#f4f4f4}
-td:first-child,th:first-child{text-align:left}.sig{font-weight:700;color:#a00}
-details{margin:.3em 0 1em}summary{cursor:pointer;color:#335}.notes h3{font-size:1.05em}
-.glance img{max-width:100%;border:1px solid #eee}
-pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em;white-space:pre-wrap}.muted{color:#666;font-size:.9em}"""
 
 
 def banners(meta: dict) -> list[str]:

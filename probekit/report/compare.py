@@ -95,7 +95,7 @@ def degenerate_sentences(cmp: pd.DataFrame) -> list[str]:
 def before_after_section(folder: str | Path | None, out: str | Path) -> tuple[list, list]:
     """(markdown lines, html lines) of the before/after section; empty when no folder."""
     from probekit.bias.compare import Comparison
-    from probekit.report.markup import _html_table, _md_inline, _md_table
+    from probekit.report.html import _html_table, _md_inline, _md_table
     from probekit.report.summary import interval_label
     from probekit.report.verdicts import comparison_verdicts
 
