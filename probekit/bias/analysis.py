@@ -81,7 +81,7 @@ class Analysis:
         (out / "figures").mkdir(parents=True, exist_ok=True)
         for name, table in self.tables.items():
             to_csv(table, out / f"{name}.csv", index=False)
-        figs = analysis_figures(self.tables)
+        figs = analysis_figures(self.tables, alpha=self.alpha)
         for name, fig in figs:
             savefig(fig, out / "figures" / f"{name}.png", dpi=110)  # pyplot-free: nothing to close
         write_text(out / FINDINGS_NAME, findings if findings is not None else _notes_note(self))

@@ -62,11 +62,13 @@ def _decided(d: pd.DataFrame) -> np.ndarray:
     return d["decision"].fillna(False).astype(bool).to_numpy()
 
 
-def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> Figure:
+def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var",
+                 alpha: float | None = None) -> Figure:
     """Per-layer error by group (left) and the bias measure (right), CI bands, one slice.
 
     ``curves`` is ``layer_curves`` restricted to one task/probe/metric/attribute; several
     encoders are drawn on the same axes (line style) so before/after comparisons share them.
+    ``alpha``: the analysis's level, which the bands' label states (``1 - alpha``).
     """
     metric, task = curves["metric"].iloc[0], curves["task"].iloc[0]
     fig, (a1, a2) = _figure(1, 2, (11, 4))
@@ -107,7 +109,8 @@ def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> Figure:
         a.set_xticks(labels["layer_index"], labels["layer"], rotation=45, ha="right")
         a.set_xlabel("layer")
     a1.set_ylabel(f"{metric} rate (fraction of {task} items wrong)")
-    a1.set_title(f"{task}: error per group; bands: speaker-bootstrap CI "
+    ci = "CI" if alpha is None else f"{100 * (1 - alpha):g}% CI"
+    a1.set_title(f"{task}: error per group; bands: speaker-bootstrap {ci} "
                  "(faint: groups, grey: overall); triangle: worse than the rest", fontsize=8)
     a2.set_ylabel("between-group variance net of sampling noise" if bias == "between_var"
                   else f"{bias} of group {metric} rates")
@@ -218,15 +221,17 @@ def _slug(*parts) -> str:
 _KEYS = ["encoder", "task", "probe", "metric", "group_attribute"]
 
 
-def analysis_figures(tables: dict[str, pd.DataFrame]) -> list[tuple[str, Figure]]:
+def analysis_figures(tables: dict[str, pd.DataFrame],
+                     alpha: float | None = None) -> list[tuple[str, Figure]]:
     """``(file stem, figure)`` of every figure of an analysis's tables: layer curves per
     (task, probe, metric, group attribute), transfer heatmaps, typing bars and dispersion
-    scatters per slice (what :meth:`probekit.bias.analysis.Analysis.save` writes)."""
+    scatters per slice (what :meth:`probekit.bias.analysis.Analysis.save` writes; ``alpha``,
+    the analysis's level, labels the intervals)."""
     figs = []
     t = tables
     if "layer_curves" in t:
         for k, c in t["layer_curves"].groupby(_KEYS[1:]):
-            figs.append((f"layer_curves_{_slug(*k)}", layer_curves(c)))
+            figs.append((f"layer_curves_{_slug(*k)}", layer_curves(c, alpha=alpha)))
     if "transfer_matrix" in t:
         for k, m in t["transfer_matrix"].groupby(_KEYS):
             figs.append((f"transfer_{_slug(*k)}", transfer_heatmaps(m)))

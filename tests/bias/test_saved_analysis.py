@@ -24,6 +24,10 @@ def test_load_returns_every_table_save_wrote(small_analysis, tmp_path):
     an.notes.append("a note of the analysis")
     folder, n_figs = an.save(tmp_path / "an")
     assert n_figs > 0 and (folder / "findings.md").is_file()
+    from probekit.bias.figures import analysis_figures
+    curves = dict(analysis_figures(an.tables, alpha=an.alpha))
+    fig = next(f for k, f in curves.items() if k.startswith("layer_curves"))
+    assert "90% CI" in fig.axes[0].get_title()  # the bands' label states the analysis's level
     back = Analysis.load(folder)
     assert list(back.tables) == list(an.tables) and set(back.tables) <= set(TABLES)
     for name, t in an.tables.items():
