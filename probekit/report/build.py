@@ -42,8 +42,9 @@ def banners(meta: dict) -> list[str]:
 
 _CAPTIONS = {
     "layer_curves": "Error per layer for each group (probe trained on every group; faint bands: "
-                    "each group's speaker-bootstrap interval, grey: the overall error's) and the "
-                    "debiased between-group variance with its interval; circles: group means "
+                    "each group's {level} speaker-bootstrap interval, grey: the overall "
+                    "error's) and the debiased between-group variance with its interval; "
+                    "circles: group means "
                     "unequal, triangles: the group is worse than the rest (the summary's "
                     "decisions, at the level it states)",
     "transfer": "Cross-group transfer: error of probes trained on one group (rows) on each test "
@@ -53,10 +54,10 @@ _CAPTIONS = {
 }
 
 
-def _caption(stem: str) -> str:
+def _caption(stem: str, level: str) -> str:
     for k, v in _CAPTIONS.items():
         if stem.startswith(k):
-            return f"{v} ({stem[len(k):].strip('_').replace('_', ' / ')})."
+            return f"{v.format(level=level)} ({stem[len(k):].strip('_').replace('_', ' / ')})."
     return stem
 
 
@@ -212,7 +213,7 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     ba_md, ba_html = before_after_section(meta.get("before_after"), out)
     md += ba_md
     md += ["## Figures", ""]
-    md += [f"![{_caption(f.stem)}]({(rel / 'figures' / f.name).as_posix()})\n\n*{_caption(f.stem)}*\n"
+    md += [f"![{_caption(f.stem, level + '%')}]({(rel / 'figures' / f.name).as_posix()})\n\n*{_caption(f.stem, level + '%')}*\n"
            for f in figs]
     md += ["## Tables", "", table_note, ""]
     for name, df, ci in group_tables:
@@ -255,7 +256,7 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     for f in figs:
         b64 = base64.b64encode(f.read_bytes()).decode("ascii")
         h.append(f'<figure><img alt="{e(f.stem)}" src="data:image/png;base64,{b64}">'
-                 f"<figcaption>{e(_caption(f.stem))}</figcaption></figure>")
+                 f"<figcaption>{e(_caption(f.stem, level + '%'))}</figcaption></figure>")
     h.append(f'<h2 id="tables">Tables</h2><p class="muted">{e(table_note)}</p>')
     for name, df, ci in group_tables:
         h.append(f"<h3>{e(name)}</h3>{_html_table(df)}"

@@ -100,6 +100,7 @@ def test_report_first_screen_notes_intervals_and_alpha(sim_analysis, tmp_path):
     html, md = build_report(tmp_path / "an", tmp_path, power=False)
     t = html.read_text()
     assert "90% CI" in t and "family-wise" in t
+    assert "each group's 90% speaker-bootstrap interval" in t  # figure captions too
     assert (tmp_path / "report_figures" / "at_a_glance.png").stat().st_size > 5_000
     assert (tmp_path / "report_figures" / "at_a_glance.svg").read_text().lstrip().startswith("<?xml")
     assert t.index('id="glance"') < t.index('id="summary"')
