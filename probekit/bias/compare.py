@@ -152,10 +152,13 @@ class Comparison:
         tables = {}
         for name, n in (stamp.get("tables") or {}).items():
             path = folder / f"{name}.csv"
-            if name not in COMPARISON_TABLES or not path.is_file():
-                raise OutputFolderError(f"{folder}: table {name}.csv is "
-                                        f"{'missing' if path.parent.is_dir() else 'unknown'}; "
+            if name not in COMPARISON_TABLES:
+                raise OutputFolderError(f"{folder}: its stamp lists table {name!r}, not one of "
+                                        f"a comparison's ({', '.join(COMPARISON_TABLES)}); "
                                         "run the comparison again")
+            if not path.is_file():
+                raise OutputFolderError(f"{folder}: table {path.name} is missing (the "
+                                        f"comparison wrote {n} rows there); run it again")
             try:
                 t = pd.read_csv(path)
             except pd.errors.EmptyDataError:

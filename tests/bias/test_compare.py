@@ -261,3 +261,6 @@ def test_comparison_save_load_round_trip_and_labels_follow_alpha(tmp_path):
     (out / "n_per_cell.csv").write_text("before,after\n")
     with pytest.raises(OutputFolderError, match="n_per_cell.csv has 0 rows"):
         Comparison.load(out)
+    (out / "n_per_cell.csv").unlink()
+    with pytest.raises(OutputFolderError, match="n_per_cell.csv is missing"):
+        Comparison.load(out)
