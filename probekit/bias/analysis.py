@@ -310,46 +310,13 @@ def _notes_note(an: Analysis) -> str:
 
 def _read_tables(folder: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
     """The stamp of a finished analysis folder and every table it lists, each checked
-    against the row count and columns the stamp recorded."""
-    from probekit.outdir import OutputFolderError, require_output
+    against the row count and columns the stamp recorded (:func:`probekit.outdir.read_tables`)."""
+    from probekit.outdir import read_tables, require_output
 
     stamp = require_output(folder, "analysis", " (run probekit analyze RESULTS --out FOLDER)")
-    tables = stamp.get("tables")
-    if not isinstance(tables, dict) or not tables:
-        raise OutputFolderError(f"{folder}: its stamp lists no tables; run probekit analyze again")
-    columns = stamp.get("columns") or {}  # absent in analyses written before it was recorded
-    if not isinstance(columns, dict):
-        raise OutputFolderError(f"{folder}: its stamp field 'columns' is not an object; run "
-                                "probekit analyze again")
-    out = {}
-    for name, n in tables.items():
-        path = folder / f"{name}.csv"
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise OutputFolderError(f"{folder}: its stamp field 'tables.{name}' must be a row "
-                                    f"count, found {n!r}; run probekit analyze again")
-        if name not in TABLES:
-            raise OutputFolderError(f"{folder}: its stamp lists table {name!r}, which is not "
-                                    f"an analysis table ({', '.join(TABLES)}); run probekit "
-                                    "analyze again")
-        if not path.is_file():
-            raise OutputFolderError(f"{folder}: table {path.name} is missing (the analysis wrote "
-                                    f"{n} rows there); run probekit analyze again")
-        try:
-            df = pd.read_csv(path, keep_default_na=True)
-        except pd.errors.EmptyDataError:
-            df = pd.DataFrame()
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise OutputFolderError(f"{folder}: table {path.name} is unreadable ({exc})") from None
-        lost = [c for c in columns.get(name, []) if c not in df.columns]
-        if lost:
-            raise OutputFolderError(f"{folder}: table {path.name} lacks column "
-                                    f"{', '.join(map(repr, lost[:5]))} (the analysis wrote it; "
-                                    "edited?); run probekit analyze again")
-        if len(df) != n:
-            raise OutputFolderError(f"{folder}: table {path.name} has {len(df)} rows, the "
-                                    f"analysis wrote {n} (truncated or edited?); run probekit "
-                                    "analyze again")
+    out = read_tables(folder, stamp, TABLES, what="analysis",
+                      again="run probekit analyze again")
+    for df in out.values():
         if "reason" in df:
             df["reason"] = df["reason"].astype(object).fillna("")
-        out[name] = df
     return stamp, out

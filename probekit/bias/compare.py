@@ -137,7 +137,8 @@ class Comparison:
                                              "guard": list(self.guard), **self.info}, default=str)
         (out / "figures").mkdir(parents=True, exist_ok=True)
         savefig(self.figure(), out / "figures" / fig, dpi=110)
-        finish_output(out, tables={n: int(len(t)) for n, t in tables.items()})
+        finish_output(out, tables={n: int(len(t)) for n, t in tables.items()},
+                      columns={n: [str(c) for c in t.columns] for n, t in tables.items()})
         return out
 
     @classmethod
@@ -145,36 +146,18 @@ class Comparison:
         """The comparison a finished :meth:`save` wrote in ``folder``; a folder probekit did
         not finish, or whose tables are missing or changed length, is an error naming it."""
         from probekit.jsonfile import read_json_object
-        from probekit.outdir import OutputFolderError, require_output
+        from probekit.outdir import OutputFolderError, read_tables, require_output
 
         folder = Path(folder)
         stamp = require_output(folder, "comparison", " (probekit compare --out FOLDER writes one)")
-        tables = {}
-        for name, n in (stamp.get("tables") or {}).items():
-            path = folder / f"{name}.csv"
-            if name not in COMPARISON_TABLES:
-                raise OutputFolderError(f"{folder}: its stamp lists table {name!r}, not one of "
-                                        f"a comparison's ({', '.join(COMPARISON_TABLES)}); "
-                                        "run the comparison again")
-            if not path.is_file():
-                raise OutputFolderError(f"{folder}: table {path.name} is missing (the "
-                                        f"comparison wrote {n} rows there); run it again")
-            try:
-                t = pd.read_csv(path)
-            except pd.errors.EmptyDataError:
-                t = pd.DataFrame()
-            except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-                raise OutputFolderError(f"{folder}: table {path.name} is unreadable "
-                                        f"({exc})") from None
-            if len(t) != n:
-                raise OutputFolderError(f"{folder}: table {path.name} has {len(t)} rows, the "
-                                        f"comparison wrote {n} (edited?); run it again")
-            if "note" in t:  # "" (no note) is read back as NaN
-                t["note"] = t["note"].astype(object).where(t["note"].notna(), "")
-            tables[name] = t
+        tables = read_tables(folder, stamp, COMPARISON_TABLES, what="comparison",
+                             again="run the comparison again")
         if "comparison" not in tables:
             raise OutputFolderError(f"{folder}: its stamp lists no comparison table; run the "
                                     "comparison again")
+        t = tables["comparison"]
+        if "note" in t:  # "" (no note) is read back as NaN
+            t["note"] = t["note"].astype(object).where(t["note"].notna(), "")
         rec = read_json_object(folder / COMPARISON_RECORD, "comparison record",
                                {"alpha": float, "statistic": str, "guard": list},
                                required=("alpha", "statistic", "guard"))
