@@ -25,7 +25,7 @@ COMMAND_MODULES = [
     "probekit.demo",
     "probekit.store.cli",
     "training.cli",
-    "probekit.bias.cli",
+    "probekit.cli_analyze",
     "probekit.report.cli",
     "probekit.study.cli",
     "probekit.cli_compare",

@@ -22,12 +22,13 @@ def _cmd(args: argparse.Namespace) -> int:
     from probekit.errors import ProbekitError
     from probekit.probes.results import ResultsTable
     from probekit.report.compare import degenerate_sentences
+    from probekit.report.verdicts import comparison_verdicts
 
+    inputs = [args.results] + [i.partition("=")[2] or None for i in args.seen]
     if args.out:  # a bad --out fails before the comparison
         from probekit.outdir import check_output_path
 
-        check_output_path(args.out, option="--out",
-                          inputs=[args.results] + [i.partition("=")[2] or None for i in args.seen])
+        check_output_path(args.out, option="--out", inputs=inputs)
     seen = {}
     for item in args.seen:
         label, _, folder = item.partition("=")
@@ -48,25 +49,14 @@ def _cmd(args: argparse.Namespace) -> int:
                            allow_seen=args.allow_seen, alpha=args.alpha)
     for g in cmp.guard:
         print(f"guard: {g}")
-    for v in cmp.verdicts:
+    for v in comparison_verdicts(cmp):
         print(f"- {v}")
     for d in degenerate_sentences(cmp.table):
         print(f"degenerate: {d}")
     if args.out:
-        from probekit.outdir import claim_output
-
-        out = claim_output(args.out, "comparison", fresh=True, command="compare",
-                           fingerprint={"results": str(Path(args.results).resolve()),
-                                        "before": args.before, "after": after},
-                           inputs=[args.results] + [i.partition("=")[2] or None for i in args.seen],
-                           contents=["comparison.csv", "n_per_cell.csv", "verdicts.json",
-                                     "figures"])
-        (out / "figures").mkdir(parents=True, exist_ok=True)
-        from probekit.atomic import savefig, to_csv, write_json
-        to_csv(cmp.table, out / "comparison.csv", index=False)
-        to_csv(cmp.n_table, out / "n_per_cell.csv", index=False)
-        write_json(out / "verdicts.json", {"verdicts": cmp.verdicts, "guard": cmp.guard})
-        savefig(cmp.figure(), out / "figures" / "change_difference.png", dpi=110)
+        out = cmp.save(args.out, inputs=inputs, command="compare",
+                       fingerprint={"results": str(Path(args.results).resolve()),
+                                    "before": args.before, "after": after})
         print(f"tables: {out / 'comparison.csv'}, {out / 'n_per_cell.csv'}")
     return 0
 
@@ -89,6 +79,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     from probekit.cliutil import level
     p.add_argument("--alpha", type=level, default=0.05, help="1 - interval level and test level")
     p.add_argument("--out", default=None, help="write comparison.csv, n_per_cell.csv, "
-                   "verdicts.json and figures/ here (a folder probekit owns: one it did not write is "
+                   "comparison.json and figures/ here (a folder probekit owns: one it did not write is "
                    "refused; its own earlier comparison is replaced)")
     p.set_defaults(func=_cmd)

@@ -38,7 +38,7 @@ from probekit.locks import is_lock_file
 
 __all__ = ["OUTPUT_STAMP_NAME", "OutputFolderError", "check_output_path", "claim_output",
            "read_stamp", "remove_output", "is_probekit_output", "write_stamp", "add_contents",
-           "finish_output", "require_output"]
+           "finish_output", "require_output", "read_tables"]
 
 #: File name of the ownership stamp inside every output folder probekit owns (distinct from
 #: the synthetic corpus stamp and the converted-weights stamp).
@@ -309,3 +309,50 @@ def _claim(folder: Path, kind: str, *, overwrite: bool, fresh: bool, info: dict 
     folder.mkdir(parents=True, exist_ok=True)
     write_stamp(folder, kind, new_info)
     return folder
+
+
+def read_tables(folder: str | os.PathLike, stamp: dict, known, *, what: str,
+                again: str) -> dict:
+    """Every table a finished output's stamp lists (``tables``: name -> rows written;
+    ``columns``: name -> columns written, when recorded), read from ``<name>.csv`` in
+    ``folder`` and checked: an unknown name (not in ``known``), a missing or unreadable file,
+    a lost column or another row count is an :class:`OutputFolderError` naming the table and
+    ending with ``again`` (what to do). ``what``: the kind of output, for the messages.
+    Returns ``{name: DataFrame}`` in the stamp's order (an empty file: an empty frame)."""
+    import pandas as pd
+
+    folder = Path(folder)
+    tables = stamp.get("tables")
+    if not isinstance(tables, dict) or not tables:
+        raise OutputFolderError(f"{folder}: its stamp lists no tables; {again}")
+    columns = stamp.get("columns") or {}  # absent in outputs written before it was recorded
+    if not isinstance(columns, dict):
+        raise OutputFolderError(f"{folder}: its stamp field 'columns' is not an object; {again}")
+    out = {}
+    for name, n in tables.items():
+        path = folder / f"{name}.csv"
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise OutputFolderError(f"{folder}: its stamp field 'tables.{name}' must be a row "
+                                    f"count, found {n!r}; {again}")
+        if name not in known:
+            raise OutputFolderError(f"{folder}: its stamp lists table {name!r}, not one of "
+                                    f"{', '.join(known)}; {again}")
+        if not path.is_file():
+            raise OutputFolderError(f"{folder}: table {path.name} is missing (the {what} wrote "
+                                    f"{n} rows there); {again}")
+        try:
+            df = pd.read_csv(path, keep_default_na=True)
+        except pd.errors.EmptyDataError:
+            df = pd.DataFrame()
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise OutputFolderError(f"{folder}: table {path.name} is unreadable ({exc})") from None
+        lost = [c for c in columns.get(name, []) if c not in df.columns]
+        if lost:
+            raise OutputFolderError(f"{folder}: table {path.name} lacks column "
+                                    f"{', '.join(map(repr, lost[:5]))} (the {what} wrote it; "
+                                    f"edited?); {again}")
+        if len(df) != n:
+            raise OutputFolderError(f"{folder}: table {path.name} has {len(df)} rows, the "
+                                    f"{what} wrote {n} (truncated or edited?); {again}")
+        out[name] = df
+    return out

@@ -2,7 +2,7 @@
 the analysis settings, the stores behind each encoder, and each task's sentence split.
 
 :func:`probekit.bias.analysis.analyze` records it in ``Analysis.provenance``;
-:func:`probekit.bias.output.write_analysis` writes it as ``provenance.json`` in the analysis
+:meth:`probekit.bias.analysis.Analysis.save` writes it as ``provenance.json`` in the analysis
 folder, and :func:`probekit.report.build_report` reads it, so a report built step by step
 (``probekit analyze`` then ``probekit report``) carries the same provenance as a study's.
 """

@@ -1,10 +1,12 @@
-"""One call from a results table (and optionally an embedding store) to every bias table."""
+"""One call from a results table (and optionally an embedding store) to every bias table,
+and the folder those tables live in (:meth:`Analysis.save`, :meth:`Analysis.load`)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,17 +21,91 @@ from probekit.bias.transfer import cross_group_transfer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Analysis", "analyze", "check_analysable", "dispersion_table", "match_stores"]
+__all__ = ["Analysis", "analyze", "check_analysable", "dispersion_table", "match_stores",
+           "TABLES", "FINDINGS_NAME"]
+
+#: Every table an analysis can hold, in reading order: the one list of their names
+#: (:meth:`Analysis.save` writes ``<name>.csv`` for each it has, :meth:`Analysis.load` reads
+#: back what the folder's stamp lists).
+TABLES = ("layer_curves", "layer_summary", "typing", "own_vs_broad", "transfer_generalisation",
+          "transfer_matrix", "count_model", "dispersion_speakers", "decision_families")
+#: The findings note beside the tables.
+FINDINGS_NAME = "findings.md"
 
 
 @dataclass
 class Analysis:
-    """Every table of the bias analysis, by name (tidy DataFrames; absent parts are empty)."""
+    """Every table of the bias analysis, by name (tidy DataFrames; absent parts are empty).
+
+    ``save(folder)`` writes the tables (CSV), the figures (``figures/*.png``), the findings
+    note and the provenance into a folder probekit owns; ``Analysis.load(folder)`` reads
+    them back (refusing a folder that was not finished or was edited since)."""
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     #: What it was computed from (:mod:`probekit.provenance`), written as provenance.json.
     provenance: dict = field(default_factory=dict)
+    #: The test level its decisions were taken at.
+    alpha: float = 0.05
+
+    def save(self, folder, *, findings: str | None = None, overwrite: bool = False,
+             inputs: tuple = (), fingerprint=None) -> tuple[Path, int]:
+        """Write every table (``<name>.csv``), the figures (``figures/*.png``), the findings
+        note and ``provenance.json``; returns ``(folder, number of figures)``.
+
+        The folder is owned by the analysis (:func:`probekit.outdir.claim_output`): what an
+        older analysis wrote there is removed first, so its figures never leak into a new
+        report, and a folder that probekit did not write, or that holds one of ``inputs``, is
+        refused. ``findings`` is the note's text (the plain-words summary is prose, so the
+        caller gets it from ``findings_note`` of the report package); without it the note lists
+        the analysis's own notes. The stamp lists every table with its row count and columns
+        once all is written (:meth:`load` checks them). A table name outside :data:`TABLES`
+        is refused.
+        """
+        from probekit.atomic import savefig, to_csv, write_json, write_text
+        from probekit.bias.decision import decide, has_decisions
+        from probekit.bias.figures import analysis_figures
+        from probekit.outdir import claim_output, finish_output
+        from probekit.provenance import PROVENANCE_NAME
+
+        unknown = [n for n in self.tables if n not in TABLES]
+        if unknown:
+            raise BiasInputError(f"analysis table {unknown[0]!r} is not one of probekit's "
+                                 f"tables ({', '.join(TABLES)}); nothing was written")
+        if not has_decisions(self.tables):  # an Analysis built by hand: the same one decision
+            self.tables = decide(self.tables, alpha=self.alpha)
+        out = claim_output(folder, "analysis", fresh=True, overwrite=overwrite,
+                           command="analyze", inputs=inputs, fingerprint=fingerprint,
+                           contents=[f"{n}.csv" for n in self.tables]
+                           + ["figures", FINDINGS_NAME, PROVENANCE_NAME])
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        for name, table in self.tables.items():
+            to_csv(table, out / f"{name}.csv", index=False)
+        figs = analysis_figures(self.tables, alpha=self.alpha)
+        for name, fig in figs:
+            savefig(fig, out / "figures" / f"{name}.png", dpi=110)  # pyplot-free: nothing to close
+        write_text(out / FINDINGS_NAME, findings if findings is not None else _notes_note(self))
+        if self.provenance:
+            write_json(out / PROVENANCE_NAME, self.provenance, default=str)
+        finish_output(out, tables={n: int(len(t)) for n, t in self.tables.items()},
+                      columns={n: [str(c) for c in t.columns] for n, t in self.tables.items()},
+                      notes=list(self.notes), alpha=self.alpha)
+        return out, len(figs)
+
+    @classmethod
+    def load(cls, folder) -> Analysis:
+        """The analysis a finished :meth:`save` wrote in ``folder``: every table it wrote
+        (empty ones included, in the order written), its notes, provenance and level. A
+        folder that probekit did not finish, or whose tables are missing, changed length or
+        lost a column since, is an :class:`~probekit.outdir.OutputFolderError` naming it."""
+        from probekit.provenance import read_provenance
+
+        folder = Path(folder)
+        stamp, tables = _read_tables(folder)
+        prov = read_provenance(folder)  # a malformed one is refused, naming it
+        level = stamp.get("alpha", (prov.get("analysis") or {}).get("alpha", 0.05))
+        return cls(tables=tables, notes=[str(n) for n in stamp.get("notes") or []],
+                   provenance=prov, alpha=float(level))
 
 
 def dispersion_table(store, attributes) -> pd.DataFrame:
@@ -165,7 +241,7 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
     stores = match_stores(df, store)
     from probekit.provenance import sentence_splits, versions
 
-    out = Analysis(provenance={
+    out = Analysis(alpha=alpha, provenance={
         "analysis": {"n_boot": n_boot, "n_perm": n_perm, "alpha": alpha, "seed": seed},
         "stores": {enc: dict(getattr(st, "fingerprint", None) or {},
                              root=str(getattr(st, "root", ""))) for enc, st in stores.items()},
@@ -223,3 +299,24 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
                 f"{', '.join(sorted(set(f['family'])))} cannot find anything; rerun with "
                 f"n_perm >= {need}")
     return out
+
+
+def _notes_note(an: Analysis) -> str:
+    """The findings note without prose of its own: the analysis's notes."""
+    return "\n".join(["# Bias analysis notes", "",
+                       "The plain-words findings are in the report (probekit report FOLDER).",
+                       ""] + [f"- Note: {n}" for n in an.notes]) + "\n"
+
+
+def _read_tables(folder: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """The stamp of a finished analysis folder and every table it lists, each checked
+    against the row count and columns the stamp recorded (:func:`probekit.outdir.read_tables`)."""
+    from probekit.outdir import read_tables, require_output
+
+    stamp = require_output(folder, "analysis", " (run probekit analyze RESULTS --out FOLDER)")
+    out = read_tables(folder, stamp, TABLES, what="analysis",
+                      again="run probekit analyze again")
+    for df in out.values():
+        if "reason" in df:
+            df["reason"] = df["reason"].astype(object).fillna("")
+    return stamp, out

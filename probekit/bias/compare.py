@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -52,27 +53,24 @@ from probekit.bias.paired import PairedChange, paired_change
 from probekit.bias.speakers import require_columns
 
 __all__ = ["split_change", "Comparison", "compare_encoders", "COMPARE_STATISTICS",
-           "LINEAR_STATISTICS", "change_figure",
+           "LINEAR_STATISTICS", "COMPARISON_TABLES",
            # re-exported (their home: probekit.bias.paired / probekit.bias.leakage)
            "PairedChange", "paired_change", "SeenIds", "LeakageError", "SeenIdsError",
            "check_unseen",
            "SEEN_FILE"]
 
 
-# -- results tables ------------------------------------------------------------------------
-_WHAT = {"difference": "gap (max - min group error)", "ratio": "min/max ratio",
-         "relative_gap": "relative gap", "std": "spread (std of group errors)",
-         "overall": "overall error", "macro": "macro error", "worst": "worst-group error"}
-
-
-def _task_words(task: str, probe: str, attribute: str) -> str:
-    from probekit.probes.tasks import get_task  # not at import: probekit.probes loads torch
-    return get_task(task).probe_words(probe)
+#: The tables of a comparison folder, by file stem (``wer_table``: a fine-tuning study only).
+COMPARISON_TABLES = ("comparison", "n_per_cell", "wer_table")
+#: The comparison folder's record: level, verdict statistic, leakage guard and what was compared.
+COMPARISON_RECORD = "comparison.json"
 
 
 @dataclass
 class Comparison:
-    """Result of :func:`compare_encoders`.
+    """Result of :func:`compare_encoders`; ``save(folder)`` / ``Comparison.load(folder)`` are
+    the one writer and reader of a before/after folder (``probekit compare --out`` and a
+    study's ``compare/`` alike).
 
     Attributes
     ----------
@@ -81,74 +79,94 @@ class Comparison:
         ``layer_index, weighting`` (``speakers``), ``before_value, after_value, change, se,
         df, t, ci_low, ci_high,
         p_value, p_fwer, ci_low_fwer, ci_high_fwer, n_speakers, n_splits, method, note,
-        n_items, n_layers`` (:func:`split_change`). ``p_fwer`` and the ``_fwer`` interval are
-        over the layers of one (pair, task, probe, metric, statistic).
-    verdicts : list of str
-        One sentence per (pair, task, probe, metric) about the gap (``statistic``).
+        n_items, n_layers, decision, decision_level`` (:func:`split_change`). ``p_fwer`` and
+        the ``_fwer`` interval are over the layers of one (pair, task, probe, metric,
+        statistic); ``decision`` is ``p_fwer <= decision_level`` (``alpha``), the one decision
+        the verdicts, the figure's filled marks and the report's bold cells read.
     guard : list of str
         What the leakage guard checked, per adapted encoder.
     n_table : pandas.DataFrame
         Test speakers (distinct and per split), items and splits per (pair, task, probe,
         metric, group).
+    alpha : float
+        The level of the intervals and decisions.
+    statistic : str
+        The statistic the verdicts and the figure describe (default the max - min gap).
+    wer_table : pandas.DataFrame, optional
+        The WER table of a fine-tuning study (``wer_table.csv``).
+    info : dict
+        What was compared (``base``, ``adapted``; a study adds ``split``, ``train_groups``,
+        ``n_test_utterances_wer``), kept in ``comparison.json``.
     """
 
     table: pd.DataFrame
-    verdicts: list = field(default_factory=list)
     guard: list = field(default_factory=list)
     n_table: pd.DataFrame = field(default_factory=pd.DataFrame)
     alpha: float = 0.05
     statistic: str = "difference"
+    wer_table: pd.DataFrame | None = None
+    info: dict = field(default_factory=dict)
 
     def figure(self):
-        return change_figure(self.table, statistic=self.statistic, alpha=self.alpha)
+        """The change of :attr:`statistic` per layer (:func:`probekit.bias.figures.change_figure`)."""
+        from probekit.bias.figures import change_figure
 
+        return change_figure(self.table, statistic=self.statistic)
 
-def _verdict(sub: pd.DataFrame, statistic: str, alpha: float, who: str) -> str:
-    """The sentence for one curve. It states the family and level of its decision and quotes
-    the interval of that same family: the per-layer interval of a layer that passes (Holm's
-    p_fwer <= alpha implies its raw p <= alpha, so that interval excludes 0), else the
-    simultaneous interval (Bonferroni over the layers, which then includes 0); per-layer
-    intervals that exclude 0 without passing are named with the reason."""
-    s = sub[sub["statistic"] == statistic].sort_values("layer_index")
-    if s.empty:
-        return f"{who}: no {statistic} rows"
-    what = _WHAT.get(statistic, statistic)
-    L = len(s)
-    lvl = f"{100 * (1 - alpha):g}%"
-    if s["p_value"].isna().all():
-        why = next((n for n in s["note"] if n), "no test could be made")
-        return f"{who}: the change of the {what} is not assessed: {why}."
-    sig = s[s["p_fwer"] <= alpha]
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables it writes, by file stem (:data:`COMPARISON_TABLES`)."""
+        t = {"comparison": self.table, "n_per_cell": self.n_table}
+        return t if self.wer_table is None else {**t, "wer_table": self.wer_table}
 
-    def one(r):
-        word = "fell" if r.change < 0 else "rose"
-        if statistic == "ratio":
-            word = "rose (toward parity)" if r.change > 0 else "fell (away from parity)"
-        return (f"at {r.layer} {word} by {abs(r.change):.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] "
-                f"(from {r.before_value:.3f} to {r.after_value:.3f}; p = {r.p_value:.3g}, "
-                f"Holm over {L} layers {r.p_fwer:.3g})")
+    def save(self, folder, *, overwrite: bool = False, inputs: tuple = (), fingerprint=None,
+             command: str = "compare") -> Path:
+        """Write the tables (``<name>.csv``), ``comparison.json`` and
+        ``figures/change_<statistic>.png`` into ``folder``, claimed as a probekit
+        ``comparison`` (:func:`probekit.outdir.claim_output`: an earlier comparison there is
+        replaced, a folder probekit did not write or one holding ``inputs`` is refused); the
+        stamp records each table's rows once all is written. Returns the folder."""
+        from probekit.atomic import savefig, to_csv, write_json
+        from probekit.outdir import claim_output, finish_output
 
-    family = (f"family-wise over {L} layers at {alpha:g}; each change with its {lvl} "
-              "interval; the probes' training draw (splits) and the speakers both counted")
-    if len(sig):
-        parts = "; ".join(one(r) for r in sig.itertuples())
-        rest = (f"; at the other {L - len(sig)} layers the change is within what the "
-                "training draw and the speakers' variation produce" if len(sig) < L else "")
-        return f"{who}: the {what} {parts}{rest} ({family})."
-    big = s.iloc[int(np.nanargmax(np.abs(s["change"].to_numpy())))] if s["change"].notna().any() \
-        else s.iloc[0]
-    raw = s[(s["ci_low"] > 0) | (s["ci_high"] < 0)]
-    why = ""
-    if len(raw):
-        why = (f" The per-layer {lvl} interval excludes 0 at {', '.join(map(str, raw['layer']))}"
-               f", but with {L} layers tested that is within what chance produces at a "
-               f"family-wise {alpha:g} (Holm p >= {raw['p_fwer'].min():.3g}).")
-    return (f"{who}: at no layer is the change of the {what} distinguishable from the "
-            f"training draw and the speakers' variation (family-wise over {L} layers at "
-            f"{alpha:g}; largest change {big.change:+.3f} at {big.layer}, simultaneous "
-            f"interval [{big.ci_low_fwer:+.3f}, {big.ci_high_fwer:+.3f}], Holm p = "
-            f"{big.p_fwer:.3g}).{why} This is not evidence that the gap is unchanged: the "
-            "interval says how large a change the data leave possible.")
+        tables = self.tables()
+        fig = f"change_{self.statistic}.png"
+        out = claim_output(folder, "comparison", fresh=True, overwrite=overwrite,
+                           command=command, inputs=inputs, fingerprint=fingerprint,
+                           contents=[f"{n}.csv" for n in tables] + [COMPARISON_RECORD, "figures"])
+        for name, t in tables.items():
+            to_csv(t, out / f"{name}.csv", index=False)
+        write_json(out / COMPARISON_RECORD, {"alpha": self.alpha, "statistic": self.statistic,
+                                             "guard": list(self.guard), **self.info}, default=str)
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        savefig(self.figure(), out / "figures" / fig, dpi=110)
+        finish_output(out, tables={n: int(len(t)) for n, t in tables.items()},
+                      columns={n: [str(c) for c in t.columns] for n, t in tables.items()})
+        return out
+
+    @classmethod
+    def load(cls, folder) -> Comparison:
+        """The comparison a finished :meth:`save` wrote in ``folder``; a folder probekit did
+        not finish, or whose tables are missing or changed length, is an error naming it."""
+        from probekit.jsonfile import read_json_object
+        from probekit.outdir import OutputFolderError, read_tables, require_output
+
+        folder = Path(folder)
+        stamp = require_output(folder, "comparison", " (probekit compare --out FOLDER writes one)")
+        tables = read_tables(folder, stamp, COMPARISON_TABLES, what="comparison",
+                             again="run the comparison again")
+        if "comparison" not in tables:
+            raise OutputFolderError(f"{folder}: its stamp lists no comparison table; run the "
+                                    "comparison again")
+        t = tables["comparison"]
+        if "note" in t:  # "" (no note) is read back as NaN
+            t["note"] = t["note"].astype(object).where(t["note"].notna(), "")
+        rec = read_json_object(folder / COMPARISON_RECORD, "comparison record",
+                               {"alpha": float, "statistic": str, "guard": list},
+                               required=("alpha", "statistic", "guard"))
+        info = {k: v for k, v in rec.items() if k not in ("alpha", "statistic", "guard")}
+        return cls(tables["comparison"], guard=list(rec["guard"]),
+                   n_table=tables.get("n_per_cell", pd.DataFrame()), alpha=float(rec["alpha"]),
+                   statistic=rec["statistic"], wer_table=tables.get("wer_table"), info=info)
 
 
 def compare_encoders(results: pd.DataFrame, before: str, after: str | Sequence[str] | None = None,
@@ -205,7 +223,7 @@ def compare_encoders(results: pd.DataFrame, before: str, after: str | Sequence[s
         units = df.loc[df["encoder"] == a, "unit"].astype(str).unique()
         guard.append(check_unseen(a, units, seen.get(a), allow_seen=allow_seen))
     slice_cols = [c for c in ("task", "probe", "metric", "group_attribute") if c in df.columns]
-    tables, verdicts, ns = [], [], []
+    tables, ns = [], []
     for a in afters:
         pair = df[df["encoder"].isin([before, a])]
         for key, sl in pair.groupby(slice_cols, sort=True):
@@ -244,9 +262,6 @@ def compare_encoders(results: pd.DataFrame, before: str, after: str | Sequence[s
             for c, v in reversed([("before", before), ("after", a), *key.items()]):
                 t.insert(0, c, v)
             tables.append(t)
-            who = (f"{a} vs {before}, {_task_words(key['task'], key['probe'], '')}"
-                   f"{', ' + key['metric'] if key.get('metric') not in (None, 'error') else ''}")
-            verdicts.append(_verdict(t, verdict_statistic, alpha, who))
             n_spk, n_split = m.n_speakers(), m.per_split_n(0)
             for gi, g in enumerate(m.group_names):
                 ns.append({"before": before, "after": a, **key, "group": g,
@@ -254,32 +269,9 @@ def compare_encoders(results: pd.DataFrame, before: str, after: str | Sequence[s
                            "n_items": int(items[g][0]), "n_seeds": len(m.splits)})
     if not tables:
         raise BiasInputError(f"no slice holds both {before} and {afters}")
-    return Comparison(pd.concat(tables, ignore_index=True), verdicts, guard, pd.DataFrame(ns),
-                      alpha=alpha, statistic=verdict_statistic)
-
-
-def change_figure(table: pd.DataFrame, *, statistic: str = "difference", alpha: float = 0.05):
-    """Change of ``statistic`` per layer (after - before) with its two-way t interval:
-    one panel per (task, probe, metric), one line per compared pair; filled markers where the
-    Holm-adjusted p <= alpha."""
-    from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left alone
-
-    t = table[table["statistic"] == statistic]
-    panels = list(t.groupby(["task", "probe", "metric"], sort=True))
-    fig = Figure(figsize=(5.5 * max(len(panels), 1), 3.8), layout="constrained")
-    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)
-    for ax, ((task, probe, metric), sub) in zip(axes[0], panels):
-        for (b, a), s in sub.groupby(["before", "after"], sort=False):
-            s = s.sort_values("layer_index")
-            x = np.arange(len(s))
-            line = ax.plot(x, s["change"], marker="o", mfc="white", label=f"{a} - {b}")[0]
-            ax.fill_between(x, s["ci_low"], s["ci_high"], alpha=0.18, color=line.get_color())
-            sig = (s["p_fwer"] <= alpha).to_numpy()
-            ax.plot(x[sig], s["change"].to_numpy()[sig], "o", color=line.get_color())
-            ax.set_xticks(x, s["layer"], rotation=45, ha="right", fontsize=7)
-        ax.axhline(0, color="k", lw=0.8)
-        n = int(sub["n_speakers"].iloc[0]) if len(sub) else 0
-        ax.set_title(f"{task} / {probe} ({metric}), {n} test speakers", fontsize=9)
-        ax.set_ylabel(f"change of {_WHAT.get(statistic, statistic)}\n(after - before, {metric})")
-        ax.legend(fontsize=7)
-    return fig
+    table = pd.concat(tables, ignore_index=True)
+    # the one decision (Holm over the layers of a curve at alpha) that every reader quotes
+    table["decision"] = (table["p_fwer"] <= alpha).to_numpy()
+    table["decision_level"] = alpha
+    return Comparison(table, guard, pd.DataFrame(ns), alpha=alpha, statistic=verdict_statistic,
+                      info={"base": before, "adapted": list(afters)})

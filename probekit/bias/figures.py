@@ -12,6 +12,7 @@ read.
 from __future__ import annotations
 
 import functools
+import re
 from contextlib import ExitStack
 
 import numpy as np
@@ -23,7 +24,13 @@ from matplotlib.patches import Rectangle
 from probekit.bias.metrics import group_of
 
 __all__ = ["layer_curves", "transfer_heatmaps", "dispersion_scatter", "decomposition_bars",
-           "TYPE_COLORS"]
+           "TYPE_COLORS", "analysis_figures", "change_figure", "STATISTIC_LABELS"]
+
+#: How each before/after statistic is named on an axis and in a sentence ("gap" is max - min).
+STATISTIC_LABELS = {"difference": "gap (max - min group error)", "ratio": "min/max ratio",
+                    "relative_gap": "relative gap", "std": "spread (std of group errors)",
+                    "overall": "overall error", "macro": "macro error",
+                    "worst": "worst-group error"}
 
 TYPE_COLORS = {"neither": "#bbbbbb", "systematic": "#d95f02", "random": "#7570b3",
                "both": "#1b9e77", "worse, unexplained": "#e7298a"}
@@ -62,11 +69,13 @@ def _decided(d: pd.DataFrame) -> np.ndarray:
     return d["decision"].fillna(False).astype(bool).to_numpy()
 
 
-def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> Figure:
+def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var",
+                 alpha: float | None = None) -> Figure:
     """Per-layer error by group (left) and the bias measure (right), CI bands, one slice.
 
     ``curves`` is ``layer_curves`` restricted to one task/probe/metric/attribute; several
     encoders are drawn on the same axes (line style) so before/after comparisons share them.
+    ``alpha``: the analysis's level, which the bands' label states (``1 - alpha``).
     """
     metric, task = curves["metric"].iloc[0], curves["task"].iloc[0]
     fig, (a1, a2) = _figure(1, 2, (11, 4))
@@ -107,7 +116,8 @@ def layer_curves(curves: pd.DataFrame, *, bias: str = "between_var") -> Figure:
         a.set_xticks(labels["layer_index"], labels["layer"], rotation=45, ha="right")
         a.set_xlabel("layer")
     a1.set_ylabel(f"{metric} rate (fraction of {task} items wrong)")
-    a1.set_title(f"{task}: error per group; bands: speaker-bootstrap CI "
+    ci = "CI" if alpha is None else f"{100 * (1 - alpha):g}% CI"
+    a1.set_title(f"{task}: error per group; bands: speaker-bootstrap {ci} "
                  "(faint: groups, grey: overall); triangle: worse than the rest", fontsize=8)
     a2.set_ylabel("between-group variance net of sampling noise" if bias == "between_var"
                   else f"{bias} of group {metric} rates")
@@ -208,4 +218,70 @@ def decomposition_bars(typing: pd.DataFrame) -> Figure:
     fig.legend(handles, TYPE_COLORS.keys(), loc="outside lower center", ncol=5, fontsize=8)
     fig.suptitle(f"{d['encoder'].iloc[0]} | {d['task'].iloc[0]} | type per group and layer "
                  f"(the report's decision level {d['level'].iloc[0]:.3g} per family)")
+    return fig
+
+
+def _slug(*parts) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(map(str, parts))).strip("-")
+
+
+_KEYS = ["encoder", "task", "probe", "metric", "group_attribute"]
+
+
+def analysis_figures(tables: dict[str, pd.DataFrame],
+                     alpha: float | None = None) -> list[tuple[str, Figure]]:
+    """``(file stem, figure)`` of every figure of an analysis's tables: layer curves per
+    (task, probe, metric, group attribute), transfer heatmaps, typing bars and dispersion
+    scatters per slice (what :meth:`probekit.bias.analysis.Analysis.save` writes; ``alpha``,
+    the analysis's level, labels the intervals)."""
+    figs = []
+    t = tables
+    if "layer_curves" in t:
+        for k, c in t["layer_curves"].groupby(_KEYS[1:]):
+            figs.append((f"layer_curves_{_slug(*k)}", layer_curves(c, alpha=alpha)))
+    if "transfer_matrix" in t:
+        for k, m in t["transfer_matrix"].groupby(_KEYS):
+            figs.append((f"transfer_{_slug(*k)}", transfer_heatmaps(m)))
+    if "typing" in t:
+        for k, ty in t["typing"].groupby(_KEYS):
+            figs.append((f"decomposition_{_slug(*k)}", decomposition_bars(ty)))
+    if "dispersion_speakers" in t:
+        d_all = t["dispersion_speakers"]
+        by = ["encoder", "group_attribute"] if "encoder" in d_all.columns else ["group_attribute"]
+        for k, d in d_all.groupby(by):
+            figs.append((f"dispersion_{_slug(*k)}", dispersion_scatter(d)))
+    return figs
+
+
+def change_figure(table: pd.DataFrame, *, statistic: str = "difference") -> Figure:
+    """Change of ``statistic`` per layer (after - before) with its two-way t interval: one
+    panel per (task, probe, metric), one line per compared pair; filled markers where the
+    comparison decided the change (its ``decision`` column: Holm over the layers at
+    ``decision_level``, which also sets the interval's level in the label)."""
+    if "decision" not in table.columns or "decision_level" not in table.columns:
+        from probekit.bias.errors import BiasInputError
+
+        raise BiasInputError("a comparison table without 'decision'/'decision_level' columns: "
+                             "build it with probekit.bias.compare.compare_encoders")
+    t = table[table["statistic"] == statistic]
+    lv = t["decision_level"].dropna()
+    level = f"{100 * (1 - float(lv.iloc[0])):g}%" if len(lv) else "no"
+    panels = list(t.groupby(["task", "probe", "metric"], sort=True))
+    fig = Figure(figsize=(5.5 * max(len(panels), 1), 3.8), layout="constrained")
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)
+    for ax, ((task, probe, metric), sub) in zip(axes[0], panels):
+        for (b, a), s in sub.groupby(["before", "after"], sort=False):
+            s = s.sort_values("layer_index")
+            x = np.arange(len(s))
+            line = ax.plot(x, s["change"], marker="o", mfc="white", label=f"{a} - {b}")[0]
+            ax.fill_between(x, s["ci_low"], s["ci_high"], alpha=0.18, color=line.get_color())
+            sig = s["decision"].fillna(False).astype(bool).to_numpy()
+            ax.plot(x[sig], s["change"].to_numpy()[sig], "o", color=line.get_color())
+            ax.set_xticks(x, s["layer"], rotation=45, ha="right", fontsize=7)
+        ax.axhline(0, color="k", lw=0.8)
+        n = int(sub["n_speakers"].iloc[0]) if len(sub) else 0
+        ax.set_title(f"{task} / {probe} ({metric}), {n} test speakers", fontsize=9)
+        ax.set_ylabel(f"change of {STATISTIC_LABELS.get(statistic, statistic)}\n"
+                      f"(after - before, {metric}; {level} interval)")
+        ax.legend(fontsize=7)
     return fig

@@ -19,24 +19,13 @@ from pathlib import Path
 
 from probekit.atomic import savefig, write_json, write_text
 from probekit.report.glance import TYPE_MARKS, _glance_data, glance_figure  # noqa: F401
-from probekit.report.markup import _html_table, _md_inline, _md_table, markdown_to_html
-from probekit.report.summary import (load_tables, primary_slices, summary_points, task_words,
-                                     with_decisions)
+from probekit.report.html import CSS, _html_table, _md_inline, _md_table, markdown_to_html
+from probekit.report.summary import (interval_label, primary_slices, summary_points,
+                                     task_words, with_decisions)
 from probekit.report.tables import _fmt, group_error_table, group_interval_table  # noqa: F401
 
 __all__ = ["build_report", "banners", "group_error_table", "group_interval_table",
            "glance_figure", "markdown_to_html", "report_source"]
-
-CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-.banner{background:#fff3cd;border:2px solid #e0a800;padding:.7em 1em;margin:1em 0;font-weight:600}
-.summary li{margin:.5em 0}figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}
-figcaption{color:#555;font-size:.9em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
-td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}th{background:#f4f4f4}
-td:first-child,th:first-child{text-align:left}.sig{font-weight:700;color:#a00}
-details{margin:.3em 0 1em}summary{cursor:pointer;color:#335}.notes h3{font-size:1.05em}
-.glance img{max-width:100%;border:1px solid #eee}
-pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em;white-space:pre-wrap}.muted{color:#666;font-size:.9em}"""
 
 
 def banners(meta: dict) -> list[str]:
@@ -53,8 +42,9 @@ def banners(meta: dict) -> list[str]:
 
 _CAPTIONS = {
     "layer_curves": "Error per layer for each group (probe trained on every group; faint bands: "
-                    "each group's speaker-bootstrap interval, grey: the overall error's) and the "
-                    "debiased between-group variance with its interval; circles: group means "
+                    "each group's {level} speaker-bootstrap interval, grey: the overall "
+                    "error's) and the debiased between-group variance with its interval; "
+                    "circles: group means "
                     "unequal, triangles: the group is worse than the rest (the summary's "
                     "decisions, at the level it states)",
     "transfer": "Cross-group transfer: error of probes trained on one group (rows) on each test "
@@ -64,10 +54,10 @@ _CAPTIONS = {
 }
 
 
-def _caption(stem: str) -> str:
+def _caption(stem: str, level: str) -> str:
     for k, v in _CAPTIONS.items():
         if stem.startswith(k):
-            return f"{v} ({stem[len(k):].strip('_').replace('_', ' / ')})."
+            return f"{v.format(level=level)} ({stem[len(k):].strip('_').replace('_', ' / ')})."
     return stem
 
 
@@ -103,6 +93,22 @@ def _notes_only(findings: str, in_summary: set[str]) -> str:
     return "\n".join([*intro, *body]).strip() + "\n"
 
 
+def _level(an, meta: dict, alpha: float | None) -> float:
+    """The level the analysis's intervals and decisions were computed at (module docstring);
+    a different one asked for is an error naming both."""
+    from probekit.errors import ProbekitError
+
+    recorded = (an.provenance.get("analysis") or {}).get("alpha")
+    asked = alpha if alpha is not None else (meta.get("config") or {}).get("alpha")
+    if recorded is None:
+        return float(asked if asked is not None else an.alpha)
+    if asked is not None and abs(float(asked) - float(recorded)) > 1e-12:
+        raise ProbekitError(f"alpha {float(asked):g} asked for the report, but the analysis's "
+                            f"intervals and decisions are at {float(recorded):g}; run the "
+                            "analysis again at that level (probekit analyze --alpha)")
+    return float(recorded)
+
+
 #: Written beside report.html: the analysis folder it was built from, and the run times.
 REPORT_STAMP = ".probekit-report.json"
 RUN_TIMES_NOTE = ("Run times are not part of the report (so that the same analysis gives the "
@@ -123,6 +129,10 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
         ``config``, ``fingerprints``, ``versions``, ``timings``, ``synthetic`` (bool),
         ``random_init`` (list of encoder names) - the run's provenance (see
         :func:`probekit.study.run_study`).
+    alpha : float, optional
+        The level of the analysis's intervals and decisions; default the one it recorded
+        (``config.alpha`` of ``meta`` for an analysis that recorded none). A level that
+        differs from the recorded one is refused: the intervals cannot be relabelled.
     power : bool
         Give, next to each "not detected", the effect the design had 80% power to detect
         (:mod:`probekit.bias.power`: simulated once per design, cached on disk).
@@ -131,12 +141,15 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     -------
     (html_path, md_path)
     """
-    analysis, out = Path(analysis), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from probekit.bias.analysis import Analysis
     from probekit.provenance import split_lines, with_provenance
+
+    analysis, out = Path(analysis), Path(out)
+    an = Analysis.load(analysis)  # a finished analysis whose tables are all there, or an error
     meta = with_provenance(meta, analysis)  # a step-by-step analysis carries its own
-    alpha = alpha if alpha is not None else float(meta.get("config", {}).get("alpha", 0.05))
-    tables = with_decisions(load_tables(analysis), alpha)
+    alpha = _level(an, meta, alpha)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = with_decisions({n: t for n, t in an.tables.items() if len(t)}, alpha)
     in_summary = set(summary_points(tables, alpha=alpha))  # before the power sentences join
     if power:
         from probekit.bias.power import add_detectable_effects
@@ -145,9 +158,7 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     title = meta.get("config", {}).get("title") or "probekit bias report"
     question = meta.get("config", {}).get("question")
     points = summary_points(tables, alpha=alpha) + split_lines(meta)
-    level = f"{100 * (1 - alpha):g}"
-    if level != "95":  # the summary's interval labels follow the chosen alpha
-        points = [p.replace("95% CI", f"{level}% CI") for p in points]
+    level = interval_label(alpha).rstrip("%")
     glance = glance_figure(tables, alpha)
     glance_png = None
     if glance is not None:
@@ -202,7 +213,7 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     ba_md, ba_html = before_after_section(meta.get("before_after"), out)
     md += ba_md
     md += ["## Figures", ""]
-    md += [f"![{_caption(f.stem)}]({(rel / 'figures' / f.name).as_posix()})\n\n*{_caption(f.stem)}*\n"
+    md += [f"![{_caption(f.stem, level + '%')}]({(rel / 'figures' / f.name).as_posix()})\n\n*{_caption(f.stem, level + '%')}*\n"
            for f in figs]
     md += ["## Tables", "", table_note, ""]
     for name, df, ci in group_tables:
@@ -245,7 +256,7 @@ def build_report(analysis: str | Path, out: str | Path, meta: dict | None = None
     for f in figs:
         b64 = base64.b64encode(f.read_bytes()).decode("ascii")
         h.append(f'<figure><img alt="{e(f.stem)}" src="data:image/png;base64,{b64}">'
-                 f"<figcaption>{e(_caption(f.stem))}</figcaption></figure>")
+                 f"<figcaption>{e(_caption(f.stem, level + '%'))}</figcaption></figure>")
     h.append(f'<h2 id="tables">Tables</h2><p class="muted">{e(table_note)}</p>')
     for name, df, ci in group_tables:
         h.append(f"<h3>{e(name)}</h3>{_html_table(df)}"

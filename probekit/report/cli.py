@@ -8,20 +8,14 @@ from pathlib import Path
 from probekit.errors import ProbekitError
 
 
-def _analysis_encoders(analysis: Path) -> set[str]:
-    import pandas as pd
-
-    names: set[str] = set()
-    for f in analysis.glob("*.csv"):
-        try:
-            names |= set(pd.read_csv(f, usecols=["encoder"], dtype=str)["encoder"].dropna())
-        except (ValueError, pd.errors.EmptyDataError):
-            continue
-    return names
+def _analysis_encoders(an) -> set[str]:
+    """The encoders of an analysis's tables (:meth:`probekit.bias.analysis.Analysis.load`)."""
+    return {str(e) for t in an.tables.values() if "encoder" in t
+            for e in t["encoder"].dropna()}
 
 
 def _report(args: argparse.Namespace) -> int:
-    from probekit.bias.output import verify_analysis
+    from probekit.bias.analysis import Analysis
     from probekit.outdir import add_contents, claim_output, finish_output, read_stamp
     from probekit.report import build_report
     from probekit.report.build import REPORT_STAMP
@@ -34,7 +28,7 @@ def _report(args: argparse.Namespace) -> int:
     if analysis.is_dir() and list(analysis.glob("part-*.csv")):
         raise ProbekitError(f"{analysis} is a results table, not an analysis folder: run "
                             "probekit analyze RESULTS --out DIR first")
-    verify_analysis(analysis)  # a finished analysis whose tables are all there, or an error
+    an = Analysis.load(analysis)  # a finished analysis whose tables are all there, or an error
     meta_path = Path(args.meta) if args.meta else analysis.parent / "run.json"
     from probekit.provenance import read_meta
     meta = read_meta(meta_path) if meta_path.is_file() else {}
@@ -43,7 +37,7 @@ def _report(args: argparse.Namespace) -> int:
     elif args.synthetic and not meta.get("synthetic"):
         meta["synthetic"] = True
     if args.random_init:
-        encoders = _analysis_encoders(analysis)
+        encoders = _analysis_encoders(an)
         unknown = sorted(set(args.random_init) - encoders)
         if unknown:
             raise ProbekitError(f"--random-init {', '.join(unknown)}: not an encoder of this "

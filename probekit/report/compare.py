@@ -1,18 +1,19 @@
 """The report's before/after section: verdicts, the leakage guard, the WER table with
 speaker-bootstrap intervals, and the paired probe comparison per layer (from the folder that
-:func:`probekit.study.run.compare_stage` or ``probekit compare`` writes)."""
+:meth:`probekit.bias.compare.Comparison.save` writes for ``probekit compare`` and a study's
+compare stage alike). Interval labels and bold cells follow the comparison's level."""
 
 from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from probekit.bias.metrics import group_of, parse_statistic
+from probekit.bias.figures import STATISTIC_LABELS
 
 __all__ = ["before_after_section", "wer_cells", "probe_change_tables", "degenerate_sentences"]
 
@@ -48,14 +49,16 @@ def wer_cells(wt: pd.DataFrame, trained=None) -> pd.DataFrame:
     return t
 
 
-def probe_change_tables(cmp: pd.DataFrame, statistic: str = "difference",
-                        alpha: float = 0.05) -> list:
+def probe_change_tables(cmp: pd.DataFrame, statistic: str = "difference") -> list:
     """One (title, layer table) per (pair, task, probe, metric): before, after, change with
-    its per-layer and its simultaneous (over layers) interval, raw and Holm-adjusted p, the
-    test speakers and splits behind it, and ``note`` (why a row says little, when it does)."""
+    its per-layer and its simultaneous (over layers) interval, raw and Holm-adjusted p (bold:
+    the comparison's ``decision``), the test speakers and splits behind it, and ``note`` (why
+    a row says little, when it does)."""
+    from probekit.report.summary import interval_label
+
     out = []
     sub = cmp[cmp["statistic"] == statistic]
-    lvl = f"{100 * (1 - alpha):g}%"
+    lvl = interval_label(float(sub["decision_level"].iloc[0])) if len(sub) else ""
     fmt = lambda c, lo, hi: "" if pd.isna(lo) else f"{c:+.3f} [{lo:+.3f}, {hi:+.3f}]"  # noqa: E731
     for key, s in sub.groupby(["after", "before", "task", "probe", "metric"], sort=False):
         s = s.sort_values("layer_index")
@@ -68,14 +71,16 @@ def probe_change_tables(cmp: pd.DataFrame, statistic: str = "difference",
             "simultaneous CI (layers)": [fmt(c, lo, hi) for c, lo, hi in zip(s["change"], *sim)],
             "p": s["p_value"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}").to_numpy(),
             "p (FWER, Holm over layers)": ["" if pd.isna(p) else
-                                           (f"**{p:.3g}**" if p <= alpha else f"{p:.3g}")
-                                           for p in s["p_fwer"]],
+                                           (f"**{p:.3g}**" if d is True else f"{p:.3g}")
+                                           for p, d in zip(s["p_fwer"], s["decision"].map(
+                                               lambda x: bool(x) if x == x else False))],
             "speakers": s["n_speakers"].to_numpy(),
             "splits": s["n_splits"].to_numpy() if "n_splits" in s else "",
             "note": s["note"].fillna("").to_numpy() if "note" in s else ""},
             index=pd.Index(s["layer"].to_numpy(), name="layer"))
         a, b, task, probe, metric = key
-        out.append((f"{a} vs {b}: {task} / {probe} ({metric}), change of the max - min gap", t))
+        out.append((f"{a} vs {b}: {task} / {probe} ({metric}), change of the "
+                    f"{STATISTIC_LABELS.get(statistic, statistic)}", t))
     return out
 
 
@@ -99,64 +104,73 @@ def degenerate_sentences(cmp: pd.DataFrame) -> list[str]:
 
 def before_after_section(folder: str | Path | None, out: str | Path) -> tuple[list, list]:
     """(markdown lines, html lines) of the before/after section; empty when no folder."""
-    from probekit.report.markup import _html_table, _md_inline, _md_table
+    from probekit.bias.compare import Comparison
+    from probekit.report.html import _html_table, _md_inline, _md_table
+    from probekit.report.summary import interval_label
+    from probekit.report.verdicts import comparison_verdicts
 
-    if not folder or not (Path(folder) / "verdicts.json").is_file():
+    if not folder or not Path(folder).is_dir():
         return [], []
     folder = Path(folder)
-    v = json.loads((folder / "verdicts.json").read_text())
-    wt = pd.read_csv(folder / "wer_table.csv")
-    cmp = pd.read_csv(folder / "comparison.csv")
-    n = pd.read_csv(folder / "n_per_cell.csv")
-    wer = wer_cells(wt, v.get("train_groups"))
-    alpha = float(v.get("alpha", 0.05))
-    probes = probe_change_tables(cmp, alpha=alpha)
-    degenerate = degenerate_sentences(cmp)
+    c = Comparison.load(folder)
+    v, n = c.info, c.n_table
+    lvl = interval_label(c.alpha)
+    probes = probe_change_tables(c.table, c.statistic)
+    degenerate = degenerate_sentences(c.table)
     ncell = n.pivot_table(index=["after", "task", "probe"], columns="group", values="n_speakers",
                           aggfunc="first")
     ncell = ncell.reset_index().set_index("after")
-    fig = folder / "figures" / "change_difference.png"
-    intro = (f"Base encoder {v['base']} against the adapted encoders {', '.join(v['adapted'])} "
-             f"(fine-tuned on {', '.join(v['train_groups'])}). Fine-tuning split: {v['split']}. "
+    fig = folder / "figures" / f"change_{c.statistic}.png"
+    trained = (f" (fine-tuned on {', '.join(v['train_groups'])})" if v.get("train_groups")
+               else "")
+    split = f" Fine-tuning split: {v['split']}." if v.get("split") else ""
+    intro = (f"Base encoder {v.get('base', '?')} against the adapted encoders "
+             f"{', '.join(v.get('adapted', []))}{trained}.{split} "
              "Base and adapted encoders are probed on the same held-out speakers with the "
              "same probe seeds (one split each); change = after - before, paired by split "
              "and speaker. Each encoder's probes are retrained in every split, so the "
              "intervals and p-values count the training draw as well as the speakers: "
              "two-way (split x speaker) cluster-robust t (delta method for the gaps); "
-             "FWER: Holm over layers, with the matching simultaneous interval, which is the "
-             "one a verdict quotes when no layer passes.")
-    wer_note = (f"WER (%) on {v['n_test_utterances_wer']} test utterances; [95% speaker-bootstrap "
-                "interval, within group]; macro and gap over the trained groups; Δ: paired "
-                "change against zero-shot with its paired interval and swap-test p.")
+             f"FWER: Holm over layers at {c.alpha:g}, with the matching simultaneous interval, "
+             "which is the one a verdict quotes when no layer passes.")
+    what = STATISTIC_LABELS.get(c.statistic, c.statistic)
+    caption = (f"Change of the {what} per layer (after - before) with its {lvl} two-way "
+               f"(split x speaker) interval; filled: Holm-adjusted p <= {c.alpha:g}.")
+    verdicts = comparison_verdicts(c)
     md = ["## Before / after fine-tuning", "", intro, "", "**Leakage guard.**", ""]
-    md += [f"- {g}" for g in v["guard"]] + ["", "**Verdicts.**", ""]
-    md += [f"- {x}" for x in v["verdicts"]] + [""]
+    md += [f"- {g}" for g in c.guard] + ["", "**Verdicts.**", ""]
+    md += [f"- {x}" for x in verdicts] + [""]
     if degenerate:
         md += ["**Degenerate rows.**", ""] + [f"- {x}" for x in degenerate] + [""]
-    md += ["### WER by group", "", wer_note, "", _md_table(wer), ""]
+    wer = wer_note = None
+    if c.wer_table is not None:
+        wer = wer_cells(c.wer_table, v.get("train_groups"))
+        wer_note = (f"WER (%) on {v.get('n_test_utterances_wer', '?')} test utterances; [{lvl} "
+                    "speaker-bootstrap interval, within group]; macro and gap over the trained "
+                    "groups; Δ: paired change against zero-shot with its paired interval and "
+                    "swap-test p.")
+        md += ["### WER by group", "", wer_note, "", _md_table(wer), ""]
     if fig.is_file():
         rel = Path(__import__("os").path.relpath(fig, out)).as_posix()
-        md += [f"![change of the gap per layer]({rel})", "",
-               "*Change of the max - min group gap per layer (after - before) with its "
-               "two-way (split x speaker) interval; filled: Holm-adjusted p <= 0.05.*", ""]
+        md += [f"![change of the {what} per layer]({rel})", "", f"*{caption}*", ""]
     for title, t in probes:
         md += [f"### {title}", "", _md_table(t), ""]
     md += ["### Test speakers per group (n per cell)", "", _md_table(ncell), ""]
     e = lambda s: html.escape(s, quote=False)  # noqa: E731
     h = ['<h2 id="before-after">Before / after fine-tuning</h2>', f"<p>{e(intro)}</p>",
          "<p><strong>Leakage guard.</strong></p><ul>"]
-    h += [f"<li>{e(g)}</li>" for g in v["guard"]] + ["</ul><p><strong>Verdicts.</strong></p><ul>"]
-    h += [f"<li>{_md_inline(x)}</li>" for x in v["verdicts"]] + ["</ul>"]
+    h += [f"<li>{e(g)}</li>" for g in c.guard] + ["</ul><p><strong>Verdicts.</strong></p><ul>"]
+    h += [f"<li>{_md_inline(x)}</li>" for x in verdicts] + ["</ul>"]
     if degenerate:
         h += ["<p><strong>Degenerate rows.</strong></p><ul>"]
         h += [f"<li>{e(x)}</li>" for x in degenerate] + ["</ul>"]
-    h += [f'<h3>WER by group</h3><p class="muted">{e(wer_note)}</p>{_html_table(wer)}']
+    if wer is not None:
+        h += [f'<h3>WER by group</h3><p class="muted">{e(wer_note)}</p>{_html_table(wer)}']
     if fig.is_file():
         b64 = base64.b64encode(fig.read_bytes()).decode("ascii")
-        h.append(f'<figure><img alt="change of the gap" src="data:image/png;base64,{b64}">'
-                 "<figcaption>Change of the max - min group gap per layer (after - before) with "
-                 "its two-way (split x speaker) interval; filled: Holm-adjusted p &lt;= 0.05."
-                 "</figcaption></figure>")
+        h.append(f'<figure><img alt="change of the {e(what)}" '
+                 f'src="data:image/png;base64,{b64}"><figcaption>{e(caption)}</figcaption>'
+                 "</figure>")
     for title, t in probes:
         h.append(f"<h3>{e(title)}</h3>{_html_table(t)}")
     h.append(f"<h3>Test speakers per group (n per cell)</h3>{_html_table(ncell)}")

@@ -1,7 +1,8 @@
 """Plain-words summary of a bias analysis (the tables ``probekit analyze`` writes).
 
 The one prose generator of probekit: the report's summary and the analysis folder's
-``findings.md`` both come from :func:`summary_points`. Every sentence is built only from
+``findings.md`` (:func:`findings_note`, which :meth:`probekit.bias.analysis.Analysis.save`
+writes when given) both come from :func:`summary_points`. Every sentence is built only from
 statistics whose error rates the calibration benchmark checks (``benchmarks/calibration.py``):
 family-wise-controlled group and gap tests, the joint-permutation test of the error-gap
 relationship, the own-vs-broad test with the training draw as a unit, the typing rule, and
@@ -16,19 +17,13 @@ the sentences name the same cells at the same level.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from probekit.bias.decision import decide, has_decisions, report_slices
 from probekit.bias.metrics import group_of
 
-__all__ = ["load_tables", "summary_points", "primary_slices", "task_words",
-           "TABLES", "with_decisions", "family_points"]
-
-
-TABLES = ("layer_curves", "layer_summary", "typing", "own_vs_broad", "transfer_generalisation",
-          "transfer_matrix", "count_model", "dispersion_speakers", "decision_families")
+__all__ = ["summary_points", "primary_slices", "task_words", "with_decisions",
+           "family_points", "findings_note", "interval_label"]
 
 
 def task_words(task: str) -> str:
@@ -37,21 +32,22 @@ def task_words(task: str) -> str:
     return get_task(task).words
 
 
-def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
-    """The analysis folder's CSV tables by name (missing or empty ones are left out)."""
-    out = {}
-    for name in TABLES:
-        p = Path(folder) / f"{name}.csv"
-        if p.exists() and p.stat().st_size > 1:
-            try:
-                t = pd.read_csv(p, keep_default_na=True)
-            except pd.errors.EmptyDataError:
-                continue
-            if len(t):
-                if "reason" in t:
-                    t["reason"] = t["reason"].astype(object).fillna("")
-                out[name] = t
-    return out
+def interval_label(alpha: float) -> str:
+    """``"95%"`` for ``alpha`` 0.05: the level every interval label in the report states."""
+    return f"{100 * (1 - alpha):g}%"
+
+
+def findings_note(an) -> str:
+    """The analysis folder's findings note: the report's plain-words summary of ``an``'s
+    tables (:func:`summary_points`) with the analysis's notes; pass it to
+    :meth:`probekit.bias.analysis.Analysis.save` as ``findings``."""
+    head = ["# Bias analysis findings", "",
+            "Statements hold for this results table's corpus, speakers and probes only; on a "
+            "synthetic corpus they describe the synthesis, not real accents. Intervals resample "
+            "splits and speakers; p-values permute group labels across speakers or treat the "
+            "training draw as a unit; family-wise control as stated (docs/concepts.md).", ""]
+    body = summary_points(an.tables, alpha=an.alpha, notes=an.notes)
+    return "\n".join(head + [f"- {p}" for p in body]) + "\n"
 
 
 def primary_slices(curves: pd.DataFrame) -> list[tuple]:
@@ -133,7 +129,8 @@ def _slice_points(t, key, alpha) -> list[str]:
         s = s[s["bias_measure"] == "between_var"]
         srow = s.iloc[0] if len(s) else None
     best = ov.loc[ov["estimate"].idxmin()]
-    head += (f"error is lowest at {best.layer} ({best.estimate:.3f}), 95% CI "
+    head += (f"error is lowest at {best.layer} ({best.estimate:.3f}), "
+             f"{interval_label(alpha)} CI "
              f"{best.ci_low:.3f}-{best.ci_high:.3f}"
              + (f", the lowest layer in {_pct(srow.min_error_share)} of resamples" if srow is not None else "")
              + ".")
@@ -172,7 +169,7 @@ def _slice_points(t, key, alpha) -> list[str]:
         ty = _sel(ty, key)
         if len(ty):
             tl = _level(ty, lvl)
-            labelled = ty[_decided(ty)] if "decision" in ty else ty[ty["type"] != "neither"]
+            labelled = ty[_decided(ty)]
             src = ty["random_source"].iloc[0]
             ref = ty["reference"].iloc[0]
             if labelled.empty:
@@ -202,7 +199,7 @@ def _slice_points(t, key, alpha) -> list[str]:
             o = o[o["decision_level"].notna()]
         if len(o):
             ref = o["reference"].iloc[0]
-            wins = o[_decided(o)] if "decision" in o else o.iloc[:0]
+            wins = o[_decided(o)]
             if o["n_splits"].max() < 2:
                 pts.append("  Own-group vs broad probes: one split only, so the training draw "
                            "cannot be assessed (run more probe seeds).")
@@ -248,6 +245,7 @@ def summary_points(tables: dict[str, pd.DataFrame], *, alpha: float = 0.05,
     Every finding is read from the tables' decision columns (``alpha`` only fills them in for
     an analysis written before they existed)."""
     notes = list(notes or [])
+    tables = {n: t for n, t in tables.items() if len(t)}  # an empty table says nothing
     if "layer_curves" not in tables:
         return (["The analysis produced no layer curves (no probe was trained on every group), "
                  "so there is nothing to summarise; see the tables below."]

@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from probekit.atomic import savefig, to_csv, write_json
+from probekit.atomic import to_csv, write_json
 from probekit.jsonfile import BadFileError, read_json_object
 from probekit.study.config import StudyConfig
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def _slug(s: str) -> str:
-    from probekit.study.run import _slug as slug
+    from probekit.study.folder import _slug as slug
     return slug(s)
 
 
@@ -104,14 +104,16 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
 
 
 def compare_stage(config: StudyConfig, results_dir: Path, folder: Path, trained: dict) -> Path:
-    """Paired before/after comparison of the base and adapted encoders (probes and WER) into
-    ``folder``: ``comparison.csv``, ``n_per_cell.csv``, ``wer_table.csv``, ``verdicts.json``
-    and ``figures/change_<statistic>.png``."""
+    """Paired before/after comparison of the base and adapted encoders (probes and WER),
+    written by :meth:`probekit.bias.compare.Comparison.save` into ``folder`` (the same files
+    as ``probekit compare --out``, plus ``wer_table.csv``)."""
+    import shutil
+
     from probekit.bias.compare import check_unseen, compare_encoders
+    from probekit.outdir import read_stamp
     from probekit.probes.results import ResultsTable
     from probekit.bias.wer import wer_table
 
-    folder.mkdir(parents=True, exist_ok=True)
     tr = config.training
     df = ResultsTable(results_dir).load()
     labels = [s.display for s in trained["encoders"]]
@@ -121,18 +123,15 @@ def compare_stage(config: StudyConfig, results_dir: Path, folder: Path, trained:
                   for k, v in trained["seen"].items()]
     cmp = compare_encoders(df, trained["base"], labels, seen=trained["seen"],
                            allow_seen=tr.allow_seen, alpha=config.alpha)
-    to_csv(cmp.table, folder / "comparison.csv", index=False)
-    to_csv(cmp.n_table, folder / "n_per_cell.csv", index=False)
-    (folder / "figures").mkdir(exist_ok=True)
-    fig = cmp.figure()
-    savefig(fig, folder / "figures" / "change_difference.png", dpi=110)
-    wt = wer_table(trained["transcripts"], attribute=config.group_attribute,
-                   trained=trained["train_groups"], reference="zero-shot",
-                   n_boot=config.n_boot, alpha=config.alpha, seed=config.seed)
-    to_csv(wt, folder / "wer_table.csv", index=False)
-    write_json(folder / "verdicts.json", {
-        "verdicts": cmp.verdicts, "guard": cmp.guard + guard_sent,
-        "split": trained["split"].note, "base": trained["base"], "adapted": labels,
-        "train_groups": trained["train_groups"], "alpha": config.alpha,
-        "n_test_utterances_wer": int(len(next(iter(trained["transcripts"].values()))))})
-    return folder
+    cmp.guard += guard_sent
+    cmp.wer_table = wer_table(trained["transcripts"], attribute=config.group_attribute,
+                              trained=trained["train_groups"], reference="zero-shot",
+                              n_boot=config.n_boot, alpha=config.alpha, seed=config.seed)
+    cmp.info.update(split=trained["split"].note, train_groups=trained["train_groups"],
+                    n_test_utterances_wer=int(len(next(iter(trained["transcripts"].values())))))
+    if folder.is_dir() and read_stamp(folder) is None:
+        # compare/ of a study written before it was claimed: the study's own entry (its stamp
+        # lists "compare"), so it is replaced, never adopted
+        shutil.rmtree(folder)
+    return cmp.save(folder, inputs=(results_dir,), command="study run",
+                    fingerprint={"study": config.fingerprint()})

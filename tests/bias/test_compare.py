@@ -1,7 +1,6 @@
 """The paired before/after comparison: level, power, pairing by split and speaker, the
 verdict agreeing with its intervals, degenerate rows named, the leakage guard."""
 
-import json
 import re
 
 import numpy as np
@@ -12,6 +11,7 @@ from benchmarks.calib_paired import results_table, run as calibrate_retrained, s
 from benchmarks.calibration_paired import run as calibrate, simulate_pair
 from probekit.bias import BiasInputError, LeakageError, SeenIds, compare_encoders, paired_change
 from probekit.bias.compare import check_unseen, split_change
+from probekit.report.verdicts import comparison_verdicts
 
 
 def test_paired_test_holds_level_and_detects_a_planted_reduction():
@@ -124,7 +124,7 @@ def test_verdict_quotes_an_interval_of_its_own_family():
     for seed in range(6):
         cmp = compare_encoders(_table(seed, reduction=0.5, K=10), "base")
         t = cmp.table[cmp.table["statistic"] == "difference"]
-        v = cmp.verdicts[0]
+        v = comparison_verdicts(cmp)[0]
         assert "family-wise over 4 layers at 0.05" in v, v
         if "at no layer" in v:
             seen_both.add("none")
@@ -147,7 +147,7 @@ def test_one_split_is_not_assessed_and_degenerate_rows_are_named():
     cmp = compare_encoders(df, "base")
     assert cmp.table["p_value"].isna().all() and cmp.table["ci_low"].isna().all()
     assert cmp.table["note"].str.contains("one probe split").all()
-    assert "not assessed" in cmp.verdicts[0] and "one probe split" in cmp.verdicts[0]
+    assert "not assessed" in comparison_verdicts(cmp)[0] and "one probe split" in comparison_verdicts(cmp)[0]
     # a group at error 1.0 before and after while the others are not; identical encoders
     df = _table(K=4)
     df.loc[df["test_group"] == "g3", "value"] = 1.0
@@ -163,8 +163,8 @@ def test_compare_encoders_gives_a_verdict_and_n_per_cell():
     cmp = compare_encoders(_table(reduction=0.8), "base")
     assert set(cmp.table["after"]) == {"tuned"}
     assert cmp.table.groupby("statistic")["layer"].nunique().eq(4).all()
-    assert len(cmp.verdicts) == 1 and "tuned vs base, phone-probe (lda)" in cmp.verdicts[0]
-    assert "gap (max - min group error)" in cmp.verdicts[0]
+    assert len(comparison_verdicts(cmp)) == 1 and "tuned vs base, phone-probe (lda)" in comparison_verdicts(cmp)[0]
+    assert "gap (max - min group error)" in comparison_verdicts(cmp)[0]
     # distinct test speakers over 4 splits of 5 of 10 (one may never be drawn)
     assert cmp.n_table["n_speakers"].between(8, 10).all() and len(cmp.n_table) == 4
     assert (cmp.n_table["n_per_split"] == 5).all() and (cmp.n_table["n_seeds"] == 4).all()
@@ -229,19 +229,50 @@ def test_report_section_names_degenerate_rows_and_shows_the_simultaneous_interva
     df = _table(K=4)
     df.loc[df["test_group"] == "g3", "value"] = 1.0
     cmp = compare_encoders(df, "base", alpha=0.05)
-    cmp.table.to_csv(tmp_path / "comparison.csv", index=False)
-    cmp.n_table.to_csv(tmp_path / "n_per_cell.csv", index=False)
-    pd.DataFrame({"model": ["zero-shot"], "statistic": ["pooled_macro"], "weighting": ["items"],
-                  "groups": ["g0"], "change_from": [""], "estimate": [0.10], "ci_low": [0.08],
-                  "ci_high": [0.12], "p_value": [float("nan")], "n_speakers": [4]}
-                 ).to_csv(tmp_path / "wer_table.csv", index=False)
-    (tmp_path / "verdicts.json").write_text(json.dumps({
-        "verdicts": cmp.verdicts, "guard": cmp.guard, "split": "s", "base": "base",
-        "adapted": ["tuned"], "train_groups": ["g0"], "alpha": 0.05,
-        "n_test_utterances_wer": 1}))
-    md, html = before_after_section(tmp_path, tmp_path)
+    cmp.wer_table = pd.DataFrame({"model": ["zero-shot"], "statistic": ["pooled_macro"],
+                                  "weighting": ["items"], "groups": ["g0"], "change_from": [""],
+                                  "estimate": [0.10], "ci_low": [0.08], "ci_high": [0.12],
+                                  "p_value": [float("nan")], "n_speakers": [4]})
+    cmp.info.update(split="s", train_groups=["g0"], n_test_utterances_wer=1)
+    cmp.save(tmp_path / "cmp")
+    md, html = before_after_section(tmp_path / "cmp", tmp_path)
     text = "\n".join(md)
     assert "**Degenerate rows.**" in text
     assert "group g3 at layer0, layer1, layer2, layer3: group at error 1 before" in text
     assert "simultaneous CI (layers)" in text and "two-way (split x speaker)" in text
     assert any("Degenerate rows" in h for h in html)
+
+
+def test_comparison_save_load_round_trip_and_labels_follow_alpha(tmp_path):
+    """Issue 22 item 1: Comparison.save is the one writer (claimed through outdir) and
+    Comparison.load reads back every table; the verdicts, the report section, its bold cells
+    and the figure state the comparison's own level (0.1 here), never 95 % / 0.05."""
+    from probekit.bias.compare import Comparison
+    from probekit.outdir import OutputFolderError, read_stamp
+    from probekit.report.compare import before_after_section
+
+    cmp = compare_encoders(_table(reduction=0.8), "base", alpha=0.1)
+    assert (cmp.table["decision"] == (cmp.table["p_fwer"] <= 0.1)).all()
+    assert (cmp.table["decision_level"] == 0.1).all()
+    out = cmp.save(tmp_path / "cmp")
+    stamp = read_stamp(out)
+    assert stamp["kind"] == "comparison" and stamp["complete"]
+    back = Comparison.load(out)
+    assert set(back.tables()) == set(cmp.tables()) == {"comparison", "n_per_cell"}
+    assert len(back.table) == len(cmp.table) and list(back.table.columns) == list(cmp.table.columns)
+    assert back.alpha == 0.1 and back.info == {"base": "base", "adapted": ["tuned"]}
+    assert comparison_verdicts(back) == comparison_verdicts(cmp)
+    assert "90% interval" in comparison_verdicts(cmp)[0] and "at 0.1" in comparison_verdicts(cmp)[0]
+    text = "\n".join(before_after_section(out, tmp_path)[0])
+    assert "change [90% CI]" in text and "p <= 0.1" in text and "Holm over layers at 0.1" in text
+    assert "95%" not in text and "p <= 0.05" not in text
+    ax = cmp.figure().axes[0]
+    assert "90% interval" in ax.get_ylabel()
+    # an edited table is refused, naming it
+    head = (out / "n_per_cell.csv").read_text().splitlines()[0]
+    (out / "n_per_cell.csv").write_text(head + "\n")  # the rows cut, the header kept
+    with pytest.raises(OutputFolderError, match="n_per_cell.csv has 0 rows"):
+        Comparison.load(out)
+    (out / "n_per_cell.csv").unlink()
+    with pytest.raises(OutputFolderError, match="n_per_cell.csv is missing"):
+        Comparison.load(out)

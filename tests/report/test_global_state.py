@@ -26,8 +26,7 @@ SCRIPT = textwrap.dedent("""
 
     import probekit.bias.figures, probekit.bias.compare, probekit.report  # noqa: F401
     from probekit.bias.analysis import analyze
-    from probekit.bias.compare import change_figure
-    from probekit.bias.output import write_analysis
+    from probekit.bias.figures import change_figure
     from probekit.bias.simulate import simulate_results
     from probekit.report import build_report
     import pandas as pd
@@ -36,12 +35,13 @@ SCRIPT = textwrap.dedent("""
     df = simulate_results(n_groups=3, speakers_per_group=6, n_layers=3, seeds=(0, 1, 2),
                           train_sets="full", group_offset={"g2": 0.2})
     an = analyze(df, n_boot=20, n_perm=49)
-    write_analysis(an, out + "/analysis")
+    an.save(out + "/analysis")
     build_report(out + "/analysis", out + "/report", power=False)
     change_figure(pd.DataFrame({"statistic": "difference", "task": "phone", "probe": "lda",
                                 "metric": "per", "before": "a", "after": "b", "layer_index": [0, 1],
                                 "layer": ["l0", "l1"], "change": [0.1, 0.0], "ci_low": [0.0, -0.1],
-                                "ci_high": [0.2, 0.1], "p_fwer": [0.01, 0.5], "n_speakers": 8}))
+                                "ci_high": [0.2, 0.1], "p_fwer": [0.01, 0.5], "n_speakers": 8,
+                                "decision": [True, False], "decision_level": 0.05}))
     rc = dict(matplotlib.rcParams)
     changed = sorted(k for k in rc if str(rc[k]) != str(before["rc"].get(k)))
     print(json.dumps({"backend": [before["backend"], matplotlib.get_backend()],

@@ -51,16 +51,16 @@ def _layers_in(text: str, pattern: str) -> set[str]:
 
 def test_figure_marks_bold_cells_glance_and_text_name_the_same_layers(crafted):
     from probekit.bias import figures
-    from probekit.bias.output import write_analysis
-    from probekit.report import build_report, load_tables
+    from probekit.bias.analysis import Analysis
+    from probekit.report import build_report
     from probekit.report.build import _glance_data
 
     make, root = crafted
     an = make()
-    write_analysis(an, root / "analysis", overwrite=True)
+    an.save(root / "analysis", overwrite=True)
     build_report(root / "analysis", root / "report", power=False)  # power: test_power.py
     md = (root / "report" / "report.md").read_text()
-    tables = load_tables(root / "analysis")
+    tables = Analysis.load(root / "analysis").tables
     summary = md[md.index("## Summary"):md.index("## Figures")]
     phone = [p for p in summary.split("\n- ") if "phone recognition" in p][0]
     text_unequal = _layers_in(phone, r"at \d of 4 layers \(([^)]*)\)")
@@ -88,8 +88,8 @@ def test_figure_marks_bold_cells_glance_and_text_name_the_same_layers(crafted):
 
 def test_summary_and_typing_table_agree_on_types(crafted, tmp_path):
     """A type the typing table shows is a type the summary states (no stricter re-test)."""
-    from probekit.bias.output import write_analysis
-    from probekit.report import load_tables, summary_points
+    from probekit.bias.analysis import Analysis
+    from probekit.report import summary_points
 
     make, _ = crafted
     an = make()
@@ -98,8 +98,8 @@ def test_summary_and_typing_table_agree_on_types(crafted, tmp_path):
     # the typing's own "worse" p-values, typed at 0.05 / 3 as type_groups does
     ty.loc[g2, "worse_p_fwer"] = ty.loc[g2, "layer_index"].map(dict(enumerate([0.001, 0.004, 0.012, 0.3])))
     ty["type"] = np.where(ty["worse_p_fwer"] <= 0.05 / 3, "worse, unexplained", "neither")
-    write_analysis(an, tmp_path / "analysis")
-    tables = load_tables(tmp_path / "analysis")
+    an.save(tmp_path / "analysis")
+    tables = Analysis.load(tmp_path / "analysis").tables
     shown = tables["typing"][tables["typing"]["type"] != "neither"]
     assert len(shown) and (shown["type"] == "worse, unexplained").all()
     text = "\n".join(summary_points(tables))

@@ -21,13 +21,12 @@ def test_not_detected_comes_with_the_detectable_effect(tmp_path, monkeypatch):
 
     _small(monkeypatch)
     from probekit.bias.analysis import analyze
-    from probekit.bias.output import write_analysis
     from probekit.bias.simulate import simulate_results
     from probekit.report import build_report
 
     df = simulate_results(n_groups=3, speakers_per_group=6, n_layers=3, seeds=(0, 1, 2),
                           train_sets=("all",), random_state=3)
-    write_analysis(analyze(df, n_boot=20, n_perm=99, with_counts=False), tmp_path / "a")
+    analyze(df, n_boot=20, n_perm=99, with_counts=False).save(tmp_path / "a")
     _, md = build_report(tmp_path / "a", tmp_path / "r")
     text = md.read_text()
     # either an effect on the grid or "more than" its largest: the two-null tests of the layer

@@ -16,11 +16,10 @@ def _step_by_step(tmp_path):
     res = tmp_path / "res"
     run_grid(st, "phone", res, seeds=(0, 1), progress=False, train_sets=("single", "all"))
     from probekit.bias.analysis import analyze
-    from probekit.bias.output import write_analysis
     from probekit.probes.results import ResultsTable
 
     an = analyze(ResultsTable(res).load(), store=st, n_boot=20, n_perm=20)
-    write_analysis(an, tmp_path / "an")
+    an.save(tmp_path / "an")
     return res, tmp_path / "an"
 
 

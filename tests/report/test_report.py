@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from probekit.cli import main
-from probekit.report import build_report, group_error_table, load_tables, summary_points
+from probekit.bias.analysis import Analysis
+from probekit.report import build_report, group_error_table, summary_points
 
 
 def test_summary_names_the_planted_group_and_its_layers(sim_analysis):
-    points = summary_points(load_tables(sim_analysis))
+    points = summary_points(Analysis.load(sim_analysis).tables)
     text = "\n".join(points)
     assert "most often found worse than the rest are: g2" in text
     curves = pd.read_csv(sim_analysis / "layer_curves.csv")
@@ -86,8 +87,20 @@ def test_report_first_screen_notes_intervals_and_alpha(sim_analysis, tmp_path):
     cell (collapsible), interval labels following alpha."""
     from probekit.report.build import glance_figure, group_interval_table, markdown_to_html
 
-    html, md = build_report(sim_analysis, tmp_path, {"config": {"alpha": 0.1}})
+    from probekit.bias.analysis import analyze
+    from probekit.bias.simulate import simulate_results
+    from probekit.errors import ProbekitError
+
+    # the labels are the level the intervals were computed at: a report cannot relabel them
+    with pytest.raises(ProbekitError, match="alpha 0.1 asked for the report.*at 0.05"):
+        build_report(sim_analysis, tmp_path / "no", {"config": {"alpha": 0.1}})
+    df = simulate_results(n_groups=3, speakers_per_group=6, n_layers=3, seeds=(0, 1),
+                          train_sets="full", group_offset={"g2": 0.3})
+    analyze(df, n_boot=30, n_perm=99, alpha=0.1, with_counts=False).save(tmp_path / "an")
+    html, md = build_report(tmp_path / "an", tmp_path, power=False)
     t = html.read_text()
+    assert "90% CI" in t and "family-wise" in t
+    assert "each group's 90% speaker-bootstrap interval" in t  # figure captions too
     assert (tmp_path / "report_figures" / "at_a_glance.png").stat().st_size > 5_000
     assert (tmp_path / "report_figures" / "at_a_glance.svg").read_text().lstrip().startswith("<?xml")
     assert t.index('id="glance"') < t.index('id="summary"')
@@ -112,7 +125,7 @@ def test_each_summary_sentence_is_printed_once(sim_analysis, tmp_path):
     appears once in report.md, and findings.md still holds them all."""
     _, md = build_report(sim_analysis, tmp_path, {}, power=False)
     text = md.read_text()
-    points = summary_points(load_tables(sim_analysis))
+    points = summary_points(Analysis.load(sim_analysis).tables)
     assert points and all(text.count(p.split("\n")[0]) == 1 for p in points), \
         [p.split("\n")[0] for p in points if text.count(p.split("\n")[0]) != 1]
     findings = (sim_analysis / "findings.md").read_text()

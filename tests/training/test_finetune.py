@@ -69,6 +69,21 @@ def test_study_with_a_training_section_writes_the_before_after_report(tiny_whisp
     tested = set(cmp.columns) and set(pd.read_csv(tmp_path / "study" / "compare" /
                                                   "n_per_cell.csv")["group"])
     assert tested == {"en-us", "en-gb-scotland", "es"}
+    # probekit compare --out and the study's compare stage write the same files, both through
+    # Comparison.save (the study adds its WER table), and the same comparison table
+    from probekit.cli import main
+
+    study_cmp = tmp_path / "study" / "compare"
+    assert main(["-q", "compare", str(tmp_path / "study" / "work" / "results"), "--before",
+                 "tiny-random-whisper", "--after", "lora-erm", "--alpha", str(cfg.alpha),
+                 "--out", str(tmp_path / "cli_cmp")]) == 0
+
+    def files(d):
+        return sorted(p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file())
+    assert files(tmp_path / "cli_cmp") == [f for f in files(study_cmp) if f != "wer_table.csv"]
+    assert "wer_table.csv" in files(study_cmp)
+    assert ((tmp_path / "cli_cmp" / "comparison.csv").read_bytes()
+            == (study_cmp / "comparison.csv").read_bytes())
     # a rerun reuses the fine-tuning run
     mtime = (merged / "model.safetensors").stat().st_mtime
     run_study(cfg, tmp_path / "study", progress=False)

@@ -1,4 +1,7 @@
-"""``probekit analyze``: bias tables (CSV), figures (PNG) and a findings note from a results table."""
+"""``probekit analyze``: bias tables (CSV), figures (PNG) and a findings note from a results table.
+
+A top-level command module (like :mod:`probekit.cli_compare`): the findings note is prose,
+which lives in :mod:`probekit.report`, and no module of :mod:`probekit.bias` imports it."""
 
 from __future__ import annotations
 
@@ -27,14 +30,14 @@ def _analyze(args: argparse.Namespace) -> int:
         stores = [EmbeddingStore.open(s) for s in args.store]
     an = analyze(df, store=stores, n_boot=args.n_boot, n_perm=args.n_perm, alpha=args.alpha,
                  seed=args.seed)
-    from probekit.bias.output import write_analysis
+    from probekit.report import findings_note
     # analyze owns --out: what it wrote there before is removed first (its stamp lists it).
     stores = [s for s in (args.store if isinstance(args.store, list) else [args.store]) if s]
     fp = {"results": str(Path(args.results).resolve()), "rows": len(df),
           "stores": [str(Path(s).resolve()) for s in stores], "n_boot": args.n_boot,
           "n_perm": args.n_perm, "alpha": args.alpha, "seed": args.seed}
-    out, n_figs = write_analysis(an, args.out, alpha=args.alpha, overwrite=args.overwrite,
-                                 inputs=(args.results, *stores), fingerprint=fp)
+    out, n_figs = an.save(args.out, findings=findings_note(an), overwrite=args.overwrite,
+                          inputs=(args.results, *stores), fingerprint=fp)
     print(f"wrote {len(an.tables)} tables and {n_figs} figures to {out}")
     return 0
 

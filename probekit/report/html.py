@@ -1,6 +1,8 @@
-"""Markup for the report: the analysis notes' markdown as HTML (:func:`markdown_to_html`),
-and DataFrames as markdown or HTML tables (``_md_table``, ``_html_table``, with the summary's
-bold as ``<strong>``: ``_md_inline``)."""
+"""The report's markdown and HTML helpers: the analysis notes' markdown as HTML
+(:func:`markdown_to_html`), DataFrames as markdown or HTML tables (``_md_table``,
+``_html_table``, with the summary's bold as ``<strong>``: ``_md_inline``) and the page's
+stylesheet (``CSS``). Used by :mod:`probekit.report.build` and :mod:`probekit.report.compare`,
+so that neither imports the other for them."""
 
 from __future__ import annotations
 
@@ -9,7 +11,19 @@ import re
 
 import pandas as pd
 
-__all__ = ["markdown_to_html"]
+__all__ = ["markdown_to_html", "CSS"]
+
+#: The report page's stylesheet (inline: the report is one self-contained file).
+CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+.banner{background:#fff3cd;border:2px solid #e0a800;padding:.7em 1em;margin:1em 0;font-weight:600}
+.summary li{margin:.5em 0}figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{color:#555;font-size:.9em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
+td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}.sig{font-weight:700;color:#a00}
+details{margin:.3em 0 1em}summary{cursor:pointer;color:#335}.notes h3{font-size:1.05em}
+.glance img{max-width:100%;border:1px solid #eee}
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em;white-space:pre-wrap}.muted{color:#666;font-size:.9em}"""
 
 
 def markdown_to_html(text: str) -> str:
