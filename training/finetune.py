@@ -10,7 +10,7 @@
 splits for any corpus whose utterances carry ``sentence_id`` (speaker-disjoint only, with a
 note saying so, when they do not). :func:`finetune` injects the adapters, trains with
 :class:`~training.trainer.Trainer`, saves the adapters and the merged model *with the ids of
-the speakers and sentences it saw* (:class:`probekit.bias.compare.SeenIds`, the leakage guard
+the speakers and sentences it saw* (:class:`probekit.corpus.seen.SeenIds`, the leakage guard
 of before/after comparisons), and transcribes the test split. A finished run folder is reused.
 :func:`wer_table` is the before/after WER table with speaker-bootstrap intervals.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from probekit.atomic import to_csv, write_json
-from probekit.bias.compare import SEEN_FILE, SeenIds
+from probekit.corpus.seen import SEEN_FILE, SeenIds
 from probekit.jsonfile import read_json_object
 from training.runkey import (base_fingerprint, run_settings, settings_diff, settings_key,
                              transcripts_settings)
@@ -131,7 +131,7 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
     a killed one's lock is taken over); the main process of a multi-process run holds the lock.
     """
     from probekit.locks import folder_lock
-    from probekit.store.distributed import rank_and_world
+    from probekit.distributed import rank_and_world
     kw = dict(split=split, method=method, objective=objective, config=config, model=model,
               objective_args=objective_args, adapter=adapter, attribute=attribute,
               train_groups=train_groups, evaluate=evaluate, max_new_tokens=max_new_tokens,

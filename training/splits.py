@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from probekit.bias.compare import SeenIds
+from probekit.corpus.seen import SeenIds
 from probekit.errors import ProbekitError
 from training.runkey import settings_key, split_sides
 

@@ -51,12 +51,22 @@ from probekit.errors import CorpusError
 
 __all__ = ["ACCENTS", "PRESETS", "SyntheticConfig", "build_synthetic_corpus",
            "harvard_sentences", "speaker_plan", "sentence_plan", "STAMP_NAME", "cache_root",
-           "resolve_config", "finished_fingerprint"]
+           "resolve_config", "finished_fingerprint", "default_corpus_size"]
 
 log = logging.getLogger(__name__)
 
 #: Written last into a finished corpus folder; its presence means the folder is complete.
 STAMP_NAME = "synthetic.json"
+
+
+def default_corpus_size() -> str:
+    """The default synthetic preset's size in words, from the preset itself, e.g.
+    ``"10 accents x 10 speakers x 5 sentences (500 utterances)"``."""
+    c = resolve_config("default")
+    g = c.groups if isinstance(c.groups, int) else len(c.groups)
+    n = g * c.speakers_per_group * c.sentences_per_speaker
+    return (f"{g} accents x {c.speakers_per_group} speakers x {c.sentences_per_speaker} "
+            f"sentences ({n} utterances)")
 
 
 # -- building ------------------------------------------------------------------------------

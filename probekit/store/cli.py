@@ -24,7 +24,8 @@ def _positive_seconds(value: str) -> float:
 def _extract(args: argparse.Namespace) -> int:
     from probekit.corpus.readers import read_corpus
     from probekit.encoders import load_encoder
-    from probekit.store import distributed, extract
+    from probekit import distributed
+    from probekit.store import extract
 
     # torchrun / accelerate launch: a gloo group gives barriers; each rank takes its shards.
     distributed.init_from_env()

@@ -42,7 +42,7 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
 
     import pandas as pd
 
-    from probekit.bias.compare import SeenIds
+    from probekit.corpus.seen import SeenIds
     from probekit.study.config import EncoderSpec
     from training.evaluate import transcribe
     from training.finetune import finetune, finetune_splits, load_base

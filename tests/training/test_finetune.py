@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from probekit.bias.compare import SEEN_FILE, SeenIds
+from probekit.corpus.seen import SEEN_FILE, SeenIds
 from training.finetune import FinetuneError, finetune_splits
 
 TINY_CORPUS = {"synthetic": "small", "speakers_per_group": 8, "sentences_per_speaker": 4,

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from probekit.bias.compare import SeenIds
+from probekit.corpus.seen import SeenIds
 from training.finetune import FinetuneError, finetune, finetune_splits, wer_table
 from training.trainer import TrainConfig
 
