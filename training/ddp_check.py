@@ -40,7 +40,7 @@ def _trainer(model_dir, corpus, out_dir, name, batch_size, seed):
 
     model = WhisperForConditionalGeneration.from_pretrained(model_dir)
     proc = WhisperProcessor.from_pretrained(model_dir)
-    inject_adapters(model, AdapterConfig(r=4, alpha=8, dropout=0.0), seed=0)
+    inject_adapters(model, AdapterConfig(r=4, lora_alpha=8, dropout=0.0), seed=0)
     with torch.no_grad():  # non-zero B, so A gets a gradient too
         g = torch.Generator().manual_seed(1)
         for k, p in model.named_parameters():

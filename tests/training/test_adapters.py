@@ -100,7 +100,7 @@ def test_merged_model_equals_the_unmerged_mixture(tiny_whisper_dir):
 
 
 def test_adapters_save_and_load(tiny_whisper_dir, tmp_path):
-    model = inject_adapters(load(tiny_whisper_dir), AdapterConfig(r=4, alpha=8), seed=0)
+    model = inject_adapters(load(tiny_whisper_dir), AdapterConfig(r=4, lora_alpha=8), seed=0)
     randomise_b(model)
     model.eval()
     save_adapters(model, tmp_path / "ad")
