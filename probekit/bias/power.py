@@ -65,11 +65,11 @@ def design_of(curves: pd.DataFrame, key: tuple) -> dict | None:
 
 
 def _cache_file(design: dict, family: str, level: float):
-    from probekit.encoders.weights import default_cache_dir
+    from probekit.cache import cache_root
 
     blob = json.dumps({"d": design, "f": family, "l": round(level, 6), "g": GRID, "n": DRAWS,
                        "v": _VERSION}, sort_keys=True)
-    return default_cache_dir() / "power" / (hashlib.sha1(blob.encode()).hexdigest()[:20] + ".json")
+    return cache_root() / "power" / (hashlib.sha1(blob.encode()).hexdigest()[:20] + ".json")
 
 
 def _detected(design: dict, family: str, level: float, delta: float, draw: int) -> bool:
