@@ -99,3 +99,37 @@ def test_the_checker_sees_every_import_form(tmp_path, monkeypatch):
     assert [v.split(" imports ")[1] for v in found] == [
         "probekit.report.build", "probekit.study", "probekit.demo", "probekit.cli_compare",
         "training.finetune"]
+
+
+#: Helpers written once (issue 22, item 8): function name -> the one file defining it.
+DEFINED_ONCE = {"resolve_device": "probekit/device.py", "cache_root": "probekit/cache.py",
+                "comma_list": "probekit/cliutil.py", "slug": "probekit/cliutil.py",
+                "early_stopping_loop": "probekit/probes/_base.py"}
+#: Names that must not come back as second copies.
+RETIRED = ("default_cache_dir",)
+
+
+def _definitions() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for folder in ("probekit", "training"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    out.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    return out
+
+
+def test_each_helper_is_defined_once():
+    defs = _definitions()
+    assert {n: defs.get(n) for n in DEFINED_ONCE} == {n: [f] for n, f in DEFINED_ONCE.items()}
+    assert {n: defs[n] for n in RETIRED if n in defs} == {}
+
+
+def test_whisper_sizes_are_listed_once():
+    """The released sizes live in ``KNOWN_WHISPER_MODELS`` (encoders/weights_registry.py)."""
+    where = sorted({str(p.relative_to(ROOT)) for folder in ("probekit", "training")
+                    for p in (ROOT / folder).rglob("*.py")
+                    for node in ast.walk(ast.parse(p.read_text()))
+                    if isinstance(node, ast.Constant) and node.value in ("large-v3-turbo",
+                                                                         "whisper-large-v3-turbo")})
+    assert where == ["probekit/encoders/weights_registry.py"]

@@ -4,16 +4,13 @@ never goes through its CLI)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+
+from probekit.cliutil import slug as _slug
 
 __all__ = ["write_analysis", "verify_analysis", "findings"]
 
 _KEYS = ["encoder", "task", "probe", "metric", "group_attribute"]
-
-
-def _slug(*parts) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(map(str, parts))).strip("-")
 
 
 def findings(an, alpha: float = 0.05) -> str:

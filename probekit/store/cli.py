@@ -7,7 +7,9 @@ import argparse
 
 
 def _split(value: str | None) -> list[str] | None:
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+    from probekit.cliutil import comma_list
+
+    return None if value is None else comma_list(value)
 
 
 def _positive_seconds(value: str) -> float:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from probekit.atomic import write_json
+from probekit.cliutil import slug
 from probekit.errors import ProbekitError
 from probekit.jsonfile import BadFileError, read_json_object
 from probekit.provenance import versions
@@ -58,7 +58,7 @@ class StudyRun:
 
 
 def _slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-") or "encoder"
+    return slug(s, empty="encoder")
 
 
 #: What a study writes in its folder (the stamp lists these; --overwrite removes nothing else).

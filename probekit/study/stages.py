@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from probekit.atomic import savefig, to_csv, write_json
+from probekit.cliutil import slug
 from probekit.jsonfile import BadFileError, read_json_object
 from probekit.study.config import StudyConfig
 
@@ -16,9 +17,6 @@ __all__ = ["train_config", "train_stage", "compare_stage"]
 log = logging.getLogger(__name__)
 
 
-def _slug(s: str) -> str:
-    from probekit.study.run import _slug as slug
-    return slug(s)
 
 
 def _cache_key(path: Path) -> dict | None:
@@ -100,7 +98,7 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
     specs, seen = [], {}
     for m in tr.methods:
         t = time.perf_counter()
-        cfg = train_config(config, work / _slug(m.label), progress=progress, device=device)
+        cfg = train_config(config, work / slug(m.label, empty="encoder"), progress=progress, device=device)
         res = finetune(corpus, split=evaluation, method=m.method, objective=m.objective,
                        objective_args=dict(m.objective_args), config=cfg, model=base.name,
                        max_new_tokens=tr.max_new_tokens, name=m.label, progress=progress)
