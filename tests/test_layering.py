@@ -133,3 +133,30 @@ def test_whisper_sizes_are_listed_once():
                     if isinstance(node, ast.Constant) and node.value in ("large-v3-turbo",
                                                                          "whisper-large-v3-turbo")})
     assert where == ["probekit/encoders/weights_registry.py"]
+
+
+def _benchmark_imports() -> list[tuple[str, int, str, str]]:
+    """``(file, line, module, name)`` of every ``from probekit|training ... import name`` in
+    ``benchmarks/`` (functions included)."""
+    out = []
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module \
+                    and node.module.split(".")[0] in ("probekit", "training"):
+                out += [(path.name, node.lineno, node.module, a.name) for a in node.names]
+    return out
+
+
+def test_benchmarks_use_public_names_only():
+    """No private module or name, and every imported name exists (a benchmark that imports a
+    name the library no longer has is broken, not slow)."""
+    import importlib
+
+    rows = _benchmark_imports()
+    assert rows, "benchmarks import nothing from probekit?"
+    private = [r for r in rows if r[3].startswith("_")
+               or any(p.startswith("_") for p in r[2].split("."))]
+    assert private == []
+    missing = [r for r in rows if not hasattr(importlib.import_module(r[2]), r[3])
+               and importlib.util.find_spec(f"{r[2]}.{r[3]}") is None]
+    assert missing == []

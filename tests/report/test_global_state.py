@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     from probekit.bias.analysis import analyze
     from probekit.bias.compare import change_figure
     from probekit.bias.output import write_analysis
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.report import build_report
     import pandas as pd
 

@@ -18,7 +18,7 @@ from probekit.outdir import write_stamp
 
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.probes.results import ResultsTable
 
     root = tmp_path_factory.mktemp("bad-report")

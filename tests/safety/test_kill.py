@@ -63,7 +63,7 @@ def _text(path: Path, *roots: Path) -> str:
 # -- report ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.probes.results import ResultsTable
 
     root = tmp_path_factory.mktemp("kill-report")

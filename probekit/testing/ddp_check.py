@@ -36,7 +36,8 @@ def _trainer(model_dir, corpus, out_dir, name, batch_size, seed):
 
     from training.adapters import AdapterConfig, inject_adapters
     from training.objectives import build_objective
-    from training.trainer import TrainConfig, Trainer
+    from training.config import TrainConfig
+    from training.trainer import Trainer
 
     model = WhisperForConditionalGeneration.from_pretrained(model_dir)
     proc = WhisperProcessor.from_pretrained(model_dir)
