@@ -180,7 +180,7 @@ def help_of(name: str, *, with_default: bool = False) -> str:
     f = {f.name: f for f in fields(TrainConfig)}[name]
     text = f.metadata.get("help") or name.replace("_", " ")
     d = default_of(name)
-    return f"{text} (default: {d})" if with_default and d not in (None, False) else text
+    return f"{text} (default: {d})" if with_default and d is not None and d is not False else text
 
 
 _MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
