@@ -98,7 +98,8 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
     specs, seen = [], {}
     for m in tr.methods:
         t = time.perf_counter()
-        cfg = train_config(config, work / slug(m.label, empty="encoder"), progress=progress, device=device)
+        cfg = train_config(config, work / slug(m.label, empty="encoder"), progress=progress,
+                           device=device)
         res = finetune(corpus, split=evaluation, method=m.method, objective=m.objective,
                        objective_args=dict(m.objective_args), config=cfg, model=base.name,
                        max_new_tokens=tr.max_new_tokens, name=m.label, progress=progress)
