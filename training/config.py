@@ -2,7 +2,7 @@
 
 :class:`TrainConfig` is the one source of the training defaults and of their one-line help:
 ``probekit train`` builds its flags from it (:func:`default_of`, :func:`help_of`) and a study's
-``[training]`` section (:class:`probekit.study.config.TrainingSpec`) takes its defaults from
+``[training]`` section (the study config's ``TrainingSpec``) takes its defaults from
 it, so the library, the command line and a study fine-tune alike unless told otherwise."""
 
 from __future__ import annotations
