@@ -31,7 +31,7 @@ import pandas as pd
 
 from probekit.bias.analysis import analyze
 from probekit.bias.decision import decide, findings_table
-from probekit.bias.simulate import simulate_results
+from probekit.testing.simulate import simulate_results
 
 ALPHA = 0.05
 #: enough for the demo's finding level (0.05 / 14: the trend's smallest p is 2 / (N_PERM + 1))

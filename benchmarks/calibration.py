@@ -1,7 +1,7 @@
 """Calibration of every p-value, interval and typed label the bias report prints.
 
 Each design simulates results tables (and, for the typing, phone embeddings) with the grid's
-repeated-split design through :mod:`probekit.bias.simulate`, runs the public API on them and
+repeated-split design through :mod:`probekit.testing.simulate`, runs the public API on them and
 counts rejections (null designs), coverage of 95% intervals, and detections (planted effects).
 
 Null designs (:data:`NULL_DESIGNS`; ``--draws`` analyses each, 400 by default), every one at 5
@@ -20,7 +20,7 @@ old names at 5 layers and ``L13_infl6`` is ``b`` at 13), ``cover_<design>_<inter
 ``fwer_<design>_<family>``.
 
 Typing through *real* LDA probes on simulated embeddings (the grid's own splits, training sets
-and scoring: :func:`probekit.bias.simulate.simulate_probe_study`): group-specific structure at
+and scoring: :func:`probekit.testing.simulate.simulate_probe_study`): group-specific structure at
 parity, accent-like and channel-like (``typed_systematic_parity_accent``,
 ``typed_systematic_parity_channel``, with ``structure_parity_*`` showing the structure was
 there), and a planted systematic bias against one group (``power_typed_systematic_accent``:
@@ -46,7 +46,7 @@ import pandas as pd
 
 from probekit.bias import cross_group_transfer, layerwise_bias, type_groups
 from probekit.bias.dispersion import speaker_dispersion
-from probekit.bias.simulate import (result_speakers, simulate_embeddings, simulate_probe_study,
+from probekit.testing.simulate import (result_speakers, simulate_embeddings, simulate_probe_study,
                                     simulate_results, speaker_scales)
 
 ALPHA = 0.05

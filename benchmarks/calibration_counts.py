@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from probekit.bias.counts import count_model
-from probekit.bias.simulate import simulate_results
+from probekit.testing.simulate import simulate_results
 
 COMMON = dict(n_layers=3, seeds=(0, 1, 2), items_per_speaker=60, include_all_rows=False)
 DESIGNS = {

@@ -103,7 +103,7 @@ def main() -> None:
     import torch
 
     from probekit.store import extract
-    from probekit.store.extract import _batches
+    from probekit.store.shard_writer import length_batches
 
     n = args.utterances
     enc, corpus = _encoder(), _corpus(4 * n)  # builds (or reuses) the cached corpus once
@@ -114,7 +114,7 @@ def main() -> None:
     batches = []
     for lo in range(0, n, args.shard_size):
         idx = list(range(lo, min(n, lo + args.shard_size)))
-        batches += [[idx[i] for i in b] for b in _batches([secs[i] for i in idx], args.batch, None)]
+        batches += [[idx[i] for i in b] for b in length_batches([secs[i] for i in idx], args.batch, None)]
 
     def bare() -> None:
         for b in batches:

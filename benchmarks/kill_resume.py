@@ -87,7 +87,7 @@ def run(kills: int, study: bool, seed: int) -> dict:
         """))
         argv = lambda out: ["-q", "study", "run", str(tmp / "s.toml"), "--out", str(out)]  # noqa: E731
     else:
-        from probekit.bias.simulate import simulate_results
+        from probekit.testing.simulate import simulate_results
         from probekit.probes.results import ResultsTable
 
         df = simulate_results(n_groups=3, speakers_per_group=6, n_layers=3, seeds=(0, 1),

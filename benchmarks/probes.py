@@ -26,12 +26,13 @@ import numpy as np
 
 def default_store(cache: Path | None = None):
     """The default synthetic corpus through whisper-tiny.en, cached under the probekit cache."""
-    from probekit.corpus.synthetic import build_synthetic_corpus, cache_root
+    from probekit.cache import cache_root
+    from probekit.corpus.synthetic import build_synthetic_corpus
     from probekit.encoders import load_encoder
     from probekit.store import EmbeddingStore, extract
 
     corpus = build_synthetic_corpus("default")
-    out = (cache or cache_root().parent) / "bench" / "store-default-whisper-tiny.en"
+    out = (cache or cache_root()) / "bench" / "store-default-whisper-tiny.en"
     try:
         return EmbeddingStore.open(out)
     except Exception:  # not built yet (or incomplete): extraction resumes/creates it

@@ -16,8 +16,9 @@ import sys
 from probekit import __version__
 from probekit.errors import ProbekitError
 
-#: Modules that provide ``register(subparsers)``; a missing one is skipped only if its
-#: optional dependency is absent.
+#: Modules that provide ``register(subparsers)``, imported in this order when the parser is
+#: built. None is optional: a module that fails to import (a missing dependency included) is
+#: an error of the whole command line, never a silently absent subcommand.
 COMMAND_MODULES = [
     "probekit.corpus.cli",
     "probekit.encoders.cli",

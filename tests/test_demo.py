@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from probekit.cli import main
-from probekit.demo import DEMO_CONFIG, demo_config, run_demo, tiny_demo_config
+from probekit.demo import DEMO_CONFIG, demo_config, run_demo
+from probekit.testing.demo_configs import tiny_demo_config
 from probekit.study import StudyError
 
 

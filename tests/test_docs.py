@@ -28,7 +28,8 @@ def test_api_reference_lists_methods():
 
 
 def test_one_source_for_corpus_size_and_demo_time():
-    from probekit.demo import DEMO_COLD_MINUTES, default_corpus_size
+    from probekit.corpus.synthetic import default_corpus_size
+    from probekit.demo import DEMO_COLD_MINUTES
 
     size = default_corpus_size()
     assert size == "10 accents x 10 speakers x 5 sentences (500 utterances)"

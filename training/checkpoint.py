@@ -18,7 +18,7 @@ import torch
 
 from training.adapters.lora import adapter_state_dict
 from training.runkey import settings_diff
-from training.train_config import TrainingError
+from training.config import TrainingError
 
 __all__ = ["CHECKPOINT_KEYS", "CheckpointMixin", "load_checkpoint"]
 

@@ -21,30 +21,34 @@ from training.methods import DEFAULT_METHOD, available_methods, get_method
 
 
 def _split(value: str | None) -> list[str] | None:
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+    from probekit.cliutil import comma_list
+
+    return None if value is None else comma_list(value)
+
+
+#: ``TrainConfig`` fields a ``--recipe`` fills when the flag is not given (their parser default
+#: is ``None`` and their help names the library default).
+_RECIPE_FIELDS = ("steps", "batch_size", "lr", "warmup_steps", "sampler", "select_d",
+                  "lr_schedule", "select_metric")
+#: ``TrainConfig`` fields set from a flag of the same name whatever the recipe.
+_FLAG_FIELDS = ("grad_accum", "eval_every", "attribute", "seed", "groups_per_batch",
+                "min_per_group", "precision", "gradient_checkpointing", "language",
+                "decode_task", "test_speakers", "val_speakers")
 
 
 def train_settings(args: argparse.Namespace):
     """``(TrainConfig, adapter dict, method, objective, objective_args)`` from the flags: the
     recipe's values (``--recipe``) where a flag was not given, else the library defaults."""
-    from training.trainer import TrainConfig
+    from training.config import TrainConfig
 
-    train = {k: v for k, v in {
-        "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-        "warmup_steps": args.warmup_steps, "sampler": args.sampler, "select_d": args.select_d,
-        "lr_schedule": args.lr_schedule, "select_metric": args.select_metric}.items()
-        if v is not None}
+    train = {k: getattr(args, k) for k in _RECIPE_FIELDS if getattr(args, k) is not None}
     if args.no_importance_weights:
         train["importance_weights"] = False
-    train.update(grad_accum=args.grad_accum, eval_every=args.eval_every, attribute=args.attribute,
-                 seed=args.seed, cpu=args.cpu or args.device == "cpu",
-                 progress=not (args.no_progress or args.quiet),
-                 groups_per_batch=args.groups_per_batch, min_per_group=args.min_per_group,
-                 precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
-                 language=args.language, task=args.task,
+    train.update({k: getattr(args, k) for k in _FLAG_FIELDS})
+    train.update(cpu=args.cpu or args.device == "cpu", progress=not (args.no_progress or args.quiet),
                  eval_max_new_tokens=args.max_new_tokens)
     adapter = {k: v for k, v in {
-        "r": args.rank, "alpha": args.alpha, "dropout": args.dropout,
+        "r": args.rank, "lora_alpha": args.lora_alpha, "dropout": args.dropout,
         "targets": tuple(_split(args.targets)) if args.targets else None,
         "init": args.lora_init}.items() if v is not None}
     obj_args = dict(args.objective_args or {})   # parsed and checked by the parser
@@ -82,7 +86,7 @@ def _train(args: argparse.Namespace) -> int:
     corpus = read_corpus(args.corpus)
     split = finetune_splits(corpus, attribute=args.attribute,
                             train_groups=_split(args.train_groups),
-                            test_speakers=args.test_fraction, val_speakers=args.val_speakers,
+                            test_speakers=args.test_speakers, val_speakers=args.val_speakers,
                             seed=args.seed)
     train, val, test = split.train, split.val, split.test
     print(f"split: {len(train)} train / {len(val) if val is not None else 0} validation / "
@@ -106,7 +110,7 @@ def _train(args: argparse.Namespace) -> int:
     for name, part, d, df in runs:
         if df is None:
             df = transcribe(model, proc, part, attribute=args.attribute, known_accent_d=d,
-                            language=args.language, task=args.task,
+                            language=args.language, decode_task=args.decode_task,
                             max_new_tokens=args.max_new_tokens)
         rep = wer_report(df, args.attribute)
         from probekit.atomic import to_csv
@@ -121,9 +125,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flag(p: argparse.ArgumentParser, name: str, *, recipe: bool = False, **kw) -> None:
+    """``--<name>`` for :class:`~training.config.TrainConfig` field ``name``: its default and
+    help come from the field (``recipe``: parser default ``None``, so a recipe can fill it)."""
+    from training.config import default_of, help_of
+
+    if kw.get("action") != "store_true":
+        kw.setdefault("default", None if recipe else default_of(name))
+    p.add_argument("--" + name.replace("_", "-"), dest=name,
+                   help=help_of(name, with_default=recipe), **kw)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    from probekit.cliutil import (at_least_one, at_least_zero, json_object, positive,
-                                  probability, seed, share)
+    from probekit.cliutil import (add_device_argument, at_least_one, at_least_zero,
+                                  json_object, positive, probability, seed, share)
+    from training.adapters import AdapterConfig
+    from training.config import help_of
 
     p = sub.add_parser("train", help="fine-tune Whisper adapters (LoRA / MAS-LoRA) with a "
                        "fairness objective", description=__doc__,
@@ -143,62 +160,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objective-args", type=json_object, default=None,
                    help='JSON hyperparameters, e.g. \'{"dro_mode": "online"}\', or the path '
                    'of a JSON file holding them')
-    p.add_argument("--attribute", default="accent", help="group attribute (objective, experts)")
+    _flag(p, "attribute")
     p.add_argument("--train-groups", default=None, help="comma-separated; default: all")
-    p.add_argument("--val-speakers", type=at_least_zero, default=1,
-                   help="speakers per trained group held out for validation (model selection)")
-    p.add_argument("--test-fraction", type=share, default=0.2,
-                   help="share of the speakers held out (with the sentences they read) for the "
-                   "reported test WER")
-    p.add_argument("--steps", type=at_least_one, default=None,
-                   help="optimiser steps (>= 1; default 100)")
-    p.add_argument("--batch-size", type=at_least_one, default=None,
-                   help="utterances per optimiser step over all processes (default 8)")
-    p.add_argument("--grad-accum", type=at_least_one, default=1, help="gradient accumulation steps")
-    p.add_argument("--lr", type=positive, default=None, help="learning rate (default 4e-5)")
-    p.add_argument("--lr-schedule", choices=("constant", "linear"), default=None,
-                   help="after the warm-up: constant (default) or linear decay to 0")
-    p.add_argument("--rank", type=at_least_one, default=None, help="LoRA rank (default 16)")
-    p.add_argument("--alpha", type=positive, default=None, help="LoRA scaling alpha (default 16)")
-    p.add_argument("--dropout", type=probability, default=None, help="LoRA dropout (default 0.05)")
+    _flag(p, "val_speakers", type=at_least_zero)
+    _flag(p, "test_speakers", type=share)
+    _flag(p, "steps", recipe=True, type=at_least_one)
+    _flag(p, "batch_size", recipe=True, type=at_least_one)
+    _flag(p, "grad_accum", type=at_least_one)
+    _flag(p, "lr", recipe=True, type=positive)
+    _flag(p, "lr_schedule", recipe=True, choices=("constant", "linear"))
+    a = AdapterConfig()
+    p.add_argument("--rank", type=at_least_one, default=None, help=f"LoRA rank (default {a.r})")
+    p.add_argument("--lora-alpha", type=positive, default=None,
+                   help=f"LoRA scale numerator, the update is scaled by lora-alpha / rank "
+                   f"(default {a.lora_alpha:g})")
+    p.add_argument("--dropout", type=probability, default=None,
+                   help=f"LoRA dropout (default {a.dropout:g})")
     p.add_argument("--targets", default=None,
-                   help="comma list of adapted modules (default q_proj,v_proj)")
+                   help=f"comma list of adapted modules (default {','.join(a.targets)})")
     p.add_argument("--lora-init", choices=("normal", "gaussian", "kaiming"), default=None,
                    help="lora_A init: std 1 (MAS-LoRA authors, default), std 1/r (peft "
                    "gaussian), kaiming (peft default)")
-    p.add_argument("--warmup-steps", type=at_least_zero, default=None,
-                   help="linear learning-rate warm-up (default 0)")
-    p.add_argument("--sampler", choices=("auto", "balanced", "uniform"), default=None,
-                   help="auto (default): group-balanced for DRO/IRM/fused/erm_balanced, uniform "
-                   "for ERM and SD")
+    _flag(p, "warmup_steps", recipe=True, type=at_least_zero)
+    _flag(p, "sampler", recipe=True, choices=("auto", "balanced", "uniform"))
     p.add_argument("--no-importance-weights", action="store_true",
-                   help="do not importance-weight the pooled ERM/SD terms under balanced batches")
-    p.add_argument("--groups-per-batch", type=at_least_one, default=None,
-                   help="groups in a balanced batch (default: all, capped at "
-                   "batch-size / min-per-group)")
-    p.add_argument("--min-per-group", type=at_least_one, default=2,
-                   help="utterances per group a balanced batch must give DRO/IRM")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="mixed precision (adapters and optimizer state stay fp32)")
-    p.add_argument("--gradient-checkpointing", action="store_true",
-                   help="recompute activations in the backward pass (less memory)")
-    p.add_argument("--language", default="english",
-                   help="forced language of multilingual checkpoints (labels and decoding)")
-    p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"),
-                   help="forced task of multilingual checkpoints")
-    p.add_argument("--select-d", type=float, default=None,
-                   help="MAS-LoRA: select the checkpoint on the accent-known mixture with this "
-                   "d (1: own expert, as the authors); default: the uniform mixture")
-    p.add_argument("--select-metric", choices=("macro", "micro"), default=None,
-                   help="validation WER that selects the checkpoint (default macro)")
+                   help="do not " + help_of("importance_weights"))
+    _flag(p, "groups_per_batch", type=at_least_one)
+    _flag(p, "min_per_group", type=at_least_one)
+    _flag(p, "precision", choices=("fp32", "bf16", "fp16"))
+    _flag(p, "gradient_checkpointing", action="store_true")
+    _flag(p, "language")
+    _flag(p, "decode_task", choices=("transcribe", "translate"))
+    _flag(p, "select_d", recipe=True, type=float)
+    _flag(p, "select_metric", recipe=True, choices=("macro", "micro"))
     p.add_argument("--eval-d", type=float, default=None,
                    help="MAS-LoRA: also report the test WER with the accent known (1/d rule)")
     p.add_argument("--max-new-tokens", type=at_least_one, default=None,
-                   help="decoding length cap (default: the model's 448 minus the prompt; "
-                   "hypotheses that reach it are flagged in hit_max_tokens)")
-    p.add_argument("--eval-every", type=at_least_zero, default=0, help="validate every N steps (0: never)")
-    p.add_argument("--seed", type=seed, default=0, help="seed of the split, adapters and batches")
-    from probekit.cliutil import add_device_argument
+                   help=help_of("eval_max_new_tokens"))
+    _flag(p, "eval_every", type=at_least_zero)
+    _flag(p, "seed", type=seed)
     add_device_argument(p, what="training", note="; cpu forces the CPU, other values leave "
                         "placement to accelerate")
     p.add_argument("--cpu", action="store_true", help="force the CPU (as --device cpu)")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from training.config import MAX_LABEL_TOKENS
 from training.objectives import IGNORE_INDEX
 
 __all__ = ["AudioCache", "collate", "is_multilingual", "decoder_prefix", "generation_kwargs",
@@ -21,8 +22,6 @@ __all__ = ["AudioCache", "collate", "is_multilingual", "decoder_prefix", "genera
 
 log = logging.getLogger(__name__)
 
-#: Whisper's decoder length (``max_target_positions``): labels longer than this cannot train.
-MAX_LABEL_TOKENS = 448
 
 _LANGUAGE_CODES = {"english": "en"}
 
@@ -42,7 +41,7 @@ def is_multilingual(model_or_config) -> bool:
 
 
 def decoder_prefix(tokenizer, multilingual: bool, language: str | None = "english",
-                   task: str | None = "transcribe") -> list[int]:
+                   decode_task: str | None = "transcribe") -> list[int]:
     """The forced decoder prompt, ``<|startoftranscript|>`` first.
 
     Multilingual: ``SOT <|lang|> <|task|> <|notimestamps|>`` (the prompt
@@ -54,7 +53,7 @@ def decoder_prefix(tokenizer, multilingual: bool, language: str | None = "englis
              getattr(tokenizer, "predict_timestamps", False))
     try:
         tokenizer.language = language if multilingual else None
-        tokenizer.task = task if multilingual else None
+        tokenizer.task = decode_task if multilingual else None
         tokenizer.predict_timestamps = False
         return list(tokenizer.prefix_tokens)
     finally:
@@ -62,15 +61,15 @@ def decoder_prefix(tokenizer, multilingual: bool, language: str | None = "englis
 
 
 def generation_kwargs(model, language: str | None = "english",
-                      task: str | None = "transcribe") -> dict:
+                      decode_task: str | None = "transcribe") -> dict:
     """``generate`` keywords forcing :func:`decoder_prefix`'s prompt (none for English-only)."""
     if not is_multilingual(model):
         return {}
     out = {}
     if language is not None:
         out["language"] = _LANGUAGE_CODES.get(language.lower(), language)
-    if task is not None:
-        out["task"] = task
+    if decode_task is not None:
+        out["task"] = decode_task
     return out
 
 

@@ -42,7 +42,7 @@ def save_adapted_model(model, processor, out_dir, *, info: dict | None = None,
     """Save the merged model + processor files as a folder ``load_encoder`` can open.
 
     ``info`` (method, objective, mixture, ...) is written to ``adaptation.json`` beside it;
-    ``seen`` (:class:`probekit.bias.compare.SeenIds`: the training and validation speakers
+    ``seen`` (:class:`probekit.corpus.seen.SeenIds`: the training and validation speakers
     and sentences) to ``seen_ids.json``, which before/after comparisons check test speakers
     against (the leakage guard).
     """

@@ -7,7 +7,7 @@ same function the CTC probe scores with.
 
 Decoding forces the same prefix the labels were trained with
 (:func:`training.data.decoder_prefix`): on a multilingual checkpoint ``language`` and
-``task`` (English, transcribe by default), so language identification never runs on
+``decode_task`` (English, transcribe by default), so language identification never runs on
 accented speech.
 
 Metrics (seed 000's definitions): a group's WER is its corpus-level WER (errors summed over
@@ -51,8 +51,8 @@ class EvaluationError(ProbekitError, ValueError):
 def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens: int | None = None,
                attribute: str = "accent", known_accent_d: float | None = None,
                audio: AudioCache | None = None, progress: bool = False,
-               language: str | None = "english", task: str | None = "transcribe"
-               ) -> pd.DataFrame:
+               language: str | None = "english",
+               decode_task: str | None = "transcribe") -> pd.DataFrame:
     """Greedy transcripts (``model.generate``, one beam, no sampling).
 
     Parameters
@@ -69,8 +69,9 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
         (accent known). ``None``: the mixture set on the model (uniform unless changed).
         Refused (:class:`EvaluationError`) on a model without experts (plain LoRA, or a
         merged model), which would otherwise decode the uniform mixture under that label.
-    language, task : str, optional
-        Forced on multilingual checkpoints (ignored by English-only ones), as in training.
+    language, decode_task : str, optional
+        Forced language and Whisper decoding task on multilingual checkpoints (ignored by
+        English-only ones), as in training.
 
     Returns
     -------
@@ -98,8 +99,8 @@ def transcribe(model, processor, corpus, *, batch_size: int = 8, max_new_tokens:
         chunks = [list(corpus)]
     saved_mix = {n: m.mix.clone() for n, m in lora_layers(model).items()}
     rows = []
-    gen_kw = generation_kwargs(model, language, task)
-    prompt = decoder_prefix(processor.tokenizer, is_multilingual(model), language, task)
+    gen_kw = generation_kwargs(model, language, decode_task)
+    prompt = decoder_prefix(processor.tokenizer, is_multilingual(model), language, decode_task)
     limit = int(getattr(model.config, "max_target_positions", 448)) - len(prompt)
     if max_new_tokens is None:
         max_new_tokens = limit

@@ -10,7 +10,7 @@
 splits for any corpus whose utterances carry ``sentence_id`` (speaker-disjoint only, with a
 note saying so, when they do not). :func:`finetune` injects the adapters, trains with
 :class:`~training.trainer.Trainer`, saves the adapters and the merged model *with the ids of
-the speakers and sentences it saw* (:class:`probekit.bias.compare.SeenIds`, the leakage guard
+the speakers and sentences it saw* (:class:`probekit.corpus.seen.SeenIds`, the leakage guard
 of before/after comparisons), and transcribes the test split. A finished run folder is reused.
 The before/after WER table with speaker-bootstrap intervals is
 :func:`probekit.bias.wer.wer_table` (the analysis, above training).
@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from probekit.atomic import to_csv, write_json
-from probekit.bias.compare import SEEN_FILE, SeenIds
+from probekit.corpus.seen import SEEN_FILE, SeenIds
 from probekit.jsonfile import read_json_object
 from training.runkey import (base_fingerprint, run_settings, settings_diff, settings_key,
                              transcripts_settings)
@@ -106,17 +106,18 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
     ----------
     corpus : probekit.corpus.Corpus
     split : FinetuneSplit, optional
-        Default ``finetune_splits(corpus, attribute=..., train_groups=..., seed=config.seed)``.
+        Default ``finetune_splits(corpus, attribute=..., train_groups=...)`` with
+        ``config.test_speakers``, ``config.val_speakers`` and ``config.seed``.
     method : {"lora", "mas-lora"}
         MAS-LoRA gets one encoder expert per trained group.
     objective : str
         A registered objective (``erm``, ``sd``, ``group_dro``, ``irm``, ``fused``) with
         ``objective_args`` as its hyperparameters.
-    config : training.trainer.TrainConfig
+    config : training.config.TrainConfig
         ``out_dir`` is the run folder: ``final/`` (adapters), ``merged/`` (merged model),
         ``transcripts.csv`` and ``finetune.json``; both model folders hold ``seen_ids.json``.
     adapter : dict, optional
-        :class:`~training.adapters.AdapterConfig` fields (``r``, ``alpha``, ``targets``, ...).
+        :class:`~training.adapters.AdapterConfig` fields (``r``, ``lora_alpha``, ``targets``, ...).
     evaluate : bool
         Transcribe ``split.test`` (greedy, ``max_new_tokens``: default the model's limit
         minus the prompt) and report WER by group. A given ``max_new_tokens`` also caps
@@ -133,7 +134,7 @@ def finetune(corpus, *, split: FinetuneSplit | None = None, method: str = "lora"
     a killed one's lock is taken over); the main process of a multi-process run holds the lock.
     """
     from probekit.locks import folder_lock
-    from probekit.store.distributed import rank_and_world
+    from probekit.distributed import rank_and_world
     kw = dict(split=split, method=method, objective=objective, config=config, model=model,
               objective_args=objective_args, adapter=adapter, attribute=attribute,
               train_groups=train_groups, evaluate=evaluate, max_new_tokens=max_new_tokens,
@@ -157,7 +158,8 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
     attribute = attribute or config.attribute
     if split is None:
         split = finetune_splits(corpus, attribute=attribute, train_groups=train_groups,
-                                seed=config.seed)
+                                test_speakers=config.test_speakers,
+                                val_speakers=config.val_speakers, seed=config.seed)
     name = name or f"{method}-{objective}"
     seen = split.seen()
     experts = get_method(method).experts(split.train_groups)
@@ -208,13 +210,13 @@ def _finetune(corpus, *, split, method, objective, config, model, objective_args
     if evaluate and main:   # the test set is decoded once, by the main process
         path = out / "transcripts.csv"
         ev = transcripts_settings(model=key, corpus=split.test, max_new_tokens=max_new_tokens,
-                                  language=config.language, task=config.task)
+                                  language=config.language, decode_task=config.decode_task)
         if reused and path.is_file() and record.get("transcripts") == ev:
             transcripts = pd.read_csv(path, keep_default_na=False)
         else:
             transcripts = transcribe(mdl, proc, split.test, attribute=attribute,
                                      max_new_tokens=max_new_tokens, progress=progress,
-                                     language=config.language, task=config.task)
+                                     language=config.language, decode_task=config.decode_task)
             to_csv(transcripts, path, index=False)
             record["transcripts"] = ev
         rep = wer_report(transcripts, attribute, groups=split.train_groups)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from training.train_config import TrainConfig, TrainingError
+from training.config import TrainConfig, TrainingError
 
 __all__ = ["RECIPES", "recipe_settings"]
 
@@ -27,7 +27,7 @@ RECIPES: dict[str, dict] = {
         "train": {"batch_size": 16, "lr": 5e-5, "steps": 28000, "warmup_steps": 0,
                   "lr_schedule": "linear", "weight_decay": 0.0, "max_grad_norm": 1.0,
                   "select_d": 1.0, "select_metric": "micro", "sampler": "uniform"},
-        "adapter": {"r": 16, "alpha": 16.0, "dropout": 0.05, "targets": ("q_proj", "v_proj"),
+        "adapter": {"r": 16, "lora_alpha": 16.0, "dropout": 0.05, "targets": ("q_proj", "v_proj"),
                     "decoder": True, "init": "normal"},
         "sources": {
             "method": "[paper] arXiv 2505.20006: one encoder expert per accent",
@@ -51,7 +51,7 @@ RECIPES: dict[str, dict] = {
                   "lr_schedule": "constant", "weight_decay": 0.0, "max_grad_norm": 1.0,
                   "select_d": None, "select_metric": "macro", "sampler": "auto",
                   "importance_weights": True},
-        "adapter": {"r": 16, "alpha": 16.0, "dropout": 0.05, "targets": ("q_proj", "v_proj"),
+        "adapter": {"r": 16, "lora_alpha": 16.0, "dropout": 0.05, "targets": ("q_proj", "v_proj"),
                     "decoder": True, "init": "kaiming"},
         "sources": {
             "objective": "[paper] arXiv 2510.18374 Sec. 2.5: 1 ERM + 1 DRO + 0.06 SD + 0.01 IRM "

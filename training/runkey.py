@@ -5,7 +5,8 @@ same settings. :func:`run_settings` collects everything that determines the trai
 
 * the utterance ids *per side* (``train:``, ``val:``, ``test:``; two splits of the same
   utterances differ);
-* every :class:`~training.trainer.TrainConfig` field that is not cosmetic (``COSMETIC``);
+* every :class:`~training.config.TrainConfig` field that is not cosmetic (``COSMETIC``) or a
+  split setting (``SPLIT_FIELDS``, recorded by the sides);
 * the adapter configuration, the objective (its ``repr`` holds its reading and weights);
 * the base model's fingerprint (sha256 of its weight files, not only its name).
 
@@ -22,12 +23,15 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-__all__ = ["COSMETIC", "ids_digest", "split_sides", "base_fingerprint", "run_settings",
+__all__ = ["COSMETIC", "SPLIT_FIELDS", "ids_digest", "split_sides", "base_fingerprint", "run_settings",
            "settings_key", "settings_diff", "transcripts_settings"]
 
 #: TrainConfig fields that do not change the trained weights (where files go, how much is
 #: printed, the device choice, how often a checkpoint is written, the evaluation batch).
 COSMETIC = frozenset({"out_dir", "progress", "eval_batch_size", "cpu", "save_every"})
+#: TrainConfig fields that only choose the split (``test_speakers``, ``val_speakers``): the
+#: split itself is recorded, by ids, in ``sides``.
+SPLIT_FIELDS = frozenset({"test_speakers", "val_speakers"})
 
 
 def ids_digest(corpus) -> str:
@@ -66,7 +70,7 @@ def run_settings(*, sides: dict, config, method: str, objective: str, objective_
                  objective_repr: str, adapter: dict, base: str, attribute: str,
                  train_groups) -> dict:
     """Everything that determines a run's weights, as a JSON-able dict."""
-    cfg = {k: v for k, v in asdict(config).items() if k not in COSMETIC}
+    cfg = {k: v for k, v in asdict(config).items() if k not in COSMETIC | SPLIT_FIELDS}
     cfg["attribute"] = attribute
     return _jsonable({"sides": sides, "train_config": cfg, "method": method,
                       "objective": objective, "objective_args": objective_args,
@@ -93,8 +97,8 @@ def settings_diff(old: dict | None, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def transcripts_settings(*, model: str, corpus, max_new_tokens: int, language, task,
+def transcripts_settings(*, model: str, corpus, max_new_tokens: int, language, decode_task,
                          known_accent_d=None) -> dict:
     """What determines a set of transcripts (the model's key or fingerprint, the ids, decoding)."""
     return _jsonable({"model": model, "ids": ids_digest(corpus), "max_new_tokens": max_new_tokens,
-                      "language": language, "task": task, "known_accent_d": known_accent_d})
+                      "language": language, "decode_task": decode_task, "known_accent_d": known_accent_d})

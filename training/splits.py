@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from probekit.bias.compare import SeenIds
+from probekit.corpus.seen import SeenIds
 from probekit.errors import ProbekitError
+from training.config import TrainConfig
 from training.runkey import settings_key, split_sides
 
 __all__ = ["FinetuneSplit", "FinetuneError", "finetune_splits"]
@@ -87,7 +88,8 @@ def _components(corpus) -> list[tuple[set, set]]:
 
 
 def finetune_splits(corpus, *, attribute: str = "accent", train_groups: Sequence[str] | None = None,
-                    test_speakers: float = 0.5, val_speakers: int = 1,
+                    test_speakers: float = TrainConfig.test_speakers,
+                    val_speakers: int = TrainConfig.val_speakers,
                     val_utterances: int | None = None, seed: int = 0) -> FinetuneSplit:
     """Speaker- and sentence-disjoint train / validation / test splits.
 

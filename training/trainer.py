@@ -37,7 +37,7 @@ from training.checkpoint import CheckpointMixin, load_checkpoint
 from training.data import (AudioCache, FeatureCache, check_lengths, collate, decoder_prefix,
                            is_multilingual)
 from training.objectives import Objective, ObjectiveInput
-from training.train_config import (_MIXED, _RESUMABLE, TrainConfig, TrainingError, _accelerator,
+from training.config import (_MIXED, _RESUMABLE, TrainConfig, TrainingError, _accelerator,
                                    enable_gradient_checkpointing, is_checkpointing)
 from training.runkey import split_sides
 from training.trainlog import rebuild_csv, term_shares_of
@@ -96,7 +96,7 @@ class Trainer(CheckpointMixin):
                                 f"grad_accum x processes = {config.grad_accum * world}")
         sr = processor.feature_extractor.sampling_rate
         self.prefix = decoder_prefix(processor.tokenizer, is_multilingual(model),
-                                     config.language, config.task)
+                                     config.language, config.decode_task)
         self.audio = AudioCache(train, sr)
         self.features = FeatureCache(self.audio, processor.feature_extractor)
         self._next = None   # (step, future of its micro-batches), prepared in the background
@@ -292,7 +292,7 @@ class Trainer(CheckpointMixin):
                         batch_size=self.cfg.eval_batch_size, attribute=self.cfg.attribute,
                         audio=self.val_audio, known_accent_d=self.cfg.select_d,
                         max_new_tokens=self.cfg.eval_max_new_tokens,
-                        language=self.cfg.language, task=self.cfg.task)
+                        language=self.cfg.language, decode_task=self.cfg.decode_task)
         rep = wer_report(df, self.cfg.attribute)
         return {"val_macro_wer": rep.macro, "val_overall_wer": rep.overall, "val_gap": rep.gap,
                 **{f"val_wer_{g}": w for g, w in rep.by_group["wer"].items()}}

@@ -21,14 +21,13 @@ from probekit.bias.compare import Comparison, LeakageError, SeenIds, compare_enc
 from probekit.bias.counts import count_model
 from probekit.bias.metrics import GroupMetrics, group_statistics
 from probekit.bias.permutation import group_vs_rest, paired_signflip
-from probekit.bias.simulate import simulate_embeddings, simulate_results
 from probekit.bias.speakers import SpeakerMatrix, speaker_matrix
 from probekit.bias.transfer import POOLED, Transfer, cross_group_transfer
 
 __all__ = ["Analysis", "analyze", "TYPES", "type_groups", "typing_rule", "speaker_dispersion",
            "BiasInputError", "TooFewSpeakersError", "LayerwiseBias", "layerwise_bias",
            "GroupMetrics", "group_statistics", "count_model", "group_vs_rest", "holm", "maxt_adjust",
-           "twoway_cluster_t", "paired_signflip", "simulate_embeddings", "simulate_results",
+           "twoway_cluster_t", "paired_signflip",
            "SpeakerMatrix", "speaker_matrix", "SplitMatrix", "split_matrix", "POOLED",
            "Transfer", "cross_group_transfer", "Comparison", "LeakageError", "SeenIds",
            "compare_encoders", "paired_change"]

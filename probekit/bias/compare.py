@@ -26,7 +26,7 @@ every gap statistic), the change *after minus before* is taken on the split desi
   ci_high_fwer`` (Bonferroni over those layers), which is what the verdict quotes when no
   layer passes; ``note`` names a degenerate row (one split, no variance, a group at error 0
   or 1);
-* the leakage guard (:mod:`probekit.bias.leakage`) refuses test speakers an adapted encoder
+* the leakage guard (:mod:`probekit.corpus.seen`) refuses test speakers an adapted encoder
   was trained on.
 
 Changes of per-speaker counts with no training draw (WER) use
@@ -47,14 +47,14 @@ from probekit.bias.change import COMPARE_STATISTICS, LINEAR_STATISTICS, split_ch
 from probekit.bias.design import split_matrix
 from probekit.bias.errors import BiasInputError
 from probekit.bias.metrics import group_of
-from probekit.bias.leakage import (SEEN_FILE, LeakageError, SeenIds, SeenIdsError,
-                                   check_unseen)
+from probekit.corpus.seen import (SEEN_FILE, LeakageError, SeenIds, SeenIdsError,
+                                  check_unseen)
 from probekit.bias.paired import PairedChange, paired_change
 from probekit.bias.speakers import require_columns
 
 __all__ = ["split_change", "Comparison", "compare_encoders", "COMPARE_STATISTICS",
            "LINEAR_STATISTICS", "COMPARISON_TABLES",
-           # re-exported (their home: probekit.bias.paired / probekit.bias.leakage)
+           # re-exported (their home: probekit.bias.paired / probekit.corpus.seen)
            "PairedChange", "paired_change", "SeenIds", "LeakageError", "SeenIdsError",
            "check_unseen",
            "SEEN_FILE"]

@@ -12,7 +12,7 @@ read.
 from __future__ import annotations
 
 import functools
-import re
+
 from contextlib import ExitStack
 
 import numpy as np
@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from probekit.bias.metrics import group_of
+from probekit.cliutil import slug
 
 __all__ = ["layer_curves", "transfer_heatmaps", "dispersion_scatter", "decomposition_bars",
            "TYPE_COLORS", "analysis_figures", "change_figure", "STATISTIC_LABELS"]
@@ -221,10 +222,6 @@ def decomposition_bars(typing: pd.DataFrame) -> Figure:
     return fig
 
 
-def _slug(*parts) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(map(str, parts))).strip("-")
-
-
 _KEYS = ["encoder", "task", "probe", "metric", "group_attribute"]
 
 
@@ -238,18 +235,18 @@ def analysis_figures(tables: dict[str, pd.DataFrame],
     t = tables
     if "layer_curves" in t:
         for k, c in t["layer_curves"].groupby(_KEYS[1:]):
-            figs.append((f"layer_curves_{_slug(*k)}", layer_curves(c, alpha=alpha)))
+            figs.append((f"layer_curves_{slug(*k)}", layer_curves(c, alpha=alpha)))
     if "transfer_matrix" in t:
         for k, m in t["transfer_matrix"].groupby(_KEYS):
-            figs.append((f"transfer_{_slug(*k)}", transfer_heatmaps(m)))
+            figs.append((f"transfer_{slug(*k)}", transfer_heatmaps(m)))
     if "typing" in t:
         for k, ty in t["typing"].groupby(_KEYS):
-            figs.append((f"decomposition_{_slug(*k)}", decomposition_bars(ty)))
+            figs.append((f"decomposition_{slug(*k)}", decomposition_bars(ty)))
     if "dispersion_speakers" in t:
         d_all = t["dispersion_speakers"]
         by = ["encoder", "group_attribute"] if "encoder" in d_all.columns else ["group_attribute"]
         for k, d in d_all.groupby(by):
-            figs.append((f"dispersion_{_slug(*k)}", dispersion_scatter(d)))
+            figs.append((f"dispersion_{slug(*k)}", dispersion_scatter(d)))
     return figs
 
 

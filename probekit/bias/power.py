@@ -3,7 +3,7 @@
 Next to "not detected" the report says how large an effect the design could have seen. For a
 report slice the design is read from its tables (groups, distinct test speakers per group,
 splits, layers, the overall error per layer, the share of a group's speakers tested per split)
-and the simulator (:func:`probekit.bias.simulate.simulate_results`, speaker spread and items
+and the simulator (:func:`probekit.testing.simulate.simulate_results`, speaker spread and items
 per speaker at its defaults: our choice, ``docs/concepts.md``) plants, on a grid of sizes
 from small to large, one effect per family:
 
@@ -63,27 +63,27 @@ def design_of(curves: pd.DataFrame, key: tuple) -> dict | None:
     return {"groups": int(n.size), "speakers": max(spk, 2), "splits": int(ov["n_splits"].iloc[0]),
             "layers": int(len(ov)),
             "base": [round(float(np.clip(x, 0.02, 0.9)), 3) for x in ov["estimate"].fillna(0.3)],
-            "test_fraction": round(float(np.clip((per / n.clip(lower=1)).median(), 0.05, 1.0)), 2)}
+            "test_speakers": round(float(np.clip((per / n.clip(lower=1)).median(), 0.05, 1.0)), 2)}
 
 
 def _cache_file(design: dict, family: str, level: float):
-    from probekit.encoders.weights import default_cache_dir
+    from probekit.cache import cache_root
 
     blob = json.dumps({"d": design, "f": family, "l": round(level, 6), "g": GRID, "n": DRAWS,
                        "v": _VERSION}, sort_keys=True)
-    return default_cache_dir() / "power" / (hashlib.sha1(blob.encode()).hexdigest()[:20] + ".json")
+    return cache_root() / "power" / (hashlib.sha1(blob.encode()).hexdigest()[:20] + ".json")
 
 
 def _detected(design: dict, family: str, level: float, delta: float, draw: int) -> bool:
     from probekit.bias.inference import holm
     from probekit.bias.layerwise import layerwise_bias
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.bias.transfer import cross_group_transfer
 
     G = design["groups"]
     kw = dict(n_groups=G, speakers_per_group=design["speakers"], n_layers=design["layers"],
               seeds=tuple(range(design["splits"])), base_error=np.asarray(design["base"]),
-              test_fraction=design["test_fraction"], random_state=7919 * draw + 1)
+              test_speakers=design["test_speakers"], random_state=7919 * draw + 1)
     n_perm = int(max(99, np.ceil(2.0 / level)))
     if family in ("worse", "unequal means"):
         memo = (json.dumps(design, sort_keys=True), level, delta, draw)

@@ -42,7 +42,7 @@ def _add_reader_options(p: argparse.ArgumentParser) -> None:
 
 
 def _default_size() -> str:
-    from probekit.demo import default_corpus_size
+    from probekit.corpus.synthetic import default_corpus_size
 
     return default_corpus_size()
 

@@ -47,11 +47,12 @@ from probekit.corpus.synthetic_plan import (
     sentence_plan,
     speaker_plan,
 )
+from probekit.cache import cache_root
 from probekit.errors import CorpusError
 
 __all__ = ["ACCENTS", "PRESETS", "SyntheticConfig", "build_synthetic_corpus",
            "harvard_sentences", "speaker_plan", "sentence_plan", "SYNTHETIC_STAMP_NAME",
-           "cache_root", "resolve_config", "finished_fingerprint"]
+           "corpora_cache", "resolve_config", "finished_fingerprint", "default_corpus_size"]
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +60,20 @@ log = logging.getLogger(__name__)
 SYNTHETIC_STAMP_NAME = "synthetic.json"
 
 
-# -- building ------------------------------------------------------------------------------
-def cache_root() -> Path:
-    """Where built corpora are cached: ``$PROBEKIT_CACHE_DIR/corpora`` or the user cache."""
-    env = os.environ.get("PROBEKIT_CACHE_DIR")
-    if env:
-        return Path(env).expanduser() / "corpora"
-    from platformdirs import user_cache_dir
+def default_corpus_size() -> str:
+    """The default synthetic preset's size in words, from the preset itself, e.g.
+    ``"10 accents x 10 speakers x 5 sentences (500 utterances)"``."""
+    c = resolve_config("default")
+    g = c.groups if isinstance(c.groups, int) else len(c.groups)
+    n = g * c.speakers_per_group * c.sentences_per_speaker
+    return (f"{g} accents x {c.speakers_per_group} speakers x {c.sentences_per_speaker} "
+            f"sentences ({n} utterances)")
 
-    return Path(user_cache_dir("probekit")) / "corpora"
+
+# -- building ------------------------------------------------------------------------------
+def corpora_cache() -> Path:
+    """Where built corpora are cached: ``corpora/`` under :func:`probekit.cache.cache_root`."""
+    return cache_root() / "corpora"
 
 
 def _read_stamp(folder: Path) -> dict | None:
@@ -147,7 +153,7 @@ def build_synthetic_corpus(config: SyntheticConfig | str = "default",
     config : SyntheticConfig or str
         A config or a preset name from :data:`PRESETS` (``"small"``, ``"default"``).
     out_dir : path or None
-        Where the corpus goes. ``None``: the cache, ``cache_root() / f"{name}-{fingerprint}"``
+        Where the corpus goes. ``None``: the cache, ``corpora_cache() / f"{name}-{fingerprint}"``
         (``PROBEKIT_CACHE_DIR`` overrides the user cache folder).
     progress : bool
         Show a tqdm progress bar.
@@ -172,7 +178,7 @@ def build_synthetic_corpus(config: SyntheticConfig | str = "default",
     config = resolve_config(config)
     fp = config.fingerprint()
     in_cache = out_dir is None
-    target = (cache_root() / f"{config.name}-{fp}") if in_cache else Path(out_dir)
+    target = (corpora_cache() / f"{config.name}-{fp}") if in_cache else Path(out_dir)
     target = target.expanduser().absolute()
     if target.exists():
         found = finished_fingerprint(target)

@@ -17,6 +17,7 @@ from functools import cached_property
 
 import torch
 
+from probekit.device import resolve_device
 from probekit.encoders.audio import prepare_waveforms
 from probekit.errors import EncoderError
 
@@ -26,18 +27,6 @@ __all__ = ["Encoder", "EncoderOutput", "resolve_device", "layer_names_for"]
 def layer_names_for(num_blocks: int) -> list[str]:
     """``["conv", "block1", ..., "block<num_blocks>"]``."""
     return ["conv"] + [f"block{i}" for i in range(1, num_blocks + 1)]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else the CPU; ``"cuda"`` without a GPU is an error."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EncoderError("device 'cuda' was requested but no CUDA GPU is available")
-    return dev
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ from probekit.encoders.weights_registry import (  # noqa: F401  (re-exported)
     OfflinePackage,
     WhisperModelInfo,
     _known_models,
-    default_cache_dir,
     offline_whisper_models,
 )
+from probekit.cache import cache_root
 from probekit.errors import WeightsError
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
     "OfflinePackage",
     "WhisperModelInfo",
     "concatenate_parts",
-    "default_cache_dir",
     "ensure_converted",
     "offline_whisper_models",
     "resolve_whisper",
@@ -172,7 +171,7 @@ def ensure_converted(
     name : str
         Cache folder prefix, e.g. ``"whisper-tiny.en"``.
     cache_dir : path, optional
-        Defaults to :func:`default_cache_dir`.
+        Defaults to :func:`probekit.cache.cache_root`.
     model_parts : sequence of path, optional
         ``model.bin`` or its pieces in order; defaults to ``source_dir/model.bin``.
     expected_sha256 : str, optional
@@ -201,7 +200,7 @@ def ensure_converted(
             f"{', '.join(map(str, parts))}: sha256 is {sha}, expected {expected_sha256}; the "
             "file is corrupt or not the released one (reinstall the package)"
         )
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
     final = root / "whisper" / f"{name}-{sha[:12]}"
     if _cache_valid(final, sha):
         return final

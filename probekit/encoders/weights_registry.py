@@ -5,9 +5,7 @@ Split out of ``probekit.encoders.weights``, which re-exports these names.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 @dataclass(frozen=True)
 class OfflinePackage:
@@ -90,11 +88,3 @@ def offline_whisper_models() -> tuple[str, ...]:
     return tuple(n for n, info in KNOWN_WHISPER_MODELS.items() if info.package is not None)
 
 
-def default_cache_dir() -> Path:
-    """``$PROBEKIT_CACHE_DIR`` if set, else platformdirs' user cache dir for probekit."""
-    env = os.environ.get("PROBEKIT_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("probekit"))

@@ -113,7 +113,7 @@ def resolve_whisper(
         Which of ``"local"``, ``"hf-cache"``, ``"hub"``, ``"package"`` to try, always in
         that order. ``"hub"`` is skipped when ``HF_HUB_OFFLINE=1``.
     cache_dir : path, optional
-        Where converted packages go; defaults to :func:`default_cache_dir`.
+        Where converted packages go; defaults to :func:`probekit.cache.cache_root`.
 
     Returns
     -------

@@ -21,14 +21,14 @@ import torch
 
 from probekit.encoders.base import Encoder, stack_layers
 from probekit.encoders.registry import EncoderOption, register_encoder
+from probekit.encoders.weights_registry import KNOWN_WHISPER_MODELS
 from probekit.errors import EncoderError
 
 __all__ = ["WhisperEncoder", "WHISPER_NAMES"]
 
-#: Short names users type; each maps to an OpenAI hub id (see probekit.encoders.weights).
-WHISPER_NAMES = [f"whisper-{s}" for s in (
-    "tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-    "large", "large-v2", "large-v3", "large-v3-turbo")]
+#: Short names users type; each maps to an OpenAI hub id (the one list of released sizes:
+#: :data:`probekit.encoders.weights.KNOWN_WHISPER_MODELS`).
+WHISPER_NAMES = list(KNOWN_WHISPER_MODELS)
 
 
 @register_encoder("whisper", model_types=("whisper",))

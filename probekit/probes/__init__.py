@@ -2,8 +2,10 @@
 results table that analysis reads."""
 
 from .ctc import CTCProbe, aggregate_errors, ctc_errors, frames_by_utterance, normalize_text
-from .estimators import (LDAProbe, LinearProbe, MLPProbe, SufficientStats, TorchLogisticProbe,
-                         fit_logistic_batched)
+from .lda import LDAProbe
+from .linear import LinearProbe, SufficientStats
+from .logistic import TorchLogisticProbe, fit_logistic_batched
+from .mlp import MLPProbe
 from .results import (CELL_KEYS, RESULT_COLUMNS, DuplicateCellsError, ResultsError, ResultsTable,
                       validate_results)
 

@@ -68,6 +68,35 @@ def safe_scale(scale):
     return scale
 
 
+def early_stopping_loop(model, run_epoch, val_loss, *, max_epochs: int,
+                        n_iter_no_change: int, validate: bool) -> tuple[int, float | None]:
+    """The one early-stopping loop of the torch probes (MLP, CTC).
+
+    Runs ``run_epoch()`` up to ``max_epochs`` times. With ``validate``, ``val_loss()`` follows
+    each epoch; the best state of ``model`` is kept (an improvement must beat the best by a
+    relative 1e-4, so float noise is not one) and training stops after ``n_iter_no_change``
+    epochs without one; the best state is loaded back at the end. Returns the epochs run and
+    the best validation loss (``None`` without ``validate``).
+    """
+    import copy
+
+    best, best_state, stale, epoch = np.inf, None, 0, 0
+    for epoch in range(1, int(max_epochs) + 1):
+        run_epoch()
+        if not validate:
+            continue
+        loss = val_loss()
+        if loss < best - 1e-4 * abs(best if np.isfinite(best) else 1.0):
+            best, best_state, stale = loss, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= n_iter_no_change:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return epoch, (float(best) if validate else None)
+
+
 def softmax(z):
     z = z - z.max(axis=1, keepdims=True)
     np.exp(z, out=z)

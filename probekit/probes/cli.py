@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _csv(s: str) -> list[str]:
-    return [x.strip() for x in s.split(",") if x.strip()]
+from probekit.cliutil import comma_list as _csv
 
 
 def _layer_list(value: str) -> list[str]:

@@ -21,7 +21,6 @@ or words.
 
 from __future__ import annotations
 
-import copy
 import re
 import warnings
 
@@ -30,10 +29,10 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import safe_scale
+from ._base import early_stopping_loop, safe_scale
 from .ctc_data import frames_by_utterance
 from .ctc_metrics import aggregate_errors, ctc_errors, normalize_text
-from .logistic import resolve_device
+from probekit.device import resolve_device
 
 __all__ = ["CTCProbe", "normalize_text", "ctc_errors", "aggregate_errors", "frames_by_utterance",
            "BLANK", "WORD_SEPARATOR"]
@@ -217,33 +216,26 @@ class CTCProbe(BaseEstimator):
             tl = torch.tensor([len(targets[i]) for i in idx], dtype=torch.long)
             return ctc(logp, tg, lens, tl)
 
-        best, best_state, stale, epoch = np.inf, None, 0, 0
-        for epoch in range(1, int(self.max_epochs) + 1):
+        def run_epoch():
             model.train()
             order = tr[torch.randperm(len(tr), generator=gen).numpy()]
             for start in range(0, len(order), self.batch_size):
                 opt.zero_grad()
                 batch_loss(order[start:start + self.batch_size]).backward()
                 opt.step()
-            if va is None:
-                continue
+
+        def val_loss():
             model.eval()
             with torch.no_grad():
                 chunks = [va[s:s + self.batch_size] for s in range(0, len(va), self.batch_size)]
-                loss = sum(float(batch_loss(c)) * len(c) for c in chunks) / len(va)
-            if loss < best - 1e-4 * abs(best if np.isfinite(best) else 1.0):
-                best, best_state, stale = loss, copy.deepcopy(model.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= self.n_iter_no_change:
-                    break
-        if best_state is not None:
-            model.load_state_dict(best_state)
+                return sum(float(batch_loss(c)) * len(c) for c in chunks) / len(va)
+
+        self.n_iter_, self.best_val_loss_ = early_stopping_loop(
+            model, run_epoch, val_loss, max_epochs=self.max_epochs,
+            n_iter_no_change=self.n_iter_no_change, validate=va is not None)
         self.model_ = model.cpu().eval()
         self.vocab_ = vocab
         self.mean_, self.scale_ = mean, scale
-        self.n_iter_ = epoch
-        self.best_val_loss_ = None if va is None else float(best)
         self.n_infeasible_ = n_infeasible
         return self
 

@@ -49,17 +49,17 @@ class GridError(ProbekitError, ValueError):
 
 
 def _lda(seed):
-    from probekit.probes.estimators import LDAProbe
+    from probekit.probes.lda import LDAProbe
     return LDAProbe(shrinkage="oas", random_state=seed)
 
 
 def _ridge(seed):
-    from probekit.probes.estimators import LinearProbe
+    from probekit.probes.linear import LinearProbe
     return LinearProbe(alpha=30.0, random_state=seed)
 
 
 def _logistic(seed):
-    from probekit.probes.estimators import TorchLogisticProbe
+    from probekit.probes.logistic import TorchLogisticProbe
     return TorchLogisticProbe(C=1.0, max_iter=100, random_state=seed)
 
 
@@ -69,7 +69,7 @@ def _ctc(seed):
 
 
 def _mlp(seed):
-    from probekit.probes.estimators import MLPProbe
+    from probekit.probes.mlp import MLPProbe
     return MLPProbe(hidden_size=256, random_state=seed)
 
 

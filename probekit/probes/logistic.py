@@ -5,19 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from probekit.device import resolve_device
+
 from ._base import LinearScoresBase, standardizer
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def resolve_device(device):
-    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; anything else is passed to torch."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} requested but CUDA is not available")
-    return dev
 
 
 def fit_logistic_batched(X, y, n_classes, *, weights=None, C=1.0, max_iter=100, tol=1e-4,

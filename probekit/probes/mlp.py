@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from ._base import ProbeBase, softmax, standardizer
-from .logistic import resolve_device
+from ._base import ProbeBase, early_stopping_loop, softmax, standardizer
+from probekit.device import resolve_device
 
 
 class MLPProbe(ProbeBase):
@@ -88,14 +87,14 @@ class MLPProbe(ProbeBase):
             with torch.no_grad():
                 return float(torch.nn.functional.cross_entropy(model(Zt[va]), yt[va]))
 
-        best, best_state, stale, epoch = np.inf, None, 0, 0
         tr_t = torch.from_numpy(tr).to(dev)
         if self.solver == "adam":
             opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
         else:
             opt = torch.optim.LBFGS(model.parameters(), max_iter=1, history_size=20,
                                     line_search_fn="strong_wolfe")
-        for epoch in range(1, self.max_epochs + 1):
+
+        def run_epoch():
             if self.solver == "adam":
                 order = tr_t[torch.randperm(n_tr, generator=gen).to(dev)]
                 for start in range(0, n_tr, self.batch_size):
@@ -109,21 +108,11 @@ class MLPProbe(ProbeBase):
                     loss.backward()
                     return loss
                 opt.step(closure)
-            if va is None:
-                continue
-            loss = val_loss()
-            # Relative margin so float noise does not count as improvement.
-            if loss < best - 1e-4 * abs(best if np.isfinite(best) else 1.0):
-                best, best_state, stale = loss, copy.deepcopy(model.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= self.n_iter_no_change:
-                    break
-        if best_state is not None:
-            model.load_state_dict(best_state)
+
+        self.n_iter_, self.best_val_loss_ = early_stopping_loop(
+            model, run_epoch, val_loss, max_epochs=self.max_epochs,
+            n_iter_no_change=self.n_iter_no_change, validate=va is not None)
         self.model_ = model.cpu().eval()
-        self.n_iter_ = epoch
-        self.best_val_loss_ = None if va is None else float(best)
         self.mean_, self.scale_ = mean, scale
         return self
 

@@ -7,7 +7,9 @@ import argparse
 
 
 def _split(value: str | None) -> list[str] | None:
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+    from probekit.cliutil import comma_list
+
+    return None if value is None else comma_list(value)
 
 
 def _positive_seconds(value: str) -> float:
@@ -26,7 +28,8 @@ def _extract(args: argparse.Namespace) -> int:
 
     from probekit.corpus.readers import read_corpus
     from probekit.encoders import load_encoder
-    from probekit.store import distributed, extract, extract_shards
+    from probekit import distributed
+    from probekit.store import extract, extract_shards
     from probekit.store.store import INDEX_NAME
 
     # torchrun / accelerate launch: a gloo group gives barriers; each rank takes its shards.

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from probekit.errors import StoreError
-from probekit.store import distributed
+from probekit import distributed
 from probekit.store.integrity import (StoreIndexError, read_index, read_shard_info,
                                       set_aside_damaged)
 from probekit.store.shard_writer import _write_shard

@@ -20,10 +20,10 @@ from probekit.store.integrity import SHARD_INFO, shard_files
 from probekit.store.pooling import phone_frame_ranges, phone_means, utterance_mean
 from probekit.store.store import SHARDS_DIR, shard_name
 
-__all__: list[str] = []
+__all__ = ["length_batches"]
 
 
-def _batches(lengths: list[float], batch_size: int, max_batch_seconds: float | None):
+def length_batches(lengths: list[float], batch_size: int, max_batch_seconds: float | None):
     """Index batches in order of length; a batch's padded seconds stay under the cap."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     batch: list[int] = []
@@ -63,7 +63,7 @@ def _write_shard(encoder, corpus, index: int, utts, root: Path, layer_idx, pooli
     pooled: dict[str, list] = {p: [None] * len(utts) for p in poolings}
     n_frames = [0] * len(utts)
     ranges: list = [None] * len(utts)
-    for batch in _batches(seconds, batch_size, max_batch_seconds):
+    for batch in length_batches(seconds, batch_size, max_batch_seconds):
         out = encoder.encode([audio[i][0] for i in batch],
                              sample_rate=[audio[i][1] for i in batch],
                              ids=[utts[i][1].id for i in batch])

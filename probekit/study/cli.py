@@ -16,8 +16,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.encoders:
         from dataclasses import replace
 
+        from probekit.cliutil import comma_list
         from probekit.study.config import EncoderSpec
-        cfg = replace(cfg, encoders=tuple(EncoderSpec(name=n.strip()) for n in args.encoders.split(",")))
+        cfg = replace(cfg, encoders=tuple(EncoderSpec(name=n) for n in comma_list(args.encoders)))
     out = args.out or f"probekit-study-{cfg.name}"
     t0 = time.perf_counter()
     run = run_study(cfg, out, overwrite=args.overwrite, progress=not args.quiet, device=args.device)

@@ -28,6 +28,7 @@ from probekit.study.schemas import (ANALYSIS_SCHEMA, CORPUS_SCHEMA, ENCODER_SCHE
                                     METHOD_SCHEMA, TASK_SCHEMA, TOP_SCHEMA, TRAINING_SCHEMA,
                                     StudyConfigError)
 from probekit.study.schemas import fields_of as _fields
+from training.config import TrainConfig
 from probekit.study.schemas import synthetic_schema as _synthetic_schema
 
 __all__ = ["StudyConfig", "EncoderSpec", "TaskSpec", "TrainingSpec", "MethodSpec",
@@ -121,19 +122,21 @@ class TrainingSpec:
     sentence-disjoint; ``test_speakers`` of every group's speakers are held out, and the
     probes (and the WER table) see only them. ``eval_per_speaker`` caps the utterances
     transcribed per test speaker; ``allow_seen`` lets the comparison run even when an adapted
-    encoder saw a test speaker (it never does with the study's own split).
+    encoder saw a test speaker (it never does with the study's own split). The training
+    defaults are :class:`training.config.TrainConfig`'s (one source for the library, ``probekit
+    train`` and a study); the study's ``device`` reaches the training (``cpu`` forces the CPU).
     """
 
     methods: tuple[MethodSpec, ...]
     base: str | None = None
     train_groups: tuple[str, ...] | None = None
-    steps: int = 100
-    batch_size: int = 8
-    lr: float = 4e-5
-    eval_every: int = 0
-    seed: int = 0
-    test_speakers: float = 0.5
-    val_speakers: int = 1
+    steps: int = TrainConfig.steps
+    batch_size: int = TrainConfig.batch_size
+    lr: float = TrainConfig.lr
+    eval_every: int = TrainConfig.eval_every
+    seed: int = TrainConfig.seed
+    test_speakers: float = TrainConfig.test_speakers
+    val_speakers: int = TrainConfig.val_speakers
     val_utterances: int | None = None
     eval_per_speaker: int | None = None
     max_new_tokens: int = 96

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from pathlib import Path
 
 from probekit.atomic import write_json
+from probekit.cliutil import slug
 from probekit.errors import ProbekitError
 from probekit.jsonfile import read_json_object
 from probekit.study.config import StudyConfig
@@ -28,7 +28,7 @@ class StudyError(ProbekitError):
 
 
 def _slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-") or "encoder"
+    return slug(s, empty="encoder")
 
 
 #: What a study writes in its folder (the stamp lists these; --overwrite removes nothing else).

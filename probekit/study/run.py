@@ -158,7 +158,8 @@ def _run_study(config: StudyConfig, out: str | Path, *, overwrite: bool, progres
     if config.training is not None:
         # fine-tune the base encoder with each method; the adapted encoders join the study
         # as encoders and everything is probed on the held-out speakers only
-        trained = train_stage(config, corpus, out, timings, progress=progress, say=say)
+        trained = train_stage(config, corpus, out, timings, progress=progress, say=say,
+                              device=device or config.device)
         encoders += trained["encoders"]
         corpus = trained["split"].test
     stores = {}

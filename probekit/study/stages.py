@@ -8,17 +8,15 @@ import time
 from pathlib import Path
 
 from probekit.atomic import to_csv, write_json
+from probekit.cliutil import slug
 from probekit.jsonfile import BadFileError, read_json_object
 from probekit.study.config import StudyConfig
 
-__all__ = ["train_stage", "compare_stage"]
+__all__ = ["train_config", "train_stage", "compare_stage"]
 
 log = logging.getLogger(__name__)
 
 
-def _slug(s: str) -> str:
-    from probekit.study.folder import _slug as slug
-    return slug(s)
 
 
 def _cache_key(path: Path) -> dict | None:
@@ -30,24 +28,41 @@ def _cache_key(path: Path) -> dict | None:
         return None
 
 
+def train_config(config: StudyConfig, out_dir, *, progress: bool = True,
+                 device: str | None = None):
+    """The :class:`training.config.TrainConfig` of one method of the ``[training]`` section:
+    its settings over the library defaults, the study's group attribute, and the device
+    (``device``, else the study's): ``cpu`` forces the CPU, other values leave placement to
+    accelerate, as ``probekit train --device`` does."""
+    from training.config import TrainConfig
+
+    tr = config.training
+    return TrainConfig(out_dir=str(out_dir), steps=tr.steps, batch_size=tr.batch_size, lr=tr.lr,
+                       eval_every=tr.eval_every, save_every=max(1, tr.steps // 3), seed=tr.seed,
+                       attribute=config.group_attribute, progress=progress,
+                       eval_max_new_tokens=tr.max_new_tokens, test_speakers=tr.test_speakers,
+                       val_speakers=tr.val_speakers, cpu=(device or config.device) == "cpu")
+
+
 def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progress: bool = True,
-                say=print) -> dict:
+                say=print, device: str | None = None) -> dict:
     """Fine-tune the ``[training]`` base encoder with every method (reusing finished runs).
 
     Returns ``split`` (the fine-tuning split), ``encoders`` (an :class:`EncoderSpec` per
     adapted model, its merged folder as the name), ``transcripts`` (model -> test
     transcripts, the base model as ``zero-shot``) and ``seen`` (label -> ids it saw).
+    ``device`` (default the study's) reaches the training: ``cpu`` forces the CPU, other
+    values leave placement to accelerate, as ``probekit train --device`` does.
     """
     from dataclasses import replace
 
     import pandas as pd
 
-    from probekit.bias.compare import SeenIds
+    from probekit.corpus.seen import SeenIds
     from probekit.study.config import EncoderSpec
     from training.evaluate import transcribe
     from training.finetune import finetune, finetune_splits, load_base
     from training.runkey import base_fingerprint, transcripts_settings
-    from training.trainer import TrainConfig
 
     tr = config.training
     base = next(e for e in config.encoders if e.display == tr.base)
@@ -67,7 +82,7 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
     zs = work / "zero-shot" / "transcripts.csv"
     zs_key = transcripts_settings(model=base_fingerprint(base.name), corpus=test,
                                   max_new_tokens=tr.max_new_tokens, language="english",
-                                  task="transcribe")
+                                  decode_task="transcribe")
     zs_json = zs.with_suffix(".json")
     if zs.is_file() and zs_json.is_file() and _cache_key(zs_json) == zs_key:
         transcripts = {"zero-shot": pd.read_csv(zs, keep_default_na=False)}
@@ -83,11 +98,8 @@ def train_stage(config: StudyConfig, corpus, out: Path, timings: dict, *, progre
     specs, seen = [], {}
     for m in tr.methods:
         t = time.perf_counter()
-        cfg = TrainConfig(out_dir=str(work / _slug(m.label)), steps=tr.steps,
-                          batch_size=tr.batch_size, lr=tr.lr, eval_every=tr.eval_every,
-                          save_every=max(1, tr.steps // 3), seed=tr.seed,
-                          attribute=config.group_attribute, progress=progress,
-                          eval_max_new_tokens=tr.max_new_tokens)
+        cfg = train_config(config, work / slug(m.label, empty="encoder"), progress=progress,
+                           device=device)
         res = finetune(corpus, split=evaluation, method=m.method, objective=m.objective,
                        objective_args=dict(m.objective_args), config=cfg, model=base.name,
                        max_new_tokens=tr.max_new_tokens, name=m.label, progress=progress)

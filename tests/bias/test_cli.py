@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from probekit.bias.simulate import simulate_results
+from probekit.testing.simulate import simulate_results
 from probekit.cli import main
 from probekit.probes.results import ResultsTable
 
@@ -18,7 +18,7 @@ class _Store:
     layers = ["layer0", "layer1"]
 
     def load_task(self, layer, task):
-        from probekit.bias.simulate import simulate_embeddings
+        from probekit.testing.simulate import simulate_embeddings
 
         assert task == "phone"
         return simulate_embeddings(n_groups=3, speakers_per_group=4, phone_spread=1.0,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from probekit.bias.counts import count_model, mancl_derouen_cov
-from probekit.bias.simulate import simulate_results
+from probekit.testing.simulate import simulate_results
 
 COLUMNS = ["encoder", "task", "probe", "metric", "group_attribute", "train_set", "layer_index",
            "layer", "group", "family", "effect", "ratio", "ci_low", "ci_high", "p_value",

@@ -7,7 +7,7 @@ import pandas as pd
 
 from probekit.bias.decomposition import TYPES, type_groups, typing_rule
 from probekit.bias.dispersion import speaker_dispersion
-from probekit.bias.simulate import (result_speakers, simulate_embeddings, simulate_probe_study,
+from probekit.testing.simulate import (result_speakers, simulate_embeddings, simulate_probe_study,
                                     simulate_results, speaker_scales)
 
 SETS = ["all", "all-matched", "g0", "g1", "g2", "g3"]

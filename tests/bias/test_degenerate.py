@@ -3,7 +3,7 @@
 import numpy as np
 
 from probekit.bias import layerwise_bias
-from probekit.bias.simulate import simulate_results
+from probekit.testing.simulate import simulate_results
 
 
 def _speaker_id_table(**kw):
@@ -36,7 +36,7 @@ def test_a_test_that_cannot_reach_the_level_says_so():
     # 3 groups x 2 speakers, one tested per split... every speaker tested: C(6, 2) = 15
     # arrangements of a group: the smallest one-sided p is 1/15 > 0.05
     df = simulate_results(n_groups=3, speakers_per_group=2, n_layers=2, seeds=(0, 1),
-                          test_fraction=1.0, include_all_rows=False, random_state=1)
+                          test_speakers=1.0, include_all_rows=False, random_state=1)
     c = layerwise_bias(df, n_boot=49, n_perm=999).curves
     g = c[c["statistic"].str.startswith("group:")]
     assert np.allclose(g["p_min"], 1 / 15)

@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 
 from probekit.bias import BiasInputError, TooFewSpeakersError
 from probekit.bias.dispersion import _dispersion, speaker_dispersion, whitening_matrix
-from probekit.bias.simulate import simulate_embeddings
+from probekit.testing.simulate import simulate_embeddings
 
 COLUMNS = ["speaker", "group", "n_tokens", "n_tokens_fit", "n_tokens_eval", "n_phones",
            "split_by", "dispersion", "error", "accuracy"]

@@ -7,7 +7,7 @@ import pytest
 
 from probekit.bias import BiasInputError
 from probekit.bias.layerwise import layerwise_bias
-from probekit.bias.simulate import simulate_results
+from probekit.testing.simulate import simulate_results
 from probekit.bias.transfer import cross_group_transfer
 
 L = 6

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from probekit.bias import GroupMetrics, TooFewSpeakersError, BiasInputError
-from probekit.bias.simulate import simulate_results
+from probekit.testing.simulate import simulate_results
 
 
 def _speakers(rng, n_groups=4, per=6, spread=20.0):

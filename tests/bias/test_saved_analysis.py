@@ -8,7 +8,7 @@ import pytest
 
 from probekit.bias.analysis import TABLES, Analysis, analyze
 from probekit.bias.errors import BiasInputError
-from probekit.bias.simulate import simulate_results
+from probekit.testing.simulate import simulate_results
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from probekit.probes.estimators import LDAProbe, SufficientStats
+from probekit.probes import LDAProbe, SufficientStats
 from probekit.probes.lda import oas_shrinkage
 
 

@@ -7,7 +7,7 @@ import pytest
 def sim_analysis(tmp_path_factory):
     """A real ``probekit analyze`` folder over a simulated results table (group g2 is planted
     0.3 worse), with its CSV tables and figures."""
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.cli import main
     from probekit.probes.results import ResultsTable
 

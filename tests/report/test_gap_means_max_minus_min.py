@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="module")
 def tables():
     from probekit.bias.analysis import analyze
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
 
     df = simulate_results(n_groups=3, speakers_per_group=6, n_layers=4, seeds=(0, 1, 2),
                           train_sets=("all",), group_offset={"g2": 0.1}, task="phone")

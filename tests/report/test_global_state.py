@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent("""
     import probekit.bias.figures, probekit.bias.compare, probekit.report  # noqa: F401
     from probekit.bias.analysis import analyze
     from probekit.bias.figures import change_figure
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.report import build_report
     import pandas as pd
 

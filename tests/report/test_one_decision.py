@@ -21,7 +21,7 @@ def crafted(tmp_path_factory):
     so that the levels the report could use (0.05, 0.05 / tasks, the finding level) mark
     different layers; its decision columns are dropped so the library takes them itself."""
     from probekit.bias.analysis import Analysis, analyze
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
 
     ph = simulate_results(n_groups=3, speakers_per_group=6, n_layers=4, seeds=(0, 1, 2),
                           train_sets="full", group_offset={"g2": 0.1}, task="phone")
@@ -138,7 +138,7 @@ def test_at_a_glance_shows_every_encoder(crafted):
 
 def test_a_level_the_permutations_cannot_reach_is_said():
     from probekit.bias.analysis import analyze
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.report import summary_points
 
     df = simulate_results(n_groups=3, speakers_per_group=6, n_layers=3, seeds=(0, 1, 2),

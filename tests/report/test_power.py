@@ -21,7 +21,7 @@ def test_not_detected_comes_with_the_detectable_effect(tmp_path, monkeypatch):
 
     _small(monkeypatch)
     from probekit.bias.analysis import analyze
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.report import build_report
 
     df = simulate_results(n_groups=3, speakers_per_group=6, n_layers=3, seeds=(0, 1, 2),
@@ -49,7 +49,7 @@ def test_more_speakers_detect_smaller_effects(monkeypatch):
     monkeypatch.setattr(power, "GRID", (0.05, 0.1, 0.2, 0.3))
     monkeypatch.setattr(power, "DRAWS", 5)
     few = {"groups": 3, "speakers": 4, "splits": 3, "layers": 3, "base": [0.3] * 3,
-           "test_fraction": 0.5}
+           "test_speakers": 0.5}
     many = dict(few, speakers=30)
     a, b = detectable_effect(few, "worse", 0.01), detectable_effect(many, "worse", 0.01)
     assert b == b and (a != a or b < a)

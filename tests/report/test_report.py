@@ -88,7 +88,7 @@ def test_report_first_screen_notes_intervals_and_alpha(sim_analysis, tmp_path):
     from probekit.report.build import glance_figure, group_interval_table, markdown_to_html
 
     from probekit.bias.analysis import analyze
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.errors import ProbekitError
 
     # the labels are the level the intervals were computed at: a report cannot relabel them

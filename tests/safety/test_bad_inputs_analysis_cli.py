@@ -283,7 +283,7 @@ class _Touch:
 
 def test_a_strangers_pickle_at_the_checkpoint_path_is_refused_never_run(tmp_path):
     from training.finetune import _run_folder
-    from training.train_config import TrainingError
+    from training.config import TrainingError
 
     out, marker = tmp_path / "run", tmp_path / "was-run"
     out.mkdir()

@@ -18,7 +18,7 @@ from probekit.outdir import write_stamp
 
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.probes.results import ResultsTable
 
     root = tmp_path_factory.mktemp("bad-report")
@@ -93,7 +93,7 @@ def _train_file(name, content):
         _write(out / name, content)
         return ["train", "--corpus", str(fx["train_corpus"]), "--out", str(out), "--model",
                 str(fx["tiny_whisper_dir"]), "--steps", "1", "--batch-size", "4",
-                "--val-speakers", "1", "--test-fraction", "0.34", "--cpu", "--no-progress",
+                "--val-speakers", "1", "--test-speakers", "0.34", "--cpu", "--no-progress",
                 "--max-new-tokens", "2"]
     return build
 

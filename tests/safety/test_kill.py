@@ -63,7 +63,7 @@ def _text(path: Path, *roots: Path) -> str:
 # -- report ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
-    from probekit.bias.simulate import simulate_results
+    from probekit.testing.simulate import simulate_results
     from probekit.probes.results import ResultsTable
 
     root = tmp_path_factory.mktemp("kill-report")
@@ -194,7 +194,7 @@ def train_args(tmp_path_factory, tiny_whisper_dir, small_corpus):
     manifest = Corpus(utts, root=small_corpus.root).save(root / "corpus")
     argv = lambda out: ["-q", "train", "--corpus", str(manifest), "--out", str(out),  # noqa: E731
                         "--model", str(tiny_whisper_dir), "--method", "lora", "--steps", "2",
-                        "--batch-size", "4", "--val-speakers", "1", "--test-fraction", "0.34",
+                        "--batch-size", "4", "--val-speakers", "1", "--test-speakers", "0.34",
                         "--cpu", "--no-progress", "--max-new-tokens", "3"]
     assert main(argv(root / "ref")) == 0
     return argv, root / "ref"

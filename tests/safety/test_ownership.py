@@ -285,7 +285,7 @@ def test_report_refuses_an_analysis_it_cannot_vouch_for(tmp_path, capsys):
                                      {"speakers": ["spk07"], "sentence": []},
                                      {"speakers": [7]}, ["spk07"]])
 def test_seen_ids_are_read_through_a_strict_schema(tmp_path, content, capsys):
-    from probekit.bias.compare import SEEN_FILE, SeenIds
+    from probekit.corpus.seen import SEEN_FILE, SeenIds
     from probekit.errors import ProbekitError
     from probekit.probes.results import ResultsTable
 
@@ -309,7 +309,7 @@ def test_seen_ids_are_read_through_a_strict_schema(tmp_path, content, capsys):
     ["compare", "r", "--before", "b", "--alpha", "-0.1"],
     ["train", "--corpus", "c", "--out", "o", "--steps", "0"],
     ["train", "--corpus", "c", "--out", "o", "--steps", "-3"],
-    ["train", "--corpus", "c", "--out", "o", "--test-fraction", "1.2"],
+    ["train", "--corpus", "c", "--out", "o", "--test-speakers", "1.2"],
     ["report", "an", "--meta", "no/such/run.json"],
 ])
 def test_impossible_values_are_refused_by_the_parser(argv, capsys):

@@ -100,7 +100,7 @@ def test_merged_model_equals_the_unmerged_mixture(tiny_whisper_dir):
 
 
 def test_adapters_save_and_load(tiny_whisper_dir, tmp_path):
-    model = inject_adapters(load(tiny_whisper_dir), AdapterConfig(r=4, alpha=8), seed=0)
+    model = inject_adapters(load(tiny_whisper_dir), AdapterConfig(r=4, lora_alpha=8), seed=0)
     randomise_b(model)
     model.eval()
     save_adapters(model, tmp_path / "ad")
@@ -110,3 +110,11 @@ def test_adapters_save_and_load(tiny_whisper_dir, tmp_path):
         assert torch.allclose(again(**inputs()).logits, model(**inputs()).logits, atol=1e-6)
     with pytest.raises(AdapterError, match="already carries adapters"):
         inject_adapters(again, AdapterConfig())
+    # an adapter_config.json written before AdapterConfig.alpha became lora_alpha still loads
+    import json
+    cfg_file = tmp_path / "ad" / "adapter_config.json"
+    d = json.loads(cfg_file.read_text())
+    d["alpha"] = d.pop("lora_alpha")
+    cfg_file.write_text(json.dumps(d))
+    old = load_adapters(load(tiny_whisper_dir), tmp_path / "ad")
+    assert old.adapter_config == model.adapter_config and old.adapter_config.lora_alpha == 8

@@ -34,11 +34,17 @@ def test_train_command_has_the_papers_scale_flags():
     args = build_parser().parse_args([
         "train", "--corpus", "c/", "--out", "o", "--precision", "bf16",
         "--gradient-checkpointing", "--warmup-steps", "500", "--groups-per-batch", "4",
-        "--sampler", "balanced", "--eval-d", "1", "--select-d", "1", "--test-fraction", "0.25",
-        "--language", "english", "--task", "transcribe", "--lora-init", "gaussian"])
+        "--sampler", "balanced", "--eval-d", "1", "--select-d", "1", "--test-speakers", "0.25",
+        "--language", "english", "--decode-task", "translate", "--lora-init", "gaussian",
+        "--lora-alpha", "8"])
     assert args.precision == "bf16" and args.gradient_checkpointing and args.warmup_steps == 500
     assert args.groups_per_batch == 4 and args.sampler == "balanced" and args.eval_d == 1.0
-    assert args.select_d == 1.0 and args.test_fraction == 0.25 and args.lora_init == "gaussian"
+    assert args.select_d == 1.0 and args.test_speakers == 0.25 and args.lora_init == "gaussian"
+    from training.cli import train_settings
+
+    cfg, adapter, *_ = train_settings(args)
+    assert cfg.decode_task == "translate" and cfg.test_speakers == 0.25
+    assert adapter["lora_alpha"] == 8.0
     d = build_parser().parse_args(["train", "--corpus", "c/", "--out", "o"])
     assert d.precision == "fp32" and not d.gradient_checkpointing and d.sampler is None
     assert d.eval_d is None and d.min_per_group == 2 and not d.cpu
@@ -58,7 +64,7 @@ def test_train_command_reports_validation_and_held_out_test(tiny_whisper_dir, sm
     rc = build_parser().parse_args([
         "train", "--corpus", str(manifest), "--out", str(tmp_path / "run"), "--model",
         str(tiny_whisper_dir), "--method", "mas-lora", "--steps", "1", "--batch-size", "4",
-        "--val-speakers", "1", "--test-fraction", "0.34", "--eval-d", "1", "--cpu",
+        "--val-speakers", "1", "--test-speakers", "0.34", "--eval-d", "1", "--cpu",
         "--no-progress", "--rank", "2", "--max-new-tokens", "3"])
     assert rc.func(rc) == 0
     out = capsys.readouterr().out

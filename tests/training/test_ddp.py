@@ -6,7 +6,7 @@ once per optimizer step (accelerate's prepared scheduler stepped once per proces
 import pytest
 import torch
 
-from training.ddp_check import one_step, shard_worst_differs, spawn_check
+from probekit.testing.ddp_check import one_step, shard_worst_differs, spawn_check
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from probekit.bias.compare import SEEN_FILE, SeenIds
+from probekit.corpus.seen import SEEN_FILE, SeenIds
 from training.finetune import FinetuneError, finetune_splits
 
 TINY_CORPUS = {"synthetic": "small", "speakers_per_group": 8, "sentences_per_speaker": 4,
@@ -46,7 +46,7 @@ def test_without_sentence_ids_the_split_says_so(blocks_corpus):
 
 
 def test_study_with_a_training_section_writes_the_before_after_report(tiny_whisper_dir, tmp_path):
-    from probekit.demo import finetune_demo_config
+    from probekit.testing.demo_configs import finetune_demo_config
     from probekit.study.run import run_study
 
     cfg = finetune_demo_config(model=str(tiny_whisper_dir), corpus=TINY_CORPUS, steps=2,

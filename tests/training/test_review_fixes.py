@@ -81,7 +81,7 @@ def test_label_prefix_equals_the_decoder_prompt_on_whisper_base(tmp_path):
     assert prefix == [50258, 50259, 50359, 50363]  # SOT <|en|> <|transcribe|> <|notimestamps|>
     assert _decoder_prompt(model, **generation_kwargs(model)) == prefix
     assert _decoder_prompt(model) == [50258]  # the old evaluate: language detection
-    fr = decoder_prefix(tok, True, language="french", task="translate")
+    fr = decoder_prefix(tok, True, language="french", decode_task="translate")
     assert _decoder_prompt(model, **generation_kwargs(model, "french", "translate")) == fr
 
     class U:

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from probekit.bias.compare import SeenIds
+from probekit.corpus.seen import SeenIds
 from training.finetune import FinetuneError, finetune, finetune_splits
 from training.trainer import TrainConfig
 
@@ -117,7 +117,7 @@ def test_accent_known_evaluation_of_a_reused_mas_lora_run_equals_a_fresh_one(
 
 
 def test_a_changed_training_section_clears_the_studys_fine_tuning_runs(tmp_path, monkeypatch):
-    from probekit.demo import finetune_demo_config
+    from probekit.testing.demo_configs import finetune_demo_config
     from probekit.study.run import invalidate_changed
 
     old = finetune_demo_config(corpus=TINY_CORPUS, steps=2)

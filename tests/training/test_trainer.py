@@ -72,7 +72,7 @@ def test_short_training_lowers_the_trained_groups_loss(tiny_whisper_dir, train_s
 def test_interrupted_training_resumes_to_the_same_weights(tiny_whisper_dir, train_set, tmp_path):
     def run(out, stop_after=None):
         model, proc = load(tiny_whisper_dir)
-        inject_adapters(model, AdapterConfig(r=4, alpha=8), seed=0)
+        inject_adapters(model, AdapterConfig(r=4, lora_alpha=8), seed=0)
         obj = build_objective("group_dro", dro_mode="online")  # stateful: its q resumes too
         return Trainer(model, proc, obj, train_set, cfg(out, steps=4)).fit(stop_after=stop_after)
 

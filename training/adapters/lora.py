@@ -39,9 +39,10 @@ class AdapterConfig:
 
     Parameters
     ----------
-    r, alpha, dropout
-        LoRA rank, scale numerator (update scaled by ``alpha / r``) and branch dropout;
-        defaults from both seed papers (16, 16, 0.05).
+    r, lora_alpha, dropout
+        LoRA rank, scale numerator (update scaled by ``lora_alpha / r``) and branch dropout;
+        defaults from both seed papers (16, 16, 0.05). ``lora_alpha`` is the LoRA scale, never
+        a test level; an ``adapter_config.json`` written before the rename (``alpha``) loads.
     targets : tuple of str
         Attention projections to adapt (``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``).
     decoder : bool
@@ -54,7 +55,7 @@ class AdapterConfig:
     """
 
     r: int = 16
-    alpha: float = 16.0
+    lora_alpha: float = 16.0
     dropout: float = 0.05
     targets: tuple[str, ...] = ("q_proj", "v_proj")
     decoder: bool = True
@@ -109,7 +110,7 @@ def inject_adapters(model: nn.Module, cfg: AdapterConfig, *, seed: int | None = 
     for name, n in found:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        setattr(parent, child, LoRALinear(getattr(parent, child), n, cfg.r, cfg.alpha,
+        setattr(parent, child, LoRALinear(getattr(parent, child), n, cfg.r, cfg.lora_alpha,
                                           cfg.dropout, init=cfg.init))
     if seed is not None:
         torch.random.set_rng_state(gen_state)
@@ -159,6 +160,8 @@ def load_adapters(model: nn.Module, folder: str | Path) -> nn.Module:
         raise AdapterError(f"{folder}: no {ADAPTER_CONFIG}")
     d = read_json_object(folder / ADAPTER_CONFIG, "adapter config")  # else one error naming it
     d.pop("method", None)
+    if "alpha" in d and "lora_alpha" not in d:   # written before the rename to lora_alpha
+        d["lora_alpha"] = d.pop("alpha")
     known = [f.name for f in fields(AdapterConfig)]
     unknown = sorted(set(d) - set(known))
     if unknown:

@@ -245,8 +245,8 @@ def from_hf_dataset(ds, *, root: str | os.PathLike | None = None, preset: str | 
                 src = str(Path(path))
             elif data:
                 if out_dir is None:
-                    from probekit.corpus.synthetic import cache_root
-                    out_dir = cache_root() / "hf-audio" / _safe(f"{name}-{fingerprint}")
+                    from probekit.corpus.synthetic import corpora_cache
+                    out_dir = corpora_cache() / "hf-audio" / _safe(f"{name}-{fingerprint}")
                 out_dir.mkdir(parents=True, exist_ok=True)
                 f = out_dir / (_safe(uid) + _ext(path, data))
                 if not f.is_file() or f.stat().st_size != len(data):

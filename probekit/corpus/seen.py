@@ -1,8 +1,10 @@
-"""The leakage guard of before/after comparisons: an adapted encoder carries the ids of the
-speakers and sentences it was trained and validated on (:class:`SeenIds`, saved with its
-adapters and merged model); a comparison refuses test speakers the adapted encoder saw,
-naming them, unless ``allow_seen=True``. Used by :mod:`probekit.bias.compare`, the study and
-``training.finetune``."""
+"""The ids a model saw, and the leakage guard of before/after comparisons: an adapted encoder
+carries the ids of the speakers and sentences it was trained and validated on
+(:class:`SeenIds`, saved with its adapters and merged model); a comparison refuses test
+speakers the adapted encoder saw, naming them, unless ``allow_seen=True``. It lives with the
+corpus (it is a fact about utterances) so that ``training.finetune`` (which writes it) and
+:mod:`probekit.bias.compare` (which checks it) share it without training importing the
+analysis."""
 
 from __future__ import annotations
 
@@ -11,18 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from probekit.bias.errors import BiasInputError
+from probekit.errors import CorpusError
 
 __all__ = ["SeenIds", "LeakageError", "SeenIdsError", "check_unseen", "SEEN_FILE"]
 
 #: File written beside adapters / a merged model with the ids it saw.
 SEEN_FILE = "seen_ids.json"
 
-class LeakageError(BiasInputError):
+class LeakageError(CorpusError):
     """A comparison would test an adapted encoder on speakers it was trained or validated on."""
 
 
-class SeenIdsError(BiasInputError):
+class SeenIdsError(CorpusError):
     """A ``seen_ids.json`` does not follow its schema (unknown, missing or mistyped keys)."""
 
 

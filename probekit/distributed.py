@@ -1,11 +1,12 @@
-"""Rank, world size and barriers for multi-process extraction.
+"""Rank, world size and barriers of a multi-process run (extraction and fine-tuning).
 
 Extraction needs no communication except two barriers (after the fingerprint check, after the
 shards), so any launcher that sets ``RANK``/``WORLD_SIZE`` works: ``torchrun``, ``accelerate
 launch``, SLURM via torchrun. When a launcher also provides a rendezvous (``MASTER_ADDR``),
 a gloo process group gives real barriers (:func:`probekit.store.extract`); without one, ranks
 run independently through :func:`probekit.store.extract_shards` and the index is written by
-whichever rank finds every shard finished.
+whichever rank finds every shard finished. A neutral module: :mod:`probekit.store` and
+``training`` both read the rank from here.
 """
 
 from __future__ import annotations

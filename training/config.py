@@ -1,17 +1,31 @@
-"""Training settings (:class:`TrainConfig`), the accelerator and gradient checkpointing."""
+"""Training settings (:class:`TrainConfig`), the accelerator and gradient checkpointing.
+
+:class:`TrainConfig` is the one source of the training defaults and of their one-line help:
+``probekit train`` builds its flags from it (:func:`default_of`, :func:`help_of`) and a study's
+``[training]`` section (the study config's ``TrainingSpec``) takes its defaults from
+it, so the library, the command line and a study fine-tune alike unless told otherwise."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 
 from probekit.errors import ProbekitError
-from training.data import MAX_LABEL_TOKENS
 
-__all__ = ["TrainConfig", "TrainingError", "enable_gradient_checkpointing", "is_checkpointing"]
+__all__ = ["TrainConfig", "TrainingError", "MAX_LABEL_TOKENS", "default_of", "help_of",
+           "enable_gradient_checkpointing", "is_checkpointing"]
+
+
+#: Whisper's decoder length (``max_target_positions``): labels longer than this cannot train.
+MAX_LABEL_TOKENS = 448
 
 
 class TrainingError(ProbekitError, ValueError):
     """A training setup that cannot work as asked."""
+
+
+def _opt(default, help: str):
+    """A field with a default and the one-line help its ``probekit train`` flag shows."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -57,9 +71,10 @@ class TrainConfig:
     min_per_group : int
         Balanced batches must give every group at least this many utterances (a group risk
         of one utterance is per-utterance calibration, not a group's risk).
-    language, task : str, optional
+    language, decode_task : str, optional
         Forced decoder prefix of multilingual checkpoints, for labels and generation alike
-        (English, transcribe); ignored by English-only checkpoints.
+        (English, transcribe): Whisper's decoding task, not a probing task; ignored by
+        English-only checkpoints.
     max_label_tokens : int
         Training utterances whose labels are longer are dropped (Whisper's 448 positions).
     long_audio : {"drop", "error"}
@@ -78,6 +93,12 @@ class TrainConfig:
     select_metric : {"macro", "micro"}
         Validation WER that picks the best adapters: macro (unweighted mean of the group
         WERs) or micro (overall WER, as the MAS-LoRA authors select).
+    test_speakers : float
+        Share of each group's speakers held out (with the sentences they read) for the test
+        WER, when :func:`training.finetune.finetune` makes the split
+        (:func:`training.splits.finetune_splits`).
+    val_speakers : int
+        Speakers per trained group held out for validation (model selection).
     importance_weights : bool
         Under a group-balanced sampler, weight the pooled ERM/SD terms of objectives that
         have them (fused, IRM, SD) by the training share of each utterance's group over its
@@ -87,34 +108,48 @@ class TrainConfig:
     """
 
     out_dir: str
-    steps: int = 100
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float = 4e-5
-    warmup_steps: int = 0
+    steps: int = _opt(100, "optimiser steps")
+    batch_size: int = _opt(8, "utterances per optimiser step over all processes")
+    grad_accum: int = _opt(1, "gradient accumulation steps")
+    lr: float = _opt(4e-5, "learning rate")
+    warmup_steps: int = _opt(0, "linear learning-rate warm-up steps")
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    groups_per_batch: int | None = None
-    attribute: str = "accent"
-    eval_every: int = 0
+    groups_per_batch: int | None = _opt(None, "groups in a balanced batch (default: all, capped "
+                                        "at batch-size / min-per-group)")
+    attribute: str = _opt("accent", "group attribute (objective, experts)")
+    eval_every: int = _opt(0, "validate every N steps (0: only at the end)")
     save_every: int = 25
-    seed: int = 0
+    seed: int = _opt(0, "seed of the split, adapters and batches")
     cpu: bool = False
     progress: bool = True
     eval_batch_size: int = 8
-    precision: str = "fp32"
-    gradient_checkpointing: bool = False
-    sampler: str = "auto"
-    min_per_group: int = 2
-    language: str | None = "english"
-    task: str | None = "transcribe"
+    precision: str = _opt("fp32", "mixed precision (adapters and optimizer state stay fp32)")
+    gradient_checkpointing: bool = _opt(False, "recompute activations in the backward pass "
+                                        "(less memory)")
+    sampler: str = _opt("auto", "auto: group-balanced for DRO/IRM/fused/erm_balanced, uniform "
+                        "for ERM and SD")
+    min_per_group: int = _opt(2, "utterances per group a balanced batch must give DRO/IRM")
+    language: str | None = _opt("english", "forced language of multilingual checkpoints "
+                                "(labels and decoding)")
+    decode_task: str | None = _opt("transcribe", "Whisper's forced decoding task on "
+                                   "multilingual checkpoints")
     max_label_tokens: int = MAX_LABEL_TOKENS
     long_audio: str = "drop"
-    select_d: float | None = None
-    importance_weights: bool = True
-    lr_schedule: str = "constant"
-    eval_max_new_tokens: int | None = None
-    select_metric: str = "macro"
+    select_d: float | None = _opt(None, "MAS-LoRA: select the checkpoint on the accent-known "
+                                  "mixture with this d (1: own expert, as the authors); "
+                                  "default: the uniform mixture")
+    importance_weights: bool = _opt(True, "importance-weight the pooled ERM/SD terms under "
+                                    "balanced batches")
+    lr_schedule: str = _opt("constant", "after the warm-up: constant or linear decay to 0")
+    eval_max_new_tokens: int | None = _opt(None, "decoding length cap (default: the model's 448 "
+                                           "minus the prompt; hypotheses that reach it are "
+                                           "flagged in hit_max_tokens)")
+    select_metric: str = _opt("macro", "validation WER that selects the checkpoint")
+    test_speakers: float = _opt(0.5, "share of each group's speakers held out (with the "
+                                "sentences they read) for the reported test WER")
+    val_speakers: int = _opt(1, "speakers per trained group held out for validation (model "
+                             "selection)")
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("constant", "linear"):
@@ -131,6 +166,21 @@ class TrainConfig:
                                 f"{self.sampler!r}")
         if self.long_audio not in ("drop", "error"):
             raise TrainingError(f"long_audio must be 'drop' or 'error', got {self.long_audio!r}")
+
+
+def default_of(name: str):
+    """The default of :class:`TrainConfig` field ``name``."""
+    f = {f.name: f for f in fields(TrainConfig)}[name]
+    return None if f.default is MISSING else f.default
+
+
+def help_of(name: str, *, with_default: bool = False) -> str:
+    """The one-line help of field ``name``; ``with_default`` appends ``(default: X)`` (for a
+    flag whose parser default is ``None`` so that a recipe can fill it)."""
+    f = {f.name: f for f in fields(TrainConfig)}[name]
+    text = f.metadata.get("help") or name.replace("_", " ")
+    d = default_of(name)
+    return f"{text} (default: {d})" if with_default and d is not None and d is not False else text
 
 
 _MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}

@@ -36,11 +36,12 @@ def _trainer(model_dir, corpus, out_dir, name, batch_size, seed):
 
     from training.adapters import AdapterConfig, inject_adapters
     from training.objectives import build_objective
-    from training.trainer import TrainConfig, Trainer
+    from training.config import TrainConfig
+    from training.trainer import Trainer
 
     model = WhisperForConditionalGeneration.from_pretrained(model_dir)
     proc = WhisperProcessor.from_pretrained(model_dir)
-    inject_adapters(model, AdapterConfig(r=4, alpha=8, dropout=0.0), seed=0)
+    inject_adapters(model, AdapterConfig(r=4, lora_alpha=8, dropout=0.0), seed=0)
     with torch.no_grad():  # non-zero B, so A gets a gradient too
         g = torch.Generator().manual_seed(1)
         for k, p in model.named_parameters():

@@ -1,7 +1,7 @@
 """Simulated results tables and phone embeddings with planted effects (for checks that can fail).
 
 Results follow the repeated-split design of the probe grid: every ``seed`` is one split that
-holds out ``test_fraction`` of each group's speakers; only those speakers get rows for it.
+holds out ``test_speakers`` of each group's speakers; only those speakers get rows for it.
 
 Speaker ``s`` of group ``g`` has a latent error rate at layer ``l`` drawn from a Beta with mean
 ``mu_{g,l} = base_l + offset_g * profile_l`` and concentration ``phi_g``
@@ -62,7 +62,7 @@ def speaker_scales(n_groups: int, speakers_per_group, *, dispersion_inflation=No
 
 def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[int] = 8,
                      items_per_speaker: int = 60, n_layers: int = 4, seeds: Sequence[int] = (0,),
-                     test_fraction: float = 0.5,
+                     test_speakers: float = 0.5,
                      train_sets: Sequence[str] | str = ("all",), base_error=0.3,
                      group_offset: Mapping[str, float] | None = None, offset_profile=None,
                      concentration: float = 30.0,
@@ -85,8 +85,8 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
     items_per_speaker : int
         Test items per speaker and cell (the binomial ``n``).
     seeds : sequence of int
-        One split per seed; ``test_fraction`` of each group's speakers (at least 1, leaving 1)
-        are its test speakers. ``test_fraction=1`` tests every speaker in every seed.
+        One split per seed; ``test_speakers`` of each group's speakers (at least 1, leaving 1)
+        are its test speakers. ``test_speakers=1`` tests every speaker in every seed.
     base_error : float or array (n_layers,)
     group_offset : {group: float}
         Added to the group's mean error, times ``offset_profile[l]``.
@@ -146,8 +146,8 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
     for k in range(K):
         for gi in range(n_groups):
             pos = np.flatnonzero(codes == gi)
-            n_t = pos.size if test_fraction >= 1 else \
-                min(pos.size - 1, max(1, int(round(test_fraction * pos.size))))
+            n_t = pos.size if test_speakers >= 1 else \
+                min(pos.size - 1, max(1, int(round(test_speakers * pos.size))))
             test[k, rng.permutation(pos)[:n_t]] = True
     draw = rng.normal(0, split_sd, size=(L, T, K, 1))
     if interaction_sd:
@@ -166,7 +166,7 @@ def simulate_results(*, n_groups: int = 4, speakers_per_group: int | Sequence[in
                  [["k", "n"]].sum())
         agg["value"], agg["unit"] = agg["k"] / agg["n"], "all"
         df = pd.concat([df, agg.drop(columns="k")], ignore_index=True)
-    n_tr_spk = max(1, int(min(spg)) - int(round(test_fraction * min(spg)))) if test_fraction < 1 \
+    n_tr_spk = max(1, int(min(spg)) - int(round(test_speakers * min(spg)))) if test_speakers < 1 \
         else int(min(spg))
     df = df.assign(encoder=encoder, task=task, probe=probe, group_attribute=group_attribute,
                    metric="error", n_train=n_tr_spk * items_per_speaker,
