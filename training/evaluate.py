@@ -17,9 +17,9 @@ with the highest WER. Values are fractions in [0, 1] (above 1 only through inser
 every table of probekit; percent is for display. Errors are counted by
 :func:`probekit.text.edit_counts`, the one ``jiwer`` counter. This is the training side's
 descriptive summary (validation and the run's own printout): ``training`` sits below the
-analysis and may not import :mod:`probekit.bias`, whose WER table
-(:func:`probekit.bias.wer.wer_table`, the same item-pooled group WERs through the one
-group-statistics core, with intervals and paired changes) is what studies report.
+analysis and does not import it; the analysis's WER table (``wer_table`` in the bias
+package's ``wer`` module: the same item-pooled group WERs through the one group-statistics
+core, with intervals and paired changes) is what studies report.
 """
 
 from __future__ import annotations

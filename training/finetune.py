@@ -13,7 +13,7 @@ note saying so, when they do not). :func:`finetune` injects the adapters, trains
 the speakers and sentences it saw* (:class:`probekit.corpus.seen.SeenIds`, the leakage guard
 of before/after comparisons), and transcribes the test split. A finished run folder is reused.
 The before/after WER table with speaker-bootstrap intervals is
-:func:`probekit.bias.wer.wer_table` (the analysis, above training).
+``wer_table`` of the bias package's ``wer`` module (the analysis, above training).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Adapter methods by name: the one table that :func:`training.finetune.finetune`, a study's
-``[training]`` section (``probekit.study.config.TrainingSpec``) and ``probekit train --method``
+``[training]`` section (the study config's ``TrainingSpec``) and ``probekit train --method``
 read. Kept free of torch so that reading a study config stays light.
 
 >>> available_methods()
