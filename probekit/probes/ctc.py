@@ -122,30 +122,37 @@ class CTCProbe(BaseEstimator):
 
     # -- validation -------------------------------------------------------------------------
     def _check_sequences(self, sequences, reset):
+        """Validated sequences: a :class:`~probekit.store.rows.FrameSequences` stays lazy
+        (each utterance is read, checked and dropped: one in memory at a time), anything else
+        becomes a list of arrays."""
+        from probekit.store.rows import FrameSequences
+
         if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
             raise ValueError(f"{type(self).__name__} expects a list of (frames, hidden) arrays, "
                              f"one per utterance; got a single 2-D array")
-        seqs = list(sequences)
-        if not seqs:
+        lazy = isinstance(sequences, FrameSequences)
+        seqs = sequences if lazy else list(sequences)
+        if not len(seqs):
             raise ValueError(f"{type(self).__name__}: no sequences (empty input)")
-        d = seqs[0].shape[1] if getattr(seqs[0], "ndim", 0) == 2 else None
-        out = []
+        d, out = None, []
         for i, x in enumerate(seqs):
             x = np.asarray(x)
             if x.ndim != 2 or x.shape[0] == 0 or not np.issubdtype(x.dtype, np.number):
                 raise ValueError(f"sequence {i}: expected a non-empty numeric (frames, hidden) "
                                  f"array; got shape {x.shape}, dtype {x.dtype}")
+            d = x.shape[1] if d is None else d
             if x.shape[1] != d:
                 raise ValueError(f"sequence {i} has {x.shape[1]} features; sequence 0 has {d}")
             if not np.isfinite(x).all():
                 raise ValueError(f"sequence {i} contains NaN or infinity")
-            out.append(x)
+            if not lazy:
+                out.append(x)
         if reset:
             self.n_features_in_ = d
         elif d != self.n_features_in_:
             raise ValueError(f"sequences have {d} features, but {type(self).__name__} was "
                              f"fitted with {self.n_features_in_}")
-        return out
+        return seqs if lazy else out
 
     def _tokens(self, targets, n):
         targets = list(targets) if not isinstance(targets, str) else None
@@ -180,7 +187,7 @@ class CTCProbe(BaseEstimator):
             vocab = [BLANK] + sorted({s for t in tokens for s in t})
         index = {s: k for k, s in enumerate(vocab)}
         targets = [np.array([index[s] for s in t], dtype=np.int64) for t in tokens]
-        lengths = np.array([len(x) for x in seqs])
+        lengths = _lengths(seqs)
         need = np.array([len(t) + int(np.sum(t[1:] == t[:-1])) for t in targets])
         n_infeasible = int(np.sum(lengths < need))
         if n_infeasible:
@@ -203,7 +210,7 @@ class CTCProbe(BaseEstimator):
 
         dev = resolve_device(self.device)
         gen = torch.Generator().manual_seed(seed)
-        model = self._build(len(seqs[0][0]), len(vocab), gen).to(dev)
+        model = self._build(self.n_features_in_, len(vocab), gen).to(dev)
         ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True, reduction="mean")
         opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate,
                                weight_decay=self.weight_decay)
@@ -240,18 +247,18 @@ class CTCProbe(BaseEstimator):
         return self
 
     def _standardizer(self, seqs):
-        d = seqs[0].shape[1]
+        d = self.n_features_in_
         if not self.standardize:
             return np.zeros(d), np.ones(d)
         # Streamed float64 sums: no concatenated copy of every training frame.
         n, s = 0, np.zeros(d)
         for x in seqs:
             n += len(x)
-            s += x.sum(axis=0, dtype=np.float64)
+            s += np.asarray(x).sum(axis=0, dtype=np.float64)
         mean = s / n
         ss = np.zeros(d)
         for x in seqs:
-            ss += ((x.astype(np.float64) - mean) ** 2).sum(axis=0)
+            ss += ((np.asarray(x).astype(np.float64) - mean) ** 2).sum(axis=0)
         return mean, safe_scale(np.sqrt(ss / n))
 
     def _build(self, d, k, gen):
@@ -272,27 +279,32 @@ class CTCProbe(BaseEstimator):
         return model
 
     # -- inference --------------------------------------------------------------------------
-    def predict_log_proba(self, sequences):
-        """Per-frame log-probabilities over ``vocab_``: list of (frames_i, len(vocab_)) arrays."""
+    def _log_proba(self, sequences):
+        """Per-utterance log-probabilities, computed 64 utterances at a time (a generator:
+        only one batch of frames and scores is held)."""
         check_is_fitted(self)
         seqs = self._check_sequences(sequences, reset=False)
         m32, s32 = self.mean_.astype(np.float32), self.scale_.astype(np.float32)
-        out = []
         with torch.no_grad():
             for start in range(0, len(seqs), 64):
                 x, lens = _pad(seqs[start:start + 64], m32, s32)
                 logp = self.model_(x).log_softmax(-1).numpy()
-                out.extend(logp[b, :n] for b, n in enumerate(lens.tolist()))
-        return out
+                yield from (logp[b, :n] for b, n in enumerate(lens.tolist()))
+
+    def predict_log_proba(self, sequences):
+        """Per-frame log-probabilities over ``vocab_``: list of (frames_i, len(vocab_)) arrays."""
+        return list(self._log_proba(sequences))
 
     def predict(self, sequences):
         """Greedy (best-path) transcripts: argmax per frame, collapse repeats, drop blanks.
+
+        Decoded batch by batch (the per-frame scores of all utterances are never held).
 
         Returns list of str: normalised text for ``units="chars"``, space-joined symbols for
         ``units="phones"``.
         """
         out = []
-        for logp in self.predict_log_proba(sequences):
+        for logp in self._log_proba(sequences):
             best = logp.argmax(axis=1)
             keep = np.ones(len(best), dtype=bool)
             keep[1:] = best[1:] != best[:-1]
@@ -315,8 +327,15 @@ class CTCProbe(BaseEstimator):
         return float(1.0 - (agg["cer"] if self.units == "chars" else agg["wer"]))
 
 
+def _lengths(seqs) -> np.ndarray:
+    """Frames per sequence, without reading a lazy :class:`FrameSequences`."""
+    lengths = getattr(seqs, "lengths", None)
+    return np.asarray(lengths if lengths is not None else [len(x) for x in seqs])
+
+
 def _pad(seqs, mean, scale):
     """Standardised float32 batch (B, T_max, d), zero-padded, and lengths (B,) int64."""
+    seqs = [np.asarray(s) for s in seqs]  # a FrameSequences batch is read here, once
     lens = torch.tensor([len(x) for x in seqs], dtype=torch.long)
     x = np.zeros((len(seqs), int(lens.max()), seqs[0].shape[1]), dtype=np.float32)
     for b, s in enumerate(seqs):

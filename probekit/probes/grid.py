@@ -362,8 +362,9 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
                         est = make_probe(p, s, device)
                         if max_epochs is not None and "max_epochs" in est.get_params():
                             est.set_params(max_epochs=int(max_epochs))
-                        est = est.fit([X[i] for i in ts.rows], list(y[ts.rows]))
-                        hyps = est.predict([X[i] for i in split.test])
+                        # X is lazy (FrameSequences): the probe reads a batch at a time
+                        est = est.fit(X[ts.rows], list(y[ts.rows]))
+                        hyps = est.predict(X[split.test])
                         rows.extend(_asr_rows(meta, split.test, hyps, group_col, base))
                         continue
                     if X is None:

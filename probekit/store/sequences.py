@@ -15,14 +15,18 @@ __all__ = ["read_sequences"]
 
 def read_sequences(store, layer, corpus=None, check_corpus: bool = True):
     """See :meth:`probekit.store.EmbeddingStore.read_sequences`."""
-    X, meta = store.read(layer, "frames")
+    from probekit.store.rows import FrameSequences
+
+    rows, meta = store.rows(layer, "frames")
     meta = meta.sort_values("row", kind="stable").reset_index(drop=True)
-    seqs = []
-    for uid, off, n in zip(meta["utt_id"], meta["offset"], meta["n_frames"]):
-        if off < 0 or n < 0 or off + n > X.shape[0]:
-            raise StoreError(f"utterance {uid!r}: frames [{off}, {off + n}) outside the stored "
-                             f"{X.shape[0]} frames of layer {layer!r}")
-        seqs.append(X[off:off + n])
+    off, n = meta["offset"].to_numpy(), meta["n_frames"].to_numpy()
+    bad = (off < 0) | (n < 0) | (off + n > rows.shape[0])
+    if bad.any():
+        i = int(bad.argmax())
+        raise StoreError(f"utterance {meta['utt_id'].iloc[i]!r}: frames [{off[i]}, "
+                         f"{off[i] + n[i]}) outside the stored {rows.shape[0]} frames of layer "
+                         f"{layer!r}")
+    seqs = FrameSequences(rows, off, n, meta["utt_id"].to_numpy())
     if corpus is None:
         return seqs, meta
     if isinstance(corpus, Mapping):

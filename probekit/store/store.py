@@ -27,6 +27,7 @@ import numpy as np
 
 from probekit.errors import StoreError
 from probekit.store.integrity import SHARDS_DIR, check_sizes, read_index
+from probekit.store.shard_files import _check_rows, _load_array, _read_meta
 
 __all__ = ["EmbeddingStore", "POOLINGS", "FINGERPRINT_NAME", "INDEX_NAME", "SHARDS_DIR",
            "corpus_hash", "shard_name", "write_json_atomic", "fingerprint_diff", "fingerprint_key"]
@@ -38,9 +39,6 @@ INDEX_NAME = "store.json"
 #: Bump when the pooling rule or file layout changes (part of the fingerprint).
 FORMAT_VERSION = 1
 
-# Metadata columns that are numbers; every other column is read back as a string.
-_INT_COLUMNS = ("row", "corpus_index", "phone_index", "frame_start", "frame_stop", "offset", "n_frames")
-_FLOAT_COLUMNS = ("start", "end", "duration")
 
 
 def shard_name(index: int) -> str:
@@ -119,76 +117,6 @@ def fingerprint_diff(old: dict, new: dict) -> list[str]:
         if old.get(key) != new.get(key):
             out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
     return out
-
-
-#: Columns every metadata file has, by pooling (beside one ``group:<attribute>`` per attribute).
-_META_COLUMNS = {
-    "utterance": ("row", "corpus_index", "utt_id", "speaker", "sentence_id", "duration",
-                  "n_frames"),
-    "phone": ("row", "corpus_index", "utt_id", "speaker", "sentence_id", "phone_index", "phone",
-              "start", "end", "frame_start", "frame_stop"),
-    "frames": ("row", "corpus_index", "utt_id", "speaker", "sentence_id", "offset", "n_frames"),
-}
-
-
-def _read_meta(path: Path, pooling: str):
-    """A shard's metadata CSV through its schema: the pooling's columns, numbers where numbers
-    belong; anything else is a StoreError naming the file, column and row."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise StoreError(f"store file missing: {path} (damaged store: extract it again)") from None
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise StoreError(f"{path}: unreadable metadata ({str(exc).splitlines()[0]}; damaged "
-                         "store: extract it again)") from None
-    missing = [c for c in _META_COLUMNS.get(pooling, ()) if c not in df.columns]
-    if missing:
-        raise StoreError(f"{path}: no column(s) {missing} (damaged store: extract it again)")
-    for c in df.columns:
-        kind = np.int64 if c in _INT_COLUMNS else np.float64 if c in _FLOAT_COLUMNS else None
-        if kind is None:
-            continue
-        num = pd.to_numeric(df[c], errors="coerce")
-        bad = num.isna() | ((num % 1 != 0) if kind is np.int64 else False)
-        if bad.any():
-            i = int(bad.to_numpy().argmax())
-            raise StoreError(f"{path}: column {c!r} row {i}: expected "
-                             f"{'an integer' if kind is np.int64 else 'a number'}, found "
-                             f"{df[c].iloc[i]!r} (damaged store: extract it again)")
-        df[c] = num.astype(kind)
-    return df
-
-
-def _load_array(path: Path) -> np.ndarray:
-    """One stored array, memory-mapped; never unpickled (``allow_pickle=False``)."""
-    try:
-        X = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise StoreError(f"store file missing: {path} (damaged store: extract it again)") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise StoreError(f"{path}: not an array extraction wrote ({str(exc).splitlines()[0]}; "
-                         "damaged store: run `probekit store verify`, then extract again)"
-                         ) from None
-    if X.ndim != 2:
-        raise StoreError(f"{path}: expected a (rows, hidden) array, found shape {X.shape} "
-                         "(damaged store: extract it again)")
-    return X
-
-
-def _check_rows(info: dict, pooling: str, array_path: Path, n_array: int, meta_path: Path,
-                n_meta: int) -> None:
-    """Refuse a shard whose array or metadata rows differ from what extraction wrote (a lost
-    row would shift every later label)."""
-    want = info.get("rows", {}).get(pooling)
-    want_meta = info.get("utterances") if pooling == "frames" else want
-    if want is not None and n_array != want:
-        raise StoreError(f"{array_path} has {n_array} rows; the store wrote {want} (damaged "
-                         "store: extract it again)")
-    if want_meta is not None and n_meta != want_meta:
-        raise StoreError(f"{meta_path} has {n_meta} rows; the store wrote {want_meta} for "
-                         f"{array_path.name} (damaged store: extract it again)")
 
 
 @dataclass(frozen=True)
@@ -274,8 +202,37 @@ class EmbeddingStore:
     def shard_paths(self) -> list[Path]:
         return [self.root / SHARDS_DIR / s["name"] for s in self.index["shards"]]
 
+    def _shards(self, layer: int | str, pooling: str):
+        """Each shard's checked array (memory-mapped, nothing read) and the metadata of all
+        shards with global ``row`` (and, for ``frames``, ``offset``)."""
+        import pandas as pd
+
+        name = self.layer_name(layer)
+        self._check_pooling(pooling)
+        out, metas, offset, frame_offset = [], [], 0, 0
+        for info, shard in zip(self.index["shards"], self.shard_paths()):
+            path = shard / f"{name}.{pooling}.npy"
+            X = _load_array(path)
+            if X.shape[1] != self.index["hidden_size"]:
+                raise StoreError(f"{path} has {X.shape[1]} columns; the store's hidden "
+                                 f"size is {self.index['hidden_size']} (damaged store: extract "
+                                 "it again)")
+            meta = _read_meta(shard / f"{pooling}.csv", pooling)
+            _check_rows(info, pooling, path, X.shape[0], shard / f"{pooling}.csv", len(meta))
+            meta["row"] += offset
+            if pooling == "frames":
+                meta["offset"] += frame_offset
+                frame_offset += X.shape[0]
+            offset += len(meta)
+            metas.append(meta)
+            out.append((path, X))
+        return out, pd.concat(metas, ignore_index=True)
+
     def read(self, layer: int | str, pooling: str = "utterance"):
         """Embeddings and metadata of one layer and pooling.
+
+        The whole layer in one array: for a store of several shards, or any pass over a large
+        layer, read in pieces with :meth:`rows` instead (bounded memory).
 
         Parameters
         ----------
@@ -293,32 +250,31 @@ class EmbeddingStore:
             One row per row of ``X``; ``row`` is the global row index. ``frames`` metadata
             has one row per utterance with ``offset`` and ``n_frames`` into ``X``.
         """
-        import pandas as pd
-
-        name = self.layer_name(layer)
-        self._check_pooling(pooling)
-        arrays, metas, offset, frame_offset = [], [], 0, 0
-        for info, shard in zip(self.index["shards"], self.shard_paths()):
-            path = shard / f"{name}.{pooling}.npy"
-            arrays.append(_load_array(path))
-            if arrays[-1].shape[1] != self.index["hidden_size"]:
-                raise StoreError(f"{path} has {arrays[-1].shape[1]} columns; the store's hidden "
-                                 f"size is {self.index['hidden_size']} (damaged store: extract "
-                                 "it again)")
-            meta = _read_meta(shard / f"{pooling}.csv", pooling)
-            _check_rows(info, pooling, path, arrays[-1].shape[0], shard / f"{pooling}.csv",
-                        len(meta))
-            meta["row"] += offset
-            if pooling == "frames":
-                meta["offset"] += frame_offset
-                frame_offset += arrays[-1].shape[0]
-            offset += len(meta)
-            metas.append(meta)
+        shards, meta = self._shards(layer, pooling)
+        arrays = [X for _, X in shards]
         # np.asarray drops the np.memmap subclass (the view keeps the mapping): one type,
         # and one writeability, for a store of one shard or many.
         X = np.asarray(arrays[0]) if len(arrays) == 1 else np.concatenate(arrays, axis=0)
         X.flags.writeable = False
-        return X, pd.concat(metas, ignore_index=True)
+        return X, meta
+
+    def rows(self, layer: int | str, pooling: str = "utterance"):
+        """One layer's rows to read in pieces, and its metadata: nothing of the array is read.
+
+        Returns
+        -------
+        rows : :class:`~probekit.store.rows.LayerRows`
+            ``rows.block(a, b)``, ``rows.take(index)``, ``rows.chunks(n)``: arrays of just
+            those rows (stored dtype), read from the shard files; ``rows.shape`` is
+            :meth:`read`'s ``X.shape``. Memory: the rows asked for, whatever the layer's size.
+        meta : pandas.DataFrame
+            As :meth:`read`'s.
+        """
+        from probekit.store.rows import LayerRows
+
+        shards, meta = self._shards(layer, pooling)
+        return LayerRows([(p, X.offset, X.shape[0]) for p, X in shards],
+                         self.index["hidden_size"], shards[0][1].dtype), meta
 
     def read_sequences(self, layer: int | str, corpus=None, check_corpus: bool = True):
         """Per-utterance frame sequences of one layer, from the ``frames`` pooling.
@@ -335,8 +291,11 @@ class EmbeddingStore:
 
         Returns
         -------
-        sequences : list of numpy.ndarray, each (n_frames_i, hidden_size)
-            Read-only views into :meth:`read`'s array, stored dtype, in corpus order.
+        sequences : :class:`~probekit.store.rows.FrameSequences`
+            A read-only sequence of ``(n_frames_i, hidden_size)`` arrays in the stored dtype,
+            in corpus order, each read from the shard files when indexed (nothing is held:
+            bounded memory at any corpus size); indexing with a list, an index array or a
+            slice gives another FrameSequences over those utterances.
         meta : pandas.DataFrame, one row per utterance
             The ``frames.csv`` rows (``utt_id``, ``speaker``, groups, ``offset``, ``n_frames``).
 
@@ -350,7 +309,7 @@ class EmbeddingStore:
 
         return read_sequences(self, layer, corpus, check_corpus)
 
-    def load_task(self, layer: int | str, task: str):
+    def load_task(self, layer: int | str, task: str, lazy: bool = False):
         """``X, y, meta`` for a probing task.
 
         Parameters
@@ -360,10 +319,13 @@ class EmbeddingStore:
             ``"phone"`` (phone pooling, y = phone label), ``"speaker"`` (utterance pooling,
             y = speaker id) or ``"group:<attribute>"`` (utterance pooling, y = that label,
             e.g. ``"group:accent"``, or an intersection ``"group:accent*gender"``).
+        lazy : bool, default False
+            Return ``X`` as :meth:`rows`' :class:`~probekit.store.rows.LayerRows` (nothing
+            read; read it in pieces) instead of the whole array.
 
         Returns
         -------
-        X : numpy.ndarray, shape (rows, hidden_size)
+        X : numpy.ndarray, shape (rows, hidden_size), or LayerRows when ``lazy``
         y : numpy.ndarray of str, shape (rows,)
         meta : pandas.DataFrame
         """
@@ -382,7 +344,7 @@ class EmbeddingStore:
         if group is not None and "*" not in group and group not in known:
             raise StoreError(f"task {task!r}: the corpus has no group attribute {group!r}; "
                              f"attributes: {known}")
-        X, meta = self.read(layer, t.pooling)
+        X, meta = self.rows(layer, t.pooling) if lazy else self.read(layer, t.pooling)
         if group is not None and "*" in group:
             add_intersection_column(meta, group, known)
         return X, t.labels(meta), meta
