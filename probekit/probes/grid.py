@@ -317,7 +317,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
             raise GridError(f"task {task.name!r} takes sequence probes (e.g. "
                             f"{task.default_probes[0]!r}), not {frame_level}")
     else:
-        _, y, meta = store.load_task(layer_names[0], task.name)
+        _, y, meta = store.load_task(layer_names[0], task.name, lazy=True)  # metadata only
     if intersection:
         _add_intersection(meta, group_attribute, store.index["attributes"])
     splits = {s: task.split(meta, group_col, s, test_speakers) for s in seeds}
@@ -367,15 +367,16 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
                         hyps = est.predict(X[split.test])
                         rows.extend(_asr_rows(meta, split.test, hyps, group_col, base))
                         continue
-                    if X is None:
-                        X = np.asarray(store.load_task(layer, task.name)[0], dtype=np.float32)
+                    if X is None:  # read in pieces: the training rows, then test chunks
+                        X = store.load_task(layer, task.name, lazy=True)[0]
                     y_train = y[ts.rows]
                     if len(np.unique(y_train)) < 2:
                         raise GridError(f"training set {ts.name!r} (seed {s}) has one class "
                                         f"({y_train[0]!r}) for task {task.name!r}")
-                    est = make_probe(p, s, device).fit(X[ts.rows], y_train)
+                    est = make_probe(p, s, device).fit(X.take(ts.rows).astype(np.float32, copy=False), y_train)
                     test = scored[s]
-                    wrong = est.predict(X[test]) != y[test]
+                    wrong = np.concatenate([est.predict(Xc.astype(np.float32, copy=False)) != y[i]
+                                            for i, Xc in X.chunks(rows=test)] or [np.zeros(0, bool)])
                     rows.extend(_error_rows(meta, test, wrong, group_col, base))
             if rows:
                 # under the table's lock, cells another process wrote meanwhile are left out

@@ -30,7 +30,7 @@ import numpy as np
 
 from probekit.errors import StoreError
 
-__all__ = ["LayerRows", "FrameSequences", "DEFAULT_CHUNK_ROWS"]
+__all__ = ["LayerRows", "ArrayRows", "FrameSequences", "DEFAULT_CHUNK_ROWS"]
 
 #: Rows per block of :meth:`LayerRows.chunks` by default (about 64 MB at 1,024 float32 dims).
 DEFAULT_CHUNK_ROWS = 16384
@@ -136,6 +136,25 @@ class LayerRows:
         for a in range(0, idx.size, int(chunk_rows)):
             part = idx[a:a + int(chunk_rows)]
             yield part, self.take(part)
+
+
+class ArrayRows(LayerRows):
+    """:class:`LayerRows`' interface over an array already in memory (a test double's
+    layer, a simulation): the same reads, copied from ``X``."""
+
+    def __init__(self, X):
+        self._X = np.asarray(X)
+        if self._X.ndim != 2:
+            raise StoreError(f"expected a (rows, hidden) array, got shape {self._X.shape}")
+        self._shards = []
+        self.dtype = self._X.dtype
+        self.shape = self._X.shape
+
+    def __repr__(self) -> str:
+        return f"ArrayRows(shape={self.shape}, dtype={self.dtype})"
+
+    def _read_into(self, out: np.ndarray, start: int, stop: int) -> None:
+        out[...] = self._X[start:stop]
 
 
 class FrameSequences(Sequence):

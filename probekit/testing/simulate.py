@@ -272,10 +272,14 @@ class SimulatedStore:
     def layer_name(self, layer):
         return self.layers[layer] if isinstance(layer, (int, np.integer)) else layer
 
-    def load_task(self, layer, task):
+    def load_task(self, layer, task, lazy=False):
         if not isinstance(get_task(task), PhoneTask):  # the one task this double simulates
             raise ValueError(f"the simulated store holds the phone task only, not {task!r}")
-        return self._X[self.layer_name(layer)], self._y, self._meta
+        X = self._X[self.layer_name(layer)]
+        if lazy:  # EmbeddingStore.load_task(lazy=True)'s interface: rows read in pieces
+            from probekit.store.rows import ArrayRows
+            X = ArrayRows(X)
+        return X, self._y, self._meta
 
 
 def simulate_probe_study(*, n_groups: int = 4, speakers_per_group: int | Sequence[int] = 8,

@@ -55,11 +55,13 @@ class FakeStore:
     def layer_name(self, layer):
         return self.layers[layer] if isinstance(layer, int) else layer
 
-    def load_task(self, layer, task):
+    def load_task(self, layer, task, lazy=False):
+        from probekit.store.rows import ArrayRows
+
         self.loads.append(layer)
         y = {"phone": self.meta["phone"], "speaker": self.meta["speaker"],
              "group:accent": self.meta["group:accent"]}[task]
-        return self.X[layer], y.to_numpy(), self.meta
+        return ArrayRows(self.X[layer]) if lazy else self.X[layer], y.to_numpy(), self.meta
 
 
 def test_content_split_is_speaker_and_sentence_disjoint_with_every_group_on_both_sides():
