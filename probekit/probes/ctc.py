@@ -217,7 +217,7 @@ class CTCProbe(BaseEstimator):
         m32, s32 = mean.astype(np.float32), scale.astype(np.float32)
 
         def batch_loss(idx):
-            x, lens = _pad([seqs[i] for i in idx], m32, s32)
+            x, lens = _pad(_subset(seqs, idx), m32, s32)
             logp = model(x.to(dev)).log_softmax(-1).transpose(0, 1)  # (T, B, C)
             tg = torch.from_numpy(np.concatenate([targets[i] for i in idx])).to(dev)
             tl = torch.tensor([len(targets[i]) for i in idx], dtype=torch.long)
@@ -287,9 +287,12 @@ class CTCProbe(BaseEstimator):
         m32, s32 = self.mean_.astype(np.float32), self.scale_.astype(np.float32)
         with torch.no_grad():
             for start in range(0, len(seqs), 64):
-                x, lens = _pad(seqs[start:start + 64], m32, s32)
+                x, lens = _pad(_subset(seqs, range(start, min(start + 64, len(seqs)))),
+                               m32, s32)
                 logp = self.model_(x).log_softmax(-1).numpy()
+                del x  # one batch held at a time
                 yield from (logp[b, :n] for b, n in enumerate(lens.tolist()))
+                del logp
 
     def predict_log_proba(self, sequences):
         """Per-frame log-probabilities over ``vocab_``: list of (frames_i, len(vocab_)) arrays."""
@@ -333,11 +336,17 @@ def _lengths(seqs) -> np.ndarray:
     return np.asarray(lengths if lengths is not None else [len(x) for x in seqs])
 
 
+def _subset(seqs, idx):
+    """The sequences at ``idx``: a lazy FrameSequences stays lazy (nothing read)."""
+    return seqs[np.asarray(idx)] if hasattr(seqs, "lengths") else [seqs[i] for i in idx]
+
+
 def _pad(seqs, mean, scale):
-    """Standardised float32 batch (B, T_max, d), zero-padded, and lengths (B,) int64."""
-    seqs = [np.asarray(s) for s in seqs]  # a FrameSequences batch is read here, once
-    lens = torch.tensor([len(x) for x in seqs], dtype=torch.long)
-    x = np.zeros((len(seqs), int(lens.max()), seqs[0].shape[1]), dtype=np.float32)
+    """Standardised float32 batch (B, T_max, d), zero-padded, and lengths (B,) int64.
+
+    A FrameSequences batch is read here one utterance at a time, straight into the batch."""
+    lens = torch.tensor(_lengths(seqs), dtype=torch.long)
+    x = np.zeros((len(lens), int(lens.max()), len(mean)), dtype=np.float32)
     for b, s in enumerate(seqs):
         x[b, :len(s)] = (np.asarray(s, dtype=np.float32) - mean) / scale
     return torch.from_numpy(x), lens
