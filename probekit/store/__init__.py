@@ -2,7 +2,7 @@
 
 ``extract(encoder, corpus, out_dir)`` writes every layer's hidden states pooled per utterance,
 per aligned phone and/or as raw frames; ``EmbeddingStore.open(out_dir)`` reads them back
-memory-mapped, one layer at a time.
+memory-mapped, one layer at a time, or in pieces (``EmbeddingStore.rows``: bounded memory).
 """
 
 from probekit.store.extract import extract, extract_shards, resolve_layers, store_fingerprint
