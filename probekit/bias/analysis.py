@@ -113,7 +113,7 @@ def dispersion_table(store, attributes) -> pd.DataFrame:
     layer and group attribute (:func:`~probekit.bias.dispersion.speaker_dispersion`)."""
     out = []
     for layer in store.layers:
-        X, y, meta = store.load_task(layer, "phone")
+        X, y, meta = store.load_task(layer, "phone", lazy=True)  # read in chunks
         for attr in attributes:
             if "*" in attr and f"group:{attr}" not in meta.columns:  # an intersection
                 from probekit.store.store import add_intersection_column

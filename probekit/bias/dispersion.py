@@ -65,28 +65,36 @@ def whitening_matrix(X: np.ndarray, y: np.ndarray, shrinkage="oas") -> np.ndarra
     ``shrinkage``: ``"oas"``, ``"ledoit_wolf"``, a float in [0, 1] (weight on the diagonal
     target), or ``None``/``0`` for none (needs an invertible covariance).
     """
-    from sklearn.covariance import ledoit_wolf_shrinkage, oas
+    from sklearn.covariance import ledoit_wolf_shrinkage
 
-    X = np.asarray(X, dtype=np.float64)
     phones, pc = np.unique(np.asarray(y).astype(str), return_inverse=True)
-    N, P = y.size, phones.size
+    N, P, dim = y.size, phones.size, X.shape[1]
     cnt = np.bincount(pc, minlength=P).astype(float)
-    cent = np.zeros((P, X.shape[1]))
-    np.add.at(cent, pc, X)
-    R = X - (cent / cnt[:, None])[pc]                         # centred on the global phone centroid
+    cent = np.zeros((P, dim))
+    for sl, Xc in _chunks(X):
+        np.add.at(cent, pc[sl], Xc)
+    cent = cent / cnt[:, None]                                # global phone centroids
     dof = max(N - P, 1)
-    sd = np.sqrt((R ** 2).sum(0) / dof)
+    ss = np.zeros(dim)
+    for sl, Xc in _chunks(X):
+        ss += ((Xc - cent[pc[sl]]) ** 2).sum(0)
+    sd = np.sqrt(ss / dof)
     if (sd <= 0).any():
         raise BiasInputError(f"{int((sd <= 0).sum())} embedding dimension(s) have no "
                              f"within-phone variance; drop them")
-    Rs = R / sd
-    C = Rs.T @ Rs / dof                                       # within-phone correlation
+    G = np.zeros((dim, dim))
+    for sl, Xc in _chunks(X):
+        Rs = (Xc - cent[pc[sl]]) / sd
+        G += Rs.T @ Rs
+    C = G / dof                                               # within-phone correlation
     if shrinkage in (None, 0, 0.0):
         a = 0.0
     elif shrinkage == "oas":
-        a = float(oas(Rs, assume_centered=True)[1])
-    elif shrinkage == "ledoit_wolf":
+        a = _oas_shrinkage(G / N, N)
+    elif shrinkage == "ledoit_wolf":  # sklearn's estimator takes the tokens: all at once
+        Rs = np.concatenate([(Xc - cent[pc[sl]]) / sd for sl, Xc in _chunks(X)])
         a = float(ledoit_wolf_shrinkage(Rs, assume_centered=True))
+        del Rs
     elif isinstance(shrinkage, (int, float)) and 0 <= shrinkage <= 1:
         a = float(shrinkage)
     else:
@@ -100,8 +108,41 @@ def whitening_matrix(X: np.ndarray, y: np.ndarray, shrinkage="oas") -> np.ndarra
     T = (V / np.sqrt(lam)[None, :]) / sd[:, None]             # diag(1/sd) V diag(lam^-1/2)
     # rescale so the pooled within-phone scatter has mean 1 per dimension after whitening
     # (shrinkage alone would bias every D_s down by tr(W_shrunk^-1 W) / dim)
-    kappa = ((R @ T) ** 2).sum() / (dof * X.shape[1])
+    tot = 0.0
+    for sl, Xc in _chunks(X):
+        tot += (((Xc - cent[pc[sl]]) @ T) ** 2).sum()
+    kappa = tot / (dof * X.shape[1])
     return T / np.sqrt(kappa)
+
+
+def _oas_shrinkage(emp_cov: np.ndarray, n_samples: int) -> float:
+    """Oracle Approximating Shrinkage intensity (Chen et al. 2010, eq. 23) of an empirical
+    covariance ``X.T @ X / n`` (centred): :func:`sklearn.covariance.oas`'s formula, taking
+    the covariance so that the tokens can be summed chunk by chunk."""
+    p = emp_cov.shape[0]
+    if p == 1:
+        return 0.0
+    alpha = np.mean(emp_cov ** 2)
+    mu = np.trace(emp_cov) / p
+    num = alpha + mu ** 2
+    den = (n_samples + 1) * (alpha - mu ** 2 / p)
+    return float(1.0 if den == 0 else min(num / den, 1.0))
+
+
+#: Bytes of one float64 block of tokens in a pass over a layer (:func:`_chunks`): 128 MB,
+#: 43,690 tokens at 384 dimensions, 16,384 at 1,024.
+CHUNK_BYTES = 2 ** 27
+
+
+def _chunks(X):
+    """``(slice, float64 block)`` over the rows of ``X``: an array, or a store layer read in
+    pieces (:class:`~probekit.store.rows.LayerRows`), so no pass holds every token. A layer
+    of one block is computed exactly as on the whole array (the sums below add to zeros)."""
+    step = max(1, CHUNK_BYTES // (8 * X.shape[1]))
+    for a in range(0, X.shape[0], step):
+        b = min(a + step, X.shape[0])
+        Xc = X[a:b] if isinstance(X, np.ndarray) else X.block(a, b)
+        yield slice(a, b), np.asarray(Xc, dtype=np.float64)
 
 
 def _halves(meta: pd.DataFrame, spk: np.ndarray, pc: np.ndarray):
@@ -126,39 +167,49 @@ def _halves(meta: pd.DataFrame, spk: np.ndarray, pc: np.ndarray):
     return fit, split_by
 
 
-def _dispersion(Z: np.ndarray, pc: np.ndarray, sc: np.ndarray, S: int, P: int,
+def _dispersion(X, T: np.ndarray, pc: np.ndarray, sc: np.ndarray, S: int, P: int,
                 fit: np.ndarray, evl: np.ndarray):
-    """Per-speaker ``D_s`` (from ``fit`` tokens), phones used, and LOSO error on ``evl`` tokens."""
-    N, dim = Z.shape
+    """Per-speaker ``D_s`` (from ``fit`` tokens), phones used, and LOSO error on ``evl``
+    tokens, from the whitened tokens ``Z = X @ T`` computed chunk by chunk (two passes)."""
+    N, dim = X.shape[0], T.shape[1]
     pair = sc * P + pc
+    s1, a1, zz = np.zeros((S * P, dim)), np.zeros((S * P, dim)), np.zeros(N)
+    for sl, Xc in _chunks(X):
+        Z = Xc @ T
+        n = Z.shape[0]
+        for acc, mask in ((s1, fit[sl]), (a1, np.ones(n, dtype=bool))):
+            acc += sparse.csr_matrix((mask.astype(float), (pair[sl], np.arange(n))),
+                                     shape=(S * P, n)) @ Z
+        zz[sl] = np.einsum("nd,nd->n", Z, Z)
+    s1, a1 = s1.reshape(S, P, dim), a1.reshape(S, P, dim)
 
-    def sums(mask):
-        A = sparse.csr_matrix((mask.astype(float), (pair, np.arange(N))), shape=(S * P, N))
-        s1 = (A @ Z).reshape(S, P, dim)
+    def counts(mask):
         c = np.bincount(pair, weights=mask.astype(float), minlength=S * P).reshape(S, P)
-        sq = np.bincount(pair, weights=mask * np.einsum("nd,nd->n", Z, Z),
-                         minlength=S * P).reshape(S, P)
-        return s1, c, sq
+        sq = np.bincount(pair, weights=mask * zz, minlength=S * P).reshape(S, P)
+        return c, sq
 
-    s1, c, sq = sums(fit)
+    c, sq = counts(fit)
     with np.errstate(invalid="ignore", divide="ignore"):
         ss = np.maximum(sq - np.einsum("spd,spd->sp", s1, s1) / np.where(c > 0, c, 1), 0)
         v = np.where(c >= 2, ss / np.maximum(c - 1, 1) / dim, np.nan)
     n_ph = (c >= 2).sum(1)
     D = np.where(n_ph > 0, np.nansum(v, 1) / np.maximum(n_ph, 1), np.nan)
     # leave-one-speaker-out centroids from every token of the other speakers
-    a1, ac, _ = sums(np.ones(N, dtype=bool))
+    ac, _ = counts(np.ones(N, dtype=bool))
     psum, pcnt = a1.sum(0), ac.sum(0)
-    err = np.full(S, np.nan)
-    for s in range(S):
-        tok = np.flatnonzero((sc == s) & evl)
-        if tok.size == 0:
-            continue
-        rest = pcnt - ac[s]
-        ok = rest > 0
-        cen = (psum[ok] - a1[s, ok]) / rest[ok, None]
-        d = (Z[tok] ** 2).sum(1)[:, None] - 2 * Z[tok] @ cen.T + (cen ** 2).sum(1)[None]
-        err[s] = np.mean(np.flatnonzero(ok)[d.argmin(1)] != pc[tok])
+    wrong, n_ev = np.zeros(S), np.zeros(S, dtype=np.int64)
+    for sl, Xc in _chunks(X):
+        Z, scc, pcc, ev = Xc @ T, sc[sl], pc[sl], evl[sl]
+        for s in np.unique(scc[ev]):
+            tok = np.flatnonzero((scc == s) & ev)
+            rest = pcnt - ac[s]
+            ok = rest > 0
+            cen = (psum[ok] - a1[s, ok]) / rest[ok, None]
+            d = (Z[tok] ** 2).sum(1)[:, None] - 2 * Z[tok] @ cen.T + (cen ** 2).sum(1)[None]
+            wrong[s] += np.sum(np.flatnonzero(ok)[d.argmin(1)] != pcc[tok])
+            n_ev[s] += tok.size
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = np.where(n_ev > 0, wrong / np.maximum(n_ev, 1), np.nan)
     return D, n_ph, err
 
 
@@ -169,8 +220,11 @@ def speaker_dispersion(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
 
     Parameters
     ----------
-    X : array (N, D)
-        Phone-token embeddings of one layer.
+    X : array (N, D), or a store layer read in pieces (``EmbeddingStore.rows``)
+        Phone-token embeddings of one layer; read in blocks of :data:`CHUNK_BYTES` of
+        float64 (a few passes), so memory depends on the dimension, speakers and phones, not
+        on the number of tokens (but a few numbers per token). A layer of more than one
+        block sums in another order than the whole array would: equal to ~1e-15.
     y : array (N,)
         Phone labels.
     meta : DataFrame (N rows)
@@ -188,11 +242,11 @@ def speaker_dispersion(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     """
     require_columns(meta, ["speaker"], "embedding metadata")
     gcol = group_column(meta, attribute)
-    X = np.asarray(X, dtype=np.float64)
+    X = X if hasattr(X, "block") else np.asarray(X)  # a store layer stays on disk
     y = np.asarray(y).astype(str)
-    if X.ndim != 2 or X.shape[0] != y.size or y.size != len(meta):
+    if len(X.shape) != 2 or X.shape[0] != y.size or y.size != len(meta):
         raise BiasInputError(f"X {X.shape}, y {y.shape} and meta ({len(meta)} rows) disagree")
-    if not np.isfinite(X).all():
+    if not all(np.isfinite(Xc).all() for _, Xc in _chunks(X)):
         raise BiasInputError("X has non-finite values")
     spk = meta["speaker"].astype(str).to_numpy()
     two = meta.groupby(spk)[gcol].nunique()
@@ -206,8 +260,8 @@ def speaker_dispersion(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     speakers, sc = np.unique(spk, return_inverse=True)
     phones, pc = np.unique(y, return_inverse=True)
     fit, split_by = _halves(meta.reset_index(drop=True), spk, pc)
-    Z = X @ whitening_matrix(X, y, shrinkage)
-    D, n_ph, err = _dispersion(Z, pc, sc, speakers.size, phones.size, fit, ~fit)
+    T = whitening_matrix(X, y, shrinkage)
+    D, n_ph, err = _dispersion(X, T, pc, sc, speakers.size, phones.size, fit, ~fit)
     n_tok = np.bincount(sc, minlength=speakers.size)
     n_fit = np.bincount(sc, weights=fit, minlength=speakers.size).astype(int)
     return pd.DataFrame({"speaker": speakers, "group": grp.reindex(speakers).to_numpy(),

@@ -72,7 +72,7 @@ def test_a_dimension_with_huge_irrelevant_variance_does_not_dominate():
         for p in range(P):
             j = np.flatnonzero((sc == s) & (pc == p))
             fit[j[::2]] = True
-    D, _, _ = _dispersion(Xj, pc, sc, S, P, fit, ~fit)
+    D, _, _ = _dispersion(Xj, np.eye(Xj.shape[1]), pc, sc, S, P, fit, ~fit)  # Z = Xj
     g = meta.groupby("speaker")["group:accent"].first().sort_index().to_numpy()
     assert D[g == "g1"].mean() / D[g == "g0"].mean() < 1.1
 
@@ -128,7 +128,7 @@ def test_cross_fitting_keeps_dispersion_and_error_uncorrelated_under_equal_sprea
         # the same-token version: D and error from every token of the speaker
         sc, pc, S, P = _codes(y, meta)
         allm = np.ones(len(y), bool)
-        D, _, e = _dispersion(X.astype(float) @ whitening_matrix(X, y), pc, sc, S, P, allm, allm)
+        D, _, e = _dispersion(X.astype(float), whitening_matrix(X, y), pc, sc, S, P, allm, allm)
         rho_same.append(spearmanr(D, e)[0])
     assert abs(np.nanmean(rho_cf)) < 0.1
     assert np.mean(np.array(p_cf) < 0.05) <= 0.10

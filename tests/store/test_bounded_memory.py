@@ -104,3 +104,30 @@ def test_ctc_grid_peak_memory_does_not_grow_with_the_store(tmp_path):
     assert big_bytes > 3.5 * small_bytes
     assert big < big_bytes / 2  # the 4x store's frames are never held at once
     assert big <= 1.25 * small, (small, big)
+
+
+def test_speaker_dispersion_streams_a_layer_and_equals_the_whole_array(monkeypatch):
+    """The analysis's dispersion table reads a layer in blocks: one block gives the same
+    bytes as the array; many blocks agree to 1e-12, and the peak holds no copy of the layer."""
+    from probekit.bias import dispersion
+    from probekit.store.rows import ArrayRows
+    from probekit.testing.simulate import simulate_embeddings
+
+    X, y, meta = simulate_embeddings(n_groups=2, speakers_per_group=6, n_phones=8, dim=64,
+                                     tokens_per_phone=60, dispersion_inflation={"g1": 1.4})
+    whole = dispersion.speaker_dispersion(X, y, meta)
+    pd_testing = __import__("pandas").testing
+    pd_testing.assert_frame_equal(dispersion.speaker_dispersion(ArrayRows(X), y, meta), whole)
+    monkeypatch.setattr(dispersion, "CHUNK_BYTES", 8 * 64 * 97)  # blocks of 97 tokens
+    rows = ArrayRows(X)
+    tracemalloc.start()
+    blocks = dispersion.speaker_dispersion(rows, y, meta)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    pd_testing.assert_frame_equal(blocks, whole, check_exact=False, rtol=1e-12, atol=1e-12)
+    assert peak < X.astype(np.float64).nbytes / 2, peak  # the old path held several copies
+    for name in ("shrinkage", "ledoit_wolf"):
+        kw = {"shrinkage": 0.3 if name == "shrinkage" else "ledoit_wolf"}
+        pd_testing.assert_frame_equal(dispersion.speaker_dispersion(rows, y, meta, **kw),
+                                      dispersion.speaker_dispersion(X, y, meta, **kw),
+                                      check_exact=False, rtol=1e-12, atol=1e-12)
