@@ -72,8 +72,9 @@ class LayerRows:
     def __repr__(self) -> str:
         return f"LayerRows(shape={self.shape}, dtype={self.dtype}, shards={len(self._shards)})"
 
-    def _read_into(self, out: np.ndarray, start: int, stop: int) -> None:
-        """Rows ``[start, stop)`` into ``out`` (C-contiguous, ``stop - start`` rows)."""
+    def _read_into(self, out: np.ndarray, start: int, stop: int, files=None) -> None:
+        """Rows ``[start, stop)`` into ``out`` (C-contiguous, ``stop - start`` rows);
+        ``files`` (a dict) keeps shard files open across calls (the caller closes them)."""
         row_bytes = self.shape[1] * self.dtype.itemsize
         k = int(np.searchsorted(self._starts, start, side="right")) - 1
         pos = 0
@@ -82,9 +83,17 @@ class LayerRows:
             end = min(stop, sh.start + sh.rows)
             if end > start:
                 view = out[pos:pos + end - start]
-                with open(sh.path, "rb") as f:
+                f = files.get(k) if files is not None else None
+                if f is None:
+                    f = open(sh.path, "rb")
+                    if files is not None:
+                        files[k] = f
+                try:
                     f.seek(sh.offset + (start - sh.start) * row_bytes)
                     got = f.readinto(memoryview(view).cast("B"))
+                finally:
+                    if files is None:
+                        f.close()
                 if got != view.nbytes:
                     raise StoreError(f"{sh.path}: read {got} of {view.nbytes} bytes at row "
                                      f"{start - sh.start} (truncated shard: run `probekit "
@@ -110,13 +119,31 @@ class LayerRows:
         if idx.size and (idx.min() < 0 or idx.max() >= self.shape[0]):
             bad = idx[(idx < 0) | (idx >= self.shape[0])][0]
             raise StoreError(f"row {int(bad)} is outside the layer's {self.shape[0]} rows")
-        # one read per run of consecutive distinct rows; repeats and order by indexing
+        # Per window of DEFAULT_CHUNK_ROWS rows: where the rows asked for are dense (1 in 8
+        # or more), one read of their span and a selection; else one read per run of
+        # consecutive rows. Repeats and order by indexing at the end.
         uniq, inv = np.unique(idx, return_inverse=True)
         buf = np.empty((uniq.size, self.shape[1]), dtype=self.dtype)
-        for run in np.split(np.arange(uniq.size), np.flatnonzero(np.diff(uniq) != 1) + 1):
-            if run.size:
-                self._read_into(buf[run[0]:run[-1] + 1], int(uniq[run[0]]),
-                                int(uniq[run[-1]]) + 1)
+        files: dict = {}
+        try:
+            windows = np.flatnonzero(np.diff(uniq // DEFAULT_CHUNK_ROWS)) + 1
+            for part in np.split(np.arange(uniq.size), windows):
+                if not part.size:
+                    continue
+                u = uniq[part]
+                lo, hi = int(u[0]), int(u[-1]) + 1
+                if 8 * part.size >= hi - lo:
+                    span = np.empty((hi - lo, self.shape[1]), dtype=self.dtype)
+                    self._read_into(span, lo, hi, files)
+                    buf[part] = span[u - lo]
+                    del span
+                    continue
+                for run in np.split(part, np.flatnonzero(np.diff(u) != 1) + 1):
+                    self._read_into(buf[run[0]:run[-1] + 1], int(uniq[run[0]]),
+                                    int(uniq[run[-1]]) + 1, files)
+        finally:
+            for f in files.values():
+                f.close()
         out = buf if uniq.size == idx.size and (np.diff(idx) > 0).all() else buf[inv.reshape(-1)]
         out.flags.writeable = False
         return out
@@ -153,7 +180,7 @@ class ArrayRows(LayerRows):
     def __repr__(self) -> str:
         return f"ArrayRows(shape={self.shape}, dtype={self.dtype})"
 
-    def _read_into(self, out: np.ndarray, start: int, stop: int) -> None:
+    def _read_into(self, out: np.ndarray, start: int, stop: int, files=None) -> None:
         out[...] = self._X[start:stop]
 
 

@@ -37,6 +37,8 @@ def test_rows_read_the_same_rows_as_read_across_shards(frames):
     np.testing.assert_array_equal(rows.block(a, b), X[a:b])
     idx = np.array([b, 5, a, 5, len(X) - 1, 0])  # any order, repeats
     np.testing.assert_array_equal(rows.take(idx), X[idx])
+    dense = np.arange(len(X) - 1, 0, -3)  # 1 in 3 rows: read as spans, then selected
+    np.testing.assert_array_equal(rows.take(dense), X[dense])
     got = list(rows.chunks(100))
     np.testing.assert_array_equal(np.concatenate([i for i, _ in got]), np.arange(len(X)))
     np.testing.assert_array_equal(np.concatenate([c for _, c in got]), X)
