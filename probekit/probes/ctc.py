@@ -177,7 +177,9 @@ class CTCProbe(BaseEstimator):
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, sequences, texts):
-        """Fit on ``sequences`` (list of (frames_i, d) arrays) and ``texts`` (list). Returns self."""
+        """Fit on ``sequences`` (list of (frames_i, d) arrays, or a store's lazy
+        :class:`~probekit.store.rows.FrameSequences`: then one batch of utterances is read at
+        a time) and ``texts`` (list). Returns self."""
         seqs = self._check_sequences(sequences, reset=True)
         tokens = self._tokens(texts, len(seqs))
         if self.units == "chars":
