@@ -16,7 +16,9 @@ One run, one corpus (the first utterances of the synthetic ``default`` preset), 
   recorded size) and ``probekit store verify`` (SHA-256 of every file), as shares of
   ``ours``; the checksums themselves are computed inside ``ours`` at commit time.
 
-Usage: python benchmarks/extract.py [--utterances 32] [--shard-size 32] [--batch 8]
+Usage: python benchmarks/extract.py [--utterances 32] [--shard-size 32] [--batch N]
+(``--batch`` defaults to the encoder's batch size for the device: 1 on a CPU, where every
+Whisper utterance is padded to 30 s and a batch saves nothing.)
 Last line: ``BENCH overhead=<ours/bare> naive_speedup=<naive/ours> rss_growth=<4N/N>
 mb_per_hour_layer=<MB> verify_share=<verify/ours> open_ms=<ms>``.
 """
@@ -93,7 +95,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--utterances", type=int, default=32, help="N (RSS is also measured at 4N)")
     ap.add_argument("--shard-size", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=None,
+                    help="utterances per encoder call (default: the encoder's choice for the "
+                         "device, encoder.default_batch_size: 1 on a CPU)")
     ap.add_argument("--rss-child", nargs=2, metavar=("N", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
@@ -107,6 +111,8 @@ def main() -> None:
 
     n = args.utterances
     enc, corpus = _encoder(), _corpus(4 * n)  # builds (or reuses) the cached corpus once
+    if args.batch is None:
+        args.batch = enc.default_batch_size
     corpus = corpus[:n]
     audio = [u.load_audio(corpus.root) for u in corpus]
     secs = [len(w) / sr for w, sr in audio]
@@ -147,8 +153,8 @@ def main() -> None:
     mb_hour_layer = big["bytes"] / 1e6 / (big["audio_seconds"] / 3600) / big["layers"]
 
     audio_s = sum(secs)
-    print(f"encoder=whisper-tiny.en utterances={n} audio={audio_s:.1f}s batches={len(batches)} "
-          f"threads={torch.get_num_threads()}")
+    print(f"encoder=whisper-tiny.en utterances={n} audio={audio_s:.1f}s batch={args.batch} "
+          f"batches={len(batches)} threads={torch.get_num_threads()}")
     print(f"bare encode  : {t_bare:7.2f} s  {n / t_bare:6.2f} utt/s")
     print(f"probekit     : {t_ours:7.2f} s  {n / t_ours:6.2f} utt/s  (decode+encode+pool+store)")
     print(f"naive loop   : {t_naive:7.2f} s  {n / t_naive:6.2f} utt/s  (1 utt/forward, Python "
