@@ -132,7 +132,7 @@ def run_size(size: str, args, tmp: Path) -> dict:
     enc = _encoder(size, args.device)
     corpus = _corpus(args.utterances, tmp / "corpus")
     waves = [u.load_audio(corpus.root)[0] for u in corpus]
-    enc.encode([waves[0][: SR]])  # warm-up (allocator, threads, kernels)
+    enc.encode([max(waves, key=len)])  # warm-up at the longest input (allocator, threads)
     default = enc.default_batch_size
     runs = {"bare": lambda r: _bare(enc, waves),
             "naive": lambda r: _naive(enc, corpus, tmp / f"{size}-naive{r}")}
