@@ -17,8 +17,8 @@ One run, one corpus (the first utterances of the synthetic ``default`` preset), 
   ``ours``; the checksums themselves are computed inside ``ours`` at commit time.
 
 Usage: python benchmarks/extract.py [--utterances 32] [--shard-size 32] [--batch N] [--repeats 1]
-(``--batch`` defaults to the encoder's batch size for the device: 1 on a CPU, where every
-Whisper utterance is padded to 30 s and a batch saves nothing.)
+(``--batch`` defaults to the encoder's batch size for the device, ``default_batch_size``: 8
+for Whisper, whose utterances are each padded to 30 s, so a batch wastes nothing on padding.)
 Last line: ``BENCH overhead=<ours/bare> naive_speedup=<naive/ours> rss_growth=<4N/N>
 mb_per_hour_layer=<MB> verify_share=<verify/ours> open_ms=<ms>``.
 """
@@ -97,7 +97,7 @@ def main() -> None:
     ap.add_argument("--shard-size", type=int, default=32)
     ap.add_argument("--batch", type=int, default=None,
                     help="utterances per encoder call (default: the encoder's choice for the "
-                         "device, encoder.default_batch_size: 1 on a CPU)")
+                         "device, encoder.default_batch_size)")
     ap.add_argument("--repeats", type=int, default=1,
                     help="interleaved bare/ours/naive runs; the fastest of each is kept")
     ap.add_argument("--rss-child", nargs=2, metavar=("N", "OUT"), help=argparse.SUPPRESS)

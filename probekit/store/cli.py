@@ -107,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=at_least_one, default=64, help="utterances per shard")
     p.add_argument("--batch-size", type=at_least_one, default=None,
                    help="utterances per encoder call (default: the encoder family's choice "
-                        "for the device, 1 on a CPU)")
+                        "for the device; see docs/encoders.md)")
     p.add_argument("--max-batch-seconds", type=_positive_seconds, default=None,
                    help="cap on a batch's padded audio in seconds (> 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a mismatching store")
