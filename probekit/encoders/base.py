@@ -85,10 +85,10 @@ class Encoder(ABC):
 
     #: Utterances per encoder call when the caller leaves it to the encoder
     #: (``extract(batch_size=None)``, ``probekit extract`` without ``--batch-size``), by device
-    #: type; a type not listed gets 1. On a CPU one utterance per call: the matrix products of
-    #: one utterance already keep the cores busy, so a batch only adds padding and copies
-    #: (measured by ``benchmarks/extract_ssl.py`` and ``benchmarks/extract.py``). On a GPU a
-    #: batch fills the device. Families override it.
+    #: type; a type not listed gets 1. By default one utterance per call on a CPU (a batch
+    #: pays for padding and the mask, and need not be faster there) and 8 on a GPU (a batch
+    #: fills the device). Families override it from ``benchmarks/extract_ssl.py`` and
+    #: ``benchmarks/extract.py`` (Whisper: 8 on a CPU too); see docs/encoders.md.
     batch_sizes: dict = {"cpu": 1, "cuda": 8}
 
     # -- the family protocol (read by probekit.encoders.registry) ----------------------------
