@@ -83,6 +83,14 @@ class Encoder(ABC):
     #: ``{name: probekit.encoders.registry.EncoderOption}``, checked by ``load_encoder``.
     options: dict = {}
 
+    #: Utterances per encoder call when the caller leaves it to the encoder
+    #: (``extract(batch_size=None)``, ``probekit extract`` without ``--batch-size``), by device
+    #: type; a type not listed gets 1. By default one utterance per call on a CPU (a batch
+    #: pays for padding and the mask, and need not be faster there) and 8 on a GPU (a batch
+    #: fills the device). Families override it from ``benchmarks/extract_ssl.py`` and
+    #: ``benchmarks/extract.py`` (Whisper: 8 on a CPU too); see docs/encoders.md.
+    batch_sizes: dict = {"cpu": 1, "cuda": 8}
+
     # -- the family protocol (read by probekit.encoders.registry) ----------------------------
     @classmethod
     def known_names(cls) -> list[str]:
@@ -149,6 +157,12 @@ class Encoder(ABC):
     def num_frames(self, num_samples: int) -> int:
         """Valid output frames for an input of ``num_samples`` samples at :attr:`sample_rate`."""
 
+    @property
+    def default_batch_size(self) -> int:
+        """Utterances per encoder call for this family on this encoder's device
+        (:attr:`batch_sizes`); batching never changes an utterance's states, only the speed."""
+        return int(self.batch_sizes.get(self.device.type, 1))
+
     @cached_property
     def fingerprint(self) -> str:
         """Hash of the encoder's class and parameters: the same weights give the same
@@ -209,5 +223,7 @@ def stack_layers(hidden_states: Sequence[torch.Tensor], lengths: torch.Tensor) -
     zeroing frames past each utterance's length."""
     t_max = int(lengths.max())
     out = torch.stack([h[:, :t_max] for h in hidden_states])
+    if bool((lengths == t_max).all()):
+        return out  # nothing to zero (e.g. one utterance): skip a copy of every layer
     mask = torch.arange(t_max, device=out.device)[None, :] < lengths.to(out.device)[:, None]
     return out * mask[None, :, :, None].to(out.dtype)

@@ -55,6 +55,12 @@ class WhisperEncoder(Encoder):
             "windows)", choices=("error", "window")),
     }
 
+    #: 8 utterances per call on a CPU and a GPU: every utterance is padded to 30 s alone, so a
+    #: batch wastes no work on padding (and is bit-identical to one at a time on a CPU), while
+    #: fewer, larger calls ran 1.9x faster than one at a time on 2 shared cores
+    #: (``benchmarks/extract.py``, issue 23; see ``Encoder.batch_sizes``).
+    batch_sizes = {"cpu": 8, "cuda": 8}
+
     def __init__(self, name: str, encoder, feature_extractor, *, long_form: str = "error",
                  device="auto", dtype=None) -> None:
         if long_form not in ("error", "window"):

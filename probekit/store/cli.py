@@ -105,8 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device_argument(p, note="; under torchrun each rank takes its LOCAL_RANK GPU")
     from probekit.cliutil import at_least_one
     p.add_argument("--shard-size", type=at_least_one, default=64, help="utterances per shard")
-    p.add_argument("--batch-size", type=at_least_one, default=8,
-                   help="utterances per encoder call")
+    p.add_argument("--batch-size", type=at_least_one, default=None,
+                   help="utterances per encoder call (default: the encoder family's choice "
+                        "for the device; see docs/encoders.md)")
     p.add_argument("--max-batch-seconds", type=_positive_seconds, default=None,
                    help="cap on a batch's padded audio in seconds (> 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a mismatching store")

@@ -161,7 +161,8 @@ def _write_index(root: Path, encoder, fp: dict, layer_idx, poolings, dtype, attr
 
 def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = None,
             poolings: Sequence[str] = ("utterance", "phone"), dtype: str = "float16",
-            shard_size: int = 64, batch_size: int = 8, max_batch_seconds: float | None = None,
+            shard_size: int = 64, batch_size: int | None = None,
+            max_batch_seconds: float | None = None,
             rank: int | None = None, world_size: int | None = None, overwrite: bool = False,
             progress: bool = True) -> EmbeddingStore:
     """Encode ``corpus`` with ``encoder`` and write pooled hidden states to ``out_dir``.
@@ -188,8 +189,11 @@ def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = No
     shard_size : int
         Utterances per shard: the unit of atomic writes, resumption and work distribution.
         Memory is bounded by one shard's pooled outputs.
-    batch_size : int
-        Utterances per encoder call.
+    batch_size : int, optional
+        Utterances per encoder call (length-sorted within a shard). ``None``: the encoder's
+        choice for its family and device (``encoder.default_batch_size``, e.g. 1 for SSL
+        models on a CPU, 8 for Whisper, 16 for SSL models on a GPU). Batching never changes
+        the stored values beyond float tolerance.
     max_batch_seconds : float, optional
         Also cap a batch's padded audio (longest utterance x count) in seconds.
     rank, world_size : int, optional
@@ -235,7 +239,7 @@ def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = No
 
 def extract_shards(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = None,
                    poolings: Sequence[str] = ("utterance", "phone"), dtype: str = "float16",
-                   shard_size: int = 64, batch_size: int = 8,
+                   shard_size: int = 64, batch_size: int | None = None,
                    max_batch_seconds: float | None = None, rank: int | None = None,
                    world_size: int | None = None, overwrite: bool = False,
                    progress: bool = True) -> list[Path]:
@@ -284,6 +288,10 @@ def _extract(encoder, corpus, out_dir, *, layers, poolings, dtype, shard_size, b
     import torch
 
     poolings = _check_inputs(corpus, poolings, dtype, shard_size)
+    if batch_size is None:
+        batch_size = encoder.default_batch_size
+    elif int(batch_size) < 1:
+        raise StoreError(f"batch_size must be >= 1, got {batch_size}")
     layer_idx = resolve_layers(encoder, layers)
     if not 0 <= rank < world_size:
         raise StoreError(f"rank {rank} is outside world size {world_size}")

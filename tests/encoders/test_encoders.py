@@ -68,6 +68,39 @@ def test_batched_equals_one_at_a_time(tiny):
     assert batch.hidden_states[:, shortest, int(batch.lengths[shortest]):].abs().max().item() == 0.0
 
 
+def test_default_batch_size_per_family_and_device(tiny):
+    """One utterance per call on a CPU except Whisper (padded to 30 s alone: batching costs
+    no padding there); a batch on a GPU (issue 23)."""
+    family, enc = tiny
+    cpu = 8 if family == "whisper" else 1
+    assert enc.default_batch_size == cpu
+    gpu = {"whisper": 8, "w2v-bert": 8}.get(family, 16)
+    assert enc.batch_sizes == {"cpu": cpu, "cuda": gpu}
+    enc.device = torch.device("cuda")  # what the same family would use on a GPU
+    try:
+        assert enc.default_batch_size == gpu
+    finally:
+        enc.device = torch.device("cpu")
+
+
+def test_one_utterance_is_the_plain_transformers_forward(tmp_path):
+    """A batch of one runs the model's own forward (no front-end swap, no mask): the same
+    numbers as the bare ``transformers`` call, bit for bit."""
+    from transformers import Wav2Vec2Model
+
+    folder = save_tiny_ssl("wav2vec2", tmp_path)
+    enc = load_encoder(str(folder), device="cpu")
+    (w,) = _waves([12345])
+    model = Wav2Vec2Model.from_pretrained(folder).eval()
+    x = torch.from_numpy(enc._normalize(w))[None]
+    with torch.inference_mode():
+        bare = model(x, output_hidden_states=True).hidden_states
+    ours = enc.encode([w])
+    assert ours.hidden_states.shape[2] == bare[0].shape[1] == int(ours.lengths[0])
+    for layer, h in enumerate(bare):
+        assert torch.equal(ours.hidden_states[layer, 0], h[0])
+
+
 def test_padding_would_change_group_norm_models_without_our_front_end(tmp_path):
     """Shows the batch-invariance test can fail: the plain transformers forward on a padded
     batch changes a group-norm wav2vec2's states."""
