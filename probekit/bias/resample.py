@@ -110,8 +110,11 @@ def _split_replicates(rates: np.ndarray, C: np.ndarray, idx: np.ndarray) -> np.n
     """(R, K, S) rates and the draws of :func:`_split_draws` -> (B, R, S) replicates."""
     tested = ~np.isnan(rates)
     r0 = np.where(tested, rates, 0.0)
+    R, K, S = rates.shape
     num = np.einsum("bk,rks->brs", C, r0)
-    den = np.einsum("bk,rks->brs", C, tested.astype(float))
+    # counts of drawn splits: small integers, exact in any order, so a BLAS product gives
+    # what the einsum did (the rates' weighted sum above keeps the einsum's rounding)
+    den = (C @ tested.transpose(1, 0, 2).reshape(K, R * S).astype(float)).reshape(-1, R, S)
     with np.errstate(invalid="ignore", divide="ignore"):
         rb = np.where(den > 0, num / den, np.nan)
     return np.take_along_axis(rb, idx[:, None, :], axis=2)
