@@ -7,6 +7,7 @@ of replicates are one fancy-indexing operation instead of a Python loop over Dat
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -94,7 +95,7 @@ def split_speaker_bootstrap(rates: np.ndarray, codes: np.ndarray, n_boot: int,
     resampled. ``rates`` is NaN where a speaker was not tested. :func:`map_split_bootstrap`
     gives a statistic of the same replicates a block of replicates at a time.
     """
-    return map_split_bootstrap(rates, codes, n_boot, rng, lambda x: x, block=None)
+    return map_split_bootstrap(rates, codes, n_boot, rng, lambda x: x, block=sys.maxsize)
 
 
 def _split_draws(K: int, codes: np.ndarray, n_boot: int, rng: np.random.Generator):
@@ -125,13 +126,15 @@ def _split_replicates(rates: np.ndarray, C: np.ndarray, idx: np.ndarray) -> np.n
 BLOCK_VALUES = 2 ** 22
 
 
-def replicate_blocks(n: int, per_replicate: int, block: int | None = BLOCK_VALUES) -> list:
-    """Slices of ``range(n)`` replicates holding at most ``block`` values of ``per_replicate``
-    each; one slice of all when they fit (or ``block`` is None). A block holds at least 2
-    replicates: numpy's stacked products are computed one replicate at a time, so a
-    statistic's value for a replicate does not depend on the block it is in, except in a
-    block of one (a single product takes another BLAS path, with other rounding)."""
-    step = n if block is None else max(2, int(block) // max(int(per_replicate), 1))
+def replicate_blocks(n: int, per_replicate: int, block: int | None = None) -> list:
+    """Slices of ``range(n)`` replicates holding at most ``block`` values (default
+    :data:`BLOCK_VALUES`) of ``per_replicate`` each; one slice of all when they fit. A
+    block holds at least 2 replicates: numpy's stacked products are computed one replicate
+    at a time, so a statistic's value for a replicate does not depend on the block it is
+    in, except in a block of one (a single product takes another BLAS path, with other
+    rounding)."""
+    block = BLOCK_VALUES if block is None else block
+    step = max(2, int(block) // max(int(per_replicate), 1))
     cuts = list(range(0, n, step)) + [n]
     if len(cuts) > 2 and cuts[-1] - cuts[-2] < 2:
         cuts.pop(-2)                       # a last block of one joins the one before
@@ -139,20 +142,23 @@ def replicate_blocks(n: int, per_replicate: int, block: int | None = BLOCK_VALUE
 
 
 def concat_replicates(parts: list):
-    """Join per-block results along the replicate axis 0: arrays, or dicts of arrays (by key)."""
+    """Join per-block results along the replicate axis 0: arrays, or dicts (by key) or
+    tuples (by position) of arrays."""
     if isinstance(parts[0], dict):
         return {k: concat_replicates([p[k] for p in parts]) for k in parts[0]}
+    if isinstance(parts[0], tuple):
+        return tuple(concat_replicates(list(p)) for p in zip(*parts))
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
 
 def map_split_bootstrap(rates: np.ndarray, codes: np.ndarray, n_boot: int,
-                        rng: np.random.Generator, fn, *, block: int | None = BLOCK_VALUES):
+                        rng: np.random.Generator, fn, *, block: int | None = None):
     """``fn`` of the :func:`split_speaker_bootstrap` replicates (B, R, S), a block of
     replicates at a time: the same draws (taken once, before any block), and ``fn``'s
     results (arrays, or dicts of arrays, with the replicates on axis 0) joined, so the result
     is bit for bit what ``fn`` gives on all replicates at once whenever ``fn`` treats
-    replicates apart (the group statistics do). Memory: ``block`` values per replicate array
-    instead of ``B * R * S``."""
+    replicates apart (the group statistics do). Memory: ``block`` values (default
+    :data:`BLOCK_VALUES`) per replicate array instead of ``B * R * S``."""
     rates = np.asarray(rates, float)
     R, K, S = rates.shape
     C, idx = _split_draws(K, codes, n_boot, rng)
@@ -203,11 +209,11 @@ def null_replicates(rates: np.ndarray, codes: np.ndarray, n: int,
     either null is (ours: the permutation alone over-rejected under unequal variance at 13
     layers; the bootstrap is approximate at every size). :func:`map_null_replicates` gives
     a statistic of the same replicates a block of replicates at a time."""
-    return map_null_replicates(rates, codes, n, rng, lambda x: x, block=None)
+    return map_null_replicates(rates, codes, n, rng, lambda x: x, block=sys.maxsize)
 
 
 def map_null_replicates(rates: np.ndarray, codes: np.ndarray, n: int, rng: np.random.Generator,
-                        fn, *, block: int | None = BLOCK_VALUES) -> dict:
+                        fn, *, block: int | None = None) -> dict:
     """``{kind: fn(replicates)}`` for the two nulls of :func:`null_replicates`, a block of
     replicates at a time (as :func:`map_split_bootstrap`: the same draws, taken first)."""
     rates = np.asarray(rates, float)
