@@ -230,7 +230,19 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
     per encoder, Bonferroni to ``alpha``) and the ``decision_families`` table; the figures,
     the report's bold cells and its sentences all read those columns. A level below the
     smallest p-value ``n_perm`` permutations can reach is said in a note.
+
+    BLAS runs on one thread here: its products are many and small or tall and thin (the
+    replicates, the count model's fits), threads gain nothing on them and lose up to 10x
+    where the cores are shared; the numbers are the same on any thread count.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _analyze(results, store=store, n_boot=n_boot, n_perm=n_perm, alpha=alpha,
+                        seed=seed, with_counts=with_counts)
+
+
+def _analyze(results, *, store, n_boot, n_perm, alpha, seed, with_counts) -> Analysis:
     from probekit.probes.results import validate_results
 
     if results is None or len(results) == 0:
