@@ -177,7 +177,7 @@ def match_stores(results: pd.DataFrame, stores) -> dict:
     """
     if stores is None:
         return {}
-    keys = {str(e): set(d.astype(str)) for e, d in results.groupby("encoder")["store"]}
+    keys = {str(e): set(d.astype(str).unique()) for e, d in results.groupby("encoder")["store"]}
     have = "; ".join(f"{e} (store {', '.join(sorted(k - {''})) or 'unrecorded'})"
                      for e, k in sorted(keys.items()))
 
@@ -257,7 +257,7 @@ def _analyze(results, *, store, n_boot, n_perm, alpha, seed, with_counts) -> Ana
         "analysis": {"n_boot": n_boot, "n_perm": n_perm, "alpha": alpha, "seed": seed},
         "stores": {enc: dict(getattr(st, "fingerprint", None) or {},
                              root=str(getattr(st, "root", ""))) for enc, st in stores.items()},
-        "fingerprints": {f"results:{e}": sorted(set(d.astype(str)) - {""}) for e, d in
+        "fingerprints": {f"results:{e}": sorted(set(d.astype(str).unique()) - {""}) for e, d in
                          df.groupby("encoder")["store"]},
         "versions": versions(), "n_result_rows": len(df),
         "sentence_splits": sentence_splits(df)})

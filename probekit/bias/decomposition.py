@@ -258,7 +258,7 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
     for key, sub in iter_slices(df):
         if not get_task(key["task"]).content:
             continue
-        groups = set(sub["test_group"].astype(str))
+        groups = set(sub["test_group"].astype(str).unique())
         if not (sub["train_set"].astype(str).isin(groups).any() and (sub["train_set"] == "all").any()):
             continue
         rng = np.random.default_rng(seed)

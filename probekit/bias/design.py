@@ -143,11 +143,11 @@ def split_matrix(df: pd.DataFrame, rows: Sequence[str] = (), *, group_col: str =
                        codes=codes, splits=splits, errors=E, n=N)
 
 
-def group_moments(x: np.ndarray, codes: np.ndarray, G: int):
+def group_moments(x: np.ndarray, codes: np.ndarray, G: int, *, means_only: bool = False):
     """NaN-aware per-group mean, unbiased variance and count of ``x`` (..., S) -> (..., G).
 
     NaN entries (speakers without data) do not count; a group with no data has NaN mean,
-    one speaker gives NaN variance.
+    one speaker gives NaN variance. ``means_only``: the variance is None (not computed).
     """
     onehot = np.eye(G)[codes]
     ok = ~np.isnan(x)
@@ -155,6 +155,8 @@ def group_moments(x: np.ndarray, codes: np.ndarray, G: int):
     cnt = ok.astype(float) @ onehot
     with np.errstate(invalid="ignore", divide="ignore"):
         m = (x0 @ onehot) / cnt
+        if means_only:
+            return m, None, cnt
         ss = (x0 ** 2) @ onehot - cnt * m ** 2
         v = np.where(cnt > 1, np.maximum(ss, 0.0) / (cnt - 1), np.nan)
     return m, v, cnt

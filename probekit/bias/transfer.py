@@ -107,7 +107,7 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
         r = m.speaker_rates()                                              # (R, S)
         E = group_moments(r, m.codes, G)[0]                                # (R, G)
         Eb = map_split_bootstrap(rates, m.codes, n_boot, rng,                # (B, R, G)
-                                 lambda x: group_moments(x, m.codes, G)[0])
+                                 lambda x: group_moments(x, m.codes, G, means_only=True)[0])
         n_spk = m.n_speakers()
         for gi, g in enumerate(m.group_names):
             lo, hi = percentile_ci(Eb[..., gi], alpha, axis=0, n_clusters=max(int(n_spk[gi]), 2))
