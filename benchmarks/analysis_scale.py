@@ -1,11 +1,13 @@
 """The full bias analysis (:func:`probekit.bias.analysis.analyze`) at the size of a real study.
 
-A simulated results table (:func:`probekit.testing.simulate.simulate_results`): ``--speakers``
-speakers (default 2,000) in 8 groups, every speaker a test speaker in every split (so the
-analysis sees 2,000 distinct test speakers), 25 layers, 3 tasks (phone, asr with a ``cer``
-metric, speaker), 10 splits, and for the two content tasks every training set of a real grid
-(``all``, ``all-matched``, 8 single-group and 8 all-but sets; the speaker task has ``all``
-only, as the grid gives it), analysed with 1,000 bootstrap and 1,000 permutation replicates.
+A simulated results table (:func:`probekit.testing.simulate.simulate_results`) with the
+grid's design: ``--speakers`` speakers (default 2,000) in 8 groups, 25 layers, 3 tasks, 10
+splits. The two content tasks (phone; asr with a ``cer`` metric) test half of each group's
+speakers in each split (the grid's default ``test_speakers=0.5``: over 10 splits the analysis
+sees all but ~0.1 % of the 2,000 as test speakers) with every training set of a grid
+(``all``, ``all-matched``, 8 single-group and 8 all-but sets); the speaker task tests every
+speaker in every split with ``all`` only, as the grid gives it. Analysed with 1,000 bootstrap
+and 1,000 permutation replicates.
 
 Each analysis runs in a fresh subprocess; its wall time and its peak resident memory
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of that subprocess, which includes building
@@ -17,7 +19,7 @@ full table's seconds per speaker over the baseline's (1.0 = linear in the speake
 time and memory linearly to the full size (said in the BENCH line as ``scaled_from=``).
 
 Usage: python benchmarks/analysis_scale.py [--speakers 2000] [--base-speakers 250]
-    [--layers 25] [--splits 10] [--n-boot 1000] [--n-perm 1000] [--fraction 1.0]
+    [--layers 25] [--splits 10] [--n-boot 1000] [--n-perm 1000] [--fraction 1.0] [--max-gb 16]
 Last line: ``BENCH analysis_sec=... peak_rss_gb=... scaling=... rows=...``.
 """
 
@@ -42,17 +44,17 @@ def simulated_table(speakers: int, layers: int, splits: int, seed: int = 0):
     spg = speakers // GROUPS
     base = np.linspace(0.45, 0.15, layers) ** 1.0
     common = dict(n_groups=GROUPS, speakers_per_group=spg, n_layers=layers,
-                  seeds=range(splits), test_speakers=1.0, base_error=base,
+                  seeds=range(splits), base_error=base,
                   group_offset={"g1": 0.03, "g5": -0.02},
                   own_group_advantage={"g1": 0.02}, split_sd=0.005, encoder="sim",
                   include_all_rows=True)
     parts = [
         simulate_results(task="phone", probe="lda", train_sets="full", items_per_speaker=60,
-                         random_state=seed + 1, **common),
+                         test_speakers=0.5, random_state=seed + 1, **common),
         simulate_results(task="asr", probe="ctc", train_sets="full", items_per_speaker=200,
-                         random_state=seed + 2, **common).assign(metric="cer"),
+                         test_speakers=0.5, random_state=seed + 2, **common).assign(metric="cer"),
         simulate_results(task="speaker", probe="lda", train_sets=("all",), items_per_speaker=8,
-                         random_state=seed + 3, **common),
+                         test_speakers=1.0, random_state=seed + 3, **common),
     ]
     return pd.concat(parts, ignore_index=True)
 
@@ -61,6 +63,10 @@ def _child(args) -> None:
     """One analysis in this (fresh) process: prints a JSON line with its measures."""
     import resource
 
+    # a guard for a shared machine: past this much address space the child fails with a
+    # MemoryError instead of pushing the machine out of memory
+    cap = int(args.max_gb * 2 ** 30)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     from probekit.bias.analysis import analyze
 
     t0 = time.perf_counter()
@@ -77,7 +83,7 @@ def _child(args) -> None:
 def _run(speakers: int, args) -> dict:
     cmd = [sys.executable, __file__, "--child", str(speakers), "--layers", str(args.layers),
            "--splits", str(args.splits), "--n-boot", str(args.n_boot),
-           "--n-perm", str(args.n_perm)]
+           "--n-perm", str(args.n_perm), "--max-gb", str(args.max_gb)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"{speakers} speakers, {res['rows']:,} rows: table {res['build_sec']:.1f} s, "
@@ -95,6 +101,8 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--n-perm", type=int, default=1000)
     ap.add_argument("--fraction", type=float, default=1.0)
+    ap.add_argument("--max-gb", type=float, default=16.0,
+                    help="address-space cap of each analysis process (a MemoryError past it)")
     ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
