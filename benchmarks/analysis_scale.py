@@ -11,16 +11,19 @@ and 1,000 permutation replicates.
 
 Each analysis runs in a fresh subprocess; its wall time and its peak resident memory
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of that subprocess, which includes building
-the table) are reported. The baseline measured in the same run is the same analysis on a
-table of ``--base-speakers`` speakers (default 250, 1/8 of the size): ``scaling`` is the
-full table's seconds per speaker over the baseline's (1.0 = linear in the speakers).
+the table) are reported, with its CPU time (user + system: on a shared machine the wall time
+also counts other people's work; BLAS runs on one thread in the analysis, so CPU seconds are
+the wall seconds of an idle core). The baseline measured in the same run is the same
+analysis on a table of ``--base-speakers`` speakers (default 250, 1/8 of the size):
+``scaling`` is the full table's CPU seconds per speaker over the baseline's (1.0 = linear).
 
 ``--fraction F`` (0 < F <= 1) runs the full design on ``F`` of the speakers and extrapolates
 time and memory linearly to the full size (said in the BENCH line as ``scaled_from=``).
 
 Usage: python benchmarks/analysis_scale.py [--speakers 2000] [--base-speakers 250]
     [--layers 25] [--splits 10] [--n-boot 1000] [--n-perm 1000] [--fraction 1.0] [--max-gb 16]
-Last line: ``BENCH analysis_sec=... peak_rss_gb=... scaling=... rows=...``.
+Last line: ``BENCH analysis_sec=... peak_rss_gb=... analysis_cpu_sec=... scaling=... rows=...``
+(with ``scaled_from=N`` when ``--fraction`` ran N speakers and extrapolated linearly).
 """
 
 from __future__ import annotations
@@ -69,14 +72,19 @@ def _child(args) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     from probekit.bias.analysis import analyze
 
+    def cpu():
+        u = resource.getrusage(resource.RUSAGE_SELF)
+        return u.ru_utime + u.ru_stime
+
     t0 = time.perf_counter()
     df = simulated_table(args.child, args.layers, args.splits)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), cpu()
     an = analyze(df, n_boot=args.n_boot, n_perm=args.n_perm, seed=0)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), cpu()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"speakers": args.child, "rows": len(df), "build_sec": t1 - t0,
-                      "analysis_sec": t2 - t1, "peak_rss_gb": rss_kb / 2 ** 20,
+                      "analysis_sec": t2 - t1, "analysis_cpu_sec": c2 - c1,
+                      "peak_rss_gb": rss_kb / 2 ** 20,
                       "tables": {k: len(v) for k, v in an.tables.items()}}))
 
 
@@ -87,7 +95,8 @@ def _run(speakers: int, args) -> dict:
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"{speakers} speakers, {res['rows']:,} rows: table {res['build_sec']:.1f} s, "
-          f"analysis {res['analysis_sec']:.1f} s, peak RSS {res['peak_rss_gb']:.2f} GB",
+          f"analysis {res['analysis_sec']:.1f} s ({res['analysis_cpu_sec']:.1f} s CPU), "
+          f"peak RSS {res['peak_rss_gb']:.2f} GB",
           flush=True)
     return res
 
@@ -113,10 +122,12 @@ def main() -> None:
     base = _run(args.base_speakers, args)
     full = _run(run_spk, args)
     scale = args.speakers / run_spk
-    per_spk = (full["analysis_sec"] / run_spk) / (base["analysis_sec"] / args.base_speakers)
+    per_spk = (full["analysis_cpu_sec"] / run_spk) / (base["analysis_cpu_sec"] / args.base_speakers)
     sec, rss = full["analysis_sec"] * scale, full["peak_rss_gb"] * scale
+    cpu_sec = full["analysis_cpu_sec"] * scale
     extra = f" scaled_from={run_spk}" if run_spk != args.speakers else ""
-    print(f"BENCH analysis_sec={sec:.1f} peak_rss_gb={rss:.2f} scaling={per_spk:.2f} "
+    print(f"BENCH analysis_sec={sec:.1f} peak_rss_gb={rss:.2f} analysis_cpu_sec={cpu_sec:.1f} "
+          f"scaling={per_spk:.2f} "
           f"speakers={args.speakers} rows={int(full['rows'] * scale)} layers={args.layers} "
           f"splits={args.splits} n_boot={args.n_boot} n_perm={args.n_perm} "
           f"base_speakers={args.base_speakers} base_sec={base['analysis_sec']:.1f}{extra}")
