@@ -79,3 +79,20 @@ def test_transfer_bootstrap_memory_does_not_grow_with_replicates_times_rows(monk
     for name in ("matrix", "own_vs_broad", "generalisation"):
         a, b = getattr(blocked, name), getattr(at_once, name)
         assert a.to_csv(index=False) == b.to_csv(index=False), name
+
+
+def test_analysis_tables_do_not_depend_on_the_block_size(monkeypatch):
+    """Every resampled table of ``analyze`` (layer curves, transfer, typing, decisions) is
+    byte-identical whether the replicates go two at a time or all at once."""
+    from probekit.bias.analysis import analyze
+
+    df = simulate_results(n_groups=3, speakers_per_group=[4, 6, 9], n_layers=3, seeds=range(3),
+                          train_sets="full", group_offset={"g1": 0.1}, random_state=5)
+    out = {}
+    for block in (2 ** 6, 2 ** 40):
+        monkeypatch.setattr(resample, "BLOCK_VALUES", block)
+        an = analyze(df, n_boot=40, n_perm=40, seed=1, with_counts=False)  # counts: no replicates
+        out[block] = {k: t.to_csv(index=False) for k, t in an.tables.items()}
+    assert out[2 ** 6].keys() == out[2 ** 40].keys() and "typing" in out[2 ** 6]
+    for name, text in out[2 ** 6].items():
+        assert text == out[2 ** 40][name], name
