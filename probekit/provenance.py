@@ -67,7 +67,7 @@ def sentence_splits(results) -> dict:
     if "sentence_split" not in results.columns:
         return {}
     s = results["sentence_split"].astype(str).replace("", "unrecorded")
-    return {f"{e} / {t}": sorted(set(v)) for (e, t), v in
+    return {f"{e} / {t}": sorted(set(v.unique())) for (e, t), v in
             s.groupby([results["encoder"], results["task"]], sort=True)}
 
 

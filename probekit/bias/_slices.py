@@ -20,8 +20,11 @@ def iter_slices(df: pd.DataFrame, train_sets=None):
         df = df[df["train_set"].astype(str).isin(list(train_sets))]
     if df.empty:
         raise BiasInputError(f"no rows with train_set in {list(train_sets)}")
-    for key, sub in df.groupby(SLICE_KEYS, sort=True):
-        yield dict(zip(SLICE_KEYS, key)), sub
+    # one slice copied at a time (iterating the groupby would first copy the whole table,
+    # sorted); rows keep their order within a slice, slices come in sorted key order
+    rows = df.groupby(SLICE_KEYS, sort=True).indices
+    for key in sorted(rows):
+        yield dict(zip(SLICE_KEYS, key)), df.take(rows[key])
 
 
 def spearman(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:

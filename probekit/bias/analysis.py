@@ -177,7 +177,7 @@ def match_stores(results: pd.DataFrame, stores) -> dict:
     """
     if stores is None:
         return {}
-    keys = {str(e): set(d.astype(str)) for e, d in results.groupby("encoder")["store"]}
+    keys = {str(e): set(d.astype(str).unique()) for e, d in results.groupby("encoder")["store"]}
     have = "; ".join(f"{e} (store {', '.join(sorted(k - {''})) or 'unrecorded'})"
                      for e, k in sorted(keys.items()))
 
@@ -230,7 +230,19 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
     per encoder, Bonferroni to ``alpha``) and the ``decision_families`` table; the figures,
     the report's bold cells and its sentences all read those columns. A level below the
     smallest p-value ``n_perm`` permutations can reach is said in a note.
+
+    BLAS runs on one thread here: its products are many and small or tall and thin (the
+    replicates, the count model's fits), threads gain nothing on them and lose up to 10x
+    where the cores are shared; the numbers are the same on any thread count.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _analyze(results, store=store, n_boot=n_boot, n_perm=n_perm, alpha=alpha,
+                        seed=seed, with_counts=with_counts)
+
+
+def _analyze(results, *, store, n_boot, n_perm, alpha, seed, with_counts) -> Analysis:
     from probekit.probes.results import validate_results
 
     if results is None or len(results) == 0:
@@ -245,7 +257,7 @@ def analyze(results: pd.DataFrame, *, store=None, n_boot: int = 1000, n_perm: in
         "analysis": {"n_boot": n_boot, "n_perm": n_perm, "alpha": alpha, "seed": seed},
         "stores": {enc: dict(getattr(st, "fingerprint", None) or {},
                              root=str(getattr(st, "root", ""))) for enc, st in stores.items()},
-        "fingerprints": {f"results:{e}": sorted(set(d.astype(str)) - {""}) for e, d in
+        "fingerprints": {f"results:{e}": sorted(set(d.astype(str).unique()) - {""}) for e, d in
                          df.groupby("encoder")["store"]},
         "versions": versions(), "n_result_rows": len(df),
         "sentence_splits": sentence_splits(df)})

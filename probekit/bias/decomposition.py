@@ -67,7 +67,7 @@ from probekit.bias.design import group_moments, split_matrix
 from probekit.bias.errors import BiasInputError
 from probekit.bias.inference import (twoway_cluster_t, holm, maxt_adjust, permutation_pvalue,
                                      welch_vs_rest, within_group_permutation_indices)
-from probekit.bias.resample import null_replicates, speaker_permutation_indices
+from probekit.bias.resample import map_null_replicates, speaker_permutation_indices
 from probekit.bias.transfer import REFERENCES, own_vs_broad_cells
 
 __all__ = ["type_groups", "TYPES", "typing_rule", "type_at_level",
@@ -258,7 +258,7 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
     for key, sub in iter_slices(df):
         if not get_task(key["task"]).content:
             continue
-        groups = set(sub["test_group"].astype(str))
+        groups = set(sub["test_group"].astype(str).unique())
         if not (sub["train_set"].astype(str).isin(groups).any() and (sub["train_set"] == "all").any()):
             continue
         rng = np.random.default_rng(seed)
@@ -276,8 +276,9 @@ def type_groups(df: pd.DataFrame, *, dispersion: pd.DataFrame | None = None,
         rates_all = np.stack([m.rates[i] if i is not None else np.full(m.rates.shape[1:], np.nan)
                               for i in rows_all])                              # (L, K, S)
         worse_p = worse_adj = None
-        for rp in null_replicates(rates_all, m.codes, n_perm, rng).values():   # both nulls
-            t_null = welch_vs_rest(rp, m.codes, G)
+        nulls = map_null_replicates(rates_all, m.codes, n_perm, rng,           # (P, L, G)
+                                    lambda rp: welch_vs_rest(rp, m.codes, G))
+        for t_null in nulls.values():   # both nulls
             p, pa = permutation_pvalue(t, t_null), maxt_adjust(t, t_null)
             worse_p = p if worse_p is None else np.maximum(worse_p, p)
             worse_adj = pa if worse_adj is None else np.maximum(worse_adj, pa)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -60,16 +61,24 @@ class SplitMatrix:
     errors: np.ndarray
     n: np.ndarray
 
-    @property
+    # computed once (read-only: the arrays are shared by every caller, so writing into them
+    # is an error rather than a change seen by the next reader)
+    @cached_property
     def tested(self) -> np.ndarray:
         """(R, K, S) bool: the speaker was a test speaker of that split at that row."""
-        return self.n > 0
+        return _read_only(self.n > 0)
 
-    @property
+    @cached_property
     def rates(self) -> np.ndarray:
         """(R, K, S) error rates, NaN where not tested."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.tested, self.errors / np.where(self.tested, self.n, 1), np.nan)
+            return _read_only(np.where(self.tested, self.errors / np.where(self.tested, self.n, 1),
+                                       np.nan))
+
+    @cached_property
+    def _has_data(self) -> np.ndarray:
+        """(R, S): the speaker has items at that row (in any split)."""
+        return _read_only(self.n.sum(1) > 0)
 
     def speaker_rates(self) -> np.ndarray:
         """(R, S): each speaker's rate averaged over its test splits (equal weight per split);
@@ -83,13 +92,18 @@ class SplitMatrix:
 
     def n_speakers(self, row: int | None = None) -> np.ndarray:
         """(G,) distinct speakers of each group with data (at ``row``, or at any row)."""
-        has = (self.n.sum(1) > 0)
+        has = self._has_data
         has = has.any(0) if row is None else has[row]
         return np.bincount(self.codes[has], minlength=len(self.group_names))
 
     def per_split_n(self, row: int = 0) -> np.ndarray:
         """(G,) median test speakers per split of each group (the n a probe was tested on)."""
         return np.median(self.split_group_counts(row), axis=0)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 def split_matrix(df: pd.DataFrame, rows: Sequence[str] = (), *, group_col: str = "test_group",
@@ -129,11 +143,11 @@ def split_matrix(df: pd.DataFrame, rows: Sequence[str] = (), *, group_col: str =
                        codes=codes, splits=splits, errors=E, n=N)
 
 
-def group_moments(x: np.ndarray, codes: np.ndarray, G: int):
+def group_moments(x: np.ndarray, codes: np.ndarray, G: int, *, means_only: bool = False):
     """NaN-aware per-group mean, unbiased variance and count of ``x`` (..., S) -> (..., G).
 
     NaN entries (speakers without data) do not count; a group with no data has NaN mean,
-    one speaker gives NaN variance.
+    one speaker gives NaN variance. ``means_only``: the variance is None (not computed).
     """
     onehot = np.eye(G)[codes]
     ok = ~np.isnan(x)
@@ -141,6 +155,8 @@ def group_moments(x: np.ndarray, codes: np.ndarray, G: int):
     cnt = ok.astype(float) @ onehot
     with np.errstate(invalid="ignore", divide="ignore"):
         m = (x0 @ onehot) / cnt
+        if means_only:
+            return m, None, cnt
         ss = (x0 ** 2) @ onehot - cnt * m ** 2
         v = np.where(cnt > 1, np.maximum(ss, 0.0) / (cnt - 1), np.nan)
     return m, v, cnt

@@ -47,8 +47,8 @@ from probekit.bias._slices import iter_slices, spearman
 from probekit.bias.design import group_moments, split_matrix
 from probekit.bias.inference import maxt_adjust, permutation_pvalue, welch_vs_rest
 from probekit.bias.metrics import group_statistics, statistic_name, statistics_of
-from probekit.bias.resample import (clusters_behind, null_replicates, percentile_ci,
-                                    split_speaker_bootstrap)
+from probekit.bias.resample import (clusters_behind, map_null_replicates,
+                                    map_split_bootstrap, percentile_ci)
 
 __all__ = ["LayerwiseBias", "layerwise_bias", "BIAS_MEASURES", "SUMMARY_STATISTICS",
            "WEIGHTING", "degenerate_cells"]
@@ -183,15 +183,20 @@ def layerwise_bias(df: pd.DataFrame, *, train_set: str = "all", n_boot: int = 10
         G, L, K = len(m.group_names), len(m.keys), len(m.splits)
         r = m.speaker_rates()                                                  # (L, S)
         obs = _statistics(r, m.codes, G)
-        boot = _statistics(split_speaker_bootstrap(m.rates, m.codes, n_boot, rng),
-                           m.codes, G)                                  # (B, L)
+        # a block of replicates at a time (memory: not B x L x S at once)
+        boot = map_split_bootstrap(m.rates, m.codes, n_boot, rng,
+                                   lambda x: _statistics(x, m.codes, G))          # (B, L)
         t_obs = welch_vs_rest(r, m.codes, G)
         with np.errstate(invalid="ignore"):
             f_obs = np.nanmax(np.abs(t_obs), -1) if G else np.full(L, np.nan)
         nulls, ps = {}, {"f": [], "f_adj": [], "t": [], "t_adj": []}
-        for kind, rp in null_replicates(m.rates, m.codes, n_perm, rng).items():   # (P, L, S)
-            nulls[kind] = _statistics(rp, m.codes, G)
-            t_null = welch_vs_rest(rp, m.codes, G)
+
+        def null_stats(rp):                                                    # (P, l, S)
+            return {**_statistics(rp, m.codes, G), "_t": welch_vs_rest(rp, m.codes, G)}
+
+        for kind, st in map_null_replicates(m.rates, m.codes, n_perm, rng, null_stats).items():
+            t_null = st.pop("_t")
+            nulls[kind] = st
             with np.errstate(invalid="ignore"):
                 f_null = np.nanmax(np.abs(t_null), -1)
             ps["f"].append(permutation_pvalue(f_obs, f_null))

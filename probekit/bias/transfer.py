@@ -34,7 +34,7 @@ from probekit.bias._slices import iter_slices, spearman
 from probekit.bias.design import group_moments, split_matrix
 from probekit.bias.errors import BiasInputError
 from probekit.bias.inference import permutation_pvalue, twoway_cluster_t
-from probekit.bias.resample import percentile_ci, split_speaker_bootstrap
+from probekit.bias.resample import map_split_bootstrap, percentile_ci
 
 __all__ = ["Transfer", "cross_group_transfer", "POOLED", "REFERENCES", "own_vs_broad_cells"]
 
@@ -106,7 +106,8 @@ def cross_group_transfer(df: pd.DataFrame, *, n_boot: int = 1000, n_perm: int = 
         rates = m.rates                                                    # (R, K, S)
         r = m.speaker_rates()                                              # (R, S)
         E = group_moments(r, m.codes, G)[0]                                # (R, G)
-        Eb = group_moments(split_speaker_bootstrap(rates, m.codes, n_boot, rng), m.codes, G)[0]
+        Eb = map_split_bootstrap(rates, m.codes, n_boot, rng,                # (B, R, G)
+                                 lambda x: group_moments(x, m.codes, G, means_only=True)[0])
         n_spk = m.n_speakers()
         for gi, g in enumerate(m.group_names):
             lo, hi = percentile_ci(Eb[..., gi], alpha, axis=0, n_clusters=max(int(n_spk[gi]), 2))
