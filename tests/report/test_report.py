@@ -128,5 +128,22 @@ def test_each_summary_sentence_is_printed_once(sim_analysis, tmp_path):
     points = summary_points(Analysis.load(sim_analysis).tables)
     assert points and all(text.count(p.split("\n")[0]) == 1 for p in points), \
         [p.split("\n")[0] for p in points if text.count(p.split("\n")[0]) != 1]
+    # every sentence of the summary once, a sub-point shared by several slices included
+    lines = [x.strip() for p in points for x in p.split("\n")]
+    assert all(text.count(x) == 1 for x in lines), [x for x in lines if text.count(x) != 1]
     findings = (sim_analysis / "findings.md").read_text()
     assert all(p.split("\n")[0] in findings for p in points)
+
+
+def test_a_sentence_shared_by_two_slices_is_said_once(sim_analysis):
+    """Two task slices with few test speakers each: the "How sure" caveat is the same sentence
+    for both, so the summary says it once (issue 22: each summary sentence once)."""
+    import pandas as pd
+
+    tables = Analysis.load(sim_analysis).tables
+    c = tables["layer_curves"]
+    tables = dict(tables, layer_curves=pd.concat([c, c.assign(task="speaker")], ignore_index=True))
+    lines = [x.strip() for p in summary_points(tables) for x in p.split("\n")]
+    caveats = [x for x in lines if x.startswith("How sure")]
+    assert len(caveats) == 1, caveats
+    assert len(lines) == len(set(lines)), [x for x in lines if lines.count(x) > 1]
