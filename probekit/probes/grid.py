@@ -35,7 +35,7 @@ from sklearn.base import clone
 from probekit.errors import ProbekitError
 from probekit.registry import Registry
 from probekit.probes.results import ResultsTable, cell_key, validate_results
-from probekit.probes.grid_rows import _asr_rows, _error_rows
+from probekit.probes.grid_rows import TestUnits, _asr_rows
 from probekit.probes.grid_stats import set_statistics, stream_errors, uses_statistics
 from probekit.probes.splits import (DRAW_VERSION, TrainingSet, equal_training_sets,
                                     missing_sentence_ids, sentence_status)
@@ -318,6 +318,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
                 "n_train_speakers": ts.n_speakers, "sentence_split": sentence_split[s]}
 
     shared = not sequences and task.content and uses_statistics(probes)
+    units = {} if sequences else {s: TestUnits(meta, scored[s], group_col) for s in seeds}
     for li, layer in enumerate(layer_names):
         X, wrong = None, {}
         if shared:  # LDA/ridge: every cell of the layer from one pass (probes/grid_stats.py)
@@ -347,8 +348,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
                         continue
                     if shared:
                         if (s, ts.name, p) in wrong:
-                            rows.extend(_error_rows(meta, scored[s], wrong[(s, ts.name, p)],
-                                                    group_col, base))
+                            rows.extend(units[s].rows(wrong[(s, ts.name, p)], base))
                         continue
                     if sequences:
                         if X is None:
@@ -369,7 +369,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
                     est = make_probe(p, s, device).fit(X[ts.rows], y_train)
                     test = scored[s]
                     wrong = est.predict(X[test]) != y[test]
-                    rows.extend(_error_rows(meta, test, wrong, group_col, base))
+                    rows.extend(units[s].rows(wrong, base))
             if rows:
                 # under the table's lock, cells another process wrote meanwhile are left out
                 part = table.append(validate_results(pd.DataFrame(rows)), done="skip")

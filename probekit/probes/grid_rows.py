@@ -7,19 +7,30 @@ import numpy as np
 import pandas as pd
 
 
-def _error_rows(meta: pd.DataFrame, test: np.ndarray, wrong: np.ndarray, group_col: str,
-                base: dict) -> list[dict]:
-    tm = meta.iloc[test]
-    frame = pd.DataFrame({"speaker": tm["speaker"].to_numpy(), "group": tm[group_col].astype(str).to_numpy(),
-                          "wrong": wrong.astype(float)})
-    rows = []
-    for by in (["group", "speaker"], ["group"]):
-        agg = frame.groupby(by, sort=True)["wrong"].agg(["mean", "size"])
-        for k, (value, n) in zip(agg.index, agg.to_numpy()):
-            g, unit = (k if len(by) == 2 else (k, "all"))
-            rows.append({**base, "test_group": g, "unit": unit, "metric": "error",
-                         "value": float(value), "n": int(n)})
-    return rows
+class TestUnits:
+    """The test rows' (group, speaker) units, sorted as the table lists them: the per-speaker
+    and per-group error rows of every cell scored on these rows come from bincounts."""
+
+    def __init__(self, meta: pd.DataFrame, test: np.ndarray, group_col: str):
+        tm = meta.iloc[test]
+        g = tm[group_col].astype(str).to_numpy()
+        s = tm["speaker"].astype(str).to_numpy()
+        pairs, self.pair = np.unique(np.char.add(np.char.add(g, "\x01"), s), return_inverse=True)
+        self.pairs = [tuple(p.split("\x01", 1)) for p in pairs.tolist()]
+        self.groups, self.group = np.unique(g, return_inverse=True)
+        self.n_pair = np.bincount(self.pair, minlength=len(pairs))
+        self.n_group = np.bincount(self.group, minlength=len(self.groups))
+
+    def rows(self, wrong: np.ndarray, base: dict) -> list[dict]:
+        """Error rate per test speaker and per test group (``unit="all"``); n = tokens."""
+        w = np.asarray(wrong, dtype=float)
+        per_pair = np.bincount(self.pair, weights=w, minlength=len(self.pairs)) / self.n_pair
+        per_group = np.bincount(self.group, weights=w, minlength=len(self.groups)) / self.n_group
+        out = [{**base, "test_group": g, "unit": spk, "metric": "error", "value": float(v),
+                "n": int(n)} for (g, spk), v, n in zip(self.pairs, per_pair, self.n_pair)]
+        out += [{**base, "test_group": g, "unit": "all", "metric": "error", "value": float(v),
+                 "n": int(n)} for g, v, n in zip(self.groups.tolist(), per_group, self.n_group)]
+        return out
 
 
 def _asr_rows(meta: pd.DataFrame, test: np.ndarray, hyps: list[str], group_col: str,

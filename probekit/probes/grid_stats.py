@@ -25,6 +25,8 @@ estimator instances) keep the per-cell path of :func:`~probekit.probes.grid.run_
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 import pandas as pd
 
@@ -37,6 +39,30 @@ __all__ = ["STATS_PROBES", "uses_statistics", "set_statistics", "fit_sets", "str
 STATS_PROBES = ("lda", "ridge")
 #: Rows per block read from the layer (float64: ``block x d x 8`` bytes).
 BLOCK = 8192
+
+
+def _mapping(X):
+    """``(mmap, offset of X's first byte in it)`` when ``X`` views a read-only memory map
+    (what :meth:`EmbeddingStore.read` returns for one shard), else None."""
+    base = X
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is None or not hasattr(base, "madvise") or not X.flags.c_contiguous:
+        return None
+    start = np.frombuffer(base, dtype=np.uint8).__array_interface__["data"][0]
+    return base, X.__array_interface__["data"][0] - start
+
+
+def _release(X, where, rows: np.ndarray) -> None:
+    """Let the kernel drop this process's mapped pages of ``rows`` (still in the page cache):
+    a pass over a memory-mapped layer then holds one block of it, not all it has read."""
+    if where is None or not len(rows):
+        return
+    mm, off = where
+    row = X.strides[0]
+    lo = (off + int(rows.min()) * row) // mmap.PAGESIZE * mmap.PAGESIZE
+    hi = min(off + (int(rows.max()) + 1) * row, len(mm))
+    mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 def uses_statistics(probes) -> bool:
@@ -53,11 +79,12 @@ class _Acc:
         self.n, self.sx, self.sxx = 0, np.zeros(d), np.zeros((d, d))
         self.cc, self.sxy = np.zeros(k), np.zeros((d, k))
 
-    def add_rows(self, X, rows: np.ndarray, codes: np.ndarray, block: int) -> None:
+    def add_rows(self, X, rows: np.ndarray, codes: np.ndarray, block: int, where=None) -> None:
         k = len(self.cc)
         for start in range(0, len(rows), block):
             r = np.sort(rows[start:start + block])
             Xb = np.asarray(X[r], dtype=np.float64)
+            _release(X, where, r)
             c = codes[r]
             onehot = np.zeros((len(r), k))
             onehot[np.arange(len(r)), c] = 1.0
@@ -101,6 +128,7 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
     speakers = meta["speaker"].astype(str).to_numpy()
     rank = speaker_ranks(meta)
     acc = {key: _Acc(d, k) for key in sets}
+    where = _mapping(X)
     # speaker -> seed -> [(q, key)]
     wants: dict[str, dict] = {}
     for key, (seed, ts) in sets.items():
@@ -126,7 +154,7 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
                 if q > len(eligible):
                     raise ValueError(f"speaker {spk}: a set takes {q} rows, the split has "
                                      f"{len(eligible)}")
-                run.add_rows(X, eligible[done:q], codes, block)
+                run.add_rows(X, eligible[done:q], codes, block, where)
                 done = q
                 for _, key in (a for a in asks if a[0] == q):
                     acc[key].add(run)
@@ -163,9 +191,11 @@ def stream_errors(X, y: np.ndarray, tests: dict, models: dict, block: int = BLOC
         stacked[seed] = (W, b, cuts, items)
     wrong = {key: np.zeros(len(tests[seed]), dtype=bool) for key, (seed, _) in models.items()}
     union = np.unique(np.concatenate([tests[s] for s in by_seed])) if by_seed else []
+    where = _mapping(X)
     for start in range(0, len(union), block):
         rows = union[start:start + block]
         Xb = np.asarray(X[rows], dtype=np.float64)
+        _release(X, where, rows)
         for seed, (W, b, cuts, items) in stacked.items():
             t = tests[seed]
             pos = np.searchsorted(t, rows).clip(0, max(len(t) - 1, 0))
