@@ -100,3 +100,24 @@ def test_cells_of_an_older_draw_are_retired_by_name(tmp_path, caplog):
     assert old.name in caplog.text and "another training-set draw" in caplog.text
     assert (tmp_path / "superseded" / old.name).exists()
     assert len(again) == len(first) and set(table.load()["draw"]) == {"2"}
+
+
+def test_error_rows_are_the_per_speaker_and_per_group_means():
+    from probekit.probes.grid_rows import TestUnits
+
+    rng = np.random.default_rng(0)
+    meta = pd.DataFrame({"speaker": rng.choice(["s1", "s10", "s2", "a b", "Z"], 400),
+                         "group:accent": rng.choice(["es", "en", "zh_x"], 400)})
+    test = np.sort(rng.choice(400, 250, replace=False))
+    wrong = rng.random(250) < 0.3
+    rows = pd.DataFrame(TestUnits(meta, test, "group:accent").rows(wrong, {"seed": 0}))
+    frame = meta.iloc[test].assign(wrong=wrong.astype(float))
+    ref = frame.groupby(["group:accent", "speaker"])["wrong"].agg(["mean", "size"])
+    per = rows[rows["unit"] != "all"]
+    assert list(zip(per["test_group"], per["unit"])) == list(ref.index)  # sorted, as before
+    np.testing.assert_array_equal(per["value"], ref["mean"])
+    np.testing.assert_array_equal(per["n"], ref["size"])
+    ref = frame.groupby("group:accent")["wrong"].agg(["mean", "size"])
+    grp = rows[rows["unit"] == "all"]
+    assert list(grp["test_group"]) == list(ref.index)
+    np.testing.assert_array_equal(grp["value"], ref["mean"])
