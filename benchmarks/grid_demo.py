@@ -49,6 +49,7 @@ def main() -> None:
         shared = run_grid(store, "phone", Path(tmp) / "shared", probes=("lda",), seeds=seeds,
                           progress=False)
         t_shared = time.perf_counter() - t0
+        print(f"shared statistics: {t_shared:.1f} s", flush=True)
         t0 = time.perf_counter()
         cell = run_grid(store, "phone", Path(tmp) / "cell", probes=(LDAProbe(),),
                         seeds=seeds[: args.baseline_seeds], progress=False)
