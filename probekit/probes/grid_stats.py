@@ -47,7 +47,8 @@ def _mapping(X):
     base = X
     while base is not None and not isinstance(base, mmap.mmap):
         base = getattr(base, "base", None)
-    if base is None or not hasattr(base, "madvise") or not X.flags.c_contiguous:
+    # only read-only views: pages of a writable (copy-on-write) map may hold changes
+    if base is None or not hasattr(base, "madvise") or X.flags.writeable or not X.flags.c_contiguous:
         return None
     start = np.frombuffer(base, dtype=np.uint8).__array_interface__["data"][0]
     return base, X.__array_interface__["data"][0] - start

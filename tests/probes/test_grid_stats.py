@@ -121,3 +121,22 @@ def test_error_rows_are_the_per_speaker_and_per_group_means():
     grp = rows[rows["unit"] == "all"]
     assert list(grp["test_group"]) == list(ref.index)
     np.testing.assert_array_equal(grp["value"], ref["mean"])
+
+
+def test_a_memory_mapped_layer_is_read_in_blocks_with_the_same_statistics(tmp_path):
+    from probekit.probes.grid_stats import _mapping
+
+    meta = _uneven_meta()
+    X = FakeStore(meta, layers=("conv",)).X["conv"]
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.asarray(np.load(tmp_path / "x.npy", mmap_mode="r"))
+    assert _mapping(mapped) is not None and _mapping(X) is None
+    y = meta["phone"].to_numpy()
+    sp = content_split(meta, "group:accent", 0)
+    wanted = {ts.name: (0, ts) for ts in equal_training_sets(meta, sp.train, "group:accent", 0)}
+    a = set_statistics(mapped, y, meta, {0: sp.train}, wanted, block=5)
+    b = set_statistics(X, y, meta, {0: sp.train}, wanted)
+    for k in wanted:
+        np.testing.assert_allclose(a[k].sum_xx, b[k].sum_xx, rtol=1e-12, atol=1e-9)
+        np.testing.assert_array_equal(a[k].class_counts, b[k].class_counts)
+    np.testing.assert_array_equal(np.asarray(mapped), X)  # dropped pages read back the same
