@@ -35,8 +35,10 @@ from sklearn.base import clone
 from probekit.errors import ProbekitError
 from probekit.registry import Registry
 from probekit.probes.results import ResultsTable, cell_key, validate_results
-from probekit.probes.splits import (TrainingSet, equal_training_sets, missing_sentence_ids,
-                                   sentence_status)
+from probekit.probes.grid_rows import TestUnits, _asr_rows
+from probekit.probes.grid_stats import set_statistics, stream_errors, uses_statistics
+from probekit.probes.splits import (DRAW_VERSION, TrainingSet, equal_training_sets,
+                                    missing_sentence_ids, sentence_status)
 from probekit.probes.tasks import GroupTask, Task, get_task
 
 log = logging.getLogger(__name__)
@@ -163,21 +165,6 @@ def _probe_name(probe) -> str:
     return getattr(probe, _NAME_ATTR, None) or type(probe).__name__
 
 
-def _error_rows(meta: pd.DataFrame, test: np.ndarray, wrong: np.ndarray, group_col: str,
-                base: dict) -> list[dict]:
-    tm = meta.iloc[test]
-    frame = pd.DataFrame({"speaker": tm["speaker"].to_numpy(), "group": tm[group_col].astype(str).to_numpy(),
-                          "wrong": wrong.astype(float)})
-    rows = []
-    for by in (["group", "speaker"], ["group"]):
-        agg = frame.groupby(by, sort=True)["wrong"].agg(["mean", "size"])
-        for k, (value, n) in zip(agg.index, agg.to_numpy()):
-            g, unit = (k if len(by) == 2 else (k, "all"))
-            rows.append({**base, "test_group": g, "unit": unit, "metric": "error",
-                         "value": float(value), "n": int(n)})
-    return rows
-
-
 def shared_labels(y: np.ndarray, sets) -> np.ndarray:
     """Labels that every training set saw: the labels a phone error is scored over."""
     out = None
@@ -185,27 +172,6 @@ def shared_labels(y: np.ndarray, sets) -> np.ndarray:
         seen = np.unique(y[ts.rows])
         out = seen if out is None else np.intersect1d(out, seen)
     return out if out is not None else np.array([], dtype=y.dtype)
-
-
-def _asr_rows(meta: pd.DataFrame, test: np.ndarray, hyps: list[str], group_col: str,
-              base: dict) -> list[dict]:
-    """CER and WER per test speaker and per test group; n = reference characters / words."""
-    from probekit.probes.ctc import aggregate_errors, ctc_errors
-
-    tm = meta.iloc[test]
-    errs = ctc_errors(hyps, tm["text"].tolist(), ids=tm["utt_id"].tolist())
-    errs["speaker"] = tm["speaker"].to_numpy()
-    errs["group"] = tm[group_col].astype(str).to_numpy()
-    rows = []
-    for by, unit_of in ((["group", "speaker"], lambda k: k[1]), (["group"], lambda k: "all")):
-        agg = aggregate_errors(errs, by=by).reset_index()
-        for _, r in agg.iterrows():
-            key = tuple(r[c] for c in by)
-            for metric, n_col in (("cer", "n_chars"), ("wer", "n_words")):
-                if r[n_col] > 0:
-                    rows.append({**base, "test_group": key[0], "unit": unit_of(key), "metric": metric,
-                                 "value": float(r[metric]), "n": int(r[n_col])})
-    return rows
 
 
 def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attribute: str = "accent",
@@ -295,6 +261,9 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
     _check_stale(table, encoder, key, stale)
     if any(layer_index[n] != i for i, n in enumerate(store.layers)):  # else positions = indices
         table.retire_layer_positions(encoder, key, layer_index)
+    draw = DRAW_VERSION if task.content else "1"
+    if task.content:
+        table.retire_draws(encoder, task.name, draw)
     done = table.done_cells()
     written = []
     # Metadata is shared by every layer of a pooling; read it once via the first layer.
@@ -341,20 +310,45 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
             scored[s] = splits[s].test[keep]
     cells = [(layer, s, ts, p) for layer in layer_names for s in seeds for ts in sets[s] for p in probes]
     bar = tqdm(total=len(cells), desc=f"probe {task.name}", disable=not progress, unit="cell")
+
+    def cell(layer, s, ts, p):
+        return {"encoder": encoder, "store": key, "layer": layer, "layer_index": layer_index[layer],
+                "task": task.name, "probe": _probe_name(p), "group_attribute": group_attribute,
+                "train_set": ts.name, "seed": s, "n_train": len(ts.rows), "draw": draw,
+                "n_train_speakers": ts.n_speakers, "sentence_split": sentence_split[s]}
+
+    shared = not sequences and task.content and uses_statistics(probes)
+    units = {} if sequences else {s: TestUnits(meta, scored[s], group_col) for s in seeds}
     for li, layer in enumerate(layer_names):
-        X = None
+        X, wrong = None, {}
+        if shared:  # LDA/ridge: every cell of the layer from one pass (probes/grid_stats.py)
+            todo = [(s, ts, p) for s in seeds for ts in sets[s] for p in probes
+                    if cell_key(cell(layer, s, ts, p)) not in done]
+            if todo:
+                X = store.load_task(layer, task.name)[0]
+                stats = set_statistics(X, y, meta, {s: splits[s].train for s in seeds},
+                                       {(s, ts.name): (s, ts) for s, ts, _ in todo})
+                models = {}
+                for s, ts, p in todo:
+                    st = stats[(s, ts.name)]
+                    if (st.class_counts > 0).sum() < 2:
+                        raise GridError(f"training set {ts.name!r} (seed {s}) has one class "
+                                        f"for task {task.name!r}")
+                    models[(s, ts.name, p)] = (s, make_probe(p, s, device).fit_from_stats(st))
+                wrong = stream_errors(X, y, scored, models)
         for s in seeds:
             rows: list[dict] = []
             split = splits[s]
             done = table.done_cells()  # cells other processes wrote since (reads new parts only)
             for ts in sets[s]:
                 for p in probes:
-                    base = {"encoder": encoder, "store": key, "layer": layer, "layer_index": layer_index[layer],
-                            "task": task.name, "probe": _probe_name(p), "group_attribute": group_attribute,
-                            "train_set": ts.name, "seed": s, "n_train": len(ts.rows),
-                            "n_train_speakers": ts.n_speakers, "sentence_split": sentence_split[s]}
+                    base = cell(layer, s, ts, p)
                     bar.update(1)
                     if cell_key(base) in done:
+                        continue
+                    if shared:
+                        if (s, ts.name, p) in wrong:
+                            rows.extend(units[s].rows(wrong[(s, ts.name, p)], base))
                         continue
                     if sequences:
                         if X is None:
@@ -377,7 +371,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
                     test = scored[s]
                     wrong = np.concatenate([est.predict(Xc.astype(np.float32, copy=False)) != y[i]
                                             for i, Xc in X.chunks(rows=test)] or [np.zeros(0, bool)])
-                    rows.extend(_error_rows(meta, test, wrong, group_col, base))
+                    rows.extend(units[s].rows(wrong, base))
             if rows:
                 # under the table's lock, cells another process wrote meanwhile are left out
                 part = table.append(validate_results(pd.DataFrame(rows)), done="skip")

@@ -12,9 +12,7 @@ class counts and class sums) and stats of several groups can be added before fit
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
-
-from ._base import LinearScoresBase, safe_scale
+from ._base import LinearScoresBase, safe_scale, spd_solve
 from .linear import SufficientStats
 
 __all__ = ["LDAProbe"]
@@ -91,10 +89,7 @@ class LDAProbe(LinearScoresBase):
         d = corr.shape[0]
         corr = (1.0 - rho) * corr + rho * (np.trace(corr) / d) * np.eye(d)
         rhs = (means / scale).T                         # (d, K) in standardised units
-        try:
-            sol = scipy.linalg.solve(corr, rhs, assume_a="pos")
-        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-            sol = np.linalg.lstsq(corr, rhs, rcond=None)[0]
+        sol = spd_solve(corr, rhs)
         coef = (sol / scale[:, None]).T                  # (K, d): S*^{-1} m_k on raw features
         priors = counts / counts.sum()
         self.classes_ = stats.classes[present]

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array
 
-from ._base import FLOAT_DTYPES, LinearScoresBase, safe_scale
+from ._base import FLOAT_DTYPES, LinearScoresBase, safe_scale, spd_solve
 
 
 @dataclass(frozen=True)
@@ -179,12 +178,9 @@ class LinearProbe(LinearScoresBase):
             scale = np.ones_like(mean)
         gram = cov / np.outer(scale, scale)
         gram[np.diag_indices_from(gram)] += self.alpha
-        # assume_a="pos": Cholesky; with alpha=0 and rank-deficient X fall back to lstsq.
+        # Cholesky; with alpha=0 and rank-deficient X it falls back to lstsq.
         rhs = cross / scale[:, None]
-        try:
-            W = scipy.linalg.solve(gram, rhs, assume_a="pos")
-        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-            W = np.linalg.lstsq(gram, rhs, rcond=None)[0]
+        W = spd_solve(gram, rhs)
         coef = W / scale[:, None]  # (d, K) on raw features
         self.coef_ = coef.T
         self.intercept_ = ybar - mean @ coef

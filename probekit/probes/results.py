@@ -22,6 +22,10 @@ attribute the groups come from (e.g. ``accent``). ``n_train`` (items) and
 ``n_train_speakers`` record the equalised training size. ``sentence_split`` says whether the
 cell's split kept sentences apart (``disjoint``, ``shared``, ``unknown`` without sentence
 ids; ``""`` in tables written before it existed; :func:`probekit.probes.splits.sentence_status`).
+``draw`` is the version of the training-set draw (:data:`probekit.probes.splits.DRAW_VERSION`
+for the content tasks' equal-size sets, ``"1"`` for the speaker-ID and group-ID ``all`` set,
+``""`` in tables written before it existed): :meth:`ResultsTable.retire_draws` retires cells
+of another draw so that old and new training sets never mix in one analysis.
 
 The table is stored as CSV (no extra dependency) and appended to, never rewritten in place:
 each run writes a new part file and the table is the union of its parts, so an interrupted
@@ -59,7 +63,7 @@ RESULT_COLUMNS = [
 ]
 #: Columns as stored: :data:`RESULT_COLUMNS` plus ``store`` (the store fingerprint's key; empty
 #: in tables written before it existed, and in simulated tables).
-TABLE_COLUMNS = RESULT_COLUMNS + ["store", "sentence_split"]
+TABLE_COLUMNS = RESULT_COLUMNS + ["store", "sentence_split", "draw"]
 #: A cell of the grid: one trained probe evaluated on every test group.
 CELL_KEYS = ["encoder", "store", "layer", "task", "probe", "group_attribute", "train_set", "seed"]
 #: A row of a cell: a cell has one row per test group, unit and metric.
@@ -123,7 +127,7 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ResultsError(f"results table lacks column(s) {missing}")
     df = df.reindex(columns=TABLE_COLUMNS).copy()
-    for col in ("store", "sentence_split"):  # optional: "" in older tables
+    for col in ("store", "sentence_split", "draw"):  # optional: "" in older tables
         df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
     for col, dt in _DTYPES.items():
         num = pd.to_numeric(df[col], errors="coerce")
@@ -292,6 +296,22 @@ class ResultsTable:
                         "layers (written before layer_index meant the encoder's layer index); "
                         "moved to %s, their cells are computed again",
                         ", ".join(p.name for p in moved), encoder, self.root / SUPERSEDED_DIR)
+        return moved
+
+    def retire_draws(self, encoder: str, task: str, draw: str) -> list[Path]:
+        """Retire the parts holding cells of ``encoder`` / ``task`` whose training sets came
+        from another draw than ``draw`` (the ``draw`` column; ``""``: older probekit). They
+        move to ``superseded/`` with a warning naming them; their cells are computed again."""
+        def stale(d: pd.DataFrame) -> bool:
+            mine = d[(d["encoder"].astype(str) == encoder) & (d["task"].astype(str) == task)]
+            return bool((mine["draw"].astype(str) != draw).any())
+
+        moved = self.retire(stale)
+        if moved:
+            log.warning("results part(s) %s of %s / %s were trained on sets of another "
+                        "training-set draw (not draw %s); moved to %s, their cells are computed "
+                        "again", ", ".join(p.name for p in moved), encoder, task, draw,
+                        self.root / SUPERSEDED_DIR)
         return moved
 
     def _write_part(self, df: pd.DataFrame) -> Path:

@@ -15,6 +15,13 @@ Rules (issue 5, and the project's statistics standard):
   of examples; single-group sets also have the same number of speakers. Pooled sets ("all",
   "all-but:<g>") draw their examples evenly from the member groups' sampled speakers, so they
   are broader in speakers but never larger in examples. Sizes are returned for the table.
+* Within a speaker, a set takes a *prefix*: every speaker's rows have one fixed random order
+  (:func:`speaker_ranks`, seeded by the speaker id, the same for every seed and set), and a set
+  that takes ``q`` examples of a speaker takes the first ``q`` of that speaker's training rows
+  in that order; a group's share is spread evenly over its sampled speakers (a speaker with
+  too few rows gives all of them, the others make up the rest). So the sets of every seed are
+  sums of per-speaker prefix statistics, which the probe grid computes in one pass per layer
+  (:mod:`probekit.probes.grid_stats`). This draw is :data:`DRAW_VERSION`.
 
 All randomness comes from ``numpy.random.default_rng(seed)``; a seed resamples the splits.
 """
@@ -33,7 +40,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Split", "SplitError", "content_split", "speaker_id_split", "check_leakage",
            "equal_training_sets", "TrainingSet", "TrainSet", "TRAIN_SET_KINDS", "sentence_status",
-           "missing_sentence_ids"]
+           "missing_sentence_ids", "speaker_ranks", "DRAW_VERSION"]
+
+#: Version of the training-set draw, written to the results' ``draw`` column: cells drawn
+#: otherwise (tables of older probekit, ``""``) are retired by the grid, never mixed.
+DRAW_VERSION = "2"
 
 #: Training-set kinds (:class:`TrainSet`): one group, every group pooled, every group pooled
 #: from as many speakers as one group has, every group but one.
@@ -257,6 +268,54 @@ class TrainingSet:
     name: str
     rows: np.ndarray
     n_speakers: int
+    #: examples taken per speaker (a prefix of its training rows in :func:`speaker_ranks`
+    #: order); None for sets drawn otherwise
+    quotas: dict | None = None
+
+
+def speaker_ranks(meta: pd.DataFrame) -> np.ndarray:
+    """Each row's position in its speaker's fixed random order (0 = first).
+
+    The order is a permutation of the speaker's rows (in row order) drawn from
+    ``default_rng(crc32(speaker id))``: the same for every seed, training set and layer."""
+    import zlib
+
+    rank = np.empty(len(meta), dtype=np.int64)
+    for spk, idx in meta.groupby("speaker", sort=False).indices.items():
+        rng = np.random.default_rng(zlib.crc32(str(spk).encode("utf-8")))
+        rank[idx[rng.permutation(len(idx))]] = np.arange(len(idx))
+    return rank
+
+
+def _quotas(k: int, caps: np.ndarray, rng) -> np.ndarray:
+    """``k`` examples spread evenly over speakers with ``caps`` rows each (remainders to
+    randomly chosen speakers; a speaker at its cap gives no more and the others make up)."""
+    q = np.zeros(len(caps), dtype=np.int64)
+    left = int(k)
+    while left > 0:
+        room = np.flatnonzero(q < caps)
+        if not len(room):
+            raise SplitError(f"cannot take {k} examples from {int(caps.sum())}")
+        add = np.full(len(room), left // len(room))
+        add[rng.permutation(len(room))[: left - add.sum()]] += 1
+        add = np.minimum(add, caps[room] - q[room])
+        q[room] += add
+        left -= int(add.sum())
+    return q
+
+
+def _take(rows: np.ndarray, k: int, rng, rank: np.ndarray, speakers: np.ndarray, quotas: dict):
+    """``k`` of ``rows``: per speaker (sorted ids) an even quota, its first rows by ``rank``."""
+    spk = speakers[rows]
+    names, inv = np.unique(spk, return_inverse=True)
+    q = _quotas(k, np.bincount(inv, minlength=len(names)), rng)
+    out = []
+    for j, name in enumerate(names):
+        if q[j]:
+            mine = rows[inv == j]
+            out.append(mine[np.argsort(rank[mine], kind="stable")[: q[j]]])
+            quotas[name] = quotas.get(name, 0) + int(q[j])
+    return np.concatenate(out)
 
 
 def equal_training_sets(meta: pd.DataFrame, train: np.ndarray, group_col: str, seed: int,
@@ -315,17 +374,19 @@ def equal_training_sets(meta: pd.DataFrame, train: np.ndarray, group_col: str, s
     if n < 2:
         raise SplitError(f"training sets would hold {n} example(s); the split left too little data")
     sets = []
+    rank, speakers = speaker_ranks(meta), meta["speaker"].astype(str).to_numpy()
     for name, m in members.items():
         # Even share per member group; the remainder goes to randomly chosen groups.
         share = np.full(len(m), n // len(m))
         share[rng.permutation(len(m))[: n - share.sum()]] += 1
+        quotas: dict = {}
         if any(share[i] > len(rows_of[g]) for i, g in enumerate(m)):
             # A small group cannot give its even share: take all of it, spread the rest.
             pool = np.concatenate([rows_of[g] for g in m])
-            picked = rng.choice(pool, size=n, replace=False)
+            picked = _take(pool, n, rng, rank, speakers, quotas)
         else:
-            picked = np.concatenate([rng.choice(rows_of[g], size=share[i], replace=False)
+            picked = np.concatenate([_take(rows_of[g], share[i], rng, rank, speakers, quotas)
                                      for i, g in enumerate(m)])
         picked = np.sort(picked)
-        sets.append(TrainingSet(name, picked, int(meta["speaker"].iloc[picked].nunique())))
+        sets.append(TrainingSet(name, picked, len(quotas), quotas))
     return sets
