@@ -254,11 +254,12 @@ def summary_points(tables: dict[str, pd.DataFrame], *, alpha: float = 0.05,
     c = t["layer_curves"]
     points = []
     flagged = []
-    said: set[str] = set()  # a sentence identical across slices (e.g. "How sure") once
+    said: dict = {}  # a sentence identical across one encoder's slices ("How sure") once
     for key in primary_slices(c):
         sp = _slice_points(t, key, alpha)
-        sp = sp[:1] + [x for x in sp[1:] if x not in said]
-        said.update(sp[1:])
+        seen = said.setdefault(key[0], set())  # per encoder: adding one changes no other's text
+        sp = sp[:1] + [x for x in sp[1:] if x not in seen]
+        seen.update(sp[1:])
         if sp:
             points.append("\n".join(sp))
             g = _sel(c, key)
