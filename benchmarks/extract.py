@@ -79,16 +79,21 @@ def _naive(enc, corpus, out: Path) -> None:
             hs = model(feats, output_hidden_states=True).hidden_states
             n = enc.num_frames(len(wave))
             for li, h in enumerate(hs):
-                frames = h[0, :n].numpy()
-                utt = frames.mean(axis=0)
-                phones = []
-                for p in u.phones:
-                    idx = [k for k in range(n) if k * shift < p.end and (k + 1) * shift > p.start]
-                    if not idx:
-                        idx = [min(n - 1, int((p.start + p.end) / 2 / shift))]
-                    phones.append(np.mean([frames[k] for k in idx], axis=0))
-                np.save(out / f"{u.id}_layer{li}_utt.npy", utt.astype(np.float16))
-                np.save(out / f"{u.id}_layer{li}_phones.npy", np.array(phones, np.float16))
+                naive_pool_and_save(u, li, h[0, :n].numpy(), shift, out)
+
+
+def naive_pool_and_save(u, li: int, frames: np.ndarray, shift: float, out: Path) -> None:
+    """The naive loop's pooling of one layer of one utterance: the utterance mean and each
+    phone's mean frame in Python loops, one ``np.save`` each (shared with extract_ssl.py)."""
+    n = len(frames)
+    phones = []
+    for p in u.phones:
+        idx = [k for k in range(n) if k * shift < p.end and (k + 1) * shift > p.start]
+        if not idx:
+            idx = [min(n - 1, int((p.start + p.end) / 2 / shift))]
+        phones.append(np.mean([frames[k] for k in idx], axis=0))
+    np.save(out / f"{u.id}_layer{li}_utt.npy", frames.mean(axis=0).astype(np.float16))
+    np.save(out / f"{u.id}_layer{li}_phones.npy", np.array(phones, np.float16))
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from extract import naive_pool_and_save  # benchmarks/ is on sys.path when run as a script
 
 SIZES = {"wav2vec2-base": ("Wav2Vec2Config", "Wav2Vec2Model"),
          "wavlm-base-plus": ("WavLMConfig", "WavLMModel")}
@@ -99,16 +100,7 @@ def _naive(enc, corpus, out: Path) -> None:
             x = fe(wave, sampling_rate=sr, return_tensors="pt").input_values.to(enc.device)
             hs = enc.model(x, output_hidden_states=True).hidden_states
             for li, h in enumerate(hs):
-                frames = h[0].cpu().numpy()
-                n = len(frames)
-                phones = []
-                for p in u.phones:
-                    idx = [k for k in range(n) if k * shift < p.end and (k + 1) * shift > p.start]
-                    if not idx:
-                        idx = [min(n - 1, int((p.start + p.end) / 2 / shift))]
-                    phones.append(np.mean([frames[k] for k in idx], axis=0))
-                np.save(out / f"{u.id}_layer{li}_utt.npy", frames.mean(axis=0).astype(np.float16))
-                np.save(out / f"{u.id}_layer{li}_phones.npy", np.array(phones, np.float16))
+                naive_pool_and_save(u, li, h[0].cpu().numpy(), shift, out)
 
 
 def _sync(enc) -> None:

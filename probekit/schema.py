@@ -98,3 +98,17 @@ def read_utf8(path: str | os.PathLike, error: type[ProbekitError]) -> str:
         line = data[: exc.start].count(b"\n") + 1
         raise error(f"{p}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file "
                     "as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+
+
+def coerce_numeric(column, integer: bool, *, allow_nan: bool = False):
+    """``(numbers, row)``: a table column (of text or numbers) as numbers, and the position of
+    its first bad entry (a text that is no number, a non-whole number in an ``integer`` column,
+    a missing value unless ``allow_nan`` and not ``integer``), or None. The caller casts and
+    words the error: the one reader of typed CSV columns (embedding-store metadata, results)."""
+    import pandas as pd
+
+    num = pd.to_numeric(column, errors="coerce")
+    bad = num.isna() if integer or not allow_nan else num.isna() & column.notna()
+    if integer:
+        bad = bad | (num % 1 != 0)
+    return num, (int(bad.to_numpy().argmax()) if bad.any() else None)

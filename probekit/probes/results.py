@@ -51,6 +51,7 @@ import pandas as pd
 
 from probekit.errors import ProbekitError
 from probekit.locks import folder_lock
+from probekit.schema import coerce_numeric
 
 __all__ = ["RESULT_COLUMNS", "TABLE_COLUMNS", "CELL_KEYS", "ROW_KEYS", "ResultsError",
            "DuplicateCellsError", "ResultsTable", "validate_results", "ERROR_METRICS", "cell_key",
@@ -130,12 +131,9 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     for col in ("store", "sentence_split", "draw"):  # optional: "" in older tables
         df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
     for col, dt in _DTYPES.items():
-        num = pd.to_numeric(df[col], errors="coerce")
-        bad = num.isna() & df[col].notna()  # a text that is no number (NaN: checked below)
-        if dt == "int64":
-            bad |= df[col].isna() | (num % 1 != 0)
-        if bad.any():
-            i = int(bad.to_numpy().argmax())
+        # a float may be missing here (NaN values are checked below); an integer may not
+        num, i = coerce_numeric(df[col], dt == "int64", allow_nan=True)
+        if i is not None:
             raise ResultsError(f"column {col!r} row {i}: expected "
                                f"{'an integer' if dt == 'int64' else 'a number'}, found "
                                f"{str(df[col].iloc[i])!r}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from probekit.errors import StoreError
+from probekit.schema import coerce_numeric
 
 # Metadata columns that are numbers; every other column is read back as a string.
 _INT_COLUMNS = ("row", "corpus_index", "phone_index", "frame_start", "frame_stop", "offset", "n_frames")
@@ -47,10 +48,8 @@ def _read_meta(path: Path, pooling: str):
         kind = np.int64 if c in _INT_COLUMNS else np.float64 if c in _FLOAT_COLUMNS else None
         if kind is None:
             continue
-        num = pd.to_numeric(df[c], errors="coerce")
-        bad = num.isna() | ((num % 1 != 0) if kind is np.int64 else False)
-        if bad.any():
-            i = int(bad.to_numpy().argmax())
+        num, i = coerce_numeric(df[c], kind is np.int64)
+        if i is not None:
             raise StoreError(f"{path}: column {c!r} row {i}: expected "
                              f"{'an integer' if kind is np.int64 else 'a number'}, found "
                              f"{df[c].iloc[i]!r} (damaged store: extract it again)")
