@@ -16,7 +16,8 @@ tokens. The grid is the phone task's 4 single-group + ``all`` + ``all-matched`` 
 * ``baseline``: ``probes=(LDAProbe(),)``, the same probe as an estimator instance, which takes
   today's per-cell path (the whole layer as float32 in memory, one direct fit and one
   prediction per cell) on the same rows: at N, on the first layer and the first
-  ``--baseline-seeds`` seeds (default 1: 10 of the layer's 50 cells), scaled per cell to 50;
+  ``--baseline-seeds`` seeds (default 5: all 50 cells of the layer, nothing scaled; fewer
+  seeds are scaled per cell to 50);
 * equality, on the baseline's cells: direct fits (``LDAProbe().fit`` on the set's rows) vs the
   shared statistics' fits: ``max_pred_diff`` = the most test tokens of one cell whose predicted
   phone differs (fit from statistics vs direct, and streamed scoring vs ``predict``),
@@ -94,9 +95,14 @@ class NpyStore:
     def layer_name(self, layer):
         return self.layers[layer] if isinstance(layer, (int, np.integer)) else layer
 
-    def load_task(self, layer, task):
-        X = np.asarray(np.load(self.root / f"{self.layer_name(layer)}.npy", mmap_mode="r"))
-        return X, self.y, self.meta
+    def load_task(self, layer, task, lazy=False):
+        path = self.root / f"{self.layer_name(layer)}.npy"
+        X = np.load(path, mmap_mode="r")
+        if lazy:  # what EmbeddingStore.rows returns: the layer read in pieces
+            from probekit.store.rows import LayerRows
+
+            return LayerRows([(path, X.offset, X.shape[0])], X.shape[1], X.dtype), self.y, self.meta
+        return np.asarray(X), self.y, self.meta
 
 
 def _child(args) -> dict:
@@ -168,7 +174,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--layers", type=int, default=13)
     ap.add_argument("--dim", type=int, default=768)
-    ap.add_argument("--baseline-seeds", type=int, default=1)
+    ap.add_argument("--baseline-seeds", type=int, default=len(SEEDS))
     ap.add_argument("--child", choices=("shared", "baseline"), help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
     args = ap.parse_args()

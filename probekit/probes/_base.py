@@ -7,6 +7,8 @@ raise ``ValueError``) and map arbitrary hashable labels to ``0..K-1`` the same w
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
@@ -68,16 +70,28 @@ def spd_solve(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     which took ~10x the solve itself on scipy 1.17); least squares when ``A`` is not
     positive definite (e.g. ridge with ``alpha=0`` on rank-deficient features).
 
-    The factorisation runs on one BLAS thread: a d <= ~1000 Cholesky is ~10-40 ms on one
-    core, and OpenBLAS's threaded one took 0.2-0.8 s on a loaded 2-core machine."""
+    The factorisation runs on one BLAS thread: a d <= ~1000 Cholesky is ~5-40 ms on one
+    core, and OpenBLAS's threaded one took 0.2-0.8 s on a loaded 2-core machine. It is
+    numpy's, which releases the GIL (scipy's ``cho_factor`` holds it), so solves on
+    several threads (:func:`probekit.probes.grid_stats.fit_sets`) run at once."""
     import scipy.linalg
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1, user_api="blas"):
+    A = np.asarray_chkfinite(A)  # NaN/inf: ValueError, as scipy's check
+    with blas_controller().limit(limits=1, user_api="blas"):
         try:
-            return scipy.linalg.cho_solve(scipy.linalg.cho_factor(A), B)
-        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+            L = np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
             return np.linalg.lstsq(A, B, rcond=None)[0]
+        return scipy.linalg.cho_solve((L, True), B, check_finite=False)
+
+
+@functools.lru_cache(maxsize=1)
+def blas_controller():
+    """One ``threadpoolctl`` controller for the process: building one scans the loaded
+    libraries (~5 ms), which :func:`threadpool_limits` did on every solve."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def safe_scale(scale):

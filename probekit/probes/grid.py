@@ -36,7 +36,7 @@ from probekit.errors import ProbekitError
 from probekit.registry import Registry
 from probekit.probes.results import ResultsTable, cell_key, validate_results
 from probekit.probes.grid_rows import TestUnits, _asr_rows
-from probekit.probes.grid_stats import set_statistics, stream_errors, uses_statistics
+from probekit.probes.grid_stats import fit_sets, set_statistics, stream_errors, uses_statistics
 from probekit.probes.splits import (DRAW_VERSION, TrainingSet, equal_training_sets,
                                     missing_sentence_ids, sentence_status)
 from probekit.probes.tasks import GroupTask, Task, get_task
@@ -325,17 +325,16 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
             todo = [(s, ts, p) for s in seeds for ts in sets[s] for p in probes
                     if cell_key(cell(layer, s, ts, p)) not in done]
             if todo:
-                X = store.load_task(layer, task.name)[0]
+                X = store.load_task(layer, task.name, lazy=True)[0]  # read in blocks
                 stats = set_statistics(X, y, meta, {s: splits[s].train for s in seeds},
                                        {(s, ts.name): (s, ts) for s, ts, _ in todo})
-                models = {}
                 for s, ts, p in todo:
-                    st = stats[(s, ts.name)]
-                    if (st.class_counts > 0).sum() < 2:
+                    if (stats[(s, ts.name)].class_counts > 0).sum() < 2:
                         raise GridError(f"training set {ts.name!r} (seed {s}) has one class "
                                         f"for task {task.name!r}")
-                    models[(s, ts.name, p)] = (s, make_probe(p, s, device).fit_from_stats(st))
-                wrong = stream_errors(X, y, scored, models)
+                fitted = fit_sets({(s, ts.name, p): stats[(s, ts.name)] for s, ts, p in todo},
+                                  lambda key: make_probe(key[2], key[0], device))
+                wrong = stream_errors(X, y, scored, {k: (k[0], est) for k, est in fitted.items()})
         for s in seeds:
             rows: list[dict] = []
             split = splits[s]

@@ -39,6 +39,11 @@ __all__ = ["STATS_PROBES", "uses_statistics", "set_statistics", "fit_sets", "str
 STATS_PROBES = ("lda", "ridge")
 #: Rows per block read from the layer (float64: ``block x d x 8`` bytes).
 BLOCK = 8192
+#: Bytes of stacked per-segment statistics added to the sets' at a time.
+CHUNK_BYTES = 1 << 30
+#: float32 unit roundoff, and the safety factor on the scoring error bound.
+F32_EPS = float(np.finfo(np.float32).eps) / 2
+ERR_UNITS = 4.0
 
 
 def _mapping(X):
@@ -71,39 +76,60 @@ def uses_statistics(probes) -> bool:
     return bool(probes) and all(isinstance(p, str) and p in STATS_PROBES for p in probes)
 
 
-class _Acc:
-    """Running float64 sums of one row set (the fields of :class:`SufficientStats`)."""
+def _reader(X):
+    """``read(rows)`` -> the rows (sorted indices) of ``X`` in its stored dtype: a
+    :class:`~probekit.store.rows.LayerRows` reads them from disk (the file's pages stay in
+    the page cache, not in this process); a read-only memory map drops its pages after each
+    read (:func:`_release`); an array is indexed."""
+    from probekit.store.rows import LayerRows
 
-    __slots__ = ("n", "sx", "sxx", "cc", "sxy")
+    if isinstance(X, LayerRows):
+        return X.take
+    where = _mapping(X)
 
-    def __init__(self, d: int, k: int):
-        self.n, self.sx, self.sxx = 0, np.zeros(d), np.zeros((d, d))
-        self.cc, self.sxy = np.zeros(k), np.zeros((d, k))
+    def read(rows):
+        out = X[rows]
+        _release(X, where, rows)
+        return out
+    return read
 
-    def add_rows(self, X, rows: np.ndarray, codes: np.ndarray, block: int, where=None) -> None:
-        k = len(self.cc)
-        for start in range(0, len(rows), block):
-            r = np.sort(rows[start:start + block])
-            Xb = np.asarray(X[r], dtype=np.float64)
-            _release(X, where, r)
-            c = codes[r]
-            onehot = np.zeros((len(r), k))
-            onehot[np.arange(len(r)), c] = 1.0
-            self.n += len(r)
-            self.sx += Xb.sum(0)
-            self.sxx += Xb.T @ Xb
-            self.cc += onehot.sum(0)
-            self.sxy += Xb.T @ onehot
 
-    def add(self, other: "_Acc") -> None:
-        self.n += other.n
-        self.sx += other.sx
-        self.sxx += other.sxx
-        self.cc += other.cc
-        self.sxy += other.sxy
-
-    def stats(self, classes: np.ndarray) -> SufficientStats:
-        return SufficientStats(classes, self.n, self.sx, self.sxx, self.cc, self.sxy)
+def _walks(meta: pd.DataFrame, train: dict, sets: dict):
+    """Per speaker and distinct set of training rows (a *walk*): the rows the sets take, in
+    the speaker's fixed order, cut into *segments* between consecutive prefix lengths, and for
+    each segment the sets that take it (a set with quota ``q`` takes every segment that ends
+    at or before ``q``). Returns ``[(rows, [(start, stop, [set index, ...]), ...]), ...]``."""
+    keys = list(sets)
+    rank = speaker_ranks(meta)
+    speakers = meta["speaker"].astype(str).to_numpy()
+    wants: dict[str, dict] = {}  # speaker -> seed -> [(q, set index)]
+    for i, key in enumerate(keys):
+        seed, ts = sets[key]
+        if ts.quotas is None:
+            raise ValueError(f"training set {ts.name!r} (seed {seed}) was not drawn as "
+                             "per-speaker prefixes (no quotas): fit it directly")
+        for spk, q in ts.quotas.items():
+            wants.setdefault(spk, {}).setdefault(seed, []).append((int(q), i))
+    in_train = {s: np.zeros(len(meta), dtype=bool) for s in train}
+    for s, rows in train.items():
+        in_train[s][rows] = True
+    out = []
+    for spk, idx in meta.groupby(speakers, sort=True).indices.items():
+        if spk not in wants:
+            continue
+        order = idx[np.argsort(rank[idx], kind="stable")]
+        walks: dict[bytes, tuple[np.ndarray, list]] = {}
+        for seed, asks in wants[spk].items():
+            mask = in_train[seed][order]
+            walks.setdefault(mask.tobytes(), (order[mask], []))[1].extend(asks)
+        for eligible, asks in walks.values():
+            cuts = sorted({q for q, _ in asks})
+            if cuts[-1] > len(eligible):
+                raise ValueError(f"speaker {spk}: a set takes {cuts[-1]} rows, the split has "
+                                 f"{len(eligible)}")
+            out.append((eligible[:cuts[-1]], [(lo, hi, [i for q, i in asks if q >= hi])
+                                              for lo, hi in zip([0] + cuts[:-1], cuts)]))
+    return out
 
 
 def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict,
@@ -112,8 +138,8 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
 
     Parameters
     ----------
-    X : array (rows, d)
-        The layer (a memory map is read in blocks of ``block`` rows).
+    X : array (rows, d) or LayerRows
+        The layer, read in blocks of at most ``block`` rows.
     y : array (rows,)
         Labels; the statistics' ``classes`` are all of them (absent ones count 0).
     meta : DataFrame with ``speaker``
@@ -125,52 +151,143 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
     dict key -> SufficientStats
     """
     classes, codes = np.unique(y, return_inverse=True)
-    d, k = X.shape[1], len(classes)
-    speakers = meta["speaker"].astype(str).to_numpy()
-    rank = speaker_ranks(meta)
-    acc = {key: _Acc(d, k) for key in sets}
-    where = _mapping(X)
-    # speaker -> seed -> [(q, key)]
-    wants: dict[str, dict] = {}
-    for key, (seed, ts) in sets.items():
-        if ts.quotas is None:
-            raise ValueError(f"training set {ts.name!r} (seed {seed}) was not drawn as "
-                             "per-speaker prefixes (no quotas): fit it directly")
-        for spk, q in ts.quotas.items():
-            wants.setdefault(spk, {}).setdefault(seed, []).append((int(q), key))
-    in_train = {s: np.zeros(len(meta), dtype=bool) for s in train}
-    for s, rows in train.items():
-        in_train[s][rows] = True
-    for spk, idx in meta.groupby(speakers, sort=True).indices.items():
-        if spk not in wants:
-            continue
-        order = idx[np.argsort(rank[idx], kind="stable")]
-        walks: dict[bytes, tuple[np.ndarray, list]] = {}
-        for seed, asks in wants[spk].items():
-            mask = in_train[seed][order]
-            walks.setdefault(mask.tobytes(), (order[mask], []))[1].extend(asks)
-        for eligible, asks in walks.values():
-            run, done = _Acc(d, k), 0
-            for q in sorted({q for q, _ in asks}):
-                if q > len(eligible):
-                    raise ValueError(f"speaker {spk}: a set takes {q} rows, the split has "
-                                     f"{len(eligible)}")
-                run.add_rows(X, eligible[done:q], codes, block, where)
-                done = q
-                for _, key in (a for a in asks if a[0] == q):
-                    acc[key].add(run)
+    d, k, keys = X.shape[1], len(classes), list(sets)
+    read = _reader(X)
+    walks = _walks(meta, train, sets)
+    n_sets = len(keys)
+    n = np.zeros(n_sets, dtype=np.int64)
+    sx, cc = np.zeros((n_sets, d)), np.zeros((n_sets, k))
+    sxx, sxy = np.empty((n_sets, d * d)), np.empty((n_sets, d * k))
+    # segments' statistics are stacked, CHUNK_BYTES at a time (whole walks), and added to
+    # the sets' by one product with the (sets x segments) 0/1 membership matrix
+    # (memory-bound: few, large chunks; on a study-size grid, one)
+    per_chunk = max(1, CHUNK_BYTES // (8 * d * d))
+    w0 = 0
+    while w0 < len(walks):
+        w1, m = w0, 0
+        while w1 < len(walks) and (m == 0 or m + len(walks[w1][1]) <= per_chunk):
+            m += len(walks[w1][1])
+            w1 += 1
+        A = np.zeros((n_sets, m))
+        g_xx, g_xy = np.empty((m, d * d)), np.empty((m, d * k))
+        touched = np.zeros(m, dtype=bool)
+        j0 = 0
+        for rows, segs in walks[w0:w1]:
+            for a in range(0, len(rows), block):  # the walk's rows, a block at a time
+                part = rows[a:a + block]
+                srt = np.argsort(part)
+                data = np.empty((len(part), d), dtype=X.dtype)
+                data[srt] = read(part[srt])  # read in row order, kept in walk order
+                for j, (lo, hi, members) in enumerate(segs):
+                    p0, p1 = max(lo, a) - a, min(hi, a + len(part)) - a
+                    if p1 <= p0:
+                        continue
+                    r, Xb = part[p0:p1], np.asarray(data[p0:p1], dtype=np.float64)
+                    onehot = np.zeros((len(r), k))
+                    onehot[np.arange(len(r)), codes[r]] = 1.0
+                    gxx, gxy = g_xx[j0 + j].reshape(d, d), g_xy[j0 + j].reshape(d, k)
+                    if touched[j0 + j]:
+                        gxx += Xb.T @ Xb
+                        gxy += Xb.T @ onehot
+                    else:  # written in place: no (segments x d^2) zeroing
+                        np.matmul(Xb.T, Xb, out=gxx)
+                        np.matmul(Xb.T, onehot, out=gxy)
+                        touched[j0 + j] = True
+                    A[members, j0 + j] = 1.0
+                    sx[members] += Xb.sum(0)
+                    n[members] += len(r)
+                    cc[members] += np.bincount(codes[r], minlength=k)
+            j0 += len(segs)
+        g_xx[~touched], g_xy[~touched] = 0.0, 0.0
+        if w0:
+            sxx += A @ g_xx
+            sxy += A @ g_xy
+        else:
+            np.matmul(A, g_xx, out=sxx)
+            np.matmul(A, g_xy, out=sxy)
+        w0 = w1
     out = {}
-    for key, (seed, ts) in sets.items():
-        if acc[key].n != len(ts.rows):
+    for i, key in enumerate(keys):
+        seed, ts = sets[key]
+        if n[i] != len(ts.rows):
             raise ValueError(f"training set {ts.name!r} (seed {seed}): statistics of "
-                             f"{acc[key].n} rows for a set of {len(ts.rows)}")
-        out[key] = acc[key].stats(classes)
+                             f"{n[i]} rows for a set of {len(ts.rows)}")
+        out[key] = SufficientStats(classes, int(n[i]), sx[i], sxx[i].reshape(d, d), cc[i],
+                                   sxy[i].reshape(d, k))
     return out
 
 
 def fit_sets(stats: dict, make) -> dict:
-    """``make(key)`` -> unfitted LDA/ridge probe, fitted from ``stats[key]``."""
-    return {key: make(key).fit_from_stats(s) for key, s in stats.items()}
+    """``make(key)`` -> unfitted LDA/ridge probe, fitted from ``stats[key]``.
+
+    The fits run on one thread per CPU (at most 8), each solve on one BLAS thread
+    (:func:`~probekit.probes._base.spd_solve`): a d <= ~1000 solve does not use two cores
+    well, two solves at once do."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from probekit.probes._base import blas_controller
+
+    keys = list(stats)
+    workers = max(1, min(8, len(os.sched_getaffinity(0)), len(keys)))
+    # one limit around the pool: the solves' own (nested) limits then all restore 1
+    with blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        fitted = list(pool.map(lambda k: make(k).fit_from_stats(stats[k]), keys))
+    return dict(zip(keys, fitted))
+
+
+def _stack(items) -> dict:
+    """One seed's probes as one float32 product, scores laid out ``(class, probe, row)``:
+    row ``k * P + j`` of ``W`` scores class ``k`` of probe ``j`` (a probe with fewer classes
+    is padded with ``w = 0``, ``b = -inf``), so the reductions over classes run on
+    contiguous ``(probe, row)`` slices; and the error bound's ``max_k |w_k|`` and
+    ``max_k |b_k|`` per probe."""
+    P, d = len(items), items[0][1].coef_.shape[1]
+    K = max(len(est.classes_) for _, est in items)
+    W, b = np.zeros((K, P, d), dtype=np.float32), np.full((K, P, 1), -np.inf, dtype=np.float32)
+    for j, (_, est) in enumerate(items):
+        W[:len(est.classes_), j] = est.coef_
+        b[:len(est.classes_), j, 0] = est.intercept_
+    wn = [np.sqrt((est.coef_ ** 2).sum(1)).max() for _, est in items]
+    bn = [np.abs(est.intercept_).max() for _, est in items]
+    return {"W": W.reshape(K * P, d), "b": b, "K": K, "items": items,
+            "wn": np.array(wn, dtype=np.float32)[:, None],
+            "bn": np.array(bn, dtype=np.float32)[:, None]}
+
+
+def _predict_checked(X32, Xh, st) -> np.ndarray:
+    """Class index per probe and row of a seed, ``(P, rows)``, from float32 scores; a
+    (probe, row) whose runner-up is within the float32 error bound of its best score (or
+    whose scores are not finite) is re-scored in float64 from ``Xh`` (the same rows as
+    stored, indexed only there)."""
+    K, items = st["K"], st["items"]
+    S = (st["W"] @ X32.T).reshape(K, len(items), len(X32))
+    S += st["b"]
+    unit = np.float32(ERR_UNITS * (X32.shape[1] + 4) * F32_EPS)
+    xnorm = np.sqrt(np.einsum("ij,ij->i", X32, X32))
+    near = S >= S.max(0) - unit * (xnorm * st["wn"] + st["bn"])
+    small = np.int8 if K < 127 else np.int32
+    count = np.add.reduce(near, axis=0, dtype=small)
+    # where exactly one class is near the best, it is the best: its index is the sum
+    top = np.einsum("kpn,k->pn", near.view(np.int8).astype(small, copy=False),
+                    np.arange(K, dtype=small)).astype(np.int64)
+    redo = count != 1  # ties within the bound, NaN, inf
+    for j in np.flatnonzero(redo.any(1)):
+        r = np.flatnonzero(redo[j])
+        est = items[j][1]
+        exact = np.asarray(Xh[r], dtype=np.float64) @ est.coef_.T + est.intercept_
+        top[j, r] = np.argmax(exact, axis=1)
+    return top
+
+
+class _Rows:
+    """``Xb[at][r]`` without copying ``Xb[at]``: the few rows re-scored in float64."""
+
+    def __init__(self, Xb, at):
+        self.Xb, self.at = Xb, at
+
+    def __getitem__(self, r):
+        return self.Xb[self.at[r]]
 
 
 def stream_errors(X, y: np.ndarray, tests: dict, models: dict, block: int = BLOCK) -> dict:
@@ -178,34 +295,37 @@ def stream_errors(X, y: np.ndarray, tests: dict, models: dict, block: int = BLOC
 
     ``tests``: seed -> sorted test rows; ``models``: key -> (seed, fitted probe with
     ``coef_``, ``intercept_``, ``classes_``). Each block of rows (the union of every seed's)
-    is read once and scored by the stacked coefficients of every probe of each seed.
-    Returns key -> boolean array over ``tests[seed]`` (True = wrong).
+    is read once and scored by the stacked coefficients of every probe of each seed in
+    float32. A row whose runner-up score of a probe is within the float32 error bound of
+    its best (:data:`ERR_UNITS` x ``(d + 4)`` float32 roundoffs x ``(|x| max_k |w_k| +
+    max_k |b_k|)``: the rounding of ``x``, ``w``, ``b``, the products and the sums in any
+    order; float16 rows are exact in float32) is re-scored in float64, so every prediction
+    is the float64 one (``LDAProbe.predict``'s). Returns key -> boolean array over
+    ``tests[seed]`` (True = wrong).
     """
     by_seed: dict = {}
     for key, (seed, est) in models.items():
         by_seed.setdefault(seed, []).append((key, est))
-    stacked = {}
-    for seed, items in by_seed.items():
-        W = np.concatenate([est.coef_.T for _, est in items], axis=1)
-        b = np.concatenate([est.intercept_ for _, est in items])
-        cuts = np.cumsum([0] + [len(est.classes_) for _, est in items])
-        stacked[seed] = (W, b, cuts, items)
+    stacked = {seed: _stack(items) for seed, items in by_seed.items()}
     wrong = {key: np.zeros(len(tests[seed]), dtype=bool) for key, (seed, _) in models.items()}
     union = np.unique(np.concatenate([tests[s] for s in by_seed])) if by_seed else []
-    where = _mapping(X)
+    read = _reader(X)
     for start in range(0, len(union), block):
         rows = union[start:start + block]
-        Xb = np.asarray(X[rows], dtype=np.float64)
-        _release(X, where, rows)
-        for seed, (W, b, cuts, items) in stacked.items():
+        Xb = np.asarray(read(rows))
+        X32 = Xb.astype(np.float32)
+        for seed, st in stacked.items():
             t = tests[seed]
             pos = np.searchsorted(t, rows).clip(0, max(len(t) - 1, 0))
             hit = t[pos] == rows
             if not hit.any():
                 continue
-            scores = Xb[hit] @ W + b
+            if hit.all():
+                top = _predict_checked(X32, Xb, st)
+            else:
+                at = np.flatnonzero(hit)
+                top = _predict_checked(X32[at], _Rows(Xb, at), st)
             truth = y[rows[hit]]
-            for j, (key, est) in enumerate(items):
-                pred = est.classes_[np.argmax(scores[:, cuts[j]:cuts[j + 1]], axis=1)]
-                wrong[key][pos[hit]] = pred != truth
+            for j, (key, est) in enumerate(st["items"]):
+                wrong[key][pos[hit]] = est.classes_[top[j]] != truth
     return wrong

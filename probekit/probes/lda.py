@@ -78,16 +78,22 @@ class LDAProbe(LinearScoresBase):
         sums = stats.sum_xy[:, present]                 # (d, K) class sums
         means = (sums / counts).T                       # (K, d)
         n = stats.n
-        within = stats.sum_xx - sums @ (sums / counts).T  # sum_xx - sum_k n_k m_k m_k^T
-        cov = within / n
+        # in place, the same arithmetic as the textbook lines in the comments (a fit is ~10
+        # passes over d x d floats; the grid fits hundreds per layer)
+        cov = sums @ (sums / counts).T
+        np.subtract(stats.sum_xx, cov, out=cov)  # within = sum_xx - sum_k n_k m_k m_k^T
+        cov /= n                                  # cov = within / n
         scale = safe_scale(np.sqrt(np.clip(np.diag(cov), 0.0, None)))
-        corr = cov / np.outer(scale, scale)
+        corr = np.divide(cov, np.outer(scale, scale), out=cov)
         if self.shrinkage == "oas":
             rho = oas_shrinkage(corr, n)
         else:
             rho = float(self.shrinkage or 0.0)
         d = corr.shape[0]
-        corr = (1.0 - rho) * corr + rho * (np.trace(corr) / d) * np.eye(d)
+        # corr = (1 - rho) corr + rho tr(corr)/d I
+        shift = rho * (np.trace(corr) / d)
+        corr *= 1.0 - rho
+        corr.flat[::d + 1] += shift
         rhs = (means / scale).T                         # (d, K) in standardised units
         sol = spd_solve(corr, rhs)
         coef = (sol / scale[:, None]).T                  # (K, d): S*^{-1} m_k on raw features

@@ -76,11 +76,13 @@ class Split:
 def _speaker_groups(meta: pd.DataFrame, group_col: str) -> pd.Series:
     if group_col not in meta.columns:
         raise SplitError(f"metadata has no column {group_col!r}; columns: {list(meta.columns)}")
-    sg = meta.groupby("speaker")[group_col].agg(lambda s: set(s))
-    two = sg[sg.map(len) > 1]
-    if len(two):
-        raise SplitError(f"speaker {two.index[0]} has several {group_col} labels: {sorted(two.iloc[0])}")
-    return sg.map(lambda s: next(iter(s)))
+    by_speaker = meta.groupby("speaker")[group_col]
+    many = by_speaker.nunique(dropna=False)
+    if (many > 1).any():
+        spk = many.index[many > 1][0]
+        labels = set(meta.loc[meta["speaker"] == spk, group_col].tolist())
+        raise SplitError(f"speaker {spk} has several {group_col} labels: {sorted(labels, key=str)}")
+    return by_speaker.first()
 
 
 def _has_repeated_sentences(meta: pd.DataFrame) -> bool:
@@ -106,9 +108,14 @@ def sentence_status(meta: pd.DataFrame, split: Split) -> str:
     id: sentences may repeat across the split unnoticed)."""
     if missing_sentence_ids(meta):
         return "unknown"
-    sid = meta["sentence_id"].astype(str)
-    shared = set(sid.iloc[split.train]) & set(sid.iloc[split.test])
-    return "shared" if shared else "disjoint"
+    return "shared" if len(_shared_values(meta, "sentence_id", split)) else "disjoint"
+
+
+def _shared_values(meta: pd.DataFrame, col: str, split: Split) -> list[str]:
+    """The values of ``col`` (as strings, sorted) found on both sides of ``split``."""
+    codes, values = pd.factorize(meta[col].astype(str))
+    both = np.intersect1d(codes[split.train], codes[split.test])
+    return sorted(np.asarray(values)[both].tolist())
 
 
 def content_split(meta: pd.DataFrame, group_col: str, seed: int, *, test_speakers: float = 0.5,
@@ -153,7 +160,8 @@ def content_split(meta: pd.DataFrame, group_col: str, seed: int, *, test_speaker
         train, test = np.flatnonzero(~is_test_spk), np.flatnonzero(is_test_spk)
     split = Split(train, test, speakers_disjoint=True, sentences_disjoint=sentence_disjoint)
     check_leakage(meta, split)
-    missing = set(spk_group.index) - set(meta["speaker"].iloc[test]) - set(meta["speaker"].iloc[train])
+    missing = (set(spk_group.index) - set(meta["speaker"].iloc[test].unique())
+               - set(meta["speaker"].iloc[train].unique()))
     if missing:
         log.warning("%d speaker(s) have no rows on either side after the sentence split: %s",
                     len(missing), sorted(missing)[:5])
@@ -214,9 +222,9 @@ def check_leakage(meta: pd.DataFrame, split: Split) -> None:
     for col, what in checks:
         if col not in meta.columns:
             continue
-        shared = set(meta[col].iloc[split.train].astype(str)) & set(meta[col].iloc[split.test].astype(str))
+        shared = _shared_values(meta, col, split)
         if shared:
-            raise SplitError(f"leaky split: {what} {sorted(shared)[0]!r} is in both the training "
+            raise SplitError(f"leaky split: {what} {shared[0]!r} is in both the training "
                              f"and the test set ({len(shared)} shared)")
 
 

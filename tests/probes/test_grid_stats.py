@@ -140,3 +140,74 @@ def test_a_memory_mapped_layer_is_read_in_blocks_with_the_same_statistics(tmp_pa
         np.testing.assert_allclose(a[k].sum_xx, b[k].sum_xx, rtol=1e-12, atol=1e-9)
         np.testing.assert_array_equal(a[k].class_counts, b[k].class_counts)
     np.testing.assert_array_equal(np.asarray(mapped), X)  # dropped pages read back the same
+
+
+def test_statistics_are_the_same_in_any_number_of_chunks_and_from_layer_rows(tmp_path, monkeypatch):
+    """Per-segment statistics are added to the sets' a chunk at a time (one product with
+    the membership matrix); the chunking and reading the layer from disk change nothing."""
+    from probekit.probes import grid_stats
+    from probekit.store.rows import LayerRows
+
+    meta = _uneven_meta()
+    X = FakeStore(meta, layers=("conv",)).X["conv"].astype(np.float16)
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    rows = LayerRows([(tmp_path / "x.npy", mm.offset, len(X))], X.shape[1], X.dtype)
+    y = meta["phone"].to_numpy()
+    splits = {s: content_split(meta, "group:accent", s) for s in range(2)}
+    wanted = {(s, ts.name): (s, ts) for s in splits
+              for ts in equal_training_sets(meta, splits[s].train, "group:accent", s, KINDS)}
+    train = {s: sp.train for s, sp in splits.items()}
+    whole = set_statistics(X, y, meta, train, wanted)
+    monkeypatch.setattr(grid_stats, "CHUNK_BYTES", 1)  # one segment per chunk
+    chunked = set_statistics(rows, y, meta, train, wanted, block=3)
+    for k, (_, ts) in wanted.items():
+        direct = X[ts.rows].astype(np.float64)
+        for st in (whole[k], chunked[k]):
+            assert st.n == len(ts.rows)
+            np.testing.assert_allclose(st.sum_xx, direct.T @ direct, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(st.sum_x, direct.sum(0), rtol=1e-12, atol=1e-9)
+        np.testing.assert_array_equal(whole[k].class_counts, chunked[k].class_counts)
+
+
+def test_float32_scores_near_a_tie_are_decided_in_float64(monkeypatch):
+    """Rows whose two best scores are closer than float32 can tell apart take the float64
+    argmax: classes 0 and 1 differ by 1e-7 in weight, below float32's resolution of the
+    scores; with the bound turned off (ERR_UNITS = 0: only exact float32 ties re-scored)
+    the float32 argmax, wrong for some rows, would be taken instead."""
+    from probekit.probes import grid_stats
+
+    rng = np.random.default_rng(0)
+    d, n = 32, 400
+    X = rng.normal(size=(n, d)).astype(np.float16)
+    w0 = rng.normal(size=d)
+    direction = rng.normal(size=d)
+    W = np.stack([w0, w0 + 1e-7 * direction, -w0]).T      # (d, 3): classes 0 and 1 nearly tie
+    est = LDAProbe()
+    est.coef_, est.intercept_, est.classes_ = W.T, np.zeros(3), np.array(["a", "b", "c"])
+    exact = (X.astype(np.float64) @ W).argmax(1)
+    y = np.array(["a", "b", "c"])[exact]
+    tests, models = {0: np.arange(n)}, {"k": (0, est)}
+    assert not stream_errors(X, y, tests, models)["k"].any()
+    assert {0, 1} <= set(exact.tolist())                   # both sides of the near tie occur
+    monkeypatch.setattr(grid_stats, "ERR_UNITS", 0.0)
+    assert stream_errors(X, y, tests, models)["k"].any()   # float32 alone gets some wrong
+
+
+def test_the_float32_error_bound_covers_the_scoring_error():
+    """The bound stream_errors re-scores within is larger than the float32 scores' actual
+    error (here on rows of large norm, where the error is largest)."""
+    from probekit.probes.grid_stats import ERR_UNITS, F32_EPS
+
+    rng = np.random.default_rng(1)
+    d, k, n = 768, 40, 2000
+    X = (rng.normal(size=(n, d)) * rng.uniform(1, 300, size=(n, 1))).astype(np.float16)
+    W, b = rng.normal(size=(d, k)) * 1e-2, rng.normal(size=k) * 50
+    exact = X.astype(np.float64) @ W + b
+    S32 = X.astype(np.float32) @ W.astype(np.float32) + b.astype(np.float32)
+    xnorm = np.linalg.norm(X.astype(np.float64), axis=1)
+    bound = (d + 4) * F32_EPS * (xnorm * np.linalg.norm(W, axis=0).max() + np.abs(b).max())
+    err = np.abs(S32 - exact).max(1)
+    assert (err <= bound).all()                  # the bound holds without the safety factor
+    assert (err > bound / 1e4).any()             # and is not vacuous
+    assert ERR_UNITS >= 2                        # margins use twice it (two scores) at least
