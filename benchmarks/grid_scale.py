@@ -23,6 +23,11 @@ tokens. The grid is the phone task's 4 single-group + ``all`` + ``all-matched`` 
   phone differs (fit from statistics vs direct, and streamed scoring vs ``predict``),
   ``max_coef_diff``; and the baseline's table rows vs the shared run's (``max_value_diff``).
 
+The baseline child also times the shared path's three parts on layer 0 (statistics, fits,
+scoring) and counts the multiply-adds of the shared Gram pass against those of scoring every
+test token by every probe (``score_to_gram_macs``): the scoring is the same work in both
+paths and bounds ``grid_speedup`` (docs/probes.md).
+
 ``grid_speedup`` = baseline seconds per layer (scaled) / shared seconds per layer at N;
 ``rss_growth`` = peak RSS at 4N / at N; ``sec_per_layer_4N`` = shared seconds per layer at 4N.
 The machine is shared with other work: times are wall-clock of one run.
@@ -137,18 +142,30 @@ def _child(args) -> dict:
 
 def _equality(store: NpyStore, seeds) -> dict:
     """Direct fits vs shared-statistics fits on layer 0, the baseline's cells."""
-    from probekit.probes.grid_stats import set_statistics, stream_errors
+    from probekit.probes.grid_stats import fit_sets, set_statistics, stream_errors
     from probekit.probes.lda import LDAProbe
     from probekit.probes.splits import content_split, equal_training_sets
 
     X, y, meta = store.load_task(0, "phone")
+    rows = store.load_task(0, "phone", lazy=True)[0]
     splits = {s: content_split(meta, "group:accent", s) for s in seeds}
     sets = {(s, ts.name): (s, ts) for s in seeds
             for ts in equal_training_sets(meta, splits[s].train, "group:accent", s, KINDS)}
-    stats = set_statistics(X, y, meta, {s: sp.train for s, sp in splits.items()}, sets)
-    models = {k: (s, LDAProbe().fit_from_stats(stats[k])) for k, (s, _) in sets.items()}
     tests = {s: sp.test for s, sp in splits.items()}
-    wrong = stream_errors(X, y, tests, models)
+    t0 = time.perf_counter()
+    stats = set_statistics(rows, y, meta, {s: sp.train for s, sp in splits.items()}, sets)
+    t1 = time.perf_counter()
+    models = {k: (k[0], m) for k, m in fit_sets(stats, lambda k: LDAProbe()).items()}
+    t2 = time.perf_counter()
+    wrong = stream_errors(rows, y, tests, models)
+    t3 = time.perf_counter()
+    # multiply-adds: the Gram pass (shared) and scoring every test token by every probe
+    d, k = X.shape[1], len(np.unique(y))
+    walked = len(np.unique(np.concatenate([ts.rows for _, ts in sets.values()])))
+    gram = walked * d * (d + 1) / 2
+    score = sum(len(tests[s]) * d * k for s, _ in sets.values())
+    parts = {"stats_sec": t1 - t0, "fits_sec": t2 - t1, "score_sec": t3 - t2,
+             "score_to_gram_macs": score / gram}
     pred_diff, coef_diff = 0, 0.0
     for k, (s, ts) in sets.items():
         direct = LDAProbe().fit(X[ts.rows], y[ts.rows])
@@ -157,7 +174,7 @@ def _equality(store: NpyStore, seeds) -> dict:
         pred = direct.predict(X[tests[s]])
         pred_diff = max(pred_diff, int((shared.predict(X[tests[s]]) != pred).sum()),
                         int((wrong[k] != (pred != y[tests[s]])).sum()))
-    return {"max_pred_diff": pred_diff, "max_coef_diff": coef_diff}
+    return {"max_pred_diff": pred_diff, "max_coef_diff": coef_diff, **parts}
 
 
 def _run(kind: str, store: Path, args) -> dict:
@@ -208,10 +225,15 @@ def main() -> None:
     print(f"per layer at N: baseline {per_layer_base:.1f} s (scaled from {base['cells']} of "
           f"{cells_per_layer * len(SEEDS)} cells), shared {per_layer_n:.1f} s; max_coef_diff "
           f"{base['max_coef_diff']:.2g}, max_value_diff {value_diff:.2g} over {len(rows)} rows")
+    print(f"shared path on layer 0, {base['cells']} cells: statistics {base['stats_sec']:.2f} s, "
+          f"fits {base['fits_sec']:.2f} s, scoring {base['score_sec']:.2f} s; scoring every test "
+          f"token by every probe is {base['score_to_gram_macs']:.1f}x the multiply-adds of the "
+          "shared Gram pass, and the same work in both paths")
     print(f"BENCH grid_speedup={per_layer_base / per_layer_n:.1f} "
           f"rss_growth={big['maxrss_mb'] / small['maxrss_mb']:.2f} "
           f"sec_per_layer_4N={big['sec'] / big['layers']:.1f} max_pred_diff={base['max_pred_diff']} "
-          f"layers={args.layers} dim={args.dim} n={args.n} baseline_cells={base['cells']}")
+          f"layers={args.layers} dim={args.dim} n={args.n} baseline_cells={base['cells']} "
+          f"score_to_gram_macs={base['score_to_gram_macs']:.1f}")
 
 
 if __name__ == "__main__":

@@ -211,3 +211,16 @@ def test_the_float32_error_bound_covers_the_scoring_error():
     assert (err <= bound).all()                  # the bound holds without the safety factor
     assert (err > bound / 1e4).any()             # and is not vacuous
     assert ERR_UNITS >= 2                        # margins use twice it (two scores) at least
+
+
+def test_the_shared_grid_reads_a_real_store_in_pieces_never_the_whole_layer(tmp_path, tiny_store,
+                                                                            monkeypatch):
+    """The LDA grid reads the layer through ``EmbeddingStore.rows`` (blocks across shards),
+    never ``read`` (which concatenates every shard of the layer into memory)."""
+    from probekit.store.store import EmbeddingStore
+
+    monkeypatch.setattr(EmbeddingStore, "read",
+                        lambda *a, **k: pytest.fail("the grid read a whole layer"))
+    df = run_grid(tiny_store, "phone", tmp_path / "r", probes=("lda",), seeds=(0,),
+                  train_sets=("single", "all"), progress=False)
+    assert set(df["layer"]) == set(tiny_store.layers) and (df["metric"] == "error").all()
