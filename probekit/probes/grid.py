@@ -240,6 +240,7 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
     from tqdm.auto import tqdm
 
     table = results if isinstance(results, ResultsTable) else ResultsTable(results)
+    seeds = list(seeds)
     try:
         task = get_task(task)
     except ProbekitError as exc:
@@ -335,8 +336,8 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
                 fitted = fit_sets({(s, ts.name, p): stats[(s, ts.name)] for s, ts, p in todo},
                                   lambda key: make_probe(key[2], key[0], device))
                 wrong = stream_errors(X, y, scored, {k: (k[0], est) for k, est in fitted.items()})
+        rows: list[dict] = []
         for s in seeds:
-            rows: list[dict] = []
             split = splits[s]
             done = table.done_cells()  # cells other processes wrote since (reads new parts only)
             for ts in sets[s]:
@@ -371,11 +372,12 @@ def run_grid(store, task: str | Task, results: str | ResultsTable, *, group_attr
                     wrong = np.concatenate([est.predict(Xc.astype(np.float32, copy=False)) != y[i]
                                             for i, Xc in X.chunks(rows=test)] or [np.zeros(0, bool)])
                     rows.extend(units[s].rows(wrong, base))
-            if rows:
+            if rows and not (shared and s != seeds[-1]):  # the shared path: one part a layer
                 # under the table's lock, cells another process wrote meanwhile are left out
                 part = table.append(validate_results(pd.DataFrame(rows)), done="skip")
                 if part is not None:
                     written.append(table.read_part(part))
+                rows = []
     bar.close()
     return pd.concat(written, ignore_index=True) if written else table.load().iloc[0:0]
 

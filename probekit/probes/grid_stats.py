@@ -158,6 +158,24 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
     n = np.zeros(n_sets, dtype=np.int64)
     sx, cc = np.zeros((n_sets, d)), np.zeros((n_sets, k))
     sxx, sxy = np.empty((n_sets, d * d)), np.empty((n_sets, d * k))
+    if _direct_is_cheaper(walks, sets):
+        by_seed: dict = {}
+        for i, key in enumerate(keys):
+            by_seed.setdefault(sets[key][0], []).append(i)
+        for members in by_seed.values():
+            # a seed's sets are read together (their union is dense enough to read in spans),
+            # UNION_BLOCKS blocks at a time
+            rows_of = [np.sort(sets[keys[i]][1].rows) for i in members]
+            for g0, g1 in _groups([len(r) for r in rows_of], UNION_BLOCKS * block):
+                union = np.unique(np.concatenate(rows_of[g0:g1]))
+                held = _Held(union, read(union))
+                for i, rows in zip(members[g0:g1], rows_of[g0:g1]):
+                    for b0 in range(0, len(rows), block):
+                        _add_rows(held.take, rows[b0:b0 + block], codes, d, k, sxx[i], sxy[i],
+                                  b0 > 0)
+                    n[i], cc[i] = len(rows), np.bincount(codes[rows], minlength=k)
+                    sx[i] = sxy[i].reshape(d, k).sum(1)
+        return _pack(keys, sets, classes, n, sx, sxx, cc, sxy, d, k)
     # segments' statistics are stacked, CHUNK_BYTES at a time (whole walks), and added to
     # the sets' by one product with the (sets x segments) 0/1 membership matrix
     # (memory-bound: few, large chunks; on a study-size grid, one)
@@ -206,6 +224,68 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
             np.matmul(A, g_xx, out=sxx)
             np.matmul(A, g_xy, out=sxy)
         w0 = w1
+    return _pack(keys, sets, classes, n, sx, sxx, cc, sxy, d, k)
+
+
+#: The cost of one segment's d x d sums beyond its rows' multiply-adds, in rows: a small
+#: product's overhead and the d x d write (measured ~300 rows at d = 384 and d = 768).
+SEGMENT_ROWS = 300
+
+
+def _direct_is_cheaper(walks, sets) -> bool:
+    """Whether summing each set's own rows beats shared segments, in multiply-adds of d x d
+    sums (rows/2 each: symmetric). Shared: every walked row once, :data:`SEGMENT_ROWS` per
+    segment and the (sets x segments) membership product; direct: every set's rows.
+    Segments pay where sets overlap in large runs of rows (a speaker-disjoint split: the
+    same walk for every seed); with many short walks (a sentence-disjoint split, a few
+    rows per speaker per seed) the sets' own rows cost less."""
+    segments = sum(len(segs) for _, segs in walks)
+    shared = sum(len(rows) for rows, _ in walks) / 2 + segments * (SEGMENT_ROWS + len(sets))
+    direct = sum(len(ts.rows) for _, ts in sets.values()) / 2
+    return direct < shared
+
+
+#: Blocks of rows held at once when a seed's sets are summed directly.
+UNION_BLOCKS = 4
+
+
+def _groups(sizes, limit):
+    """Consecutive ``[start, stop)`` groups of items whose sizes sum to at most ``limit``
+    (an item larger than ``limit`` alone)."""
+    start, total = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and total + size > limit:
+            yield start, i
+            start, total = i, 0
+        total += size
+    if sizes:
+        yield start, len(sizes)
+
+
+class _Held:
+    """Rows ``union`` (sorted) of the layer, held in memory: ``take(rows)`` for a subset."""
+
+    def __init__(self, union, data):
+        self.union, self.data = union, data
+
+    def take(self, rows):
+        return self.data[np.searchsorted(self.union, rows)]
+
+
+def _add_rows(read, r, codes, d, k, gxx, gxy, add: bool) -> None:
+    """Sums of rows ``r`` (sorted) into flat ``gxx`` (d*d) and ``gxy`` (d*k)."""
+    Xb = np.asarray(read(r), dtype=np.float64)
+    onehot = np.zeros((len(r), k))
+    onehot[np.arange(len(r)), codes[r]] = 1.0
+    if add:
+        gxx.reshape(d, d)[...] += Xb.T @ Xb
+        gxy.reshape(d, k)[...] += Xb.T @ onehot
+    else:
+        np.matmul(Xb.T, Xb, out=gxx.reshape(d, d))
+        np.matmul(Xb.T, onehot, out=gxy.reshape(d, k))
+
+
+def _pack(keys, sets, classes, n, sx, sxx, cc, sxy, d, k) -> dict:
     out = {}
     for i, key in enumerate(keys):
         seed, ts = sets[key]

@@ -28,7 +28,14 @@ def _uneven_meta():
 
 
 @pytest.mark.parametrize("probe", ["lda", "ridge"])
-def test_shared_statistics_equal_direct_fits_on_the_same_rows(probe):
+@pytest.mark.parametrize("direct", [False, True], ids=["segments", "per-set"])
+def test_shared_statistics_equal_direct_fits_on_the_same_rows(probe, direct, monkeypatch):
+    """Both ways of summing (shared segments and the membership product, or each set's own
+    rows where that costs less) give every set the statistics of a direct fit."""
+    from probekit.probes import grid_stats
+
+    monkeypatch.setattr(grid_stats, "_direct_is_cheaper", lambda walks, sets: direct)
+    monkeypatch.setattr(grid_stats, "UNION_BLOCKS", 1)  # several union groups per seed
     meta = _uneven_meta()
     store = FakeStore(meta, layers=("conv",))
     X, y = store.X["conv"], meta["phone"].to_numpy()
@@ -224,3 +231,18 @@ def test_the_shared_grid_reads_a_real_store_in_pieces_never_the_whole_layer(tmp_
     df = run_grid(tiny_store, "phone", tmp_path / "r", probes=("lda",), seeds=(0,),
                   train_sets=("single", "all"), progress=False)
     assert set(df["layer"]) == set(tiny_store.layers) and (df["metric"] == "error").all()
+
+
+def test_sets_sum_their_own_rows_where_shared_segments_would_cost_more():
+    """Ten sets over the same long run of rows share one segment; sets of a few rows each,
+    every one its own short walk (a sentence-disjoint split), are summed directly."""
+    from types import SimpleNamespace
+
+    from probekit.probes.grid_stats import _direct_is_cheaper
+
+    rows = np.arange(10_000)
+    shared = {i: (0, SimpleNamespace(rows=rows)) for i in range(10)}
+    assert not _direct_is_cheaper([(rows, [(0, 10_000, list(range(10)))])], shared)
+    few = {i: (i, SimpleNamespace(rows=np.arange(40) + 40 * i)) for i in range(10)}
+    walks = [(np.arange(20) + 20 * j, [(0, 10, [j // 2]), (10, 20, [j // 2])]) for j in range(20)]
+    assert _direct_is_cheaper(walks, few)
