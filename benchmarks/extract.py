@@ -17,8 +17,8 @@ One run, one corpus (the first utterances of the synthetic ``default`` preset), 
   ``ours``; the checksums themselves are computed inside ``ours`` at commit time.
 
 Usage: python benchmarks/extract.py [--utterances 32] [--shard-size 32] [--batch N] [--repeats 1]
-(``--batch`` defaults to the encoder's batch size for the device, ``default_batch_size``: 8
-for Whisper, whose utterances are each padded to 30 s, so a batch wastes nothing on padding.)
+(``--batch`` defaults to the encoder's batch size for the device, ``default_batch_size``: 1
+for Whisper on a CPU, where batch 8 measured slower than one at a time; see docs/store.md.)
 Last line: ``BENCH overhead=<ours/bare> naive_speedup=<naive/ours> rss_growth=<4N/N>
 mb_per_hour_layer=<MB> verify_share=<verify/ours> open_ms=<ms>``.
 """

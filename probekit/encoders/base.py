@@ -88,7 +88,7 @@ class Encoder(ABC):
     #: type; a type not listed gets 1. By default one utterance per call on a CPU (a batch
     #: pays for padding and the mask, and need not be faster there) and 8 on a GPU (a batch
     #: fills the device). Families override it from ``benchmarks/extract_ssl.py`` and
-    #: ``benchmarks/extract.py`` (Whisper: 8 on a CPU too); see docs/encoders.md.
+    #: ``benchmarks/extract.py`` (SSL models: 16 on a GPU); see docs/encoders.md.
     batch_sizes: dict = {"cpu": 1, "cuda": 8}
 
     # -- the family protocol (read by probekit.encoders.registry) ----------------------------

@@ -55,11 +55,13 @@ class WhisperEncoder(Encoder):
             "windows)", choices=("error", "window")),
     }
 
-    #: 8 utterances per call on a CPU and a GPU: every utterance is padded to 30 s alone, so a
-    #: batch wastes no work on padding (and is bit-identical to one at a time on a CPU), while
-    #: fewer, larger calls ran 1.9x faster than one at a time on 2 shared cores
-    #: (``benchmarks/extract.py``, issue 23; see ``Encoder.batch_sizes``).
-    batch_sizes = {"cpu": 8, "cuda": 8}
+    #: One utterance per call on a CPU, 8 on a GPU. Every utterance is padded to 30 s alone,
+    #: so a batch wastes no work on padding (and is bit-identical to one at a time on a CPU),
+    #: but on 2 idle cores batch 8 ran at 0.79x the naive one-at-a-time loop and batch 1 at
+    #: 1.06x (``benchmarks/extract.py --repeats 3``: 8 x 30 s of attention per call is
+    #: cache-unfriendly); an earlier run on heavily loaded cores had favoured 8 (issue 23;
+    #: see ``Encoder.batch_sizes``).
+    batch_sizes = {"cpu": 1, "cuda": 8}
 
     def __init__(self, name: str, encoder, feature_extractor, *, long_form: str = "error",
                  device="auto", dtype=None) -> None:

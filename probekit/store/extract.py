@@ -191,9 +191,9 @@ def extract(encoder, corpus, out_dir, *, layers: Sequence[int | str] | None = No
         Memory is bounded by one shard's pooled outputs.
     batch_size : int, optional
         Utterances per encoder call (length-sorted within a shard). ``None``: the encoder's
-        choice for its family and device (``encoder.default_batch_size``, e.g. 1 for SSL
-        models on a CPU, 8 for Whisper, 16 for SSL models on a GPU). Batching never changes
-        the stored values beyond float tolerance.
+        choice for its family and device (``encoder.default_batch_size``: 1 on a CPU, 8
+        for Whisper and 16 for SSL models on a GPU). Batching never changes the stored
+        values beyond float tolerance.
     max_batch_seconds : float, optional
         Also cap a batch's padded audio (longest utterance x count) in seconds.
     rank, world_size : int, optional
