@@ -142,7 +142,8 @@ def _child(args) -> dict:
 
 def _equality(store: NpyStore, seeds) -> dict:
     """Direct fits vs shared-statistics fits on layer 0, the baseline's cells."""
-    from probekit.probes.grid_stats import fit_sets, set_statistics, stream_errors
+    from probekit.probes.grid_scoring import stream_errors
+    from probekit.probes.grid_stats import fit_sets, set_statistics
     from probekit.probes.lda import LDAProbe
     from probekit.probes.splits import content_split, equal_training_sets
 

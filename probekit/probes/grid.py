@@ -36,7 +36,8 @@ from probekit.errors import ProbekitError
 from probekit.registry import Registry
 from probekit.probes.results import ResultsTable, cell_key, validate_results
 from probekit.probes.grid_rows import TestUnits, _asr_rows
-from probekit.probes.grid_stats import fit_sets, set_statistics, stream_errors, uses_statistics
+from probekit.probes.grid_scoring import stream_errors
+from probekit.probes.grid_stats import fit_sets, set_statistics, uses_statistics
 from probekit.probes.splits import (DRAW_VERSION, TrainingSet, equal_training_sets,
                                     missing_sentence_ids, sentence_status)
 from probekit.probes.tasks import GroupTask, Task, get_task

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from probekit.probes.grid import make_probe, run_grid
-from probekit.probes.grid_stats import set_statistics, stream_errors
+from probekit.probes.grid_scoring import stream_errors
+from probekit.probes.grid_stats import set_statistics
 from probekit.probes.lda import LDAProbe
 from probekit.probes.linear import LinearProbe
 from probekit.probes.results import ResultsTable
@@ -182,7 +183,7 @@ def test_float32_scores_near_a_tie_are_decided_in_float64(monkeypatch):
     argmax: classes 0 and 1 differ by 1e-7 in weight, below float32's resolution of the
     scores; with the bound turned off (ERR_UNITS = 0: only exact float32 ties re-scored)
     the float32 argmax, wrong for some rows, would be taken instead."""
-    from probekit.probes import grid_stats
+    from probekit.probes import grid_scoring
 
     rng = np.random.default_rng(0)
     d, n = 32, 400
@@ -197,14 +198,14 @@ def test_float32_scores_near_a_tie_are_decided_in_float64(monkeypatch):
     tests, models = {0: np.arange(n)}, {"k": (0, est)}
     assert not stream_errors(X, y, tests, models)["k"].any()
     assert {0, 1} <= set(exact.tolist())                   # both sides of the near tie occur
-    monkeypatch.setattr(grid_stats, "ERR_UNITS", 0.0)
+    monkeypatch.setattr(grid_scoring, "ERR_UNITS", 0.0)
     assert stream_errors(X, y, tests, models)["k"].any()   # float32 alone gets some wrong
 
 
 def test_the_float32_error_bound_covers_the_scoring_error():
     """The bound stream_errors re-scores within is larger than the float32 scores' actual
     error (here on rows of large norm, where the error is largest)."""
-    from probekit.probes.grid_stats import ERR_UNITS, F32_EPS
+    from probekit.probes.grid_scoring import ERR_UNITS, F32_EPS
 
     rng = np.random.default_rng(1)
     d, k, n = 768, 40, 2000
