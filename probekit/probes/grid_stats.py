@@ -6,14 +6,18 @@ training set as per-speaker *prefixes* (the first ``q`` of a speaker's training 
 speaker's fixed random order, :func:`~probekit.probes.splits.speaker_ranks`), so the
 statistics of every set of every seed are sums of per-speaker prefix statistics:
 
-* :func:`set_statistics` walks each speaker's rows once in that order, in segments between
-  the prefix lengths some set asks for, accumulating in float64; at each length the running
-  prefix is added to every set that takes that many rows of the speaker. Seeds whose split
-  gives a speaker the same training rows (always, when sentences are not split) share one
-  walk; a seed that keeps other rows of the speaker (a sentence-disjoint split) walks them
-  again. Every row is read from the (memory-mapped) layer in blocks of ``block`` rows, never
-  the whole layer: memory is the sets' statistics (``sets x (d^2 + d K)`` floats) plus one
-  block.
+* :func:`set_statistics` walks each speaker's rows once in that order and cuts them into
+  *segments* between the prefix lengths some set asks for; each segment's sums are computed
+  once (float64) and every set's sums are one product with the (sets x segments) 0/1
+  membership matrix. Seeds whose split gives a speaker the same training rows (always, when
+  sentences are not split) share one walk; a seed that keeps other rows of the speaker (a
+  sentence-disjoint split) walks them again. Where many short walks would make the
+  segments cost more than the sets' own rows (:func:`_direct_is_cheaper`), each set sums
+  its own rows instead. Rows are read from the layer in blocks of ``block`` rows
+  (:class:`~probekit.store.rows.LayerRows` or a memory map), never the whole layer: memory
+  is the sets' statistics (``sets x (d^2 + d K)`` floats), at most :data:`CHUNK_BYTES` of
+  segment statistics and a few blocks.
+* :func:`fit_sets` fits every set's probe from its statistics, on one thread per CPU.
 * :func:`~probekit.probes.grid_scoring.stream_errors` (``grid_scoring.py``) stacks the
   coefficients of every fitted probe of a seed and scores each block of test rows once for
   all of them.
@@ -169,8 +173,9 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
                 held = _Held(union, read(union))
                 for i, rows in zip(members[g0:g1], rows_of[g0:g1]):
                     for b0 in range(0, len(rows), block):
-                        _add_rows(held.take, rows[b0:b0 + block], codes, d, k, sxx[i], sxy[i],
-                                  b0 > 0)
+                        r = rows[b0:b0 + block]
+                        _add_rows(np.asarray(held.take(r), dtype=np.float64), codes[r], k,
+                                  sxx[i], sxy[i], b0 > 0)
                     n[i], cc[i] = len(rows), np.bincount(codes[rows], minlength=k)
                     sx[i] = sxy[i].reshape(d, k).sum(1)
         return _pack(keys, sets, classes, n, sx, sxx, cc, sxy, d, k)
@@ -199,16 +204,8 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
                     if p1 <= p0:
                         continue
                     r, Xb = part[p0:p1], np.asarray(data[p0:p1], dtype=np.float64)
-                    onehot = np.zeros((len(r), k))
-                    onehot[np.arange(len(r)), codes[r]] = 1.0
-                    gxx, gxy = g_xx[j0 + j].reshape(d, d), g_xy[j0 + j].reshape(d, k)
-                    if touched[j0 + j]:
-                        gxx += Xb.T @ Xb
-                        gxy += Xb.T @ onehot
-                    else:  # written in place: no (segments x d^2) zeroing
-                        np.matmul(Xb.T, Xb, out=gxx)
-                        np.matmul(Xb.T, onehot, out=gxy)
-                        touched[j0 + j] = True
+                    _add_rows(Xb, codes[r], k, g_xx[j0 + j], g_xy[j0 + j], touched[j0 + j])
+                    touched[j0 + j] = True
                     A[members, j0 + j] = 1.0
                     sx[members] += Xb.sum(0)
                     n[members] += len(r)
@@ -270,11 +267,12 @@ class _Held:
         return self.data[np.searchsorted(self.union, rows)]
 
 
-def _add_rows(read, r, codes, d, k, gxx, gxy, add: bool) -> None:
-    """Sums of rows ``r`` (sorted) into flat ``gxx`` (d*d) and ``gxy`` (d*k)."""
-    Xb = np.asarray(read(r), dtype=np.float64)
-    onehot = np.zeros((len(r), k))
-    onehot[np.arange(len(r)), codes[r]] = 1.0
+def _add_rows(Xb, c, k, gxx, gxy, add: bool) -> None:
+    """Sums of rows ``Xb`` (float64) with class codes ``c`` into flat ``gxx`` (d*d) and
+    ``gxy`` (d*k): added, or written in place (no zeroing of the d x d output first)."""
+    d = Xb.shape[1]
+    onehot = np.zeros((len(c), k))
+    onehot[np.arange(len(c)), c] = 1.0
     if add:
         gxx.reshape(d, d)[...] += Xb.T @ Xb
         gxy.reshape(d, k)[...] += Xb.T @ onehot
