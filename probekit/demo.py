@@ -22,9 +22,9 @@ from pathlib import Path
 
 from probekit.study.config import StudyConfig, config_from_dict
 
-#: The cold demo's measured time on 2 shared CPU cores, in minutes: the one number the README,
+#: The cold demo's measured time on 2 idle CPU cores, in minutes: the one number the README,
 #: the docs and this module quote (tests/test_docs.py checks that they agree).
-DEMO_COLD_MINUTES = 8.5
+DEMO_COLD_MINUTES = 2
 
 
 #: The demo's study config (same schema as ``studies/*/config.toml``). Seeds and CTC epochs
