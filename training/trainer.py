@@ -38,7 +38,7 @@ from training.data import (AudioCache, FeatureCache, check_lengths, collate, dec
                            is_multilingual)
 from training.objectives import Objective, ObjectiveInput
 from training.config import (_MIXED, _RESUMABLE, TrainConfig, TrainingError, _accelerator,
-                                   enable_gradient_checkpointing, is_checkpointing)
+                             enable_gradient_checkpointing, is_checkpointing)
 from training.runkey import split_sides
 from training.trainlog import rebuild_csv, term_shares_of
 from training.sampler import (GroupBalancedBatchSampler, UniformBatchSampler,

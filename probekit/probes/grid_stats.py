@@ -157,8 +157,7 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
     read = layer_reader(X)
     walks = _walks(meta, train, sets)
     n_sets = len(keys)
-    n = np.zeros(n_sets, dtype=np.int64)
-    sx, cc = np.zeros((n_sets, d)), np.zeros((n_sets, k))
+    cc = np.zeros((n_sets, k))  # class counts; n and sum_x follow from them (_pack)
     sxx, sxy = np.empty((n_sets, d * d)), np.empty((n_sets, d * k))
     if _direct_is_cheaper(walks, sets):
         by_seed: dict = {}
@@ -176,9 +175,8 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
                         r = rows[b0:b0 + block]
                         _add_rows(np.asarray(held.take(r), dtype=np.float64), codes[r], k,
                                   sxx[i], sxy[i], b0 > 0)
-                    n[i], cc[i] = len(rows), np.bincount(codes[rows], minlength=k)
-                    sx[i] = sxy[i].reshape(d, k).sum(1)
-        return _pack(keys, sets, classes, n, sx, sxx, cc, sxy, d, k)
+                    cc[i] = np.bincount(codes[rows], minlength=k)
+        return _pack(keys, sets, classes, sxx, cc, sxy, d, k)
     # segments' statistics are stacked, CHUNK_BYTES at a time (whole walks), and added to
     # the sets' by one product with the (sets x segments) 0/1 membership matrix
     # (memory-bound: few, large chunks; on a study-size grid, one)
@@ -207,8 +205,6 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
                     _add_rows(Xb, codes[r], k, g_xx[j0 + j], g_xy[j0 + j], touched[j0 + j])
                     touched[j0 + j] = True
                     A[members, j0 + j] = 1.0
-                    sx[members] += Xb.sum(0)
-                    n[members] += len(r)
                     cc[members] += np.bincount(codes[r], minlength=k)
             j0 += len(segs)
         g_xx[~touched], g_xy[~touched] = 0.0, 0.0
@@ -219,7 +215,7 @@ def set_statistics(X, y: np.ndarray, meta: pd.DataFrame, train: dict, sets: dict
             np.matmul(A, g_xx, out=sxx)
             np.matmul(A, g_xy, out=sxy)
         w0 = w1
-    return _pack(keys, sets, classes, n, sx, sxx, cc, sxy, d, k)
+    return _pack(keys, sets, classes, sxx, cc, sxy, d, k)
 
 
 #: The cost of one segment's d x d sums beyond its rows' multiply-adds, in rows: a small
@@ -281,7 +277,11 @@ def _add_rows(Xb, c, k, gxx, gxy, add: bool) -> None:
         np.matmul(Xb.T, onehot, out=gxy.reshape(d, k))
 
 
-def _pack(keys, sets, classes, n, sx, sxx, cc, sxy, d, k) -> dict:
+def _pack(keys, sets, classes, sxx, cc, sxy, d, k) -> dict:
+    """SufficientStats per set; ``n`` is the class counts' total and ``sum_x`` the class
+    sums' (every row has one class), checked against the set's size."""
+    n = cc.sum(1).astype(np.int64)
+    sx = sxy.reshape(len(keys), d, k).sum(2)
     out = {}
     for i, key in enumerate(keys):
         seed, ts = sets[key]
