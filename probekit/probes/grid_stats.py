@@ -305,7 +305,8 @@ def fit_sets(stats: dict, make) -> dict:
     from probekit.probes._base import blas_controller
 
     keys = list(stats)
-    workers = max(1, min(8, len(os.sched_getaffinity(0)), len(keys)))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, min(8, cpus or 1, len(keys)))  # sched_getaffinity: Linux only
     # one limit around the pool: the solves' own (nested) limits then all restore 1
     with blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
         fitted = list(pool.map(lambda k: make(k).fit_from_stats(stats[k]), keys))
